@@ -1,0 +1,155 @@
+"""The tracked dataset: output of ``bake track`` and ``bake synth``, input of ``bake train``.
+
+Layout (docs/dataset.md)::
+
+    DATASET/dataset.json
+    DATASET/images/000000.jpg
+    DATASET/masks/000000.png
+
+``pose`` is head -> camera (OpenCV axes), the inverse of a camera's ``cam_to_head``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from formats.camera import Intrinsics
+
+DATASET_VERSION = 1
+
+
+class DatasetError(ValueError):
+    """A dataset directory that cannot be read; the message says what and where."""
+
+
+@dataclass
+class Frame:
+    index: int
+    time: float
+    image: str  # path relative to the dataset root
+    mask: str
+    pose: np.ndarray  # [4, 4] head -> camera
+    expression: np.ndarray  # [dim]
+
+
+@dataclass
+class Dataset:
+    root: Path
+    width: int
+    height: int
+    fps: float
+    intrinsics: Intrinsics
+    expression_space: str  # e.g. "synthetic-8", "arkit-52"
+    expression_names: list[str]
+    frames: list[Frame]
+    split: dict[str, list[int]] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # free-form producer info (tracker stats, seed)
+
+    @property
+    def expression_dim(self) -> int:
+        return len(self.expression_names)
+
+    def poses(self) -> np.ndarray:
+        """[N, 4, 4] head -> camera."""
+        return np.stack([f.pose for f in self.frames])
+
+    def expressions(self) -> np.ndarray:
+        """[N, dim] float32."""
+        return np.stack([f.expression for f in self.frames]).astype(np.float32)
+
+    def times(self) -> np.ndarray:
+        return np.array([f.time for f in self.frames], dtype=np.float64)
+
+    def load_image(self, i: int) -> np.ndarray:
+        """RGB uint8 [H, W, 3] of frame i (list position, not ``Frame.index``)."""
+        return _read(self.root / self.frames[i].image, cv2.IMREAD_COLOR)[..., ::-1].copy()
+
+    def load_mask(self, i: int) -> np.ndarray:
+        """uint8 [H, W] foreground mask of frame i."""
+        return _read(self.root / self.frames[i].mask, cv2.IMREAD_GRAYSCALE)
+
+
+def _read(path: Path, flags: int) -> np.ndarray:
+    img = cv2.imread(str(path), flags)
+    if img is None:
+        raise DatasetError(f"cannot read image {path}")
+    return img
+
+
+def default_split(n: int) -> dict[str, list[int]]:
+    """Last 10 % test, every 20th of the rest val, the remainder train (list positions)."""
+    n_test = max(1, n // 10) if n >= 10 else 0
+    head = list(range(n - n_test))
+    val = head[10::20]
+    val_set = set(val)
+    return {"train": [i for i in head if i not in val_set], "val": val,
+            "test": list(range(n - n_test, n))}
+
+
+def save_dataset(ds: Dataset) -> Path:
+    """Write ``dataset.json`` under ``ds.root`` atomically (images and masks are the caller's)."""
+    doc = {
+        "format": "portrait4d-dataset",
+        "version": DATASET_VERSION,
+        "width": ds.width,
+        "height": ds.height,
+        "fps": ds.fps,
+        "intrinsics": {k: v for k, v in ds.intrinsics.to_dict().items() if k in ("fx", "fy", "cx", "cy")},
+        "expression": {"name": ds.expression_space, "dim": ds.expression_dim,
+                       "names": list(ds.expression_names)},
+        "split": ds.split,
+        "extra": ds.extra,
+        "frames": [
+            {"index": f.index, "time": round(float(f.time), 6), "image": f.image, "mask": f.mask,
+             "pose": np.asarray(f.pose, dtype=np.float64).round(8).tolist(),
+             "expression": np.asarray(f.expression, dtype=np.float64).round(6).tolist()}
+            for f in ds.frames
+        ],
+    }
+    path = Path(ds.root) / "dataset.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def load_dataset(root: str | os.PathLike) -> Dataset:
+    """Read a dataset directory; raises DatasetError with a one-line reason."""
+    root = Path(root)
+    path = root / "dataset.json"
+    if not path.is_file():
+        raise DatasetError(f"{root}: no dataset.json (expected the output of `bake track` or `bake synth`)")
+    try:
+        doc = json.loads(path.read_text())
+        if doc.get("version") != DATASET_VERSION:
+            raise DatasetError(f"{path}: unsupported dataset version {doc.get('version')!r} "
+                               f"(this build reads {DATASET_VERSION})")
+        w, h = int(doc["width"]), int(doc["height"])
+        k = doc["intrinsics"]
+        intr = Intrinsics(float(k["fx"]), float(k["fy"]), float(k["cx"]), float(k["cy"]), w, h)
+        expr = doc["expression"]
+        names = list(expr.get("names") or [f"e{i}" for i in range(int(expr["dim"]))])
+        frames = []
+        for fr in doc["frames"]:
+            pose = np.asarray(fr["pose"], dtype=np.float64)
+            e = np.asarray(fr["expression"], dtype=np.float32)
+            if pose.shape != (4, 4) or e.shape != (len(names),):
+                raise DatasetError(f"{path}: frame {fr.get('index')} has pose {pose.shape} / "
+                                   f"expression {e.shape}, expected (4, 4) / ({len(names)},)")
+            frames.append(Frame(int(fr["index"]), float(fr["time"]), str(fr["image"]),
+                                str(fr["mask"]), pose, e))
+    except DatasetError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(f"{path}: malformed ({type(exc).__name__}: {exc})") from None
+    if not frames:
+        raise DatasetError(f"{path}: no frames")
+    split = {k: [int(i) for i in v] for k, v in doc.get("split", {}).items()}
+    return Dataset(root, w, h, float(doc["fps"]), intr, str(expr.get("name", "unknown")), names,
+                   frames, split or default_split(len(frames)), dict(doc.get("extra", {})))
