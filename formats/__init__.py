@@ -1,1 +1,5 @@
 """The .p4d container, its codecs and the `p4d` tool. numpy, msgpack, zstandard, opencv only."""
+
+from formats.p4d import P4DFormatError, P4DReader, P4DWriter
+
+__all__ = ["P4DFormatError", "P4DReader", "P4DWriter"]
