@@ -1,0 +1,138 @@
+"""Head + hair + neck mask: GrabCut seeded by the face landmarks and a coarse 3-D head model.
+
+mediapipe 1.x ships no person/hair segmenter, so the mask is built from what the tracker knows:
+- sure foreground: the face's landmark hull (slightly eroded);
+- probable foreground: a sphere around the skull (hair) and a neck column below the chin, both
+  placed with the head pose so they turn with the head;
+- allowed region: a larger sphere and a wider neck column; everything outside is sure background,
+  which also cuts the neck off above the shoulders and keeps clothes out;
+- GrabCut (colour GMMs re-learned per frame) decides the probable pixels at a working size of
+  ``work`` pixels, then the largest blob touching the face is kept, holes filled, and the
+  result is upsampled with a smooth edge.
+All sizes are in head-frame metres (``formats.camera`` conventions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from bake.track.pose import project
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    work: int = 160
+    """GrabCut working size in pixels (cost grows with its square)."""
+    skull_centre: tuple = (0.0, 0.02, -0.005)
+    """Centre of the hair sphere in the head frame (m)."""
+    skull_radius: float = 0.105
+    """Probable-foreground sphere radius (m): skull plus flat hair."""
+    allowed_radius: float = 0.17
+    """Nothing further than this from the skull centre is head (m): big hair fits, shoulders don't."""
+    neck_half_width: float = 0.055
+    neck_allowed_half_width: float = 0.085
+    neck_top: float = -0.04
+    neck_bottom: float = -0.20
+    """Neck column from ``neck_top`` down to ``neck_bottom`` (head-frame y, m); below is cut."""
+    iterations: int = 3
+
+
+def _sphere_disc(centre_h: np.ndarray, radius: float, pose: np.ndarray, k: np.ndarray):
+    """(centre px [2], radius px) of a head-frame sphere's image, first order in radius/depth."""
+    c_cam = pose[:3, :3] @ centre_h + pose[:3, 3]
+    uv = project(centre_h[None], pose, k)[0]
+    return uv, k[0, 0] * radius / max(c_cam[2], 1e-6)
+
+
+def _neck_quad(half_w: float, top: float, bottom: float, pose: np.ndarray, k: np.ndarray) -> np.ndarray:
+    pts = np.array([[-half_w, top, -0.02], [half_w, top, -0.02],
+                    [half_w, bottom, -0.02], [-half_w, bottom, -0.02]])
+    return project(pts, pose, k)
+
+
+def seed_labels(landmarks: np.ndarray, pose: np.ndarray, k: np.ndarray, size: int,
+                cfg: MaskConfig) -> np.ndarray:
+    """GrabCut label image uint8 [w, w] (GC_BGD / GC_PR_BGD / GC_PR_FGD / GC_FGD) at the working
+    size, from landmarks [478, 2] and pose [4, 4] in an output image of ``size`` pixels."""
+    w = cfg.work
+    s = w / size
+    ks = k.copy()
+    ks[:2] *= s  # intrinsics at the working size (edge-origin coordinates scale exactly)
+    lab = np.full((w, w), cv2.GC_BGD, np.uint8)
+
+    def to_px(p):  # edge-origin continuous -> integer pixel grid for drawing
+        return np.round(np.asarray(p) - 0.5).astype(np.int32)
+
+    centre = np.asarray(cfg.skull_centre, dtype=np.float64)
+    uv, r_allowed = _sphere_disc(centre, cfg.allowed_radius, pose, ks)
+    cv2.circle(lab, tuple(int(v) for v in to_px(uv)), int(round(r_allowed)), cv2.GC_PR_BGD, -1)
+    q = _neck_quad(cfg.neck_allowed_half_width, cfg.neck_top, cfg.neck_bottom, pose, ks)
+    cv2.fillConvexPoly(lab, to_px(q), cv2.GC_PR_BGD)
+    uv, r_skull = _sphere_disc(centre, cfg.skull_radius, pose, ks)
+    cv2.circle(lab, tuple(int(v) for v in to_px(uv)), int(round(r_skull)), cv2.GC_PR_FGD, -1)
+    q = _neck_quad(cfg.neck_half_width, cfg.neck_top, cfg.neck_bottom + 0.03, pose, ks)
+    cv2.fillConvexPoly(lab, to_px(q), cv2.GC_PR_FGD)
+    hull = cv2.convexHull(to_px(landmarks[:468] * s).reshape(-1, 1, 2))
+    face = np.zeros((w, w), np.uint8)
+    cv2.fillConvexPoly(face, hull, 1)
+    face = cv2.erode(face, np.ones((3, 3), np.uint8))
+    lab[face > 0] = cv2.GC_FGD
+    return lab
+
+
+def _largest_with(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    n, cc = cv2.connectedComponents(mask.astype(np.uint8), connectivity=4)
+    if n <= 1:
+        return mask
+    counts = np.bincount(cc[seed > 0].ravel(), minlength=n)
+    counts[0] = 0
+    keep = int(np.argmax(counts)) if counts.max() > 0 else 0
+    return cc == keep
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    inv = (~mask).astype(np.uint8)
+    h, w = mask.shape
+    ff = np.zeros((h + 2, w + 2), np.uint8)
+    cv2.floodFill(inv, ff, (0, 0), 2)  # corners are background by construction of the seeds
+    for x, y in ((w - 1, 0), (0, h - 1), (w - 1, h - 1)):
+        if inv[y, x] == 1:
+            cv2.floodFill(inv, ff, (x, y), 2)
+    return mask | (inv == 1)
+
+
+def head_mask(rgb: np.ndarray, landmarks: np.ndarray, pose: np.ndarray, k: np.ndarray,
+              valid: np.ndarray | None = None, cfg: MaskConfig = MaskConfig()) -> np.ndarray:
+    """uint8 [S, S] mask (255 = head, hair, neck) of the output crop ``rgb`` uint8 [S, S, 3].
+
+    landmarks [478, 2] and pose [4, 4] are in the crop's camera ``k`` [3, 3]; ``valid`` [S, S]
+    bool marks pixels that came from inside the source video (the rest is padding)."""
+    size = rgb.shape[0]
+    lab = seed_labels(landmarks, pose, k, size, cfg)
+    small = cv2.resize(rgb, (cfg.work, cfg.work), interpolation=cv2.INTER_AREA)
+    if valid is not None:
+        vsmall = cv2.resize(valid.astype(np.uint8), (cfg.work, cfg.work),
+                            interpolation=cv2.INTER_NEAREST) > 0
+        lab[~vsmall & (lab != cv2.GC_FGD)] = cv2.GC_BGD
+    fg0 = (lab == cv2.GC_FGD)
+    has_bg = np.any((lab == cv2.GC_BGD) | (lab == cv2.GC_PR_BGD))
+    if fg0.any() and has_bg:
+        bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
+        try:
+            cv2.grabCut(small[..., ::-1].copy(), lab, None, bgd, fgd, cfg.iterations,
+                        cv2.GC_INIT_WITH_MASK)
+        except cv2.error:  # degenerate colour statistics: fall back to the seeds
+            pass
+    m = (lab == cv2.GC_FGD) | (lab == cv2.GC_PR_FGD)
+    m = _largest_with(m, fg0)
+    m = _fill_holes(m)
+    # Smooth edge: upsample a slightly blurred soft mask, threshold at 0.5.
+    soft = cv2.GaussianBlur(m.astype(np.float32), (3, 3), 0)
+    big = cv2.resize(soft, (size, size), interpolation=cv2.INTER_LINEAR)
+    out = big >= 0.5
+    if valid is not None:
+        out &= valid
+    return out.astype(np.uint8) * 255
