@@ -1,0 +1,219 @@
+"""Slow, readable numpy twins of the kernels in ``player/kernels.py``; tests hold the two together.
+
+Same arguments and shapes as the public wrappers there, but return fresh arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def view_weights(yaws, pitches, yaw, pitch):
+    """idx int32 [4], w float32 [4]: bilinear weights of the 4 grid views around (yaw, pitch)."""
+    def cell(vals, x):
+        vals = np.asarray(vals, dtype=np.float64)
+        x = float(np.clip(x, vals[0], vals[-1]))
+        if len(vals) == 1 or x <= vals[0]:  # clamped at the border: one view, like the kernel
+            return 0, 0, 0.0
+        i = int(np.clip(np.searchsorted(vals, x, side="right") - 1, 0, len(vals) - 2))
+        t = (x - vals[i]) / (vals[i + 1] - vals[i])
+        if t >= 1.0:  # exactly on the last value: clamp, like the kernel
+            return len(vals) - 1, len(vals) - 1, 0.0
+        return i, i + 1, t
+    i0, i1, ty = cell(yaws, yaw)
+    j0, j1, tp = cell(pitches, pitch)
+    ny = len(yaws)
+    idx = np.array([j0 * ny + i0, j0 * ny + i1, j1 * ny + i0, j1 * ny + i1], np.int32)
+    w = np.array([(1 - tp) * (1 - ty), (1 - tp) * ty, tp * (1 - ty), tp * ty], np.float32)
+    return idx, w
+
+
+def temporal_blend(a, b, da, db, t):
+    """(rgba uint8 [H, W, 4], depth float32 [H, W]) of keyframes a, b mixed at t."""
+    t = np.float32(np.clip(t, 0, 1))
+    af, bf = a.astype(np.float32), b.astype(np.float32)
+    out = np.floor(af + (bf - af) * t + np.float32(0.5)).astype(np.uint8)
+    dout = np.where((da > 0) & (db > 0), da + (db - da) * t, np.where(da > 0, da, db)).astype(np.float32)
+    return out, dout
+
+
+def _relative(ra, ca, rb, cb):
+    return ra.T @ rb, ra.T @ (cb - ca)
+
+
+def splat_depth(src_depth, src_w, src_cams, tgt_cam, stride, n_dilate, coarse_shape):
+    """Coarse target z-buffer [Hc, Wc] (0 = empty)."""
+    sk, sr, sc = src_cams
+    tk, tr, tc = tgt_cam
+    hc, wc = coarse_shape
+    zb = np.full((hc, wc), np.inf)
+    n_src, h, w = src_depth.shape
+    half = stride // 2
+    ys, xs = np.mgrid[half:h:stride, half:w:stride]
+    for s in range(n_src):
+        if src_w[s] <= 0:
+            continue
+        d = src_depth[s, ys, xs].astype(np.float64)
+        keep = d > 0
+        x, y, d = xs[keep], ys[keep], d[keep]
+        p = np.stack([(x + 0.5 - sk[s, 2]) / sk[s, 0] * d, (y + 0.5 - sk[s, 3]) / sk[s, 1] * d, d], -1)
+        m, o = _relative(tr, tc, sr[s], sc[s])
+        q = p @ m.T + o
+        ok = q[:, 2] > 1e-6
+        q = q[ok]
+        cu = (tk[0] * q[:, 0] / q[:, 2] + tk[2]) / stride - 0.5
+        cv = (tk[1] * q[:, 1] / q[:, 2] + tk[3]) / stride - 0.5
+        z = q[:, 2].astype(np.float32).astype(np.float64)
+        i0, j0 = np.floor(cu).astype(int), np.floor(cv).astype(int)
+        for dj in (0, 1):
+            for di in (0, 1):
+                ii, jj = i0 + di, j0 + dj
+                inb = (ii >= 0) & (ii < wc) & (jj >= 0) & (jj < hc)
+                np.minimum.at(zb, (jj[inb], ii[inb]), z[inb])
+    zb[np.isinf(zb)] = 0.0
+    for _ in range(n_dilate):
+        pad = np.pad(zb, 1)
+        acc = np.zeros_like(zb)
+        cnt = np.zeros_like(zb)
+        for dj in range(3):
+            for di in range(3):
+                nb = pad[dj:dj + hc, di:di + wc]
+                acc += nb
+                cnt += nb > 0
+        fill = np.where(cnt > 0, acc / np.maximum(cnt, 1), 0.0)
+        zb = np.where(zb > 0, zb, fill)
+    return zb.astype(np.float32)
+
+
+def _target_depth(zb, ho, wo, stride, disc):
+    hc, wc = zb.shape
+    y, x = np.mgrid[0:ho, 0:wo]
+    cu = (x + 0.5) / stride - 0.5
+    cv = (y + 0.5) / stride - 0.5
+    i0, j0 = np.floor(cu).astype(int), np.floor(cv).astype(int)
+    tu, tv = cu - i0, cv - j0
+    i0c, i1c = np.clip(i0, 0, wc - 1), np.clip(i0 + 1, 0, wc - 1)
+    j0c, j1c = np.clip(j0, 0, hc - 1), np.clip(j0 + 1, 0, hc - 1)
+    z = np.stack([zb[j0c, i0c], zb[j0c, i1c], zb[j1c, i0c], zb[j1c, i1c]], -1).astype(np.float64)
+    zmax = z.max(-1)
+    zmin = np.where(z > 0, z, np.inf).min(-1)
+    bil = (1 - tv) * ((1 - tu) * z[..., 0] + tu * z[..., 1]) + tv * ((1 - tu) * z[..., 2] + tu * z[..., 3])
+    smooth = (z > 0).all(-1) & (zmax - zmin <= disc * zmin)
+    near = np.where(zmax <= 0, 0.0, np.where(smooth, bil, zmin))
+    far = np.where((zmax > 0) & ~smooth & (zmax - zmin > disc * zmin), zmax, 0.0)
+    return near, far
+
+
+def _project(k, m, o, ax, ay, z):
+    q = z[..., None] * (np.stack([ax, ay, np.ones_like(ax)], -1) @ m.T) + o
+    qz = np.where(q[..., 2] > 1e-6, q[..., 2], np.nan)
+    return k[0] * q[..., 0] / qz + k[2], k[1] * q[..., 1] / qz + k[3], qz
+
+
+def _residual(depth, k, m, o, ax, ay, z):
+    h, w = depth.shape
+    u, v, qz = _project(k, m, o, ax, ay, z)
+    with np.errstate(invalid="ignore"):
+        i, j = np.floor(u), np.floor(v)
+        ok = np.isfinite(qz) & (i >= 0) & (j >= 0) & (i < w) & (j < h)
+    ii, jj = np.where(ok, i, 0).astype(int), np.where(ok, j, 0).astype(int)
+    d = depth[jj, ii].astype(np.float64)
+    ok &= d > 0
+    return np.where(ok, np.abs(d - np.where(ok, qz, 1)) / np.where(ok, qz, 1), 1.0)
+
+
+def _refine(depth, k, m, o, ax, ay, z, disc, n_refine):
+    h, w = depth.shape
+    g = np.stack([ax, ay, np.ones_like(ax)], -1) @ m.T
+    active = z > 0
+    for _ in range(n_refine):
+        qz = z * g[..., 2] + o[2]
+        active &= (qz > 1e-6) & (g[..., 2] > 1e-6)
+        qs = np.where(active, qz, 1.0)
+        u = k[0] * (z * g[..., 0] + o[0]) / qs + k[2] - 0.5
+        v = k[1] * (z * g[..., 1] + o[1]) / qs + k[3] - 0.5
+        i0, j0 = np.floor(u).astype(int), np.floor(v).astype(int)
+        active &= (i0 >= 0) & (j0 >= 0) & (i0 + 1 < w) & (j0 + 1 < h)
+        i0, j0 = np.where(active, i0, 0), np.where(active, j0, 0)
+        d = [depth[j0 + a, i0 + b].astype(np.float64) for a in (0, 1) for b in (0, 1)]
+        active &= (d[0] > 0) & (d[1] > 0) & (d[2] > 0) & (d[3] > 0)
+        tu, tv = u - i0, v - j0
+        ds = (1 - tv) * ((1 - tu) * d[0] + tu * d[1]) + tv * ((1 - tu) * d[2] + tu * d[3])
+        zn = (ds - o[2]) / np.where(g[..., 2] > 1e-6, g[..., 2], 1.0)
+        active &= np.abs(zn - z) <= disc * z
+        z = np.where(active, zn, z)
+    return z
+
+
+def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, ztol=0.02, disc=0.05,
+         n_refine=2):
+    """Premultiplied float32 RGBA [Ho, Wo, 4] of the sources warped into the target view."""
+    sk, sr, sc = src_cams
+    tk, tr, tc = tgt_cam
+    ho, wo = out_shape
+    n_src, h, w = src_depth.shape
+    z, zfar = _target_depth(zb, ho, wo, stride, disc)
+    y, x = np.mgrid[0:ho, 0:wo]
+    ax, ay = (x + 0.5 - tk[2]) / tk[0], (y + 0.5 - tk[3]) / tk[1]
+    pos = np.where(src_w > 0, src_w, -1)
+    ref = int(np.argmax(pos)) if (src_w > 0).any() else -1
+    if ref >= 0:
+        m, o = _relative(sr[ref], sc[ref], tr, tc)
+        pick_far = (zfar > z) & (_residual(src_depth[ref], sk[ref], m, o, ax, ay, zfar)
+                                 < _residual(src_depth[ref], sk[ref], m, o, ax, ay, z))
+        z = np.where(pick_far, zfar, z)
+        z = _refine(src_depth[ref], sk[ref], m, o, ax, ay, z, disc, n_refine)
+    p = np.stack([ax * z, ay * z, z], -1)
+    acc_v = np.zeros((ho, wo, 4))
+    acc_a = np.zeros((ho, wo, 4))
+    wv = np.zeros((ho, wo))
+    wa = np.zeros((ho, wo))
+    for s in range(n_src):
+        ws = float(src_w[s])
+        if ws <= 0:
+            continue
+        m, o = _relative(sr[s], sc[s], tr, tc)
+        q = p @ m.T + o
+        front = q[..., 2] > 1e-6
+        qz = np.where(front, q[..., 2], 1.0)
+        u = sk[s, 0] * q[..., 0] / qz + sk[s, 2] - 0.5
+        v = sk[s, 1] * q[..., 1] / qz + sk[s, 3] - 0.5
+        outside = front & ((u < -1) | (v < -1) | (u > w) | (v > h))
+        inside = front & ~outside
+        ni = np.clip((u + 0.5).astype(int), 0, w - 1)
+        nj = np.clip((v + 0.5).astype(int), 0, h - 1)
+        ds = src_depth[s, nj, ni].astype(np.float64)
+        excess = np.where(ds > 0, qz / np.where(ds > 0, ds, 1) - 1 - ztol, 0.0)
+        vis = np.where(excess > 0, np.maximum(0.0, 1 - excess / ztol), 1.0)
+        i0, j0 = np.floor(u).astype(int), np.floor(v).astype(int)
+        tu, tv = (u - i0)[..., None], (v - j0)[..., None]
+        i0c, i1c = np.clip(i0, 0, w - 1), np.clip(i0 + 1, 0, w - 1)
+        j0c, j1c = np.clip(j0, 0, h - 1), np.clip(j0 + 1, 0, h - 1)
+        img = src_rgba[s].astype(np.float64)
+        col = ((1 - tu) * (1 - tv) * img[j0c, i0c] + tu * (1 - tv) * img[j0c, i1c]
+               + (1 - tu) * tv * img[j1c, i0c] + tu * tv * img[j1c, i1c])
+        col = np.where(inside[..., None], col, 0.0)
+        acc_a += ws * col
+        acc_v += (ws * vis)[..., None] * col
+        wa += np.where(front, ws, 0.0)
+        wv += np.where(inside, ws * vis, np.where(outside, ws, 0.0))
+    use_v = (wv > 1e-3 * wa) & (wv > 0)
+    res = np.where(use_v[..., None], acc_v / np.maximum(wv, 1e-30)[..., None],
+                   np.where((wa > 0)[..., None], acc_a / np.maximum(wa, 1e-30)[..., None], 0.0)) / 255.0
+    res[z <= 0] = 0.0
+    return res.astype(np.float32)
+
+
+def crossfade(a, b, t):
+    t = np.float32(np.clip(t, 0, 1))
+    return (a + (b - a) * t).astype(np.float32)
+
+
+def composite(src, background):
+    bg = np.asarray(background, np.float32)
+    a = np.clip(src[..., 3:4], 0, 1)
+    rgb = np.clip(src[..., :3] + (1 - a) * bg, 0, 1)
+    out = np.empty(src.shape, np.uint8)
+    out[..., :3] = np.floor(rgb * np.float32(255) + np.float32(0.5)).astype(np.uint8)
+    out[..., 3] = 255
+    return out[::-1].copy()
