@@ -420,9 +420,30 @@ class P4DWriter:
             raise ValueError(f"tile {key} is {w}x{h}, earlier tiles are {self.tile_shape[1]}x{self.tile_shape[0]}")
         if kind == "alpha" and codec == "webp":
             quality = codecs.WEBP_LOSSLESS  # alpha must be exact
-        data = codecs.encode(array, codec, quality)
-        self._records[key] = self._append(data, keyframe, view, h, w, KIND_ID[kind], codec,
-                                          _expected_raw(kind, h, w))[:5]
+        self._put(key, codecs.encode(array, codec, quality), codec, (h, w))
+
+    def add_encoded(self, keyframe: int, view: int, kind: str, data: bytes, codec: str,
+                    tile_shape: tuple[int, int]) -> None:
+        """Append an already encoded tile as is (repack without re-encoding). ``data`` is not checked
+        here: readers check it, so only pass bytes that came from a tile of ``tile_shape`` (H, W)."""
+        if kind not in KIND_ID or codec not in KIND_CODECS[kind]:
+            raise ValueError(f"kind {kind!r} with codec {codec!r} is not allowed")
+        key = (int(keyframe), int(view), kind)
+        if key in self._records:
+            raise ValueError(f"tile {key} was already added")
+        h, w = (int(x) for x in tile_shape)
+        if self.tile_shape is None:
+            self.tile_shape = (h, w)
+        elif (h, w) != self.tile_shape:
+            raise ValueError(f"tile {key} is {w}x{h}, earlier tiles are {self.tile_shape[1]}x{self.tile_shape[0]}")
+        self._put(key, bytes(data), codec, (h, w))
+
+    def _put(self, key: tuple[int, int, str], data: bytes, codec: str, shape: tuple[int, int]) -> None:
+        kf, view, kind = key
+        if not (0 <= kf < MAX_AXIS and 0 <= view < MAX_AXIS):
+            raise ValueError(f"keyframe {kf} / view {view} outside [0, {MAX_AXIS})")
+        self._records[key] = self._append(data, kf, view, *shape, KIND_ID[kind], codec,
+                                          _expected_raw(kind, *shape))[:5]
 
     # -- finish
     def finish(self, meta: dict) -> pathlib.Path:
@@ -605,7 +626,8 @@ class P4DReader:
         meta = unpack_meta(mbytes)
         try:
             validate_meta(meta, K, V, (th, tw))
-        except ValueError as e:
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+            # TypeError & co: a hostile map can put any type anywhere; the schema check is the net.
             raise self._err(f"metadata invalid: {e}") from None
         if meta["tiles"]["kinds"] != kinds:
             raise self._err(f"meta.tiles.kinds {meta['tiles']['kinds']} != header kinds {kinds}")
