@@ -2,12 +2,13 @@
 
 mediapipe 1.x ships no person/hair segmenter, so the mask is built from what the tracker knows:
 - sure foreground: the face's landmark hull (slightly eroded);
-- probable foreground: a sphere around the skull (hair) and a neck column below the chin, both
+- probable foreground: an ellipse around the skull (hair) and a neck column below the chin, both
   placed with the head pose so they turn with the head;
-- allowed region: a larger sphere and a wider neck column; everything outside is sure background,
+- allowed region: a larger ellipse and a wider neck column; everything outside is sure background,
   which also cuts the neck off above the shoulders and keeps clothes out;
 - GrabCut (colour GMMs re-learned per frame) decides the probable pixels at a working size of
-  ``work`` pixels, then the largest blob touching the face is kept, holes filled, and the
+  ``work`` pixels, then thin strands are opened away, the largest blob touching the face is
+  kept, small holes are filled, and the
   result is upsampled with a smooth edge.
 All sizes are in head-frame metres (``formats.camera`` conventions).
 """
@@ -27,24 +28,31 @@ class MaskConfig:
     work: int = 160
     """GrabCut working size in pixels (cost grows with its square)."""
     skull_centre: tuple = (0.0, 0.02, -0.005)
-    """Centre of the hair sphere in the head frame (m)."""
-    skull_radius: float = 0.105
-    """Probable-foreground sphere radius (m): skull plus flat hair."""
-    allowed_radius: float = 0.17
-    """Nothing further than this from the skull centre is head (m): big hair fits, shoulders don't."""
-    neck_half_width: float = 0.055
-    neck_allowed_half_width: float = 0.085
+    """Centre of the hair ellipsoid in the head frame (m)."""
+    skull_radii: tuple = (0.09, 0.125)
+    """Probable-foreground ellipse half-axes (m, across and along the head's up axis): skull plus
+    flat hair."""
+    allowed_radii: tuple = (0.13, 0.17)
+    """Nothing outside this ellipse (or the wide neck column) is head: big hair fits, a beige wall
+    beside the ear and the shoulders don't."""
+    neck_half_width: float = 0.05
+    neck_allowed_half_width: float = 0.075
     neck_top: float = -0.04
     neck_bottom: float = -0.20
     """Neck column from ``neck_top`` down to ``neck_bottom`` (head-frame y, m); below is cut."""
     iterations: int = 3
 
 
-def _sphere_disc(centre_h: np.ndarray, radius: float, pose: np.ndarray, k: np.ndarray):
-    """(centre px [2], radius px) of a head-frame sphere's image, first order in radius/depth."""
+def _head_ellipse(centre_h: np.ndarray, radii: tuple, pose: np.ndarray, k: np.ndarray):
+    """cv2.ellipse box ((cx, cy), (w, h), angle) of a head-frame ellipsoid's image: half-axes
+    ``radii`` (m) across and along the head's up axis, projected at the centre's depth and rolled
+    with the head's image-space up direction (first order in size/depth)."""
     c_cam = pose[:3, :3] @ centre_h + pose[:3, 3]
-    uv = project(centre_h[None], pose, k)[0]
-    return uv, k[0, 0] * radius / max(c_cam[2], 1e-6)
+    uv = project(np.stack([centre_h, centre_h + [0.0, 0.05, 0.0]]), pose, k)
+    up = uv[1] - uv[0]
+    angle = float(np.degrees(np.arctan2(up[0], -up[1])))  # 0 when the head is upright
+    s = k[0, 0] / max(c_cam[2], 1e-6)
+    return (float(uv[0, 0] - 0.5), float(uv[0, 1] - 0.5)), (2 * radii[0] * s, 2 * radii[1] * s), angle
 
 
 def _neck_quad(half_w: float, top: float, bottom: float, pose: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -67,12 +75,10 @@ def seed_labels(landmarks: np.ndarray, pose: np.ndarray, k: np.ndarray, size: in
         return np.round(np.asarray(p) - 0.5).astype(np.int32)
 
     centre = np.asarray(cfg.skull_centre, dtype=np.float64)
-    uv, r_allowed = _sphere_disc(centre, cfg.allowed_radius, pose, ks)
-    cv2.circle(lab, tuple(int(v) for v in to_px(uv)), int(round(r_allowed)), cv2.GC_PR_BGD, -1)
+    cv2.ellipse(lab, _head_ellipse(centre, cfg.allowed_radii, pose, ks), cv2.GC_PR_BGD, -1)
     q = _neck_quad(cfg.neck_allowed_half_width, cfg.neck_top, cfg.neck_bottom, pose, ks)
     cv2.fillConvexPoly(lab, to_px(q), cv2.GC_PR_BGD)
-    uv, r_skull = _sphere_disc(centre, cfg.skull_radius, pose, ks)
-    cv2.circle(lab, tuple(int(v) for v in to_px(uv)), int(round(r_skull)), cv2.GC_PR_FGD, -1)
+    cv2.ellipse(lab, _head_ellipse(centre, cfg.skull_radii, pose, ks), cv2.GC_PR_FGD, -1)
     q = _neck_quad(cfg.neck_half_width, cfg.neck_top, cfg.neck_bottom + 0.03, pose, ks)
     cv2.fillConvexPoly(lab, to_px(q), cv2.GC_PR_FGD)
     hull = cv2.convexHull(to_px(landmarks[:468] * s).reshape(-1, 1, 2))
@@ -93,15 +99,20 @@ def _largest_with(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
     return cc == keep
 
 
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
+def _fill_small_holes(mask: np.ndarray, seeded_fg: np.ndarray, max_frac: float) -> np.ndarray:
+    """Fill background islands smaller than ``max_frac`` of the image that lie mostly in the
+    seeded (probable) foreground (glints on hair or skin); enclosed background outside the head
+    seeds (a picture frame beside the ear that GrabCut outlined) stays background."""
     inv = (~mask).astype(np.uint8)
+    n, cc, stats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
     h, w = mask.shape
-    ff = np.zeros((h + 2, w + 2), np.uint8)
-    cv2.floodFill(inv, ff, (0, 0), 2)  # corners are background by construction of the seeds
-    for x, y in ((w - 1, 0), (0, h - 1), (w - 1, h - 1)):
-        if inv[y, x] == 1:
-            cv2.floodFill(inv, ff, (x, y), 2)
-    return mask | (inv == 1)
+    out = mask.copy()
+    for c in range(1, n):
+        x, y, bw, bh, area = stats[c]
+        touches = x == 0 or y == 0 or x + bw == w or y + bh == h
+        if not touches and area <= max_frac * h * w and seeded_fg[cc == c].mean() > 0.5:
+            out[cc == c] = True
+    return out
 
 
 def head_mask(rgb: np.ndarray, landmarks: np.ndarray, pose: np.ndarray, k: np.ndarray,
@@ -118,6 +129,7 @@ def head_mask(rgb: np.ndarray, landmarks: np.ndarray, pose: np.ndarray, k: np.nd
                             interpolation=cv2.INTER_NEAREST) > 0
         lab[~vsmall & (lab != cv2.GC_FGD)] = cv2.GC_BGD
     fg0 = (lab == cv2.GC_FGD)
+    seeded = fg0 | (lab == cv2.GC_PR_FGD)
     has_bg = np.any((lab == cv2.GC_BGD) | (lab == cv2.GC_PR_BGD))
     if fg0.any() and has_bg:
         bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
@@ -126,9 +138,11 @@ def head_mask(rgb: np.ndarray, landmarks: np.ndarray, pose: np.ndarray, k: np.nd
                         cv2.GC_INIT_WITH_MASK)
         except cv2.error:  # degenerate colour statistics: fall back to the seeds
             pass
-    m = (lab == cv2.GC_FGD) | (lab == cv2.GC_PR_FGD)
-    m = _largest_with(m, fg0)
-    m = _fill_holes(m)
+    m = ((lab == cv2.GC_FGD) | (lab == cv2.GC_PR_FGD)).astype(np.uint8)
+    # Opening removes thin structures GrabCut grabs along edges (picture frames, door jambs).
+    m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    m = _largest_with(m | fg0, fg0)
+    m = _fill_small_holes(m, seeded, 0.01)
     # Smooth edge: upsample a slightly blurred soft mask, threshold at 0.5.
     soft = cv2.GaussianBlur(m.astype(np.float32), (3, 3), 0)
     big = cv2.resize(soft, (size, size), interpolation=cv2.INTER_LINEAR)
