@@ -1,0 +1,626 @@
+"""The `p4d` tool: inspect, check, export and repack .p4d portraits.
+
+    p4d info FILE [--json]
+    p4d validate FILE
+    p4d extract FILE --keyframe K --view I|YAW,PITCH -o out.png [--depth] [--premultiplied]
+    p4d extract FILE --all -o DIR/ [--depth]
+    p4d contact-sheet FILE -o sheet.png [--keyframe K | --view I|YAW,PITCH]
+    p4d quilt FILE -o NAME.png [--keyframe K] [--pitch DEG] [--cols C --rows R]
+    p4d repack FILE -o OUT.p4d [--codec C] [--quality Q] [--views SEL] [--keyframes SEL] ...
+    p4d graph FILE -o graph.dot|graph.json|graph.png
+
+Every error is one line on stderr and a non-zero exit (1 bad input, 2 bad usage); outputs are
+written to a temporary name and renamed, so a failed command never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import pathlib
+import re
+import sys
+
+import cv2
+import numpy as np
+
+from formats import codecs
+from formats.p4d import KIND_CODECS, P4DFormatError, P4DReader, P4DWriter
+from formats.progress import Progress
+
+
+class CLIError(Exception):
+    """Bad input the user can fix; printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints usage + error on two lines and exits 2; keep it to one line.
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+def _open(path) -> P4DReader:
+    if not os.path.isfile(path):
+        raise CLIError(f"{path}: no such file")
+    return P4DReader(path)
+
+
+def _write_atomic(path: pathlib.Path, write) -> pathlib.Path:
+    """Call write(tmp_path) then rename onto ``path`` (never a half-written output)."""
+    path = pathlib.Path(path)
+    if path.parent and not path.parent.exists():
+        raise CLIError(f"{path.parent}: directory does not exist")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _imwrite(path, img: np.ndarray) -> pathlib.Path:
+    """img: RGB(A) or gray, uint8/uint16. PNG via opencv, written atomically."""
+    path = pathlib.Path(path)
+    if path.suffix.lower() != ".png":
+        raise CLIError(f"{path}: output must be a .png file")
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR if img.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+
+    def write(tmp):
+        if not cv2.imwrite(str(tmp), img):
+            raise CLIError(f"{path}: could not write the image")
+    return _write_atomic(path, write)
+
+
+def parse_selection(sel: str, n: int, what: str) -> list[int]:
+    """'0,3,5-8' -> sorted unique indices in [0, n). Negative ends count from the end ('-3--1')."""
+    out: set[int] = set()
+    for part in sel.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(-?\d+)(?:\s*(?:-|:)\s*(-?\d+))?", part)
+        if not m:
+            raise CLIError(f"{what} selection {sel!r}: {part!r} is not N or A-B")
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) is not None else a
+        a, b = (a + n if a < 0 else a), (b + n if b < 0 else b)
+        if not (0 <= a <= b < n):
+            raise CLIError(f"{what} selection {sel!r}: {part!r} is outside 0..{n - 1}")
+        out.update(range(a, b + 1))
+    return sorted(out)
+
+
+def resolve_view(r: P4DReader, spec: str) -> int:
+    """'I' (view index) or 'YAW,PITCH' (degrees, nearest grid view) -> view index."""
+    yaws, pitches = r.meta["grid"]["yaws"], r.meta["grid"]["pitches"]
+    if "," in spec:
+        try:
+            yaw, pitch = (float(x) for x in spec.split(","))
+        except ValueError:
+            raise CLIError(f"--view {spec!r}: expected an index or YAW,PITCH in degrees") from None
+        yi = int(np.argmin(np.abs(np.asarray(yaws) - yaw)))
+        pi = int(np.argmin(np.abs(np.asarray(pitches) - pitch)))
+        return pi * len(yaws) + yi
+    try:
+        v = int(spec)
+    except ValueError:
+        raise CLIError(f"--view {spec!r}: expected an index or YAW,PITCH in degrees") from None
+    if not 0 <= v < r.n_views:
+        raise CLIError(f"--view {v} is outside 0..{r.n_views - 1}")
+    return v
+
+
+def _check_keyframe(r: P4DReader, k: int) -> int:
+    if not 0 <= k < r.n_keyframes:
+        raise CLIError(f"--keyframe {k} is outside 0..{r.n_keyframes - 1}")
+    return k
+
+
+def unpremultiply(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Premultiplied uint8 [H,W,3] + alpha [H,W] -> straight uint8 [H,W,3] (0 where alpha == 0)."""
+    a = alpha.astype(np.float32)[..., None]
+    out = np.where(a > 0, rgb.astype(np.float32) * 255.0 / np.maximum(a, 1.0), 0.0)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _alpha(r: P4DReader, k: int, v: int) -> np.ndarray:
+    return r.tile(k, v, "alpha") if "alpha" in r.kinds else np.full(r.tile_shape, 255, np.uint8)
+
+
+def _over(rgb: np.ndarray, alpha: np.ndarray, bg: int) -> np.ndarray:
+    """Premultiplied colour over a flat grey ``bg`` -> RGB uint8."""
+    out = rgb.astype(np.float32) + (255.0 - alpha.astype(np.float32))[..., None] * (bg / 255.0)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _grid_image(cells: list[np.ndarray | None], cols: int, rows: int, h: int, w: int,
+                channels: int = 3) -> np.ndarray:
+    """Cells in row-major order from the top-left -> one image [rows*h, cols*w, channels]."""
+    sheet = np.zeros((rows * h, cols * w, channels), np.uint8)
+    for i, c in enumerate(cells):
+        if c is not None:
+            y, x = divmod(i, cols)
+            sheet[y * h:(y + 1) * h, x * w:(x + 1) * w] = c
+    return sheet
+
+
+# ---------------------------------------------------------------------------------------- info
+
+def file_info(r: P4DReader) -> dict:
+    """Machine-readable summary (what `p4d info --json` prints)."""
+    m = r.meta
+    h, w = r.tile_shape
+    per_kind = {}
+    for ki, kind in enumerate(r.kinds):
+        nbytes = int(r.index["length"][:, :, ki].sum(dtype=np.int64))
+        per_kind[kind] = {"codec": r.codecs[kind], "bytes": nbytes,
+                          "bits_per_pixel": 8.0 * nbytes / (r.n_keyframes * r.n_views * h * w)}
+    K = r.n_keyframes
+    return {
+        "file": str(r.path), "bytes": r.file_size, "version": "1.0",
+        "generator": m["generator"], "source": m["source"],
+        "views": r.n_views, "keyframes": K,
+        "transitions": len(m["graph"]["transitions"]), "pose_groups": m["graph"]["groups"]["count"],
+        "grid": {"yaws": m["grid"]["yaws"], "pitches": m["grid"]["pitches"], "width": w, "height": h,
+                 "radius": m["grid"]["radius"], "depth": m["grid"]["depth"]},
+        "codecs": dict(r.codecs), "quality": m["tiles"].get("quality", {}),
+        "kinds": per_kind,
+        "fps": m["keyframes"]["fps"], "duration_s": K / m["keyframes"]["fps"],
+        "keyframe_source": m["keyframes"]["source"],
+        "graph": {"transitions": len(m["graph"]["transitions"]), "pose_groups": m["graph"]["groups"]["count"],
+                  "group_labels": m["graph"]["groups"]["labels"], "p_back": m["graph"]["p_back"],
+                  "morph_seconds": m["graph"]["morph_seconds"],
+                  "pose_switch_prob": m["graph"]["pose_switch_prob"]},
+        "preview": r._preview_rec is not None,
+    }
+
+
+def cmd_info(args) -> int:
+    with _open(args.file) as r:
+        info = file_info(r)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    g = info["grid"]
+    span = lambda a: f"{len(a)} ({a[0]:g}..{a[-1]:g} deg)" if len(a) > 1 else f"1 ({a[0]:g} deg)"
+    print(f"{info['file']}: .p4d {info['version']}, {info['bytes'] / 2**20:.2f} MiB, by {info['generator']}")
+    print(f"  grid      {g['width']}x{g['height']} tiles, yaws {span(g['yaws'])}, pitches {span(g['pitches'])} "
+          f"= {info['views']} views, radius {g['radius']:g} m, depth {g['depth']['near']:g}..{g['depth']['far']:g} m")
+    print(f"  keyframes {info['keyframes']} at {info['fps']:g} fps ({info['duration_s']:.2f} s, "
+          f"{info['keyframe_source']})")
+    for kind, k in info["kinds"].items():
+        print(f"  {kind:<9} {k['codec']:<9} {k['bytes'] / 2**20:9.2f} MiB  {k['bits_per_pixel']:.3f} bits/pixel")
+    gr = info["graph"]
+    print(f"  graph     {gr['transitions']} transitions, {gr['pose_groups']} pose groups "
+          f"({', '.join(gr['group_labels'])}), p_back {gr['p_back']:g}, morph {gr['morph_seconds']:g} s")
+    print(f"  preview   {'yes' if info['preview'] else 'no (falls back to a tile)'}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    try:
+        r = _open(args.file)
+    except P4DFormatError as e:
+        print(e)  # already names the file
+        return 1
+    with r:
+        problems = r.verify()
+    for p in problems:
+        print(p)
+    if not problems:
+        print(f"{args.file}: ok ({r.n_keyframes} keyframes x {r.n_views} views x {len(r.kinds)} kinds, every crc "
+              f"and tile checked)")
+    return 1 if problems else 0
+
+
+# ------------------------------------------------------------------------------------- extract
+
+def _extract_one(r: P4DReader, k: int, v: int, out: pathlib.Path, depth: bool, premultiplied: bool) -> None:
+    if depth:
+        if "depth" not in r.kinds:
+            raise CLIError(f"{r.path}: this file has no depth tiles")
+        _imwrite(out, r.tile(k, v, "depth"))
+        return
+    rgb = r.tile(k, v, "color")
+    if "alpha" not in r.kinds:
+        _imwrite(out, rgb)
+        return
+    alpha = r.tile(k, v, "alpha")
+    _imwrite(out, np.dstack([rgb if premultiplied else unpremultiply(rgb, alpha), alpha]))
+
+
+def cmd_extract(args) -> int:
+    with _open(args.file) as r:
+        out = pathlib.Path(args.output)
+        if args.all:
+            if args.keyframe is not None or args.view is not None:
+                raise CLIError("--all extracts every tile; drop --keyframe/--view")
+            out.mkdir(parents=True, exist_ok=True)
+            n = r.n_keyframes * r.n_views
+            with Progress(n, "extract") as bar:
+                for k in range(r.n_keyframes):
+                    for v in range(r.n_views):
+                        stem = f"k{k:04d}_v{v:03d}"
+                        _extract_one(r, k, v, out / f"{stem}.png", False, args.premultiplied)
+                        if args.depth:
+                            _extract_one(r, k, v, out / f"{stem}_depth.png", True, False)
+                        bar.update(1)
+            print(f"wrote {n} tiles to {out}/")
+            return 0
+        if args.keyframe is None or args.view is None:
+            raise CLIError("give --keyframe K and --view I|YAW,PITCH, or --all")
+        k, v = _check_keyframe(r, args.keyframe), resolve_view(r, args.view)
+        _extract_one(r, k, v, out, args.depth, args.premultiplied)
+        print(f"wrote keyframe {k} view {v} ({'depth' if args.depth else 'colour+alpha'}) to {out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ sheets & quilts
+
+def cmd_contact_sheet(args) -> int:
+    with _open(args.file) as r:
+        h, w = r.tile_shape
+        yaws, pitches = r.meta["grid"]["yaws"], r.meta["grid"]["pitches"]
+        if args.view is not None:  # one view across keyframes, row-major
+            v = resolve_view(r, args.view)
+            n = r.n_keyframes
+            cols = args.cols or math.ceil(math.sqrt(n))
+            rows = math.ceil(n / cols)
+            cells = [_over(r.tile(k, v, "color"), _alpha(r, k, v), args.background) for k in range(n)]
+            what = f"view {v} across {n} keyframes"
+        else:  # all views of one keyframe: a row per pitch (highest on top), yaw left to right
+            k = _check_keyframe(r, args.keyframe or 0)
+            cols, rows = len(yaws), len(pitches)
+            cells = []
+            for pi in reversed(range(rows)):
+                for yi in range(cols):
+                    v = pi * cols + yi
+                    cells.append(_over(r.tile(k, v, "color"), _alpha(r, k, v), args.background))
+            what = f"{r.n_views} views of keyframe {k}"
+        sheet = _grid_image(cells, cols, rows, h, w)
+    _imwrite(args.output, sheet)
+    print(f"wrote {what} ({cols}x{rows}) to {args.output}")
+    return 0
+
+
+QUILT_NAME = re.compile(r"_qs(\d+)x(\d+)a([0-9.]+)\.png$")
+
+
+def quilt_layout(n: int, cols: int | None, rows: int | None) -> tuple[int, int]:
+    """Columns x rows holding n views: as given, or the most square layout with cols >= rows."""
+    if cols and rows:
+        if cols * rows < n:
+            raise CLIError(f"a {cols}x{rows} quilt holds {cols * rows} views, the file has {n}")
+        return cols, rows
+    if cols:
+        return cols, math.ceil(n / cols)
+    if rows:
+        return math.ceil(n / rows), rows
+    rows = max(1, int(math.floor(math.sqrt(n))))
+    return math.ceil(n / rows), rows
+
+
+def cmd_quilt(args) -> int:
+    with _open(args.file) as r:
+        h, w = r.tile_shape
+        yaws, pitches = r.meta["grid"]["yaws"], r.meta["grid"]["pitches"]
+        pi = int(np.argmin(np.abs(np.asarray(pitches) - args.pitch)))
+        k = _check_keyframe(r, args.keyframe)
+        # Yaw ascending moves the camera to the viewer's right (formats/camera.py): that is the
+        # Looking Glass order, view 0 = leftmost camera.
+        views = [pi * len(yaws) + yi for yi in range(len(yaws))]
+        out = pathlib.Path(args.output)
+        m = QUILT_NAME.search(out.name)
+        cols, rows = (int(m.group(1)), int(m.group(2))) if m else (args.cols, args.rows)
+        cols, rows = quilt_layout(len(views), cols, rows)
+        aspect = w / h
+        if m:
+            if abs(float(m.group(3)) - aspect) > 0.01:
+                raise CLIError(f"{out.name}: name says aspect {m.group(3)}, tiles are {aspect:.4g}")
+        else:
+            stem = out.name[:-4] if out.name.lower().endswith(".png") else out.name
+            out = out.with_name(f"{stem}_qs{cols}x{rows}a{aspect:.4g}.png")
+        cells: list[np.ndarray | None] = [None] * (cols * rows)
+        for i, v in enumerate(views):
+            row_from_bottom, col = divmod(i, cols)  # view 0 bottom-left, left->right then upward
+            cells[(rows - 1 - row_from_bottom) * cols + col] = r.tile(k, v, "color")  # premultiplied = over black
+        quilt = _grid_image(cells, cols, rows, h, w)
+    _imwrite(out, quilt)
+    print(f"wrote {len(views)} views (keyframe {k}, pitch {pitches[pi]:g}) as a {cols}x{rows} quilt to {out}")
+    return 0
+
+
+# -------------------------------------------------------------------------------------- repack
+
+def subset_meta(meta: dict, keep_k: list[int], keep_yaws: list[int], keep_pitches: list[int],
+                codecs_: dict, quality: dict) -> tuple[dict, list[str]]:
+    """Metadata for a file keeping keyframes ``keep_k`` and a yaw x pitch sub-grid; (meta, notes).
+
+    Keyframes are renumbered in order; transitions between kept keyframes are remapped, others are
+    dropped; forced jumps to a dropped keyframe go to the first kept keyframe of that group (or -1).
+    The last keyframe gets a jump back to the first if it would otherwise be a dead end.
+    """
+    notes = []
+    new = {int(old): i for i, old in enumerate(keep_k)}
+    m = json.loads(json.dumps(meta))  # deep copy of plain data
+    kf = m["keyframes"]
+    for key in ("times", "expressions", "capture_view", "pose_group"):
+        kf[key] = [kf[key][k] for k in keep_k]
+    g = m["graph"]
+    trans = [[new[s], new[d], p, c] for s, d, p, c in g["transitions"] if s in new and d in new]
+    if len(trans) < len(g["transitions"]):
+        notes.append(f"dropped {len(g['transitions']) - len(trans)} transitions to or from removed keyframes")
+    K = len(keep_k)
+    if not any(t[0] == K - 1 for t in trans):
+        trans.append([K - 1, 0, 1.0, 0.0])
+        notes.append(f"added a jump {K - 1} -> 0 so the last keyframe is not a dead end")
+    g["transitions"] = trans
+    G = g["groups"]["count"]
+    first_in = [next((new[k] for k in keep_k if meta["keyframes"]["pose_group"][k] == grp), -1) for grp in range(G)]
+    forced = []
+    for k in keep_k:
+        row = []
+        for grp, t in enumerate(meta["graph"]["forced"][k]):
+            row.append(-1 if t == -1 else new.get(t, first_in[grp]))
+        forced.append(row)
+    g["forced"] = forced
+    m["grid"]["yaws"] = [meta["grid"]["yaws"][i] for i in keep_yaws]
+    m["grid"]["pitches"] = [meta["grid"]["pitches"][i] for i in keep_pitches]
+    m["tiles"]["codecs"] = codecs_
+    m["tiles"]["quality"] = quality
+    return m, notes
+
+
+def cmd_repack(args) -> int:
+    out = pathlib.Path(args.output)
+    if out.resolve() == pathlib.Path(args.file).resolve():
+        raise CLIError("-o must differ from the input file")
+    with _open(args.file) as r:
+        m = r.meta
+        ny, npi = len(m["grid"]["yaws"]), len(m["grid"]["pitches"])
+        keep_k = parse_selection(args.keyframes, r.n_keyframes, "--keyframes") if args.keyframes \
+            else list(range(r.n_keyframes))
+        keep_y = parse_selection(args.yaws, ny, "--yaws") if args.yaws else list(range(ny))
+        keep_p = parse_selection(args.pitches, npi, "--pitches") if args.pitches else list(range(npi))
+        if args.views:
+            sel = parse_selection(args.views, r.n_views, "--views")
+            ys, ps = sorted({v % ny for v in sel}), sorted({v // ny for v in sel})
+            if len(sel) != len(ys) * len(ps):
+                raise CLIError(f"--views {args.views} is not a yaw x pitch sub-grid; use --yaws/--pitches")
+            keep_y = [y for y in keep_y if y in ys]
+            keep_p = [p for p in keep_p if p in ps]
+        if not keep_y or not keep_p:
+            raise CLIError("the view selection is empty")
+        cod = dict(r.codecs)
+        quality = dict(m["tiles"].get("quality", {}))
+        for kind, name in (("color", args.codec), ("alpha", args.alpha_codec), ("depth", args.depth_codec)):
+            if name is None:
+                continue
+            if kind not in r.kinds:
+                raise CLIError(f"this file has no {kind} tiles")
+            if name not in KIND_CODECS[kind]:
+                raise CLIError(f"{kind} tiles cannot use {name}; use one of {', '.join(KIND_CODECS[kind])}")
+            cod[kind] = name
+        if args.codec is not None or args.quality is not None:
+            quality["color"] = args.quality if cod["color"] in codecs.LOSSY else None
+        if args.quality is not None and not 1 <= args.quality <= 100:
+            raise CLIError(f"--quality {args.quality} is outside 1..100")
+        new_meta, notes = subset_meta(m, keep_k, keep_y, keep_p, cod, quality)
+        reencode = {k: cod[k] != r.codecs[k] or (k == "color" and args.quality is not None) for k in r.kinds}
+        views = [(pi * ny + yi, npj * len(keep_y) + nyj) for npj, pi in enumerate(keep_p)
+                 for nyj, yi in enumerate(keep_y)]
+        total = len(keep_k) * len(views)
+
+        if not out.parent.exists():
+            raise CLIError(f"{out.parent}: directory does not exist")
+        w = P4DWriter(out)  # writes OUT.partial and renames on finish: never a half-written OUT
+        try:
+            if r._preview_rec is not None:
+                w.set_preview(*r.preview())
+            with Progress(total, "repack") as bar:
+                for nk, k in enumerate(keep_k):
+                    for v, nv in views:
+                        for kind in r.kinds:
+                            if reencode[kind]:
+                                q = args.quality if kind == "color" else None
+                                w.add_tile(nk, nv, kind, r.tile(k, v, kind), cod[kind], q)
+                            else:
+                                codec, data = r.tile_encoded(k, v, kind)
+                                w.add_encoded(nk, nv, kind, data, codec, r.tile_shape)
+                        bar.update(1)
+            w.finish(new_meta)
+        except BaseException:
+            w.close()  # a failed repack leaves nothing behind (unlike a bake, it is cheap to redo)
+            w.partial.unlink(missing_ok=True)
+            w.journal_path.unlink(missing_ok=True)
+            raise
+    for n in notes:
+        print(f"note: {n}", file=sys.stderr)
+    before, after = pathlib.Path(args.file).stat().st_size, out.stat().st_size
+    print(f"wrote {out}: {len(keep_k)} keyframes x {len(views)} views, codecs {cod}, "
+          f"{after / 2**20:.2f} MiB ({after / before:.0%} of the input)")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- graph
+
+def graph_dict(r: P4DReader) -> dict:
+    m = r.meta
+    K = r.n_keyframes
+    nodes = [{"id": k, "time": m["keyframes"]["times"][k], "group": m["keyframes"]["pose_group"][k]}
+             for k in range(K)]
+    edges = [{"src": k, "dst": k + 1, "kind": "next"} for k in range(K - 1)]
+    edges += [{"src": s, "dst": d, "prob": p, "cost": c, "kind": "jump"} for s, d, p, c in m["graph"]["transitions"]]
+    return {"nodes": nodes, "edges": edges, "groups": m["graph"]["groups"], "forced": m["graph"]["forced"],
+            "p_back": m["graph"]["p_back"], "morph_seconds": m["graph"]["morph_seconds"],
+            "pose_switch_prob": m["graph"]["pose_switch_prob"]}
+
+
+def graph_dot(g: dict) -> str:
+    lines = ["digraph p4d {", "  rankdir=LR;", '  node [shape=circle, style=filled, fontname="Helvetica"];']
+    palette = ["#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5"]
+    labels = g["groups"]["labels"]
+    for n in g["nodes"]:
+        lines.append(f'  k{n["id"]} [label="{n["id"]}", fillcolor="{palette[n["group"] % len(palette)]}", '
+                     f'tooltip="t={n["time"]:.2f}s {labels[n["group"]]}"];')
+    for e in g["edges"]:
+        if e["kind"] == "next":
+            lines.append(f'  k{e["src"]} -> k{e["dst"]};')
+        else:
+            lines.append(f'  k{e["src"]} -> k{e["dst"]} [style=dashed, color="#c0392b", '
+                         f'label="{e["prob"]:.2f}"];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def graph_png(g: dict, size: int = 800) -> np.ndarray:
+    """Keyframes on a circle (colour = pose group), chain edges grey, jumps red with arrowheads."""
+    img = np.full((size, size, 3), 255, np.uint8)
+    K = len(g["nodes"])
+    c, rad = size / 2, size * 0.4
+    ang = [2 * math.pi * k / K - math.pi / 2 for k in range(K)]
+    pts = [(int(c + rad * math.cos(a)), int(c + rad * math.sin(a))) for a in ang]
+    palette = [(141, 211, 199), (255, 237, 111), (190, 186, 218), (251, 128, 114), (128, 177, 211),
+               (253, 180, 98), (179, 222, 105), (252, 205, 229)]
+    node_r = max(3, min(14, int(size * 1.2 / max(K, 1))))
+    for e in g["edges"]:
+        a, b = pts[e["src"]], pts[e["dst"]]
+        if e["kind"] == "next":
+            cv2.line(img, a, b, (170, 170, 170), 1, cv2.LINE_AA)
+        else:
+            thick = 1 + int(2 * e["prob"])
+            cv2.arrowedLine(img, a, b, (40, 40, 200), thick, cv2.LINE_AA, tipLength=min(0.3, 20 / max(
+                1.0, math.dist(a, b))))
+    for n, p in zip(g["nodes"], pts):
+        cv2.circle(img, p, node_r, palette[n["group"] % len(palette)][::-1], -1, cv2.LINE_AA)
+        cv2.circle(img, p, node_r, (60, 60, 60), 1, cv2.LINE_AA)
+        if K <= 64:
+            cv2.putText(img, str(n["id"]), (p[0] - node_r // 2, p[1] + node_r // 3), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.3 + node_r / 40, (0, 0, 0), 1, cv2.LINE_AA)
+    return img[..., ::-1].copy()  # BGR drawing -> RGB for _imwrite
+
+
+def cmd_graph(args) -> int:
+    out = pathlib.Path(args.output)
+    ext = out.suffix.lower()
+    if ext not in (".dot", ".json", ".png"):
+        raise CLIError(f"{out}: output must end in .dot, .json or .png")
+    with _open(args.file) as r:
+        g = graph_dict(r)
+    if ext == ".png":
+        _imwrite(out, graph_png(g))
+    else:
+        text = graph_dot(g) if ext == ".dot" else json.dumps(g, indent=1) + "\n"
+        _write_atomic(out, lambda tmp: pathlib.Path(tmp).write_text(text))
+    print(f"wrote {len(g['nodes'])} keyframes, {sum(e['kind'] == 'jump' for e in g['edges'])} jumps to {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- main
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="p4d", description="Inspect, check, export and repack .p4d 4D portraits.")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    s = sub.add_parser("info", help="grid, keyframes, codecs, sizes and graph summary")
+    s.add_argument("file")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("validate", help="check structure and every crc; exit 0 when sound, 1 otherwise")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("extract", help="write one tile (or all) as PNG",
+                       description="Colour+alpha become one RGBA PNG with straight (un-premultiplied) "
+                                   "colour, as image viewers expect; --premultiplied keeps the stored "
+                                   "premultiplied colour. --depth writes the stored 16-bit depth "
+                                   "(0 = empty, 1..65535 linear over meta grid.depth near..far).")
+    s.add_argument("file")
+    s.add_argument("--keyframe", "-k", type=int, help="keyframe index")
+    s.add_argument("--view", "-v", help="view index, or YAW,PITCH in degrees (nearest grid view)")
+    s.add_argument("--all", action="store_true", help="every tile into -o DIR as kKKKK_vVVV.png")
+    s.add_argument("--depth", action="store_true", help="write the 16-bit depth tile (with --all: as well)")
+    s.add_argument("--premultiplied", action="store_true", help="keep premultiplied colour")
+    s.add_argument("-o", "--output", required=True, help="out.png, or a directory with --all")
+    s.set_defaults(func=cmd_extract)
+
+    s = sub.add_parser("contact-sheet", help="all views of one keyframe, or one view across keyframes",
+                       description="Views are laid out with yaw left to right and the highest pitch on top; "
+                                   "with --view, keyframes in reading order.")
+    s.add_argument("file")
+    s.add_argument("--keyframe", "-k", type=int, help="keyframe to show (default 0)")
+    s.add_argument("--view", "-v", help="show this view (index or YAW,PITCH) across all keyframes")
+    s.add_argument("--cols", type=int, help="columns with --view (default: square)")
+    s.add_argument("--background", type=int, default=128, help="grey level behind transparent pixels")
+    s.add_argument("-o", "--output", required=True, help="sheet.png")
+    s.set_defaults(func=cmd_contact_sheet)
+
+    s = sub.add_parser("quilt", help="Looking Glass quilt NAME_qs{cols}x{rows}a{aspect}.png",
+                       description="View 0 (leftmost camera) is the bottom-left tile, then left to right "
+                                   "and upward. If -o does not already end in _qsCxRaA.png the suffix is added.")
+    s.add_argument("file")
+    s.add_argument("--keyframe", "-k", type=int, default=0, help="keyframe (default 0)")
+    s.add_argument("--pitch", type=float, default=0.0, help="use the grid row nearest this pitch (degrees)")
+    s.add_argument("--cols", type=int, help="quilt columns")
+    s.add_argument("--rows", type=int, help="quilt rows")
+    s.add_argument("-o", "--output", required=True, help="NAME.png or NAME_qsCxRaA.png")
+    s.set_defaults(func=cmd_quilt)
+
+    s = sub.add_parser("repack", help="re-encode and/or subset views and keyframes",
+                       description="Tiles whose codec does not change are copied without re-encoding. "
+                                   "SEL is a list like 0,3,5-9 (negative counts from the end). The graph is "
+                                   "kept consistent: transitions to removed keyframes are dropped, forced "
+                                   "jumps remapped.")
+    s.add_argument("file")
+    s.add_argument("-o", "--output", required=True, help="output .p4d")
+    s.add_argument("--codec", choices=KIND_CODECS["color"], help="colour codec")
+    s.add_argument("--quality", type=int, help="colour quality 1..100 (jpeg/webp; png level/zstd level)")
+    s.add_argument("--alpha-codec", choices=KIND_CODECS["alpha"], help="alpha codec")
+    s.add_argument("--depth-codec", choices=KIND_CODECS["depth"], help="depth codec")
+    s.add_argument("--views", help="view indices SEL (must form a yaw x pitch sub-grid)")
+    s.add_argument("--yaws", help="yaw indices SEL")
+    s.add_argument("--pitches", help="pitch indices SEL")
+    s.add_argument("--keyframes", help="keyframe indices SEL")
+    s.set_defaults(func=cmd_repack)
+
+    s = sub.add_parser("graph", help="the keyframe graph as .dot, .json or .png")
+    s.add_argument("file")
+    s.add_argument("-o", "--output", required=True, help="graph.dot | graph.json | graph.png")
+    s.set_defaults(func=cmd_graph)
+    return ap
+
+
+def main(argv=None) -> int:
+    """Entry point of the `p4d` console script."""
+    ap = build_parser()
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:  # --help (0) and usage errors (2) already printed their one line
+        return int(e.code or 0)
+    try:
+        return args.func(args)
+    except (CLIError, P4DFormatError) as e:
+        print(f"p4d {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"p4d {args.command}: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `p4d info x | head`: the reader went away, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print(f"p4d {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # never a traceback for the user; say what broke in one line
+        print(f"p4d {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
