@@ -37,7 +37,8 @@ KIND_CHANNELS = {"color": 3, "alpha": 1, "depth": 1}
 KIND_DTYPE = {"color": np.dtype(np.uint8), "alpha": np.dtype(np.uint8), "depth": np.dtype(np.uint16)}
 
 # Caps: every size and count a file declares is checked against these before it is used.
-MAX_SIDE = 8192            # tile and preview height/width
+MAX_SIDE = 8192            # tile height/width
+MAX_PREVIEW_SIDE = 2048    # preview height/width (a preview decodes to at most 16 MiB)
 MAX_AXIS = 1 << 16         # keyframes, views
 MAX_TILES = 1 << 21        # keyframes * views * kinds  (index <= 48 MiB)
 MAX_CHUNK = 1 << 28        # bytes of one encoded chunk
@@ -116,7 +117,7 @@ class _Check:
     def __init__(self, meta: dict):
         self.meta = meta
 
-    def get(self, path: str, typ, where: Any = None):
+    def get(self, path: str, typ):
         node: Any = self.meta
         for part in path.split("."):
             if not isinstance(node, dict) or part not in node:
@@ -386,8 +387,8 @@ class P4DWriter:
             raise ValueError(f"preview needs uint8 rgb [H,W,3] and alpha [H,W], got {rgb.dtype}{rgb.shape}, "
                              f"{alpha.dtype}{alpha.shape}")
         h, w = alpha.shape
-        if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
-            raise ValueError(f"preview size {w}x{h} outside 1..{MAX_SIDE}")
+        if not (1 <= h <= MAX_PREVIEW_SIDE and 1 <= w <= MAX_PREVIEW_SIDE):
+            raise ValueError(f"preview size {w}x{h} outside 1..{MAX_PREVIEW_SIDE}; downscale it")
         data = codecs.encode(np.dstack([rgb, alpha]), "png", 9)
         rec = self._append(data, 0, 0, h, w, PREVIEW_KIND, "png", h * w * 4)
         self._preview = rec[:5] + (h, w)
@@ -609,7 +610,7 @@ class P4DReader:
         else:
             if pkind != PREVIEW_KIND or pcodec != codecs.CODEC_ID["png"]:
                 raise self._err(f"preview record at offset 88 has kind {pkind} codec {pcodec}, expected png")
-            if not (1 <= ph <= MAX_SIDE and 1 <= pw <= MAX_SIDE) or praw != ph * pw * 4:
+            if not (1 <= ph <= MAX_PREVIEW_SIDE and 1 <= pw <= MAX_PREVIEW_SIDE) or praw != ph * pw * 4:
                 raise self._err(f"preview size {pw}x{ph} / raw length {praw} at offset 88 is invalid")
             self._preview_rec = (poff, plen, pcrc)
 
