@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["view_weights", "temporal_blend", "splat_depth", "warp", "crossfade", "composite",
+__all__ = ["view_weights", "temporal_blend", "splat_depth", "warp", "warp_scratch", "crossfade", "composite",
            "camera_arrays", "warm_up"]
 
 _EMPTY = np.float32(0.0)  # depth value meaning "nothing here"
@@ -276,13 +276,120 @@ def _residual(depth, k, m, o, ax, ay, z):
     return abs(depth[j, i] - qz) / qz
 
 
+@njit(inline="always")
+def _pixel_depth(zb, stride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay):
+    """Target z-depth at pixel (x, y) with ray (ax, ay, 1): coarse z-buffer, depth-edge candidate
+    check and refinement on the reference view (see ``warp``). 0 = no surface."""
+    h, w = src_depth.shape[1], src_depth.shape[2]
+    z, zfar = _target_depth(zb, x, y, stride, disc)
+    if z <= 0 or ref < 0:
+        return z
+    if zfar > z:
+        # A depth edge: the nearest surface or the one behind it? Keep the candidate the
+        # reference view agrees with (its depth at the projection matches).
+        if _residual(src_depth[ref], src_k[ref], ms[ref], os_[ref], ax, ay, zfar) < \
+                _residual(src_depth[ref], src_k[ref], ms[ref], os_[ref], ax, ay, z):
+            z = zfar
+    # Refine the coarse depth on the reference view's full-resolution depth: along the target
+    # ray q_ref(z) = z * g + o; fixed point z <- (depth_ref(u(z), v(z)) - o_z) / g_z. Converges in
+    # a step or two for the small baselines of a view grid; a step across a depth edge is refused.
+    m = ms[ref]
+    gx = m[0, 0] * ax + m[0, 1] * ay + m[0, 2]
+    gy = m[1, 0] * ax + m[1, 1] * ay + m[1, 2]
+    gz = m[2, 0] * ax + m[2, 1] * ay + m[2, 2]
+    for _ in range(n_refine):
+        qz = z * gz + os_[ref, 2]
+        if qz <= 1e-6 or gz <= 1e-6:
+            break
+        u = src_k[ref, 0] * (z * gx + os_[ref, 0]) / qz + src_k[ref, 2] - 0.5
+        v = src_k[ref, 1] * (z * gy + os_[ref, 1]) / qz + src_k[ref, 3] - 0.5
+        i0 = int(np.floor(u))
+        j0 = int(np.floor(v))
+        if i0 < 0 or j0 < 0 or i0 + 1 >= w or j0 + 1 >= h:
+            break
+        d00 = src_depth[ref, j0, i0]
+        d01 = src_depth[ref, j0, i0 + 1]
+        d10 = src_depth[ref, j0 + 1, i0]
+        d11 = src_depth[ref, j0 + 1, i0 + 1]
+        if d00 <= 0 or d01 <= 0 or d10 <= 0 or d11 <= 0:
+            break
+        tu = u - i0
+        tv = v - j0
+        ds = (1 - tv) * ((1 - tu) * d00 + tu * d01) + tv * ((1 - tu) * d10 + tu * d11)
+        zn = (ds - os_[ref, 2]) / gz
+        if abs(zn - z) > disc * z:
+            break
+        z = zn
+    return z
+
+
+@njit(inline="always")
+def _project(src_depth, src_k, ms, os_, s, ax, ay, z, ztol):
+    """(u, v, vis, flag) of the target point (ax z, ay z, z) in source s: flag 0 = behind the
+    source camera, 1 = outside its image, 2 = inside; vis = soft z-test against its depth."""
+    h, w = src_depth.shape[1], src_depth.shape[2]
+    px = ax * z
+    py = ay * z
+    qx = ms[s, 0, 0] * px + ms[s, 0, 1] * py + ms[s, 0, 2] * z + os_[s, 0]
+    qy = ms[s, 1, 0] * px + ms[s, 1, 1] * py + ms[s, 1, 2] * z + os_[s, 1]
+    qz = ms[s, 2, 0] * px + ms[s, 2, 1] * py + ms[s, 2, 2] * z + os_[s, 2]
+    if qz <= 1e-6:
+        return 0.0, 0.0, 0.0, 0
+    iz = 1.0 / qz
+    # Continuous source pixel coordinates, pixel centres on integers.
+    u = src_k[s, 0] * qx * iz + src_k[s, 2] - 0.5
+    v = src_k[s, 1] * qy * iz + src_k[s, 3] - 0.5
+    if u < -1.0 or v < -1.0 or u > w or v > h:
+        return u, v, 1.0, 1
+    # Soft z-test: visible within ztol (relative), fading to invisible at 2 * ztol.
+    ni = min(max(int(u + 0.5), 0), w - 1)
+    nj = min(max(int(v + 0.5), 0), h - 1)
+    ds = src_depth[s, nj, ni]
+    vis = 1.0
+    if ds > 0:
+        excess = qz / ds - 1.0 - ztol
+        if excess > 0:
+            vis = max(0.0, 1.0 - excess / ztol)
+    return u, v, vis, 2
+
+
+@njit(inline="always")
+def _sample(src_rgba, s, u, v):
+    """Bilinear RGBA (0..255 floats) of source s at continuous pixel (u, v), clamped."""
+    h, w = src_rgba.shape[1], src_rgba.shape[2]
+    fu = np.floor(u)
+    fv = np.floor(v)
+    i0 = int(fu)
+    j0 = int(fv)
+    tu = u - fu
+    tv = v - fv
+    i0c = min(max(i0, 0), w - 1)
+    i1c = min(max(i0 + 1, 0), w - 1)
+    j0c = min(max(j0, 0), h - 1)
+    j1c = min(max(j0 + 1, 0), h - 1)
+    w00 = (1 - tu) * (1 - tv)
+    w01 = tu * (1 - tv)
+    w10 = (1 - tu) * tv
+    w11 = tu * tv
+    c0 = (w00 * src_rgba[s, j0c, i0c, 0] + w01 * src_rgba[s, j0c, i1c, 0]
+          + w10 * src_rgba[s, j1c, i0c, 0] + w11 * src_rgba[s, j1c, i1c, 0])
+    c1 = (w00 * src_rgba[s, j0c, i0c, 1] + w01 * src_rgba[s, j0c, i1c, 1]
+          + w10 * src_rgba[s, j1c, i0c, 1] + w11 * src_rgba[s, j1c, i1c, 1])
+    c2 = (w00 * src_rgba[s, j0c, i0c, 2] + w01 * src_rgba[s, j0c, i1c, 2]
+          + w10 * src_rgba[s, j1c, i0c, 2] + w11 * src_rgba[s, j1c, i1c, 2])
+    c3 = (w00 * src_rgba[s, j0c, i0c, 3] + w01 * src_rgba[s, j0c, i1c, 3]
+          + w10 * src_rgba[s, j1c, i0c, 3] + w11 * src_rgba[s, j1c, i1c, 3])
+    return c0, c1, c2, c3
+
+
 @njit("void(u1[:,:,:,::1], f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], "
-      "f8[:,::1], f8[::1], f4[:,::1], i8, f8, f8, i8, f4[:,:,::1])",
+      "f8[:,::1], f8[::1], f4[:,::1], i8, f8, f8, i8, f8[:,:,:,::1], u1[:,::1], f4[:,:,::1])",
       cache=True, nogil=True, parallel=True)
 def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, stride,
-          ztol, disc, n_refine, out):
-    n_src, h, w = src_depth.shape
+          ztol, disc, n_refine, nodes, smooth, out):
+    n_src = src_depth.shape[0]
     ho, wo = out.shape[0], out.shape[1]
+    hn, wn = nodes.shape[2], nodes.shape[3]
     fx_t, fy_t, cx_t, cy_t = tgt_k[0], tgt_k[1], tgt_k[2], tgt_k[3]
     # Target camera -> each source camera: q = Rs^T (Rt p + Ct - Cs).
     ms = np.empty((n_src, 3, 3))
@@ -295,55 +402,56 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
     for s in range(n_src):
         if src_w[s] > 0 and (ref < 0 or src_w[s] > src_w[ref]):
             ref = s
-    for y in prange(ho):
-        vy = (y + 0.5 - cy_t) / fy_t
-        for x in range(wo):
-            z, zfar = _target_depth(zb, x, y, stride, disc)
-            if z <= 0:
-                for c in range(4):
-                    out[y, x, c] = 0.0
-                continue
+    # 1. Geometry on the node lattice (every stride-th pixel): nodes[s] = (u, v, vis, flag),
+    #    flag = -1 where the node has no surface.
+    for jn in prange(hn):
+        y = jn * stride
+        ay = (y + 0.5 - cy_t) / fy_t
+        for i_n in range(wn):
+            x = i_n * stride
             ax = (x + 0.5 - cx_t) / fx_t
-            if zfar > z and ref >= 0:
-                # A depth edge: the nearest surface or the one behind it? Keep the candidate the
-                # reference view agrees with (its depth at the projection matches).
-                if _residual(src_depth[ref], src_k[ref], ms[ref], os_[ref], ax, vy, zfar) < \
-                        _residual(src_depth[ref], src_k[ref], ms[ref], os_[ref], ax, vy, z):
-                    z = zfar
-            # Refine the coarse depth on the reference source's full-resolution depth: along the
-            # target ray, q_ref(z) = z * g + o; fixed-point z <- (depth_ref(u(z), v(z)) - o_z) / g_z.
-            # Converges in a step or two for the small baselines of a view grid; a step that
-            # would cross a depth edge is refused.
-            if ref >= 0:
-                m = ms[ref]
-                gx = m[0, 0] * ax + m[0, 1] * vy + m[0, 2]
-                gy = m[1, 0] * ax + m[1, 1] * vy + m[1, 2]
-                gz = m[2, 0] * ax + m[2, 1] * vy + m[2, 2]
-                for _ in range(n_refine):
-                    qz = z * gz + os_[ref, 2]
-                    if qz <= 1e-6 or gz <= 1e-6:
-                        break
-                    u = src_k[ref, 0] * (z * gx + os_[ref, 0]) / qz + src_k[ref, 2] - 0.5
-                    v = src_k[ref, 1] * (z * gy + os_[ref, 1]) / qz + src_k[ref, 3] - 0.5
-                    i0 = int(np.floor(u))
-                    j0 = int(np.floor(v))
-                    if i0 < 0 or j0 < 0 or i0 + 1 >= w or j0 + 1 >= h:
-                        break
-                    d00 = src_depth[ref, j0, i0]
-                    d01 = src_depth[ref, j0, i0 + 1]
-                    d10 = src_depth[ref, j0 + 1, i0]
-                    d11 = src_depth[ref, j0 + 1, i0 + 1]
-                    if d00 <= 0 or d01 <= 0 or d10 <= 0 or d11 <= 0:
-                        break
-                    tu = u - i0
-                    tv = v - j0
-                    ds = (1 - tv) * ((1 - tu) * d00 + tu * d01) + tv * ((1 - tu) * d10 + tu * d11)
-                    zn = (ds - os_[ref, 2]) / gz
-                    if abs(zn - z) > disc * z:
-                        break
-                    z = zn
-            px = ax * z
-            py = vy * z
+            z = _pixel_depth(zb, stride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
+            for s in range(n_src):
+                if z <= 0:
+                    nodes[s, 3, jn, i_n] = -1.0
+                    continue
+                u, v, vis, flag = _project(src_depth, src_k, ms, os_, s, ax, ay, z, ztol)
+                nodes[s, 0, jn, i_n] = u
+                nodes[s, 1, jn, i_n] = v
+                nodes[s, 2, jn, i_n] = vis
+                nodes[s, 3, jn, i_n] = flag
+    # 2. A cell is smooth when every used source sees all 4 corners inside its image, unoccluded:
+    #    its pixels then interpolate the corners' source coordinates (a mesh warp) instead of
+    #    re-projecting. Depth edges, silhouettes, occlusions and image borders go per pixel.
+    for jn in prange(hn - 1):
+        for i_n in range(wn - 1):
+            ok = ref >= 0
+            for s in range(n_src):
+                if not ok:
+                    break
+                if src_w[s] <= 0:
+                    continue
+                for dj in range(2):
+                    for di in range(2):
+                        if nodes[s, 3, jn + dj, i_n + di] != 2.0 or nodes[s, 2, jn + dj, i_n + di] < 1.0:
+                            ok = False
+            if ok:
+                # Corners' source coordinates of the reference view must not fold or stretch a
+                # lot (a depth edge between the corners would).
+                du = nodes[ref, 0, jn, i_n + 1] - nodes[ref, 0, jn, i_n]
+                dv = nodes[ref, 1, jn + 1, i_n] - nodes[ref, 1, jn, i_n]
+                du2 = nodes[ref, 0, jn + 1, i_n + 1] - nodes[ref, 0, jn + 1, i_n]
+                dv2 = nodes[ref, 1, jn + 1, i_n + 1] - nodes[ref, 1, jn, i_n + 1]
+                lo, hi = 0.5 * stride, 2.0 * stride
+                ok = lo < du < hi and lo < dv < hi and lo < du2 < hi and lo < dv2 < hi
+            smooth[jn, i_n] = 1 if ok else 0
+    # 3. Pixels.
+    for y in prange(ho):
+        ay = (y + 0.5 - cy_t) / fy_t
+        jn = y // stride
+        ty = (y - jn * stride) / stride
+        for x in range(wo):
+            i_n = x // stride
             a0 = 0.0
             a1 = 0.0
             a2 = 0.0
@@ -354,54 +462,51 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
             b2 = 0.0
             b3 = 0.0
             wa = 0.0  # plain view weights (hole fill)
+            if smooth[jn, i_n]:
+                tx = (x - i_n * stride) / stride
+                k00 = (1 - tx) * (1 - ty)
+                k01 = tx * (1 - ty)
+                k10 = (1 - tx) * ty
+                k11 = tx * ty
+                for s in range(n_src):
+                    ws = src_w[s]
+                    if ws <= 0:
+                        continue
+                    u = (k00 * nodes[s, 0, jn, i_n] + k01 * nodes[s, 0, jn, i_n + 1]
+                         + k10 * nodes[s, 0, jn + 1, i_n] + k11 * nodes[s, 0, jn + 1, i_n + 1])
+                    v = (k00 * nodes[s, 1, jn, i_n] + k01 * nodes[s, 1, jn, i_n + 1]
+                         + k10 * nodes[s, 1, jn + 1, i_n] + k11 * nodes[s, 1, jn + 1, i_n + 1])
+                    c0, c1, c2, c3 = _sample(src_rgba, s, u, v)
+                    a0 += ws * c0
+                    a1 += ws * c1
+                    a2 += ws * c2
+                    a3 += ws * c3
+                    wv += ws
+                k = 1.0 / (255.0 * wv)
+                out[y, x, 0] = a0 * k
+                out[y, x, 1] = a1 * k
+                out[y, x, 2] = a2 * k
+                out[y, x, 3] = a3 * k
+                continue
+            ax = (x + 0.5 - cx_t) / fx_t
+            z = _pixel_depth(zb, stride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
+            if z <= 0:
+                for c in range(4):
+                    out[y, x, c] = 0.0
+                continue
             for s in range(n_src):
                 ws = src_w[s]
                 if ws <= 0:
                     continue
-                m = ms[s]
-                qx = m[0, 0] * px + m[0, 1] * py + m[0, 2] * z + os_[s, 0]
-                qy = m[1, 0] * px + m[1, 1] * py + m[1, 2] * z + os_[s, 1]
-                qz = m[2, 0] * px + m[2, 1] * py + m[2, 2] * z + os_[s, 2]
-                if qz <= 1e-6:
+                u, v, vis, flag = _project(src_depth, src_k, ms, os_, s, ax, ay, z, ztol)
+                if flag == 0:
                     continue
-                # Continuous source pixel coordinates, pixel centres on integers.
-                u = src_k[s, 0] * qx / qz + src_k[s, 2] - 0.5
-                v = src_k[s, 1] * qy / qz + src_k[s, 3] - 0.5
-                if u < -1.0 or v < -1.0 or u > w or v > h:
+                if flag == 1:
                     # Outside the source image: the source sees nothing there (transparent).
                     wa += ws
                     wv += ws
                     continue
-                # Soft z-test against the source's own depth: visible within ztol (relative),
-                # fading to invisible at 2 * ztol.
-                ni = min(max(int(u + 0.5), 0), w - 1)
-                nj = min(max(int(v + 0.5), 0), h - 1)
-                ds = src_depth[s, nj, ni]
-                vis = 1.0
-                if ds > 0:
-                    excess = qz / ds - 1.0 - ztol
-                    if excess > 0:
-                        vis = max(0.0, 1.0 - excess / ztol)
-                i0 = int(np.floor(u))
-                j0 = int(np.floor(v))
-                tu = u - i0
-                tv = v - j0
-                i0c = min(max(i0, 0), w - 1)
-                i1c = min(max(i0 + 1, 0), w - 1)
-                j0c = min(max(j0, 0), h - 1)
-                j1c = min(max(j0 + 1, 0), h - 1)
-                w00 = (1 - tu) * (1 - tv)
-                w01 = tu * (1 - tv)
-                w10 = (1 - tu) * tv
-                w11 = tu * tv
-                p00 = src_rgba[s, j0c, i0c]
-                p01 = src_rgba[s, j0c, i1c]
-                p10 = src_rgba[s, j1c, i0c]
-                p11 = src_rgba[s, j1c, i1c]
-                c0 = w00 * p00[0] + w01 * p01[0] + w10 * p10[0] + w11 * p11[0]
-                c1 = w00 * p00[1] + w01 * p01[1] + w10 * p10[1] + w11 * p11[1]
-                c2 = w00 * p00[2] + w01 * p01[2] + w10 * p10[2] + w11 * p11[2]
-                c3 = w00 * p00[3] + w01 * p01[3] + w10 * p10[3] + w11 * p11[3]
+                c0, c1, c2, c3 = _sample(src_rgba, s, u, v)
                 b0 += ws * c0
                 b1 += ws * c1
                 b2 += ws * c2
@@ -430,16 +535,28 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                     out[y, x, c] = 0.0
 
 
+def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Node lattice buffers for ``warp``: nodes float64 [S, 4, Hn, Wn], smooth uint8 [Hn, Wn]."""
+    hn = (out_shape[0] - 1) // stride + 2
+    wn = (out_shape[1] - 1) // stride + 2
+    return np.zeros((n_src, 4, hn, wn)), np.zeros((hn, wn), np.uint8)
+
+
 def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam,
          coarse: np.ndarray, stride: int, out: np.ndarray, ztol: float = 0.02,
-         disc: float = 0.05, n_refine: int = 2) -> None:
+         disc: float = 0.05, n_refine: int = 2, scratch=None) -> None:
     """Backward-warp the sources into the target view.
 
     src_rgba uint8 [S, H, W, 4] premultiplied RGBA; src_depth float32 [S, H, W]; src_w float32 [S];
     coarse float32 [2, Hc, Wc] from ``splat_depth`` (only ``coarse[0]`` is read);
-    out float32 [Ho, Wo, 4] premultiplied RGBA in [0, 1].
+    out float32 [Ho, Wo, 4] premultiplied RGBA in [0, 1]; scratch from ``warp_scratch``.
     ztol: relative z-test tolerance; disc: relative depth jump treated as an edge;
     n_refine: fixed-point steps refining the coarse depth on the nearest source's depth tile.
+
+    Per target pixel: depth from the coarse z-buffer (refined), back-projected to a 3-D point,
+    projected into each source, sampled bilinearly, weighted by view weight x soft z-test;
+    where no source sees the point the plain view weights fill the hole. Pixels inside smooth
+    cells of the stride lattice interpolate the lattice's source coordinates instead.
     """
     sk, sr, sc = src_cams
     tk, tr, tc = tgt_cam
@@ -448,8 +565,11 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     assert out.ndim == 3 and out.shape[2] == 4 and out.dtype == np.float32, out.shape
     assert coarse.shape[1] * stride >= out.shape[0] and coarse.shape[2] * stride >= out.shape[1], \
         (coarse.shape, stride, out.shape)
+    nodes, smooth = scratch if scratch is not None else warp_scratch(src_rgba.shape[0], out.shape[:2], stride)
+    assert nodes.shape[:2] == (src_rgba.shape[0], 4) and smooth.shape == nodes.shape[2:], (nodes.shape, smooth.shape)
+    assert (nodes.shape[2] - 1) * stride >= out.shape[0] - 1, (nodes.shape, stride, out.shape)
     _warp(src_rgba, src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], int(stride),
-          float(ztol), float(disc), int(n_refine), out)
+          float(ztol), float(disc), int(n_refine), nodes, smooth, out)
 
 
 # --- (d) crossfade, (e) composite ----------------------------------------------------------------

@@ -85,9 +85,8 @@ def splat_depth(src_depth, src_w, src_cams, tgt_cam, stride, n_dilate, coarse_sh
     return zb.astype(np.float32)
 
 
-def _target_depth(zb, ho, wo, stride, disc):
+def _target_depth(zb, x, y, stride, disc):
     hc, wc = zb.shape
-    y, x = np.mgrid[0:ho, 0:wo]
     cu = (x + 0.5) / stride - 0.5
     cv = (y + 0.5) / stride - 0.5
     i0, j0 = np.floor(cu).astype(int), np.floor(cv).astype(int)
@@ -145,18 +144,26 @@ def _refine(depth, k, m, o, ax, ay, z, disc, n_refine):
     return z
 
 
-def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, ztol=0.02, disc=0.05,
-         n_refine=2):
-    """Premultiplied float32 RGBA [Ho, Wo, 4] of the sources warped into the target view."""
+def _sample(img, u, v):
+    """Bilinear [.., 4] of img [H, W, 4] (float64) at continuous (u, v), clamped."""
+    h, w = img.shape[:2]
+    i0, j0 = np.floor(u).astype(int), np.floor(v).astype(int)
+    tu, tv = (u - i0)[..., None], (v - j0)[..., None]
+    i0c, i1c = np.clip(i0, 0, w - 1), np.clip(i0 + 1, 0, w - 1)
+    j0c, j1c = np.clip(j0, 0, h - 1), np.clip(j0 + 1, 0, h - 1)
+    return ((1 - tu) * (1 - tv) * img[j0c, i0c] + tu * (1 - tv) * img[j0c, i1c]
+            + (1 - tu) * tv * img[j1c, i0c] + tu * tv * img[j1c, i1c])
+
+
+def _geometry(src_depth, src_w, src_cams, tgt_cam, zb, stride, x, y, ztol, disc, n_refine):
+    """z [N] and per source (u, v, vis, flag) [S, N] at target pixels (x, y) [N]
+    (flag 0 behind, 1 outside the source image, 2 inside)."""
     sk, sr, sc = src_cams
     tk, tr, tc = tgt_cam
-    ho, wo = out_shape
     n_src, h, w = src_depth.shape
-    z, zfar = _target_depth(zb, ho, wo, stride, disc)
-    y, x = np.mgrid[0:ho, 0:wo]
+    z, zfar = _target_depth(zb, x, y, stride, disc)
     ax, ay = (x + 0.5 - tk[2]) / tk[0], (y + 0.5 - tk[3]) / tk[1]
-    pos = np.where(src_w > 0, src_w, -1)
-    ref = int(np.argmax(pos)) if (src_w > 0).any() else -1
+    ref = int(np.argmax(np.where(src_w > 0, src_w, -1))) if (src_w > 0).any() else -1
     if ref >= 0:
         m, o = _relative(sr[ref], sc[ref], tr, tc)
         pick_far = (zfar > z) & (_residual(src_depth[ref], sk[ref], m, o, ax, ay, zfar)
@@ -164,14 +171,8 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
         z = np.where(pick_far, zfar, z)
         z = _refine(src_depth[ref], sk[ref], m, o, ax, ay, z, disc, n_refine)
     p = np.stack([ax * z, ay * z, z], -1)
-    acc_v = np.zeros((ho, wo, 4))
-    acc_a = np.zeros((ho, wo, 4))
-    wv = np.zeros((ho, wo))
-    wa = np.zeros((ho, wo))
+    geo = np.zeros((n_src, 4) + np.shape(x))
     for s in range(n_src):
-        ws = float(src_w[s])
-        if ws <= 0:
-            continue
         m, o = _relative(sr[s], sc[s], tr, tc)
         q = p @ m.T + o
         front = q[..., 2] > 1e-6
@@ -185,22 +186,68 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
         ds = src_depth[s, nj, ni].astype(np.float64)
         excess = np.where(ds > 0, qz / np.where(ds > 0, ds, 1) - 1 - ztol, 0.0)
         vis = np.where(excess > 0, np.maximum(0.0, 1 - excess / ztol), 1.0)
-        i0, j0 = np.floor(u).astype(int), np.floor(v).astype(int)
-        tu, tv = (u - i0)[..., None], (v - j0)[..., None]
-        i0c, i1c = np.clip(i0, 0, w - 1), np.clip(i0 + 1, 0, w - 1)
-        j0c, j1c = np.clip(j0, 0, h - 1), np.clip(j0 + 1, 0, h - 1)
-        img = src_rgba[s].astype(np.float64)
-        col = ((1 - tu) * (1 - tv) * img[j0c, i0c] + tu * (1 - tv) * img[j0c, i1c]
-               + (1 - tu) * tv * img[j1c, i0c] + tu * tv * img[j1c, i1c])
-        col = np.where(inside[..., None], col, 0.0)
+        geo[s] = np.stack([u, v, np.where(inside, vis, 1.0), np.where(inside, 2, np.where(outside, 1, 0))])
+    return z, geo, ref
+
+
+def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, ztol=0.02, disc=0.05,
+         n_refine=2):
+    """Premultiplied float32 RGBA [Ho, Wo, 4] of the sources warped into the target view."""
+    ho, wo = out_shape
+    n_src = src_depth.shape[0]
+    y, x = np.mgrid[0:ho, 0:wo]
+    z, geo, ref = _geometry(src_depth, src_w, src_cams, tgt_cam, zb, stride, x, y, ztol, disc, n_refine)
+    imgs = src_rgba.astype(np.float64)
+    acc_v = np.zeros((ho, wo, 4))
+    acc_a = np.zeros((ho, wo, 4))
+    wv = np.zeros((ho, wo))
+    wa = np.zeros((ho, wo))
+    for s in range(n_src):
+        ws = float(src_w[s])
+        if ws <= 0:
+            continue
+        u, v, vis, flag = geo[s]
+        inside, outside = flag == 2, flag == 1
+        col = np.where(inside[..., None], _sample(imgs[s], u, v), 0.0)
         acc_a += ws * col
         acc_v += (ws * vis)[..., None] * col
-        wa += np.where(front, ws, 0.0)
+        wa += np.where(flag > 0, ws, 0.0)
         wv += np.where(inside, ws * vis, np.where(outside, ws, 0.0))
     use_v = (wv > 1e-3 * wa) & (wv > 0)
     res = np.where(use_v[..., None], acc_v / np.maximum(wv, 1e-30)[..., None],
                    np.where((wa > 0)[..., None], acc_a / np.maximum(wa, 1e-30)[..., None], 0.0)) / 255.0
     res[z <= 0] = 0.0
+    # Smooth cells of the node lattice interpolate the nodes' source coordinates (mesh warp).
+    hn, wn = (ho - 1) // stride + 2, (wo - 1) // stride + 2
+    yn, xn = np.mgrid[0:hn, 0:wn] * stride
+    zn, gn, _ = _geometry(src_depth, src_w, src_cams, tgt_cam, zb, stride, xn, yn, ztol, disc, n_refine)
+    good = np.ones((hn, wn), bool) if ref >= 0 else np.zeros((hn, wn), bool)
+    for s in range(n_src):
+        if src_w[s] > 0:
+            good &= (zn > 0) & (gn[s, 3] == 2) & (gn[s, 2] >= 1.0)
+    smooth = good[:-1, :-1] & good[1:, :-1] & good[:-1, 1:] & good[1:, 1:]
+    if ref >= 0:
+        un, vn = gn[ref, 0], gn[ref, 1]
+        du, du2 = un[:-1, 1:] - un[:-1, :-1], un[1:, 1:] - un[1:, :-1]
+        dv, dv2 = vn[1:, :-1] - vn[:-1, :-1], vn[1:, 1:] - vn[:-1, 1:]
+        for d in (du, du2, dv, dv2):
+            smooth &= (d > 0.5 * stride) & (d < 2.0 * stride)
+    jn, i_n = y // stride, x // stride
+    ty, tx = (y - jn * stride) / stride, (x - i_n * stride) / stride
+    cell = smooth[jn, i_n]
+    k = [(1 - tx) * (1 - ty), tx * (1 - ty), (1 - tx) * ty, tx * ty]
+    acc = np.zeros((ho, wo, 4))
+    wsum = 0.0
+    for s in range(n_src):
+        ws = float(src_w[s])
+        if ws <= 0:
+            continue
+        uv = [k[0] * g[jn, i_n] + k[1] * g[jn, i_n + 1] + k[2] * g[jn + 1, i_n] + k[3] * g[jn + 1, i_n + 1]
+              for g in (gn[s, 0], gn[s, 1])]
+        acc += ws * _sample(imgs[s], *uv)
+        wsum += ws
+    if wsum > 0:
+        res[cell] = (acc / (255.0 * wsum))[cell]
     return res.astype(np.float32)
 
 

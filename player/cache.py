@@ -1,0 +1,137 @@
+"""Decoded-tile cache: an LRU bounded in bytes, filled ahead of time by one prefetch thread.
+
+A "tile source" is anything with ``meta`` (the .p4d metadata dict) and
+``tile(keyframe, view, kind) -> np.ndarray`` (``formats.P4DReader`` is one; tests pass arrays).
+Decoding releases the GIL inside opencv/zstd, so the prefetch thread runs beside the frame loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from formats.codecs import dequantize_depth
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One decoded (keyframe, view)."""
+
+    rgba: np.ndarray  # uint8 [H, W, 4] premultiplied colour + alpha, C-contiguous
+    depth: np.ndarray  # float32 [H, W] camera z-depth in metres, 0 = empty
+
+    @property
+    def nbytes(self) -> int:
+        return self.rgba.nbytes + self.depth.nbytes
+
+
+def decode_tile(source, keyframe: int, view: int) -> Tile:
+    """Decode and pack one (keyframe, view) of ``source`` into a ``Tile``."""
+    meta = source.meta
+    kinds = meta["tiles"]["kinds"]
+    color = source.tile(keyframe, view, "color")
+    h, w = color.shape[:2]
+    rgba = np.empty((h, w, 4), np.uint8)
+    rgba[..., :3] = color
+    rgba[..., 3] = source.tile(keyframe, view, "alpha") if "alpha" in kinds else 255
+    if "depth" in kinds:
+        d = meta["grid"]["depth"]
+        depth = dequantize_depth(source.tile(keyframe, view, "depth"), d["near"], d["far"])
+    else:
+        # No depth baked: a plane through the orbit centre keeps the warp a plain blend.
+        depth = np.full((h, w), float(meta["grid"]["radius"]), np.float32)
+    return Tile(rgba, np.ascontiguousarray(depth, dtype=np.float32))
+
+
+class TileCache:
+    """LRU of decoded tiles keyed by (keyframe, view), at most ``max_bytes`` of them.
+
+    ``get`` returns a tile, decoding it on the calling thread on a miss (or waiting for the
+    prefetch thread when it is already decoding it); ``prefetch`` queues keys for the worker.
+    """
+
+    def __init__(self, source, max_bytes: int = 256 << 20, prefetch: bool = True):
+        self.source = source
+        self.max_bytes = int(max_bytes)
+        self._tiles: OrderedDict[tuple[int, int], Tile] = OrderedDict()
+        self._inflight: dict[tuple[int, int], Future] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="p4d-prefetch") if prefetch else None
+        self.hits = self.misses = self.waits = self.evictions = self.prefetched = 0
+
+    def _insert(self, key, tile: Tile) -> None:
+        # Caller holds the lock.
+        if key in self._tiles:
+            return
+        self._tiles[key] = tile
+        self._bytes += tile.nbytes
+        while self._bytes > self.max_bytes and len(self._tiles) > 1:
+            _, old = self._tiles.popitem(last=False)
+            self._bytes -= old.nbytes
+            self.evictions += 1
+
+    def get(self, keyframe: int, view: int) -> Tile:
+        key = (int(keyframe), int(view))
+        with self._lock:
+            tile = self._tiles.get(key)
+            if tile is not None:
+                self._tiles.move_to_end(key)
+                self.hits += 1
+                return tile
+            fut = self._inflight.get(key)
+            if fut is not None:
+                self.waits += 1
+            else:
+                self.misses += 1
+        if fut is not None:
+            return fut.result()
+        tile = decode_tile(self.source, *key)
+        with self._lock:
+            self._insert(key, tile)
+        return tile
+
+    def _work(self, key) -> Tile:
+        try:
+            tile = decode_tile(self.source, *key)
+            with self._lock:
+                self._insert(key, tile)
+                self.prefetched += 1
+            return tile
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+
+    def prefetch(self, keys) -> None:
+        """Queue (keyframe, view) pairs that are neither cached nor being decoded."""
+        if self._pool is None:
+            return
+        with self._lock:
+            for k, v in keys:
+                key = (int(k), int(v))
+                if key in self._tiles or key in self._inflight:
+                    continue
+                self._inflight[key] = self._pool.submit(self._work, key)
+
+    def idle(self, timeout: float = 10.0) -> None:
+        """Wait until every queued prefetch is done (tests, benches)."""
+        with self._lock:
+            futs = list(self._inflight.values())
+        for f in futs:
+            f.result(timeout=timeout)
+
+    def stats(self) -> dict:
+        with self._lock:
+            n = self.hits + self.misses + self.waits
+            return {"hits": self.hits, "misses": self.misses, "waits": self.waits,
+                    "hit_rate": self.hits / n if n else 1.0, "evictions": self.evictions,
+                    "prefetched": self.prefetched, "tiles": len(self._tiles), "bytes": self._bytes}
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,125 @@
+"""Playback state shared by the window, the exporter and the bench: viewpoint + walker + renderer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from player.cache import TileCache
+from player.motion import CaptureReplay, Fixed, Orbit
+from player.render import RenderConfig, Renderer
+from player.walker import Walker
+
+MODES = ("free", "capture", "orbit", "fixed")
+
+
+@dataclass
+class PlayConfig:
+    mode: str = "orbit"
+    """free (window: drag to orbit, auto-orbit when idle) | capture | orbit | fixed"""
+    seed: int = 0
+    """seed of the graph walk and of the capture replay"""
+    yaw: float = 0.0
+    """view for fixed mode (degrees)"""
+    pitch: float = 0.0
+    cache_mb: int = 256
+    """memory bound of the decoded-tile cache"""
+    prefetch: bool = True
+    render: RenderConfig = RenderConfig()
+
+
+def nearest_group(centers: np.ndarray, yaw: float, pitch: float) -> int:
+    """Pose group whose centre [G, 2] (yaw, pitch) is nearest to the viewpoint."""
+    d = (centers[:, 0] - yaw) ** 2 + (centers[:, 1] - pitch) ** 2
+    return int(np.argmin(d))
+
+
+class Playback:
+    def __init__(self, source, config: PlayConfig = PlayConfig()):
+        if config.mode not in MODES:
+            raise ValueError(f"unknown mode {config.mode!r} (choose from {', '.join(MODES)})")
+        self.source, self.config = source, config
+        self.meta = source.meta
+        self.cache = TileCache(source, config.cache_mb << 20, prefetch=config.prefetch)
+        self.renderer = Renderer(self.meta, self.cache, config.render)
+        self.centers = np.asarray(self.meta["graph"]["groups"]["centers"], np.float64).reshape(-1, 2)
+        self.zoom = 1.0
+        self.paused = False
+        self.set_mode(config.mode)
+        yaw, pitch = self.view()
+        self.walker = Walker(self.meta, seed=config.seed, start_group=self.group_of(yaw, pitch))
+        self.frames = 0
+
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        if mode == "capture":
+            self.motion = CaptureReplay(self.meta, seed=self.config.seed)
+        elif mode == "fixed":
+            self.motion = Fixed(self.config.yaw, self.config.pitch)
+        else:
+            self.motion = Orbit(self.meta)
+        self.manual: tuple[float, float] | None = None
+
+    def view(self) -> tuple[float, float]:
+        return self.manual if self.manual is not None else self.motion.view()
+
+    def group_of(self, yaw: float, pitch: float) -> int:
+        return nearest_group(self.centers, yaw, pitch)
+
+    def step(self, dt: float) -> None:
+        if self.paused:
+            return
+        if self.manual is None:
+            self.motion.step(dt)
+        yaw, pitch = self.view()
+        self.walker.step(dt, self.group_of(yaw, pitch))
+
+    def render(self) -> np.ndarray:
+        """uint8 [H, W, 4] rows bottom-up, then queue decoding of what comes next."""
+        yaw, pitch = self.view()
+        img = self.renderer.render(yaw, pitch, self.zoom, self.walker.streams())
+        self.frames += 1
+        self.prefetch(yaw, pitch)
+        return img
+
+    def prefetch(self, yaw: float, pitch: float) -> None:
+        views = set(self.renderer.views_at(yaw, pitch))
+        # Where the viewpoint will be in ~0.3 s, so a grid-cell crossing finds its tiles ready.
+        if self.manual is None and not self.paused:
+            ahead = _peek(self.motion, 0.3)
+            views |= set(self.renderer.views_at(*ahead))
+            g = self.group_of(*ahead)
+            k = self.walker.main.nxt
+            if g != self.walker.group and g < len(self.walker.forced[k]):
+                keys_forced = [t for t in (self.walker.forced[self.walker.main.k][g], self.walker.forced[k][g]) if t >= 0]
+            else:
+                keys_forced = []
+        else:
+            keys_forced = []
+        ks = self.walker.upcoming() + keys_forced
+        self.cache.prefetch([(k, v) for k in ks for v in sorted(views)])
+
+    def close(self) -> None:
+        self.cache.close()
+
+
+def _peek(motion, dt: float) -> tuple[float, float]:
+    """The view ``dt`` seconds ahead without disturbing the motion (or its random draws)."""
+    if isinstance(motion, Orbit):
+        return Orbit.view(_Shifted(motion, dt))
+    if isinstance(motion, CaptureReplay):
+        n = len(motion.views)
+        pos = min(max(motion.pos + motion.direction * dt * motion.fps, 0), n - 1)
+        i = int(pos)
+        j = min(i + 1, n - 1)
+        t = pos - i
+        y, p = (1 - t) * motion.views[i] + t * motion.views[j]
+        return float(y), float(p)
+    return motion.view()
+
+
+class _Shifted:
+    def __init__(self, orbit: Orbit, dt: float):
+        self.__dict__.update(orbit.__dict__)
+        self.t = orbit.t + dt

@@ -1,0 +1,169 @@
+"""The graph walker (Video Textures + Kimura et al.): which keyframes to show, and when to jump.
+
+Plain Python, seeded, no clock of its own: ``step(dt, group)`` advances it by ``dt`` seconds with
+the viewpoint in pose group ``group``; ``streams()`` says what to draw. A pyglet
+``EventDispatcher`` (pyglet.event needs no display) emitting ``on_jump(kind, src, dst)`` with
+kind "transition" or "forced", and ``on_keyframe(k)``.
+
+Rules:
+- keyframes advance at the baked fps; between keyframes k and k+1 the frame is a temporal blend;
+- arriving at the end of keyframe k, each baked transition (k -> dst, p) is taken with probability
+  p (the last keyframe has no k+1, so its transitions are renormalised and one is always taken);
+- when the viewpoint enters another pose group g, the walk jumps at once to forced[k][g]
+  (-1: k already belongs to g, nothing to do);
+- every jump crossfades from the stream it leaves (which keeps playing forward) to the new one
+  over ``morph_seconds``; while a crossfade runs no new transition is offered and a forced jump
+  waits for it to end, so a fade is never cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from pyglet.event import EventDispatcher
+
+
+@dataclass
+class Stream:
+    """Keyframe ``k`` blending into ``nxt`` at ``phase`` in [0, 1)."""
+
+    k: int
+    nxt: int
+    phase: float = 0.0
+
+
+@dataclass
+class WalkStats:
+    offers: dict = field(default_factory=dict)  # k -> times a transition from k was offered
+    taken: dict = field(default_factory=dict)  # (k, dst) -> times taken
+    forced: list = field(default_factory=list)  # (time, src, dst, group)
+    visits: np.ndarray | None = None  # [K] times each keyframe was entered
+    suppressed: int = 0  # transition draws skipped because a crossfade was running
+
+
+class Walker(EventDispatcher):
+    def __init__(self, meta: dict, seed: int = 0, start_group: int | None = None,
+                 morph_seconds: float | None = None):
+        kf, graph = meta["keyframes"], meta["graph"]
+        self.n = len(kf["times"])
+        self.fps = float(kf["fps"])
+        self.pose_group = [int(g) for g in kf["pose_group"]]
+        self.forced = [[int(t) for t in row] for row in graph["forced"]]
+        baked = float(graph.get("morph_seconds", 0.2))
+        self.morph_seconds = max(baked, float(morph_seconds or 0.0), 1e-3)
+        self.transitions: list[list[tuple[int, float]]] = [[] for _ in range(self.n)]
+        for src, dst, prob, _cost in graph["transitions"]:
+            if 0 <= int(src) < self.n and 0 <= int(dst) < self.n and prob > 0:
+                self.transitions[int(src)].append((int(dst), float(prob)))
+        self.rng = np.random.default_rng(seed)
+        self.time = 0.0
+        self.group = start_group
+        start = 0
+        if start_group is not None and self.pose_group[0] != start_group and self.forced[0][start_group] >= 0:
+            start = self.forced[0][start_group]
+        self.main = Stream(start, self._natural(start))
+        self.old: Stream | None = None
+        self.fade = 1.0  # weight of ``main``; < 1 while crossfading from ``old``
+        self._pending_group: int | None = None
+        self.stats = WalkStats(visits=np.zeros(self.n, np.int64))
+        self.stats.visits[start] += 1
+        self.jumps = 0
+
+    def _natural(self, k: int) -> int:
+        return k + 1 if k + 1 < self.n else k
+
+    def _draw_successor(self, k: int) -> int | None:
+        """The jump target after keyframe k, or None to go on to k + 1."""
+        opts = self.transitions[k]
+        if not opts:
+            return None
+        probs = np.array([p for _, p in opts])
+        if k + 1 >= self.n:  # no natural successor: a transition is certain
+            probs = probs / probs.sum()
+        self.stats.offers[k] = self.stats.offers.get(k, 0) + 1
+        r = self.rng.random()
+        c = np.cumsum(probs)
+        i = int(np.searchsorted(c, r, side="right"))
+        if i >= len(opts):
+            return None
+        dst = opts[i][0]
+        self.stats.taken[(k, dst)] = self.stats.taken.get((k, dst), 0) + 1
+        return dst
+
+    def _jump(self, dst: int, kind: str) -> None:
+        src = self.main.k
+        self.old = self.main
+        self.main = Stream(dst, self._natural(dst))
+        self.fade = 0.0
+        self.jumps += 1
+        self.stats.visits[dst] += 1
+        self.dispatch_event("on_jump", kind, src, dst)
+
+    def _advance(self, s: Stream, steps: float, main: bool) -> None:
+        s.phase += steps
+        while s.phase >= 1.0:
+            s.phase -= 1.0
+            k = s.k
+            if main and self.old is None:
+                dst = self._draw_successor(k)
+                if dst is not None:
+                    self._jump(dst, "transition")
+                    self.old.k, self.old.nxt = self.old.nxt, self._natural(self.old.nxt)
+                    self.old.phase = s.phase
+                    self.main.phase = s.phase
+                    return
+            elif main and self.transitions[k]:
+                self.stats.suppressed += 1
+            if k + 1 >= self.n and main:
+                # Last keyframe while crossfading: hold it; the transition is drawn after the fade.
+                s.phase = min(s.phase, 0.999)
+                return
+            s.k, s.nxt = s.nxt, self._natural(s.nxt)
+            if main:
+                self.stats.visits[s.k] += 1
+                self.dispatch_event("on_keyframe", s.k)
+
+    def step(self, dt: float, group: int | None = None) -> None:
+        """Advance ``dt`` seconds with the viewpoint in pose group ``group``."""
+        self.time += dt
+        if group is not None and group != self.group:
+            self.group = group
+            self._pending_group = group
+        if self.old is not None:
+            self.fade = min(1.0, self.fade + dt / self.morph_seconds)
+            self._advance(self.old, dt * self.fps, main=False)
+            if self.fade >= 1.0:
+                self.old = None
+        if self._pending_group is not None and self.old is None:
+            g = self._pending_group
+            self._pending_group = None
+            dst = self.forced[self.main.k][g] if g < len(self.forced[self.main.k]) else -1
+            if dst >= 0 and self.pose_group[self.main.k] != g:
+                self.stats.forced.append((self.time, self.main.k, dst, g))
+                phase = self.main.phase
+                self._jump(dst, "forced")
+                self.main.phase = phase
+        self._advance(self.main, dt * self.fps, main=True)
+
+    def streams(self) -> list[tuple[int, int, float, float]]:
+        """What to draw: [(k, nxt, phase, weight)], weights summing to 1 (old stream first)."""
+        out = []
+        if self.old is not None and self.fade < 1.0:
+            out.append((self.old.k, self.old.nxt, self.old.phase, 1.0 - self.fade))
+        out.append((self.main.k, self.main.nxt, self.main.phase, self.fade if out else 1.0))
+        return out
+
+    def upcoming(self) -> list[int]:
+        """Keyframes worth decoding ahead: the next two of each stream and the jump targets of
+        the current keyframe."""
+        ks = []
+        for s in ([self.main] + ([self.old] if self.old is not None else [])):
+            n1 = self._natural(s.nxt)
+            ks += [s.k, s.nxt, n1]
+        ks += [d for d, _ in self.transitions[self.main.nxt]]
+        return list(dict.fromkeys(ks))
+
+
+Walker.register_event_type("on_jump")
+Walker.register_event_type("on_keyframe")
