@@ -12,7 +12,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bake track",
         description="Track a face video into a dataset: per-frame head pose (4x4 head->camera), "
-                    "52 ARKit-named expression coefficients, a head+hair+neck mask, and a square "
+                    "51 ARKit-named expression coefficients, a head+hair+neck mask, and a square "
                     "crop that follows the head (docs/tracking.md).")
     p.add_argument("video", help="input video (anything OpenCV reads: mp4, mov, ...)")
     p.add_argument("-o", "--output", required=True, metavar="DATASET", help="output dataset directory")

@@ -1,4 +1,8 @@
-"""Per-frame expression vectors from mediapipe's 52 ARKit-named blendshape scores.
+"""Per-frame expression vectors from mediapipe's ARKit-named blendshape scores.
+
+mediapipe's blendshape head outputs 52 scores: ``_neutral`` (a constant-ish catch-all with no
+face meaning, dropped) and 51 of ARKit's 52 names (all but ``tongueOut``). The dataset keeps
+those 51 names in mediapipe's order; the space is called ``arkit-51``.
 
 The raw scores are not zero on a neutral face (eyeSquint, browInnerUp and others idle at
 0.1-0.6 for many people), so each video gets a per-channel neutral offset: the ``percentile``-th
@@ -15,7 +19,7 @@ import numpy as np
 
 from bake.track.pose import gaussian_smooth
 
-EXPRESSION_SPACE = "arkit-52"
+EXPRESSION_SPACE = "arkit-51"  # mediapipe: ARKit's 52 minus tongueOut
 
 
 def neutralise(raw: np.ndarray, percentile: float = 5.0) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ Tables (all coefficients in [0, 1], 0 = neutral; ``Left``/``_l`` = the subject's
 what mediapipe's ARKit names mean: on the shared clip with winks (d14), eyeBlinkLeft tracks the
 eye on the image right of a frontal face, measured by correlating it with the lid landmarks):
 
-ARKit-52 (``bake track``) -> synthetic head (``bake.synthetic.EXPRESSION_NAMES``):
+ARKit-51 (``bake track``) -> synthetic head (``bake.synthetic.EXPRESSION_NAMES``):
 
 =========== ===========================================================
 jaw_open    jawOpen
@@ -25,9 +25,9 @@ pucker      mouthPucker
 cheek_puff  cheekPuff
 =========== ===========================================================
 
-synthetic -> ARKit-52: each ARKit channel named above receives the synthetic coefficient it
+synthetic -> ARKit-51: each ARKit channel named above receives the synthetic coefficient it
 feeds (both sides for symmetric ones: smile -> mouthSmileLeft and mouthSmileRight, brow_up ->
-browInnerUp, browOuterUpLeft, browOuterUpRight, ...); the other 40 ARKit channels are 0. The
+browInnerUp, browOuterUpLeft, browOuterUpRight, ...); the other 39 ARKit channels are 0. The
 round trip synthetic -> ARKit -> synthetic is the identity.
 """
 
@@ -105,7 +105,7 @@ def map_expressions(src_names, values, dst_names) -> np.ndarray:
             raise ValueError(f"no mapping from a {len(src_names)}-d expression space "
                              f"({', '.join(src_names[:3])}, ...) to a {len(dst_names)}-d one "
                              f"({', '.join(dst_names[:3])}, ...); drive a subject with a dataset "
-                             f"tracked in its own space, or with `bake track` (ARKit-52)")
+                             f"tracked in its own space, or with `bake track` (ARKit-51)")
         out = np.clip(v @ m, 0.0, 1.0)
     out = out.astype(np.float32)
     return out[0] if single else out

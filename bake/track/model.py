@@ -14,11 +14,13 @@ read both with a 30-line protobuf wire reader so the fit uses exactly the model'
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.resources
 import io
 import os
 import struct
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +147,25 @@ def load_canonical_face(path: Path | None = None) -> CanonicalFace:
 
 # --- landmarker ----------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence file descriptor 2 for mediapipe's C++ set-up chatter (absl INFO/WARNING lines that
+    GLOG_minloglevel does not reach). Python exceptions still propagate and print afterwards."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 @dataclass
 class Detection:
     landmarks: np.ndarray  # [478, 2] pixels in the input image
@@ -173,8 +194,10 @@ class Landmarker:
             output_face_blendshapes=True, output_facial_transformation_matrixes=False,
             min_face_detection_confidence=min_confidence,
             min_face_presence_confidence=min_confidence, min_tracking_confidence=min_confidence)
-        self._task = vision.FaceLandmarker.create_from_options(opts)
+        with _quiet_native_stderr():
+            self._task = vision.FaceLandmarker.create_from_options(opts)
         self._last_ms = -1
+        self._warm = False
 
     def __enter__(self) -> "Landmarker":
         return self
@@ -193,7 +216,12 @@ class Landmarker:
         self._last_ms = ms
         h, w = rgb.shape[:2]
         img = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        res = self._task.detect_for_video(img, ms)
+        if not self._warm:  # the graph logs its set-up on the first frame too
+            with _quiet_native_stderr():
+                res = self._task.detect_for_video(img, ms)
+            self._warm = True
+        else:
+            res = self._task.detect_for_video(img, ms)
         if not res.face_landmarks:
             return None
         lm = np.array([(p.x * w, p.y * h) for p in res.face_landmarks[0]], dtype=np.float64)

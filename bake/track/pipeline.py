@@ -43,8 +43,11 @@ class TrackConfig:
     """Only track the first S seconds."""
     crop_extent_m: float = 0.42
     """Width of the crop in metres at the head's median depth (head + hair + some neck)."""
-    pose_sigma_s: float = 0.04
-    """Temporal Gaussian on the pose (seconds)."""
+    pose_sigma_s: float = 0.06
+    """Temporal Gaussian on the pose (seconds), applied where it only removes jitter."""
+    smooth_max_shift_frac: float = 0.004
+    """Smoothing may move the fitted landmarks by at most this fraction of the face height
+    (~1 px for a 250 px face); faster real motion keeps the per-frame fit."""
     crop_sigma_s: float = 0.3
     """Temporal Gaussian on the crop's look direction (seconds)."""
     expression_sigma_s: float = 0.02
@@ -170,7 +173,9 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
     src_idx = [src_idx[j] for j in sel]
     raw = np.stack([raws[j] for j in sel])
     dt = float(np.median(np.diff(times_a))) if len(times_a) > 1 else 1.0
-    poses = P.smooth_poses(poses, times_a, cfg.pose_sigma_s)
+    face_px = float(np.median(face_h[sel]))
+    poses = P.smooth_poses_bounded(poses, times_a, cfg.pose_sigma_s, shape[face.basis_ids], k_src,
+                                   cfg.smooth_max_shift_frac * face_px)
 
     # Crop path: a virtual camera looking at the head (a little below its centre, for the neck).
     aim = poses[:, :3, :3] @ np.array([0.0, -0.02, 0.0]) + poses[:, :3, 3]  # [T, 3] camera coords

@@ -155,3 +155,30 @@ def smooth_poses(poses: np.ndarray, times: np.ndarray, sigma_s: float) -> np.nda
     out[:, :3, :3] = _matrix_from_quat(gaussian_smooth(q, sigma))
     out[:, :3, 3] = gaussian_smooth(poses[:, :3, 3], sigma)
     return out
+
+
+def blend_poses(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per-frame blend [T, 4, 4] of poses a and b with weights w [T] in [0, 1] (0 = a, 1 = b):
+    normalised quaternion lerp and linear translation (fine for the nearby poses it is used on)."""
+    qa, qb = _quat_from_matrix(a[:, :3, :3]), _quat_from_matrix(b[:, :3, :3])
+    qb = np.where((np.sum(qa * qb, axis=1) < 0)[:, None], -qb, qb)
+    out = np.tile(np.eye(4), (len(a), 1, 1))
+    out[:, :3, :3] = _matrix_from_quat((1 - w)[:, None] * qa + w[:, None] * qb)
+    out[:, :3, 3] = (1 - w)[:, None] * a[:, :3, 3] + w[:, None] * b[:, :3, 3]
+    return out
+
+
+def smooth_poses_bounded(poses: np.ndarray, times: np.ndarray, sigma_s: float, points: np.ndarray,
+                         k: np.ndarray, max_shift_px: float) -> np.ndarray:
+    """Smooth only the jitter: ``smooth_poses``, then per frame keep as much of the smoothing as
+    moves the projected ``points`` [N, 3] by at most ``max_shift_px`` (median over points)
+    relative to the raw fit, linearly fading to the raw pose at twice that shift.
+
+    A plain Gaussian also flattens real fast motion (a quick head turn moves landmarks tens of
+    pixels per frame on some clips, and a 1-frame sigma then costs ~6 px of reprojection
+    error); landmark jitter is ~1 px, so bounding the shift keeps the smoothing where it helps.
+    poses [T, 4, 4] -> [T, 4, 4]."""
+    sm = smooth_poses(poses, times, sigma_s)
+    shift = np.median(np.linalg.norm(project(points, sm, k) - project(points, poses, k), axis=-1), axis=1)
+    w = np.clip(2.0 - shift / max(max_shift_px, 1e-9), 0.0, 1.0)
+    return blend_poses(poses, sm, w)

