@@ -580,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("-o", "--output", required=True, help="output .p4d")
     s.add_argument("--codec", choices=KIND_CODECS["color"], help="colour codec")
-    s.add_argument("--quality", type=int, help="colour quality 1..100 (jpeg/webp; png level/zstd level)")
+    s.add_argument("--quality", type=int, help="colour quality 1..100 (jpeg/webp; ignored by lossless codecs)")
     s.add_argument("--alpha-codec", choices=KIND_CODECS["alpha"], help="alpha codec")
     s.add_argument("--depth-codec", choices=KIND_CODECS["depth"], help="depth codec")
     s.add_argument("--views", help="view indices SEL (must form a yaw x pitch sub-grid)")

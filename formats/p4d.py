@@ -395,7 +395,8 @@ class P4DWriter:
 
     def add_tile(self, keyframe: int, view: int, kind: str, array: np.ndarray, codec: str,
                  quality: int | None = None) -> None:
-        """Encode and append one tile (see module doc for array shapes per kind)."""
+        """Encode and append one tile: color uint8 [H,W,3] premultiplied RGB, alpha uint8 [H,W], depth
+        uint16 [H,W]. ``quality`` (1..100) applies to jpeg/webp colour and is ignored by lossless codecs."""
         if kind not in KIND_ID:
             raise ValueError(f"unknown tile kind {kind!r}; use one of {KINDS}")
         if codec not in KIND_CODECS[kind]:
@@ -419,6 +420,8 @@ class P4DWriter:
             self.tile_shape = (h, w)
         elif (h, w) != self.tile_shape:
             raise ValueError(f"tile {key} is {w}x{h}, earlier tiles are {self.tile_shape[1]}x{self.tile_shape[0]}")
+        if codec not in codecs.LOSSY:
+            quality = None  # quality is a lossy-codec setting; lossless codecs use fixed settings
         if kind == "alpha" and codec == "webp":
             quality = codecs.WEBP_LOSSLESS  # alpha must be exact
         self._put(key, codecs.encode(array, codec, quality), codec, (h, w))

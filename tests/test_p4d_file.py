@@ -124,6 +124,19 @@ def test_round_trip_through_the_file(tmp_path, codecs):
         np.testing.assert_array_equal(palpha, ealpha)
 
 
+def test_quality_only_affects_lossy_codecs(tmp_path):
+    rgb = portrait_tile(16, 16, seed=1)[0]
+    sizes = {}
+    for codec in ("png", "jpeg"):
+        for q in (None, 30, 90):
+            with P4DWriter(tmp_path / f"{codec}{q}.p4d") as w:
+                w.add_tile(0, 0, "color", rgb, codec, q)
+                w.close()
+            sizes[codec, q] = (tmp_path / f"{codec}{q}.p4d.partial").stat().st_size
+    assert sizes["png", None] == sizes["png", 30] == sizes["png", 90]
+    assert sizes["jpeg", 30] < sizes["jpeg", 90]
+
+
 def test_preview_is_near_the_front(tmp_path):
     p = write_sample(tmp_path / "s.p4d", n_keyframes=4, size=(32, 32))
     data = p.read_bytes()
