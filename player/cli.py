@@ -1,0 +1,189 @@
+"""`player FILE.p4d` (window), `player FILE.p4d --export OUT` (headless), `player bench FILE.p4d`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+PROG = "player"
+
+
+def _common(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("file", metavar="FILE.p4d", help="the portrait to play")
+    ap.add_argument("--size", type=int, default=None, help="longest side of the output in pixels (default: tile size)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the graph walk and head-motion replay (default 0)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="numba threads for the kernels (default: min(4, cores))")
+
+
+def play_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog=PROG, description="Play a .p4d 4D portrait: a window, or a headless export with --export. "
+        "Run `player bench FILE.p4d` for frame-time figures.",
+        epilog="window keys: drag orbit, wheel zoom, arrows nudge, space pause, m mode, h HUD, "
+               "s screenshot, f fullscreen, q/esc quit")
+    _common(ap)
+    ap.add_argument("--mode", choices=["free", "capture", "orbit", "fixed"], default=None,
+                    help="viewpoint: free (drag; auto-orbit when idle), capture (replays the captured head "
+                         "motion), orbit (slow auto-orbit), fixed (default: free in a window, orbit for --export)")
+    ap.add_argument("--yaw", type=float, default=0.0, help="fixed-mode yaw in degrees (default 0)")
+    ap.add_argument("--pitch", type=float, default=0.0, help="fixed-mode pitch in degrees (default 0)")
+    ap.add_argument("--export", metavar="OUT", default=None,
+                    help="render headless to OUT: .mp4, .gif, or a folder ending in / (PNG frames)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="export length in seconds (default 10)")
+    ap.add_argument("--fps", type=float, default=25.0, help="export frame rate (default 25)")
+    ap.add_argument("--paused", action="store_true", help="start paused (window)")
+    ap.add_argument("--hud", action="store_true", help="start with the HUD shown (window)")
+    ap.add_argument("--frames", type=int, default=None, help=argparse.SUPPRESS)  # tests: quit after N draws
+    ap.add_argument("--screenshot", default=None, help=argparse.SUPPRESS)  # tests: save framebuffer on quit
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    return ap
+
+
+def bench_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog=f"{PROG} bench", description="Frame-time figures: plays FILE.p4d headless with a slow orbit at "
+        "60 Hz and prints p50/p99 frame time (decode of missed tiles included), fps and cache hit rate.")
+    _common(ap)
+    ap.add_argument("--seconds", type=float, default=10.0, help="simulated playback time (default 10)")
+    ap.add_argument("--mode", choices=["capture", "orbit", "fixed"], default="orbit", help="viewpoint (default orbit)")
+    ap.add_argument("--no-pace", action="store_true",
+                    help="render back to back instead of at 60 Hz (leaves the prefetch thread less time)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object (keys p50_ms, p99_ms, fps, ...)")
+    return ap
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"{PROG}: {msg}", file=sys.stderr)
+    return code
+
+
+def _threads(n: int | None) -> int:
+    import numba
+    n = n if n is not None else min(4, os.cpu_count() or 1)
+    n = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    return n
+
+
+def _open(path: str):
+    from formats import P4DFormatError, P4DReader
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        return P4DReader(path)
+    except P4DFormatError as exc:
+        raise ValueError(f"{path}: not a playable .p4d ({exc})") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _playback(reader, args, mode: str):
+    from player.playback import PlayConfig, Playback
+    from player.render import RenderConfig
+    if args.size is not None and not 8 <= args.size <= 4096:
+        raise ValueError(f"--size must be between 8 and 4096, got {args.size}")
+    cfg = PlayConfig(mode=mode, seed=args.seed, yaw=getattr(args, "yaw", 0.0), pitch=getattr(args, "pitch", 0.0),
+                     render=RenderConfig(size=args.size))
+    return Playback(reader, cfg)
+
+
+def bench(args) -> dict:
+    from player import kernels
+    n_threads = _threads(args.threads)
+    reader = _open(args.file)
+    kernels.warm_up()
+    pb = _playback(reader, args, args.mode)
+    try:
+        # Warm-up: first frame (JIT cache load, first decodes) is not playback.
+        pb.render()
+        pb.cache.idle()
+        base = pb.cache.stats()
+        dt = 1.0 / 60.0
+        n = max(1, int(round(args.seconds * 60)))
+        wall, cpu = np.empty(n), np.empty(n)
+        next_tick = time.perf_counter()
+        for i in range(n):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            pb.step(dt)
+            pb.render()
+            wall[i], cpu[i] = time.perf_counter() - t0, time.thread_time() - c0
+            if not args.no_pace:
+                next_tick += dt
+                pause = next_tick - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                else:
+                    next_tick = time.perf_counter()
+        st = pb.cache.stats()
+        looked = (st["hits"] - base["hits"]) + (st["misses"] - base["misses"]) + (st["waits"] - base["waits"])
+        h, w = pb.renderer.out_shape
+        return {"file": str(args.file), "size": [w, h], "tile": list(reader.tile_shape), "threads": n_threads,
+                "frames": n, "mode": args.mode, "paced": not args.no_pace,
+                "p50_ms": float(np.percentile(wall, 50) * 1e3), "p99_ms": float(np.percentile(wall, 99) * 1e3),
+                "fps": float(1.0 / wall.mean()),
+                "cpu_p50_ms": float(np.percentile(cpu, 50) * 1e3), "cpu_p99_ms": float(np.percentile(cpu, 99) * 1e3),
+                "hit_rate": (st["hits"] - base["hits"]) / looked if looked else 1.0,
+                "misses": st["misses"] - base["misses"], "waits": st["waits"] - base["waits"],
+                "jumps": pb.walker.jumps}
+    finally:
+        pb.close()
+        reader.close()
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["bench"]:
+            args = bench_parser().parse_args(argv[1:])
+            res = bench(args)
+            if args.json:
+                print(json.dumps(res))
+            else:
+                print(f"{res['file']}: {res['size'][0]}x{res['size'][1]} from {res['tile'][1]}x{res['tile'][0]} tiles, "
+                      f"{res['threads']} thread(s), {res['frames']} frames ({res['mode']})")
+                print(f"frame time p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  ({res['fps']:.1f} fps)  "
+                      f"cpu p50 {res['cpu_p50_ms']:.2f} ms  p99 {res['cpu_p99_ms']:.2f} ms")
+                print(f"cache hit rate {res['hit_rate']:.1%} ({res['misses']} misses, {res['waits']} waits)  "
+                      f"jumps {res['jumps']}")
+            return 0
+        args = play_parser().parse_args(argv)
+        return play(args)
+    except ValueError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+def play(args) -> int:
+    from player.export import ExportError, export, output_kind
+    _threads(args.threads)
+    if args.export:
+        output_kind(args.export)  # fail on a bad name before any work
+    reader = _open(args.file)
+    mode = args.mode or ("orbit" if args.export else "free")
+    pb = _playback(reader, args, mode)
+    try:
+        if args.export:
+            try:
+                out = export(pb, args.export, args.seconds, args.fps, quiet=args.quiet)
+            except ExportError as exc:
+                return _fail(str(exc))
+            print(f"{PROG}: wrote {out} ({args.seconds:g} s at {args.fps:g} fps)")
+            return 0
+        from player.window import NoDisplayError, run
+        pb.paused = args.paused
+        try:
+            return run(pb, title=f"Portrait4D - {Path(args.file).name}", frames=args.frames,
+                       screenshot=args.screenshot, hud=args.hud)
+        except NoDisplayError as exc:
+            return _fail(f"{exc}; play headless with --export out.mp4 --seconds N", 3)
+    finally:
+        pb.close()
+        reader.close()
