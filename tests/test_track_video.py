@@ -138,3 +138,12 @@ def test_cli_help_and_bad_input(tmp_path, capsys):
     assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".ds.*"))
     assert main([str(bad), "-o", str(out), "--fps", "-1"]) == 2
+
+
+@needs_tracker
+@needs_video
+def test_frame_index_is_the_source_frame_number(tracked):
+    ds = load_dataset(tracked)
+    fps = cv2.VideoCapture(str(VIDEO)).get(cv2.CAP_PROP_FPS)
+    for f in ds.frames:
+        assert f.time == pytest.approx(f.index / fps, abs=1e-5)

@@ -217,7 +217,7 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
                 cv2.imwrite(str(tmp / "images" / f"{name}.jpg"), img,
                             [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
                 cv2.imwrite(str(tmp / "masks" / f"{name}.png"), m)
-                out_frames.append(Frame(index=j, time=float(t), image=f"images/{name}.jpg",
+                out_frames.append(Frame(index=i, time=float(t), image=f"images/{name}.jpg",
                                         mask=f"masks/{name}.png", pose=poses_out[j],
                                         expression=expr[j]))
                 bar.update(1)
