@@ -2,8 +2,8 @@
 
     p4d info FILE [--json]
     p4d validate FILE
-    p4d extract FILE --keyframe K --view I|YAW,PITCH -o out.png [--depth] [--premultiplied]
-    p4d extract FILE --all -o DIR/ [--depth]
+    p4d extract FILE --keyframe K --view I|YAW,PITCH -o out.png [--depth [--upsample]] [--premultiplied]
+    p4d extract FILE --all -o DIR/ [--depth [--upsample]]
     p4d contact-sheet FILE -o sheet.png [--keyframe K | --view I|YAW,PITCH]
     p4d quilt FILE -o NAME.png [--keyframe K] [--pitch DEG] [--cols C --rows R]
     p4d repack FILE -o OUT.p4d [--codec C] [--quality Q] [--views SEL] [--keyframes SEL] ...
@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from formats import codecs
-from formats.p4d import KIND_CODECS, P4DFormatError, P4DReader, P4DWriter
+from formats.p4d import KIND_CODECS, P4DFormatError, P4DReader, P4DWriter, upsample_depth_nearest
 from formats.progress import Progress
 
 
@@ -155,10 +155,16 @@ def file_info(r: P4DReader) -> dict:
     m = r.meta
     h, w = r.tile_shape
     per_kind = {}
+    n_tiles = r.n_keyframes * r.n_views
     for ki, kind in enumerate(r.kinds):
         nbytes = int(r.index["length"][:, :, ki].sum(dtype=np.int64))
-        per_kind[kind] = {"codec": r.codecs[kind], "bytes": nbytes,
-                          "bits_per_pixel": 8.0 * nbytes / (r.n_keyframes * r.n_views * h * w)}
+        sh, sw = r.kind_shape(kind)
+        # bits_per_pixel: per pixel of the H x W tile (what the kind costs on screen);
+        # bits_per_stored_pixel: per sample actually stored (differs for depth at depth_scale > 1).
+        per_kind[kind] = {"codec": r.codecs[kind], "bytes": nbytes, "bytes_per_tile": nbytes / n_tiles,
+                          "stored_shape": [sh, sw],
+                          "bits_per_pixel": 8.0 * nbytes / (n_tiles * h * w),
+                          "bits_per_stored_pixel": 8.0 * nbytes / (n_tiles * sh * sw)}
     K = r.n_keyframes
     return {
         "file": str(r.path), "bytes": r.file_size, "version": "1.0",
@@ -168,7 +174,7 @@ def file_info(r: P4DReader) -> dict:
         "grid": {"yaws": m["grid"]["yaws"], "pitches": m["grid"]["pitches"], "width": w, "height": h,
                  "radius": m["grid"]["radius"], "depth": m["grid"]["depth"]},
         "codecs": dict(r.codecs), "quality": m["tiles"].get("quality", {}),
-        "kinds": per_kind,
+        "depth_scale": r.depth_scale, "kinds": per_kind,
         "fps": m["keyframes"]["fps"], "duration_s": K / m["keyframes"]["fps"],
         "keyframe_source": m["keyframes"]["source"],
         "graph": {"transitions": len(m["graph"]["transitions"]), "pose_groups": m["graph"]["groups"]["count"],
@@ -192,8 +198,13 @@ def cmd_info(args) -> int:
           f"= {info['views']} views, radius {g['radius']:g} m, depth {g['depth']['near']:g}..{g['depth']['far']:g} m")
     print(f"  keyframes {info['keyframes']} at {info['fps']:g} fps ({info['duration_s']:.2f} s, "
           f"{info['keyframe_source']})")
+    print(f"  {'kind':<9} {'codec':<9} {'MiB':>9} {'KB/tile':>8} {'bits/tile px':>12} {'bits/stored px':>14}"
+          f"  stored")
     for kind, k in info["kinds"].items():
-        print(f"  {kind:<9} {k['codec']:<9} {k['bytes'] / 2**20:9.2f} MiB  {k['bits_per_pixel']:.3f} bits/pixel")
+        sh, sw = k["stored_shape"]
+        note = f"  {sw}x{sh}" + (f" (depth_scale {info['depth_scale']})" if kind == "depth" else "")
+        print(f"  {kind:<9} {k['codec']:<9} {k['bytes'] / 2**20:9.2f} {k['bytes_per_tile'] / 1e3:8.2f} "
+              f"{k['bits_per_pixel']:12.3f} {k['bits_per_stored_pixel']:14.3f}{note}")
     gr = info["graph"]
     print(f"  graph     {gr['transitions']} transitions, {gr['pose_groups']} pose groups "
           f"({', '.join(gr['group_labels'])}), p_back {gr['p_back']:g}, morph {gr['morph_seconds']:g} s")
@@ -219,11 +230,13 @@ def cmd_validate(args) -> int:
 
 # ------------------------------------------------------------------------------------- extract
 
-def _extract_one(r: P4DReader, k: int, v: int, out: pathlib.Path, depth: bool, premultiplied: bool) -> None:
+def _extract_one(r: P4DReader, k: int, v: int, out: pathlib.Path, depth: bool, premultiplied: bool,
+                 upsample: bool = False) -> None:
     if depth:
         if "depth" not in r.kinds:
             raise CLIError(f"{r.path}: this file has no depth tiles")
-        _imwrite(out, r.tile(k, v, "depth"))
+        d = r.tile(k, v, "depth")  # [ceil(H/s), ceil(W/s)] as stored
+        _imwrite(out, upsample_depth_nearest(d, r.depth_scale, r.tile_shape) if upsample else d)
         return
     rgb = r.tile(k, v, "color")
     if "alpha" not in r.kinds:
@@ -234,6 +247,8 @@ def _extract_one(r: P4DReader, k: int, v: int, out: pathlib.Path, depth: bool, p
 
 
 def cmd_extract(args) -> int:
+    if args.upsample and not args.depth:
+        raise CLIError("--upsample applies to --depth")
     with _open(args.file) as r:
         out = pathlib.Path(args.output)
         if args.all:
@@ -247,14 +262,14 @@ def cmd_extract(args) -> int:
                         stem = f"k{k:04d}_v{v:03d}"
                         _extract_one(r, k, v, out / f"{stem}.png", False, args.premultiplied)
                         if args.depth:
-                            _extract_one(r, k, v, out / f"{stem}_depth.png", True, False)
+                            _extract_one(r, k, v, out / f"{stem}_depth.png", True, False, args.upsample)
                         bar.update(1)
             print(f"wrote {n} tiles to {out}/")
             return 0
         if args.keyframe is None or args.view is None:
             raise CLIError("give --keyframe K and --view I|YAW,PITCH, or --all")
         k, v = _check_keyframe(r, args.keyframe), resolve_view(r, args.view)
-        _extract_one(r, k, v, out, args.depth, args.premultiplied)
+        _extract_one(r, k, v, out, args.depth, args.premultiplied, args.upsample)
         print(f"wrote keyframe {k} view {v} ({'depth' if args.depth else 'colour+alpha'}) to {out}")
     return 0
 
@@ -417,7 +432,8 @@ def cmd_repack(args) -> int:
 
         if not out.parent.exists():
             raise CLIError(f"{out.parent}: directory does not exist")
-        w = P4DWriter(out)  # writes OUT.partial and renames on finish: never a half-written OUT
+        # writes OUT.partial and renames on finish: never a half-written OUT; depth keeps its scale
+        w = P4DWriter(out, depth_scale=r.depth_scale)
         try:
             if r._preview_rec is not None:
                 w.set_preview(*r.preview())
@@ -430,7 +446,7 @@ def cmd_repack(args) -> int:
                                 w.add_tile(nk, nv, kind, r.tile(k, v, kind), cod[kind], q)
                             else:
                                 codec, data = r.tile_encoded(k, v, kind)
-                                w.add_encoded(nk, nv, kind, data, codec, r.tile_shape)
+                                w.add_encoded(nk, nv, kind, data, codec, r.kind_shape(kind))
                         bar.update(1)
             w.finish(new_meta)
         except BaseException:
@@ -540,12 +556,16 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Colour+alpha become one RGBA PNG with straight (un-premultiplied) "
                                    "colour, as image viewers expect; --premultiplied keeps the stored "
                                    "premultiplied colour. --depth writes the stored 16-bit depth "
-                                   "(0 = empty, 1..65535 linear over meta grid.depth near..far).")
+                                   "(0 = empty, 1..65535 linear over meta grid.depth near..far) at its stored "
+                                   "size ceil(H/s) x ceil(W/s) for the file's depth_scale s; --upsample "
+                                   "repeats each sample over its s x s block to the tile size.")
     s.add_argument("file")
     s.add_argument("--keyframe", "-k", type=int, help="keyframe index")
     s.add_argument("--view", "-v", help="view index, or YAW,PITCH in degrees (nearest grid view)")
     s.add_argument("--all", action="store_true", help="every tile into -o DIR as kKKKK_vVVV.png")
     s.add_argument("--depth", action="store_true", help="write the 16-bit depth tile (with --all: as well)")
+    s.add_argument("--upsample", action="store_true",
+                   help="with --depth: nearest-neighbour upsample to the tile size (default: stored size)")
     s.add_argument("--premultiplied", action="store_true", help="keep premultiplied colour")
     s.add_argument("-o", "--output", required=True, help="out.png, or a directory with --all")
     s.set_defaults(func=cmd_extract)

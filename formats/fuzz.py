@@ -23,7 +23,7 @@ HEADER_FIELDS = {
     "kind_mask": (20, "<I"), "n_keyframes": (24, "<I"), "n_views": (28, "<I"), "tile_h": (32, "<I"),
     "tile_w": (36, "<I"), "file_size": (40, "<Q"), "index_offset": (48, "<Q"), "index_length": (56, "<Q"),
     "meta_offset": (64, "<Q"), "meta_length": (72, "<I"), "meta_crc": (76, "<I"), "index_crc": (80, "<I"),
-    "reserved0": (84, "<I"), "preview_offset": (88, "<Q"), "preview_length": (96, "<I"),
+    "depth_scale_log2": (84, "<I"), "preview_offset": (88, "<Q"), "preview_length": (96, "<I"),
     "preview_raw": (100, "<I"), "preview_crc": (104, "<I"), "preview_codec": (108, "<B"),
     "preview_kind": (109, "<B"), "preview_h": (112, "<I"), "preview_w": (116, "<I"),
 }

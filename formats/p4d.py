@@ -1,9 +1,10 @@
 """The .p4d container v1.0: a streaming writer with crash-resume and a hostile-input-safe reader.
 
 Layout (docs/p4d-format.md is the spec; all integers little-endian):
-    [0, 128)          fixed header (magic, counts, tile size, index/metadata/preview locations, crc)
+    [0, 128)          fixed header (magic, counts, tile size, depth scale, index/metadata/preview locations, crc)
     preview chunk     PNG RGBA, premultiplied RGB + alpha (optional), aligned
-    tile chunks       one per (keyframe, view, kind), in write order, each aligned to ``alignment``
+    tile chunks       one per (keyframe, view, kind), in write order, each aligned to ``alignment``;
+                      depth tiles may be stored at 1/depth_scale resolution (``depth_shape``)
     index             n_keyframes * n_views * n_kinds records of 24 bytes, canonical order
     metadata          msgpack map, keys sorted; ends exactly at end of file
 """
@@ -44,10 +45,11 @@ MAX_TILES = 1 << 21        # keyframes * views * kinds  (index <= 48 MiB)
 MAX_CHUNK = 1 << 28        # bytes of one encoded chunk
 MAX_META = 16 << 20        # bytes of msgpack metadata
 MAX_ALIGNMENT = 1 << 16
+DEPTH_SCALES = (1, 2, 4, 8)  # header stores log2: 0..3
 
 # Header: magic, major, minor, header_size, alignment, kind_mask, n_keyframes, n_views, tile_h,
 # tile_w, file_size, index_offset, index_length, meta_offset, meta_length, meta_crc, index_crc,
-# reserved, preview record (offset, length, raw_length, crc, codec, kind, reserved),
+# depth_scale_log2 (was reserved; 0 = full-resolution depth), preview record (offset, length, raw_length, crc, codec, kind, reserved),
 # preview_h, preview_w, reserved, header_crc.
 _HEADER = struct.Struct("<8sHHIIIIIIIQQQQIIII" "QIIIBBH" "III" "I")
 assert _HEADER.size == HEADER_SIZE
@@ -55,7 +57,9 @@ INDEX_DTYPE = np.dtype([("offset", "<u8"), ("length", "<u4"), ("raw_length", "<u
                         ("codec", "u1"), ("kind", "u1"), ("reserved", "<u2")])
 assert INDEX_DTYPE.itemsize == 24
 # Journal: header, then one fixed record per complete chunk (last field = crc of the record).
-_JOURNAL_MAGIC = b"P4DJOURNAL1\n"
+# v2 adds depth_scale after the alignment (a v1 journal is refused, never misread).
+_JOURNAL_MAGIC = b"P4DJOURNAL2\n"
+_JHEAD = struct.Struct("<II")  # alignment, depth_scale
 _JREC = struct.Struct("<IIIIBBHQIIII")
 
 
@@ -69,6 +73,48 @@ def _align(n: int, a: int) -> int:
 
 def _crc(data) -> int:
     return zlib.crc32(data) & 0xFFFFFFFF
+
+
+# ---------------------------------------------------------------------------------- depth scale
+
+def depth_shape(tile_shape: tuple[int, int], depth_scale: int) -> tuple[int, int]:
+    """(H, W) tile -> (ceil(H/s), ceil(W/s)): the stored depth tile's shape."""
+    h, w = tile_shape
+    s = int(depth_scale)
+    return (-(-h // s), -(-w // s))
+
+
+def depth_sample_index(n: int, depth_scale: int) -> np.ndarray:
+    """Full-resolution row (or column) of each stored depth sample along an axis of n pixels:
+    min(i*s + s//2, n-1) for i in 0..ceil(n/s)-1 (int64 [ceil(n/s)])."""
+    s = int(depth_scale)
+    return np.minimum(np.arange(-(-n // s), dtype=np.int64) * s + s // 2, n - 1)
+
+
+def downscale_depth(depth: np.ndarray, depth_scale: int) -> np.ndarray:
+    """Full-resolution depth [H,W] -> stored depth [ceil(H/s), ceil(W/s)] by point sampling (spec rule).
+
+    Point samples, not block means: a mean across a silhouette edge invents a depth between the
+    face and the empty background (0) that belongs to neither. Equals depth[s//2::s, s//2::s] when
+    s divides H and W; otherwise the last row/column samples the tile's last pixel (clamped).
+    """
+    if depth_scale not in DEPTH_SCALES:
+        raise ValueError(f"depth_scale must be one of {DEPTH_SCALES}, got {depth_scale!r}")
+    depth = np.asarray(depth)
+    if depth_scale == 1:
+        return depth
+    h, w = depth.shape[:2]
+    return np.ascontiguousarray(depth[np.ix_(depth_sample_index(h, depth_scale), depth_sample_index(w, depth_scale))])
+
+
+def upsample_depth_nearest(depth: np.ndarray, depth_scale: int, tile_shape: tuple[int, int]) -> np.ndarray:
+    """Stored depth [ceil(H/s), ceil(W/s)] -> [H,W]: pixel (y, x) takes sample (y//s, x//s) (its s x s block)."""
+    h, w = tile_shape
+    s = int(depth_scale)
+    if np.asarray(depth).shape[:2] != depth_shape(tile_shape, s):
+        raise ValueError(f"depth {np.asarray(depth).shape} is not the stored shape {depth_shape(tile_shape, s)} "
+                         f"of a {w}x{h} tile at depth_scale {s}")
+    return np.ascontiguousarray(depth[np.arange(h) // s][:, np.arange(w) // s])
 
 
 # ------------------------------------------------------------------------------------ metadata
@@ -157,10 +203,12 @@ class _Check:
 
 
 def validate_meta(meta: dict, n_keyframes: int | None = None, n_views: int | None = None,
-                  tile_shape: tuple[int, int] | None = None) -> tuple[int, int, list[str]]:
+                  tile_shape: tuple[int, int] | None = None,
+                  depth_scale: int | None = None) -> tuple[int, int, list[str]]:
     """Check ``meta`` against the v1.0 schema; returns (n_keyframes, n_views, kinds). Raises ValueError.
 
-    When the counts / tile shape are given (the reader knows them from the header) they must agree.
+    When the counts / tile shape / depth scale are given (the reader knows them from the header)
+    they must agree.
     """
     c = _Check(meta)
     c.get("generator", str)
@@ -197,6 +245,13 @@ def validate_meta(meta: dict, n_keyframes: int | None = None, n_views: int | Non
             raise ValueError(f"meta.tiles.codecs.{k} must be one of {KIND_CODECS[k]}, got {cod.get(k)!r:.40}")
     c.get("tiles.quality", dict)
     c.get("tiles.color", str)
+    ds = c.type(meta["tiles"]["depth_scale"], int, "tiles.depth_scale") if "depth_scale" in meta["tiles"] else 1
+    if ds not in DEPTH_SCALES:
+        raise ValueError(f"meta.tiles.depth_scale must be one of {DEPTH_SCALES}, got {ds}")
+    if ds != 1 and "depth" not in kinds:
+        raise ValueError(f"meta.tiles.depth_scale is {ds} but the file has no depth tiles (must be 1 or absent)")
+    if depth_scale is not None and ds != depth_scale:
+        raise ValueError(f"meta.tiles.depth_scale is {ds} but the header says {depth_scale}")
 
     if c.get("keyframes.fps", float) <= 0:
         raise ValueError("meta.keyframes.fps must be > 0")
@@ -288,14 +343,21 @@ class P4DWriter:
     Memory is bounded by one tile plus the small index. ``resume=True`` reopens an existing partial
     (a fresh one is started when there is none): the journal is verified against the bytes on disk,
     the partial is truncated to its last complete chunk, and ``done`` lists what is already stored.
+    ``depth_scale`` s in {1, 2, 4, 8}: depth tiles are stored as [ceil(H/s), ceil(W/s)] (see
+    ``downscale_depth``); a resume must use the same s, and ``finish`` needs meta tiles.depth_scale = s.
     Same tiles in the same order + same meta => same bytes.
     """
 
-    def __init__(self, path, resume: bool = False, alignment: int = ALIGNMENT):
+    def __init__(self, path, resume: bool = False, depth_scale: int = 1, alignment: int = ALIGNMENT):
+        if isinstance(depth_scale, bool) or depth_scale not in DEPTH_SCALES:
+            raise ValueError(f"depth_scale must be one of {DEPTH_SCALES}, got {depth_scale!r}")
         self.path = pathlib.Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.journal_path = self.path.with_name(self.path.name + ".partial.journal")
         self.alignment = alignment
+        self.depth_scale = int(depth_scale)
+        # Stored depth shape seen before any colour/alpha tile fixed tile_shape; checked when one does.
+        self._depth_seen: tuple[int, int] | None = None
         self._records: dict[tuple[int, int, str], tuple] = {}  # key -> (offset, length, raw, crc, codec)
         self._preview: tuple | None = None  # (offset, length, raw, crc, codec, h, w)
         self.tile_shape: tuple[int, int] | None = None
@@ -313,17 +375,22 @@ class P4DWriter:
         self._f.flush()
         self._end = HEADER_SIZE
         self._j = open(self.journal_path, "wb")
-        self._j.write(_JOURNAL_MAGIC + struct.pack("<I", self.alignment))
+        self._j.write(_JOURNAL_MAGIC + _JHEAD.pack(self.alignment, self.depth_scale))
         self._j.flush()
 
     def _resume(self) -> None:
         jdata = self.journal_path.read_bytes()
-        head = len(_JOURNAL_MAGIC) + 4
+        head = len(_JOURNAL_MAGIC) + _JHEAD.size
         if jdata[:len(_JOURNAL_MAGIC)] != _JOURNAL_MAGIC or len(jdata) < head:
-            raise P4DFormatError(f"{self.journal_path}: not a p4d journal; delete it and the .partial to start over")
-        (alignment,) = struct.unpack("<I", jdata[len(_JOURNAL_MAGIC):head])
+            raise P4DFormatError(f"{self.journal_path}: not a p4d journal (or an older journal version); "
+                                 f"delete it and the .partial to start over")
+        alignment, depth_scale = _JHEAD.unpack(jdata[len(_JOURNAL_MAGIC):head])
         if alignment != self.alignment:
             raise P4DFormatError(f"{self.journal_path}: written with alignment {alignment}, not {self.alignment}")
+        if depth_scale != self.depth_scale:
+            raise P4DFormatError(f"{self.journal_path}: the partial stores depth at depth_scale {depth_scale}, "
+                                 f"this writer uses {self.depth_scale}; resume with depth_scale={depth_scale} "
+                                 f"or delete the .partial and its journal to start over")
         size = self.partial.stat().st_size
         self._end = HEADER_SIZE
         good = head
@@ -342,8 +409,10 @@ class P4DWriter:
                 if kind == PREVIEW_KIND:
                     self._preview = (off, length, raw, crc, codec, th, tw)
                 else:
+                    if kind >= len(KINDS):
+                        break
+                    self._note_shape(KINDS[kind], th, tw)  # same rule as when the tile was added
                     self._records[(kf, view, KINDS[kind])] = (off, length, raw, crc, codec)
-                    self.tile_shape = (th, tw)
                 self._end = off + length
                 good = pos + _JREC.size
         self._f = open(self.partial, "r+b")
@@ -393,10 +462,49 @@ class P4DWriter:
         rec = self._append(data, 0, 0, h, w, PREVIEW_KIND, "png", h * w * 4)
         self._preview = rec[:5] + (h, w)
 
+    def _expected_shape(self, kind: str) -> tuple[int, int] | None:
+        """(h, w) a tile of ``kind`` must have, or None while no colour/alpha tile fixed the tile size."""
+        if self.tile_shape is None:
+            return self._depth_seen if kind == "depth" else None
+        return depth_shape(self.tile_shape, self.depth_scale) if kind == "depth" else self.tile_shape
+
+    def _check_shape(self, key: tuple[int, int, str], h: int, w: int) -> None:
+        kind = key[2]
+        want = self._expected_shape(kind)
+        if want is not None and (h, w) != want:
+            if kind == "depth" and self.tile_shape is not None:
+                raise ValueError(f"depth tile {key} is {w}x{h}, but {self.tile_shape[1]}x{self.tile_shape[0]} tiles "
+                                 f"at depth_scale {self.depth_scale} store depth as {want[1]}x{want[0]} "
+                                 f"(downscale_depth)")
+            raise ValueError(f"tile {key} is {w}x{h}, earlier {kind if kind == 'depth' else 'colour/alpha'} "
+                             f"tiles are {want[1]}x{want[0]}")
+        if want is None:
+            if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+                raise ValueError(f"tile size {w}x{h} outside 1..{MAX_SIDE}")
+            if kind != "depth" and self._depth_seen is not None \
+                    and depth_shape((h, w), self.depth_scale) != self._depth_seen:
+                d = self._depth_seen
+                raise ValueError(f"tile {key} is {w}x{h}, which stores depth at depth_scale {self.depth_scale} as "
+                                 f"{depth_shape((h, w), self.depth_scale)[1]}x{depth_shape((h, w), self.depth_scale)[0]}"
+                                 f", but earlier depth tiles are {d[1]}x{d[0]}")
+        self._note_shape(kind, h, w)
+
+    def _note_shape(self, kind: str, h: int, w: int) -> None:
+        if kind == "depth":
+            self._depth_seen = (h, w)
+        else:
+            self.tile_shape = (h, w)
+
+    @property
+    def depth_shape(self) -> tuple[int, int] | None:
+        """(h, w) of the stored depth tiles once the tile size is known, else None."""
+        return None if self.tile_shape is None else depth_shape(self.tile_shape, self.depth_scale)
+
     def add_tile(self, keyframe: int, view: int, kind: str, array: np.ndarray, codec: str,
                  quality: int | None = None) -> None:
         """Encode and append one tile: color uint8 [H,W,3] premultiplied RGB, alpha uint8 [H,W], depth
-        uint16 [H,W]. ``quality`` (1..100) applies to jpeg/webp colour and is ignored by lossless codecs."""
+        uint16 [ceil(H/s), ceil(W/s)] (s = depth_scale; see ``downscale_depth``). ``quality`` (1..100)
+        applies to jpeg/webp colour and is ignored by lossless codecs."""
         if kind not in KIND_ID:
             raise ValueError(f"unknown tile kind {kind!r}; use one of {KINDS}")
         if codec not in KIND_CODECS[kind]:
@@ -414,12 +522,7 @@ class P4DWriter:
             shape = "[H,W,3]" if kind == "color" else "[H,W]"
             raise ValueError(f"{kind} tile must be {want} {shape}, got {array.dtype} {array.shape}")
         h, w = array.shape[:2]
-        if self.tile_shape is None:
-            if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
-                raise ValueError(f"tile size {w}x{h} outside 1..{MAX_SIDE}")
-            self.tile_shape = (h, w)
-        elif (h, w) != self.tile_shape:
-            raise ValueError(f"tile {key} is {w}x{h}, earlier tiles are {self.tile_shape[1]}x{self.tile_shape[0]}")
+        self._check_shape(key, h, w)
         if codec not in codecs.LOSSY:
             quality = None  # quality is a lossy-codec setting; lossless codecs use fixed settings
         if kind == "alpha" and codec == "webp":
@@ -428,18 +531,17 @@ class P4DWriter:
 
     def add_encoded(self, keyframe: int, view: int, kind: str, data: bytes, codec: str,
                     tile_shape: tuple[int, int]) -> None:
-        """Append an already encoded tile as is (repack without re-encoding). ``data`` is not checked
-        here: readers check it, so only pass bytes that came from a tile of ``tile_shape`` (H, W)."""
+        """Append an already encoded tile as is (repack without re-encoding). ``tile_shape`` is the
+        (h, w) of the encoded array: the tile size for colour/alpha, the stored (scaled) depth shape
+        for depth (``P4DReader.depth_shape``). ``data`` is not checked here: readers check it, so only
+        pass bytes that came from an array of that shape."""
         if kind not in KIND_ID or codec not in KIND_CODECS[kind]:
             raise ValueError(f"kind {kind!r} with codec {codec!r} is not allowed")
         key = (int(keyframe), int(view), kind)
         if key in self._records:
             raise ValueError(f"tile {key} was already added")
         h, w = (int(x) for x in tile_shape)
-        if self.tile_shape is None:
-            self.tile_shape = (h, w)
-        elif (h, w) != self.tile_shape:
-            raise ValueError(f"tile {key} is {w}x{h}, earlier tiles are {self.tile_shape[1]}x{self.tile_shape[0]}")
+        self._check_shape(key, h, w)
         self._put(key, bytes(data), codec, (h, w))
 
     def _put(self, key: tuple[int, int, str], data: bytes, codec: str, shape: tuple[int, int]) -> None:
@@ -455,11 +557,18 @@ class P4DWriter:
         if self._closed:
             raise ValueError("writer is closed")
         if self.tile_shape is None:
-            raise ValueError("no tiles were added")
+            raise ValueError("no colour tiles were added")
         meta_bytes = pack_meta(meta)
         if len(meta_bytes) > MAX_META:
             raise ValueError(f"metadata packs to {len(meta_bytes)} bytes, the format caps it at {MAX_META}")
-        K, V, kinds = validate_meta(unpack_meta(meta_bytes), tile_shape=self.tile_shape)
+        try:
+            K, V, kinds = validate_meta(unpack_meta(meta_bytes), tile_shape=self.tile_shape,
+                                        depth_scale=self.depth_scale)
+        except ValueError as e:
+            if "depth_scale" in str(e):
+                raise ValueError(f"{e} (the writer was opened with depth_scale={self.depth_scale}; "
+                                 f"set meta tiles.depth_scale to match)") from None
+            raise
         if K * V * len(kinds) > MAX_TILES:
             raise ValueError(f"{K}x{V}x{len(kinds)} tiles exceed the cap {MAX_TILES}")
         cod = meta["tiles"]["codecs"]
@@ -488,7 +597,7 @@ class P4DWriter:
         pv = self._preview or (0, 0, 0, 0, 0, 0, 0)
         header = _HEADER.pack(MAGIC, *VERSION, HEADER_SIZE, self.alignment, _kind_mask(kinds), K, V,
                               *self.tile_shape, file_size, idx_off, len(idx_bytes), meta_off, len(meta_bytes),
-                              _crc(meta_bytes), _crc(idx_bytes), 0,
+                              _crc(meta_bytes), _crc(idx_bytes), self.depth_scale.bit_length() - 1,
                               pv[0], pv[1], pv[2], pv[3], pv[4], PREVIEW_KIND if self._preview else 0, 0,
                               pv[5], pv[6], 0, 0)
         header = header[:-4] + struct.pack("<I", _crc(header[:-4]))
@@ -572,7 +681,7 @@ class P4DReader:
             raise self._err("not a .p4d file (bad magic at offset 0)")
         h = _HEADER.unpack(raw)
         (_, major, minor, hsize, align, mask, K, V, th, tw, fsize, ioff, ilen, moff, mlen, mcrc, icrc,
-         res0, poff, plen, praw, pcrc, pcodec, pkind, pres, ph, pw, res1, hcrc) = h
+         ds_log2, poff, plen, praw, pcrc, pcodec, pkind, pres, ph, pw, res1, hcrc) = h
         if major != VERSION[0]:
             raise self._err(f"format version {major}.{minor} is not supported (this reader reads {VERSION[0]}.x)")
         if _crc(raw[:-4]) != hcrc:
@@ -591,8 +700,10 @@ class P4DReader:
         if fsize != size:
             raise self._err(f"header says {fsize} bytes, file has {size} "
                             f"({'truncated' if size < fsize else 'trailing bytes'})")
-        if res0 or pres or res1:
+        if pres or res1:
             raise self._err("reserved header fields are not zero")
+        if ds_log2 > 3 or (ds_log2 and "depth" not in kinds):
+            raise self._err(f"depth_scale_log2 {ds_log2} at offset 84 is invalid (0..3, and 0 without depth tiles)")
         n = K * V * len(kinds)
         if ilen != n * INDEX_DTYPE.itemsize:
             raise self._err(f"index length {ilen} at offset 56 != {n} records x {INDEX_DTYPE.itemsize}")
@@ -604,6 +715,7 @@ class P4DReader:
                             f"file {size}; the index must be aligned and metadata must end the file")
         self.alignment, self.kinds = align, kinds
         self.n_keyframes, self.n_views, self.tile_shape = K, V, (th, tw)
+        self.depth_scale = 1 << ds_log2
         self.file_size = size
         self._index_offset, self._meta_span, self._preview_size = ioff, (moff, mlen), (ph, pw)
         if pkind == 0:
@@ -629,7 +741,7 @@ class P4DReader:
             raise self._err(f"metadata crc mismatch (metadata at offset {moff})")
         meta = unpack_meta(mbytes)
         try:
-            validate_meta(meta, K, V, (th, tw))
+            validate_meta(meta, K, V, (th, tw), self.depth_scale)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
             # TypeError & co: a hostile map can put any type anywhere; the schema check is the net.
             raise self._err(f"metadata invalid: {e}") from None
@@ -645,7 +757,7 @@ class P4DReader:
 
     def _check_index(self, index: np.ndarray) -> None:
         """Chunks (preview first) must be non-empty, aligned, contiguous, non-overlapping, in bounds."""
-        K, V, kinds, (th, tw), a = self.n_keyframes, self.n_views, self.kinds, self.tile_shape, self.alignment
+        kinds, a = self.kinds, self.alignment
         nk = len(kinds)
         kind_ids = np.array([KIND_ID[k] for k in kinds], np.uint8)
         pos = np.arange(len(index))
@@ -659,7 +771,7 @@ class P4DReader:
         bad = np.flatnonzero((index["codec"] < 1) | (index["codec"] > len(codecs.CODECS)))
         if bad.size:
             raise self._err(f"index record {bad[0]} has unknown codec id {index['codec'][bad[0]]}")
-        raw_want = np.array([_expected_raw(k, th, tw) for k in kinds], np.int64)[pos % nk]
+        raw_want = np.array([_expected_raw(k, *self.kind_shape(k)) for k in kinds], np.int64)[pos % nk]
         bad = np.flatnonzero(index["raw_length"].astype(np.int64) != raw_want)
         if bad.size:
             raise self._err(f"index record {bad[0]} raw length {index['raw_length'][bad[0]]} != tile size {raw_want[bad[0]]}")
@@ -694,6 +806,17 @@ class P4DReader:
             raise self._err(f"last chunk ends at {ends[-1]}, the index must follow it at offset {idx_off}")
 
     # -- tiles
+    @property
+    def depth_shape(self) -> tuple[int, int]:
+        """(h, w) of the stored depth tiles: (ceil(H/s), ceil(W/s)) for depth_scale s (= tile_shape at s = 1).
+
+        Sample (i, j) is the depth at full-resolution pixel (min(i*s + s//2, H-1), min(j*s + s//2, W-1))."""
+        return depth_shape(self.tile_shape, self.depth_scale)
+
+    def kind_shape(self, kind: str) -> tuple[int, int]:
+        """(h, w) of the stored tiles of ``kind``: depth_shape for depth, tile_shape otherwise."""
+        return self.depth_shape if kind == "depth" else self.tile_shape
+
     def _record(self, keyframe: int, view: int, kind: str):
         if kind not in self.kinds:
             raise KeyError(f"this file has no {kind!r} tiles (kinds: {self.kinds})")
@@ -711,9 +834,10 @@ class P4DReader:
         return codecs.CODECS[int(rec["codec"]) - 1], data
 
     def tile(self, keyframe: int, view: int, kind: str) -> np.ndarray:
-        """Decoded tile: color uint8 [H,W,3] premultiplied RGB, alpha uint8 [H,W], depth uint16 [H,W]."""
+        """Decoded tile: color uint8 [H,W,3] premultiplied RGB, alpha uint8 [H,W], depth uint16
+        ``depth_shape`` = [ceil(H/s), ceil(W/s)] (s = depth_scale; [H,W] when s = 1)."""
         codec, data = self.tile_encoded(keyframe, view, kind)
-        shape = self.tile_shape + ((3,) if kind == "color" else ())
+        shape = self.kind_shape(kind) + ((3,) if kind == "color" else ())
         try:
             return codecs.decode(data, codec, shape, KIND_DTYPE[kind])
         except codecs.CodecError as e:
@@ -783,4 +907,4 @@ class P4DReader:
 
     def __repr__(self) -> str:
         return (f"P4DReader({str(self.path)!r}, keyframes={self.n_keyframes}, views={self.n_views}, "
-                f"tile={self.tile_shape[1]}x{self.tile_shape[0]}, kinds={self.kinds})")
+                f"tile={self.tile_shape[1]}x{self.tile_shape[0]}, kinds={self.kinds}, depth_scale={self.depth_scale})")

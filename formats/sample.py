@@ -12,13 +12,15 @@ import pathlib
 import numpy as np
 
 from formats.codecs import quantize_depth
-from formats.p4d import P4DWriter
+from formats.p4d import P4DWriter, downscale_depth
 
 
 def sample_meta(n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), size: tuple[int, int] = (16, 16),
                 kinds=("color", "alpha", "depth"), codecs: dict | None = None, quality: int | None = None,
-                near: float = 0.3, far: float = 1.0, n_groups: int = 2) -> dict:
-    """Metadata for a grid of ``len(yaws) * len(pitches)`` views of (H, W) = ``size`` tiles."""
+                near: float = 0.3, far: float = 1.0, n_groups: int = 2, depth_scale: int = 1) -> dict:
+    """Metadata for a grid of ``len(yaws) * len(pitches)`` views of (H, W) = ``size`` tiles.
+
+    ``tiles.depth_scale`` is written only when it is not 1, so full-resolution files keep their bytes."""
     h, w = size
     K = n_keyframes
     codecs = dict(codecs or {"color": "jpeg", "alpha": "png", "depth": "png"})
@@ -31,6 +33,9 @@ def sample_meta(n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), s
         transitions.append([0, K - 1, 0.25, 1.5])
     first_of = [group.index(g) for g in range(G)]
     forced = [[-1 if group[k] == g else first_of[g] for g in range(G)] for k in range(K)]
+    tiles = {"kinds": list(kinds), "codecs": codecs, "quality": {"color": quality}, "color": "srgb-premultiplied"}
+    if depth_scale != 1:
+        tiles["depth_scale"] = depth_scale
     return {
         "generator": "formats.sample",
         "source": {"kind": "synthetic", "checkpoint_sha256": "0" * 64},
@@ -38,8 +43,7 @@ def sample_meta(n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), s
                  "center": [0.0, 0.0, 0.0],
                  "intrinsics": {"fx": 1.2 * w, "fy": 1.2 * w, "cx": w / 2, "cy": h / 2, "width": w, "height": h},
                  "depth": {"near": near, "far": far}},
-        "tiles": {"kinds": list(kinds), "codecs": codecs, "quality": {"color": quality},
-                  "color": "srgb-premultiplied"},
+        "tiles": tiles,
         "keyframes": {"fps": 25.0, "times": [k / 25.0 for k in range(K)],
                       "expressions": [[float(np.sin(k)), float(np.cos(k))] for k in range(K)],
                       "expression_names": ["jaw_open", "smile"],
@@ -86,12 +90,14 @@ def portrait_tile(h: int, w: int, yaw: float = 0.0, pitch: float = 0.0, t: float
 
 def write_sample(path, n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), size=(16, 16),
                  kinds=("color", "alpha", "depth"), codecs: dict | None = None, quality: int | None = None,
-                 preview: bool = True, **meta_kw) -> pathlib.Path:
-    """Write a complete small .p4d of synthetic portrait tiles; returns its path."""
-    meta = sample_meta(n_keyframes, yaws, pitches, size, kinds, codecs, quality, **meta_kw)
+                 preview: bool = True, depth_scale: int = 1, **meta_kw) -> pathlib.Path:
+    """Write a complete small .p4d of synthetic portrait tiles; returns its path.
+
+    Depth is rendered at full resolution and stored at 1/``depth_scale`` by ``downscale_depth``."""
+    meta = sample_meta(n_keyframes, yaws, pitches, size, kinds, codecs, quality, depth_scale=depth_scale, **meta_kw)
     cod = meta["tiles"]["codecs"]
     near, far = meta["grid"]["depth"]["near"], meta["grid"]["depth"]["far"]
-    with P4DWriter(path) as w:
+    with P4DWriter(path, depth_scale=depth_scale) as w:
         if preview:
             rgb, alpha, _ = portrait_tile(*size, seed=99)
             w.set_preview(rgb, alpha)
@@ -100,7 +106,7 @@ def write_sample(path, n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0
                 for yi, yaw in enumerate(yaws):
                     v = pi * len(yaws) + yi
                     rgb, alpha, depth = portrait_tile(*size, yaw, pitch, t=k, seed=k * 1000 + v)
-                    tiles = {"color": rgb, "alpha": alpha, "depth": quantize_depth(depth, near, far)}
+                    tiles = {"color": rgb, "alpha": alpha, "depth": quantize_depth(downscale_depth(depth, depth_scale), near, far)}
                     for kind in kinds:
                         w.add_tile(k, v, kind, tiles[kind], cod[kind], quality if kind == "color" else None)
         return w.finish(meta)

@@ -56,7 +56,7 @@ def test_info_json(capsys, p4d):
 
 def test_info_text(capsys, p4d):
     rc, out, _ = run(capsys, "info", p4d)
-    assert rc == 0 and "15 views" in out and "bits/pixel" in out and "3 pose groups" in out
+    assert rc == 0 and "15 views" in out and "bits/tile px" in out and "bits/stored px" in out and "3 pose groups" in out
 
 
 def test_validate_sound_file(capsys, p4d):

@@ -13,7 +13,7 @@ ALL_RAW = {"color": "raw+zstd", "alpha": "raw+zstd", "depth": "raw+zstd"}
 def seeds(tmp_path_factory):
     d = tmp_path_factory.mktemp("seeds")
     # Tiny tiles keep a case well under a millisecond; together the seeds cover every codec,
-    # a file with and without preview, 1-3 kinds and a 2-D view grid.
+    # a file with and without preview, 1-3 kinds, a 2-D view grid and depth_scale 1, 2 and 8.
     return [
         write_sample(d / "a.p4d", n_keyframes=2, yaws=(0.0, 10.0), size=(8, 8)).read_bytes(),
         write_sample(d / "b.p4d", n_keyframes=2, yaws=(0.0,), pitches=(0.0, 5.0), size=(8, 12), codecs=ALL_RAW,
@@ -22,6 +22,10 @@ def seeds(tmp_path_factory):
                      codecs={"color": "webp", "alpha": "webp"}).read_bytes(),
         write_sample(d / "d.p4d", n_keyframes=2, yaws=(0.0,), size=(8, 8), kinds=("color",),
                      codecs={"color": "png"}).read_bytes(),
+        # depth stored downscaled (8x12 tile -> 4x6 depth at s=2, 13x9 -> 2x2 at s=8, non-divisible)
+        write_sample(d / "e.p4d", n_keyframes=2, yaws=(0.0, 10.0), size=(8, 12), depth_scale=2).read_bytes(),
+        write_sample(d / "f.p4d", n_keyframes=2, yaws=(0.0,), size=(13, 9), codecs=ALL_RAW, preview=False,
+                     depth_scale=8).read_bytes(),
     ]
 
 

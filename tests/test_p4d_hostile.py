@@ -154,7 +154,8 @@ def test_wrong_magic_and_version(tmp_path, good):
     ("kind_mask", 0b110, "kind mask"),
     ("preview_length", (1 << 32) - 1, "length"),
     ("preview_h", 60000, "preview size"),
-    ("reserved0", 1, "reserved"),
+    ("depth_scale_log2", 4, "depth_scale_log2"),
+    ("depth_scale_log2", 1 << 31, "depth_scale_log2"),
 ])
 def test_huge_or_bad_declared_header_values(tmp_path, good, field, value, what):
     out = bytearray(good)
