@@ -2,6 +2,8 @@
 
     python bench/format_bench.py [--size 256] [--tiles 24] [--repeats 5] [--synthetic-only]
 
+Also: depth tile bytes at each depth_scale (1, 2, 4, 8) and the error of its nearest upsampling.
+
 Tiles are renders of bake.synthetic.SyntheticField (a real shaded head with expressions) at a
 spread of yaws/pitches when the bake is importable, else formats.sample.portrait_tile ellipses.
 Throughput is single-threaded; each figure is the median over --repeats passes (the box may be shared).
@@ -21,6 +23,7 @@ import numpy as np
 
 from formats import P4DReader, P4DWriter
 from formats import codecs
+from formats.p4d import DEPTH_SCALES, downscale_depth, upsample_depth_nearest
 from formats.sample import portrait_tile, sample_meta
 
 
@@ -89,6 +92,33 @@ def codec_row(kind, codec, quality, arrays, masks, repeats):
     q = "-" if quality is None else str(quality)
     return (f"{kind:<6} {codec:<9} {q:>4} {n / t_enc:9.0f} {n * px / t_enc / 1e6:8.1f} {n / t_dec:9.0f} "
             f"{n * px / t_dec / 1e6:8.1f} {bpp:7.3f} {p_all:7.2f} {p_face:7.2f}")
+
+
+def depth_scale_rows(depths, alphas, near: float = 0.3, far: float = 1.0) -> list[str]:
+    """Per depth_scale and lossless codec: KB per tile, bits per stored / per tile pixel, and the
+    error of nearest upsampling back to the tile over face pixels (alpha == 255 and depth > 0)."""
+    rows = [f"{'depth_scale':>11} {'codec':<9} {'stored':>9} {'KB/tile':>8} {'bits/stored px':>14} "
+            f"{'bits/tile px':>12} {'|err| mean mm':>13} {'p99 mm':>7}"]
+    step = (far - near) / 65534 * 1e3  # mm per quantisation step
+    h, w = depths[0].shape
+    for s in DEPTH_SCALES:
+        small = [downscale_depth(d, s) for d in depths]
+        errs = []
+        for d, sd, a in zip(depths, small, alphas):
+            up = upsample_depth_nearest(sd, s, (h, w)).astype(np.int64)
+            face = (a == 255) & (d > 0) & (up > 0)
+            errs.append(np.abs(up[face] - d[face].astype(np.int64)) * step)
+        e = np.concatenate(errs) if errs else np.zeros(1)
+        sh, sw = small[0].shape
+        for codec in KIND_DEPTH_CODECS:
+            n = sum(len(codecs.encode(x, codec)) for x in small)
+            rows.append(f"{s:>11} {codec:<9} {f'{sw}x{sh}':>9} {n / len(small) / 1e3:8.2f} "
+                        f"{8 * n / (len(small) * sh * sw):14.3f} {8 * n / (len(small) * h * w):12.3f} "
+                        f"{e.mean():13.2f} {np.percentile(e, 99):7.1f}")
+    return rows
+
+
+KIND_DEPTH_CODECS = ("png", "raw+zstd")
 
 
 def fetch_latency(tiles, repeats: int) -> str:
@@ -213,6 +243,8 @@ def main(argv=None) -> int:
     for kind, codec, q in rows:
         print(codec_row(kind, codec, q, data[kind], masks, args.repeats), flush=True)
     print("(PSNR 99 = lossless)")
+    for line in depth_scale_rows(depths, alphas):
+        print(line)
     print(fetch_latency(tiles, args.repeats * 4))
     return 0
 
