@@ -18,8 +18,9 @@ def _common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("file", metavar="FILE.p4d", help="the portrait to play")
     ap.add_argument("--size", type=int, default=None, help="longest side of the output in pixels (default: tile size)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the graph walk and head-motion replay (default 0)")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="numba threads for the kernels (default: min(4, cores))")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="numba threads for the kernels (default 1: the kernels fit one core's budget, and "
+                         "on a busy machine more threads spin and lose)")
 
 
 def play_parser() -> argparse.ArgumentParser:
@@ -66,8 +67,7 @@ def _fail(msg: str, code: int = 2) -> int:
 
 def _threads(n: int | None) -> int:
     import numba
-    n = n if n is not None else min(4, os.cpu_count() or 1)
-    n = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+    n = max(1, min(n or 1, numba.config.NUMBA_NUM_THREADS))
     numba.set_num_threads(n)
     return n
 

@@ -1,7 +1,8 @@
 """A minimal animated-GIF writer (opencv cannot write GIF; no extra dependency).
 
-Fixed 6 x 7 x 6 colour cube (252 colours, green gets the extra level), no dithering, LZW per the
-GIF89a spec, looping forever. Good enough for previews; use mp4 for quality.
+Per-frame palette (local colour table): the 256 most frequent colours at 5 bits per channel,
+every 5-bit bin mapped to its nearest palette colour; no dithering; LZW per the GIF89a spec;
+loops forever. Good enough for previews; use mp4 for quality.
 """
 
 from __future__ import annotations
@@ -10,25 +11,22 @@ import struct
 
 import numpy as np
 
-_LEVELS = (6, 7, 6)
-
-
-def _palette() -> bytes:
-    r, g, b = _LEVELS
-    pal = [(round(i * 255 / (r - 1)), round(j * 255 / (g - 1)), round(k * 255 / (b - 1)))
-           for i in range(r) for j in range(g) for k in range(b)]
-    pal += [(0, 0, 0)] * (256 - len(pal))
-    return bytes(c for p in pal for c in p)
-
-
-def quantize(rgb: np.ndarray) -> np.ndarray:
-    """uint8 [H, W, 3] -> palette indices uint8 [H, W]."""
-    x = rgb.astype(np.float32) / 255.0
-    r, g, b = _LEVELS
-    i = np.rint(x[..., 0] * (r - 1)).astype(np.int32)
-    j = np.rint(x[..., 1] * (g - 1)).astype(np.int32)
-    k = np.rint(x[..., 2] * (b - 1)).astype(np.int32)
-    return ((i * g + j) * b + k).astype(np.uint8)
+def quantize(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [H, W, 3] -> (palette indices uint8 [H, W], palette uint8 [256, 3])."""
+    q = (rgb >> 3).astype(np.int32)
+    bins = (q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2]
+    counts = np.bincount(bins.ravel(), minlength=1 << 15)
+    top = np.argsort(-counts, kind="stable")[:256]
+    top = top[counts[top] > 0]
+    centres = lambda b: np.stack([(b >> 10) & 31, (b >> 5) & 31, b & 31], -1) * 8 + 4
+    pal = centres(top).astype(np.float32)
+    used = np.nonzero(counts)[0]
+    d = ((centres(used)[:, None, :].astype(np.float32) - pal[None]) ** 2).sum(-1)
+    lut = np.zeros(1 << 15, np.uint8)
+    lut[used] = np.argmin(d, axis=1)
+    palette = np.zeros((256, 3), np.uint8)
+    palette[:len(top)] = np.clip(pal, 0, 255).astype(np.uint8)
+    return lut[bins], palette
 
 
 def lzw(indices: bytes, min_code_size: int = 8) -> bytes:
@@ -79,14 +77,16 @@ class GifWriter:
     def __init__(self, f, width: int, height: int, fps: float):
         self.f, self.w, self.h = f, width, height
         self.delay = max(2, int(round(100.0 / fps)))  # centiseconds; browsers clamp < 2
-        f.write(b"GIF89a" + struct.pack("<HHBBB", width, height, 0xF7, 0, 0) + _palette())
+        f.write(b"GIF89a" + struct.pack("<HHBBB", width, height, 0x70, 0, 0))  # no global table
         f.write(b"\x21\xFF\x0BNETSCAPE2.0\x03\x01\x00\x00\x00")  # loop forever
 
     def add(self, rgb: np.ndarray) -> None:
         assert rgb.shape == (self.h, self.w, 3), rgb.shape
         self.f.write(b"\x21\xF9\x04\x00" + struct.pack("<H", self.delay) + b"\x00\x00")
-        self.f.write(b"\x2C" + struct.pack("<HHHHB", 0, 0, self.w, self.h, 0) + b"\x08")
-        data = lzw(quantize(rgb).tobytes())
+        idx, palette = quantize(rgb)
+        # image descriptor with a 256-entry local colour table
+        self.f.write(b"\x2C" + struct.pack("<HHHHB", 0, 0, self.w, self.h, 0x87) + palette.tobytes() + b"\x08")
+        data = lzw(idx.tobytes())
         for i in range(0, len(data), 255):
             block = data[i:i + 255]
             self.f.write(bytes([len(block)]) + block)

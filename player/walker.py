@@ -12,8 +12,9 @@ Rules:
 - when the viewpoint enters another pose group g, the walk jumps at once to forced[k][g]
   (-1: k already belongs to g, nothing to do);
 - every jump crossfades from the stream it leaves (which keeps playing forward) to the new one
-  over ``morph_seconds``; while a crossfade runs no new transition is offered and a forced jump
-  waits for it to end, so a fade is never cut.
+  over ``morph_seconds``; a transition drawn or a pose-group change made while a crossfade runs
+  is carried out when it ends, so a fade is never cut (and no draw is skipped, so the jump rates
+  are the baked ones).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Walker(EventDispatcher):
         self.old: Stream | None = None
         self.fade = 1.0  # weight of ``main``; < 1 while crossfading from ``old``
         self._pending_group: int | None = None
+        self._pending_jump: int | None = None
         self.stats = WalkStats(visits=np.zeros(self.n, np.int64))
         self.stats.visits[start] += 1
         self.jumps = 0
@@ -105,18 +107,21 @@ class Walker(EventDispatcher):
         while s.phase >= 1.0:
             s.phase -= 1.0
             k = s.k
-            if main and self.old is None:
+            if main and self._pending_jump is None:
                 dst = self._draw_successor(k)
-                if dst is not None:
+                if dst is not None and self.old is None:
                     self._jump(dst, "transition")
                     self.old.k, self.old.nxt = self.old.nxt, self._natural(self.old.nxt)
                     self.old.phase = s.phase
                     self.main.phase = s.phase
                     return
+                if dst is not None:
+                    # A crossfade is running: take the jump when it ends, never cut a fade.
+                    self._pending_jump = dst
             elif main and self.transitions[k]:
                 self.stats.suppressed += 1
             if k + 1 >= self.n and main:
-                # Last keyframe while crossfading: hold it; the transition is drawn after the fade.
+                # Last keyframe with its jump waiting for a fade to end: hold it.
                 s.phase = min(s.phase, 0.999)
                 return
             s.k, s.nxt = s.nxt, self._natural(s.nxt)
@@ -135,6 +140,11 @@ class Walker(EventDispatcher):
             self._advance(self.old, dt * self.fps, main=False)
             if self.fade >= 1.0:
                 self.old = None
+        if self._pending_jump is not None and self.old is None:
+            dst, self._pending_jump = self._pending_jump, None
+            phase = self.main.phase
+            self._jump(dst, "transition")
+            self.main.phase = phase
         if self._pending_group is not None and self.old is None:
             g = self._pending_group
             self._pending_group = None
@@ -162,6 +172,8 @@ class Walker(EventDispatcher):
             n1 = self._natural(s.nxt)
             ks += [s.k, s.nxt, n1]
         ks += [d for d, _ in self.transitions[self.main.nxt]]
+        if self._pending_jump is not None:
+            ks += [self._pending_jump, self._natural(self._pending_jump)]
         return list(dict.fromkeys(ks))
 
 

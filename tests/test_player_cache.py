@@ -1,0 +1,72 @@
+"""The decoded-tile cache: exact decode, LRU memory bound, prefetch on the worker thread."""
+
+import threading
+
+import numpy as np
+
+from formats.codecs import dequantize_depth, quantize_depth
+from formats.sample import sample_meta
+from player.cache import TileCache
+
+
+class ArraySource:
+    """A tile source backed by arrays; counts decodes per thread."""
+
+    def __init__(self, n_kf=4, n_views=3, h=8, w=10, seed=0):
+        self.meta = sample_meta(n_kf, yaws=tuple(range(n_views)), size=(h, w))
+        rng = np.random.default_rng(seed)
+        near, far = self.meta["grid"]["depth"]["near"], self.meta["grid"]["depth"]["far"]
+        self.arrays = {}
+        for k in range(n_kf):
+            for v in range(n_views):
+                self.arrays[k, v, "color"] = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+                self.arrays[k, v, "alpha"] = rng.integers(0, 256, (h, w), dtype=np.uint8)
+                d = np.where(rng.random((h, w)) < 0.3, 0, rng.uniform(near, far, (h, w))).astype(np.float32)
+                self.arrays[k, v, "depth"] = quantize_depth(d, near, far)
+        self.calls = []
+
+    def tile(self, k, v, kind):
+        self.calls.append((k, v, kind, threading.current_thread().name))
+        return self.arrays[k, v, kind]
+
+
+def test_decoded_tile_is_exact():
+    src = ArraySource()
+    c = TileCache(src, prefetch=False)
+    t = c.get(2, 1)
+    assert t.rgba.flags.c_contiguous and t.rgba.dtype == np.uint8 and t.depth.dtype == np.float32
+    assert np.array_equal(t.rgba[..., :3], src.arrays[2, 1, "color"])
+    assert np.array_equal(t.rgba[..., 3], src.arrays[2, 1, "alpha"])
+    d = src.meta["grid"]["depth"]
+    np.testing.assert_array_equal(t.depth, dequantize_depth(src.arrays[2, 1, "depth"], d["near"], d["far"]))
+
+
+def test_lru_respects_memory_bound_and_counts_hits():
+    src = ArraySource()
+    one = 8 * 10 * 4 + 8 * 10 * 4  # rgba + float32 depth
+    c = TileCache(src, max_bytes=3 * one, prefetch=False)
+    for key in [(0, 0), (0, 1), (0, 2), (0, 0), (1, 0), (0, 1)]:
+        c.get(*key)
+    st = c.stats()
+    # (0,0) hit; (1,0) evicts the least recent (0,1); so (0,1) misses again
+    assert st["hits"] == 1 and st["misses"] == 5 and st["evictions"] == 2
+    assert st["bytes"] <= 3 * one and st["tiles"] == 3
+    assert abs(st["hit_rate"] - 1 / 6) < 1e-9
+
+
+def test_prefetch_decodes_on_the_worker_then_gets_hit():
+    src = ArraySource()
+    c = TileCache(src)
+    try:
+        c.prefetch([(3, v) for v in range(3)] + [(3, 0)])
+        c.idle()
+        workers = {name for *_, name in src.calls}
+        assert workers and all(n.startswith("p4d-prefetch") for n in workers)
+        src.calls.clear()
+        for v in range(3):
+            assert np.array_equal(c.get(3, v).rgba[..., :3], src.arrays[3, v, "color"])
+        assert src.calls == []  # no decode on the frame thread
+        st = c.stats()
+        assert st["hits"] == 3 and st["misses"] == 0 and st["prefetched"] == 3
+    finally:
+        c.close()
