@@ -49,13 +49,13 @@ class Capture:
 
     def to_dict(self) -> dict:
         return {
-            "width": self.width, "height": self.height,
+            "width": int(self.width), "height": int(self.height),
             "intrinsics": self.intrinsics.to_dict(),
             "times": torch.as_tensor(self.times, dtype=torch.float64),
             "poses": torch.as_tensor(self.poses, dtype=torch.float64),
             "expressions": torch.as_tensor(self.expressions, dtype=torch.float32),
-            "expression_names": list(self.expression_names),
-            "split": {k: list(v) for k, v in self.split.items()},
+            "expression_names": [str(n) for n in self.expression_names],
+            "split": {str(k): [int(i) for i in v] for k, v in self.split.items()},
         }
 
     @staticmethod

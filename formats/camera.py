@@ -36,8 +36,9 @@ class Intrinsics:
         return Intrinsics(self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy, width, height)
 
     def to_dict(self) -> dict:
-        return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy,
-                "width": self.width, "height": self.height}
+        # Plain Python numbers: numpy scalars would not load under torch's weights_only.
+        return {"fx": float(self.fx), "fy": float(self.fy), "cx": float(self.cx), "cy": float(self.cy),
+                "width": int(self.width), "height": int(self.height)}
 
     @staticmethod
     def from_dict(d: dict) -> "Intrinsics":
