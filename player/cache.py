@@ -41,10 +41,36 @@ def decode_tile(source, keyframe: int, view: int) -> Tile:
     if "depth" in kinds:
         d = meta["grid"]["depth"]
         depth = dequantize_depth(source.tile(keyframe, view, "depth"), d["near"], d["far"])
+        if depth.shape != (h, w):
+            depth = upsample_depth(depth, int(meta["tiles"].get("depth_scale", 1)), h, w)
     else:
         # No depth baked: a plane through the orbit centre keeps the warp a plain blend.
         depth = np.full((h, w), float(meta["grid"]["radius"]), np.float32)
     return Tile(rgba, np.ascontiguousarray(depth, dtype=np.float32))
+
+
+def upsample_depth(small: np.ndarray, s: int, h: int, w: int, disc: float = 0.05) -> np.ndarray:
+    """Full-resolution depth [h, w] from a depth tile stored at 1/s (docs/p4d-format.md: sample
+    (i, j) sits at pixel (min(i s + s//2, h-1), min(j s + s//2, w-1))). Bilinear between samples
+    on one surface; nearest across silhouettes and depth edges (a mean there is a depth that is
+    neither surface)."""
+    hs, ws = small.shape
+    py = np.minimum(np.arange(hs) * s + s // 2, h - 1).astype(np.float32)
+    px = np.minimum(np.arange(ws) * s + s // 2, w - 1).astype(np.float32)
+    i1 = np.clip(np.searchsorted(py, np.arange(h, dtype=np.float32), side="right"), 1, max(hs - 1, 1))
+    j1 = np.clip(np.searchsorted(px, np.arange(w, dtype=np.float32), side="right"), 1, max(ws - 1, 1))
+    i0, j0 = np.maximum(i1 - 1, 0), np.maximum(j1 - 1, 0)
+    i1, j1 = np.minimum(i1, hs - 1), np.minimum(j1, ws - 1)
+    ty = np.clip((np.arange(h) - py[i0]) / np.maximum(py[i1] - py[i0], 1), 0, 1).astype(np.float32)[:, None]
+    tx = np.clip((np.arange(w) - px[j0]) / np.maximum(px[j1] - px[j0], 1), 0, 1).astype(np.float32)[None, :]
+    z00, z01 = small[i0][:, j0], small[i0][:, j1]
+    z10, z11 = small[i1][:, j0], small[i1][:, j1]
+    lin = (1 - ty) * ((1 - tx) * z00 + tx * z01) + ty * ((1 - tx) * z10 + tx * z11)
+    zs = np.stack([z00, z01, z10, z11])
+    zmin, zmax = zs.min(0), zs.max(0)
+    near = small[np.minimum(np.arange(h) // s, hs - 1)][:, np.minimum(np.arange(w) // s, ws - 1)]
+    smooth = (zmin > 0) & (zmax - zmin <= disc * zmin)
+    return np.where(smooth, lin, near).astype(np.float32)
 
 
 class TileCache:

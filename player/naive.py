@@ -30,9 +30,9 @@ def view_weights(yaws, pitches, yaw, pitch):
 
 def temporal_blend(a, b, da, db, t):
     """(rgba uint8 [H, W, 4], depth float32 [H, W]) of keyframes a, b mixed at t."""
-    t = np.float32(np.clip(t, 0, 1))
-    af, bf = a.astype(np.float32), b.astype(np.float32)
-    out = np.floor(af + (bf - af) * t + np.float32(0.5)).astype(np.uint8)
+    t8 = int(round(float(np.clip(t, 0, 1)) * 256))
+    out = ((a.astype(np.int32) * (256 - t8) + b.astype(np.int32) * t8 + 128) >> 8).astype(np.uint8)
+    t = np.float32(t8 / 256)
     dout = np.where((da > 0) & (db > 0), da + (db - da) * t, np.where(da > 0, da, db)).astype(np.float32)
     return out, dout
 

@@ -70,3 +70,18 @@ def test_prefetch_decodes_on_the_worker_then_gets_hit():
         assert st["hits"] == 3 and st["misses"] == 0 and st["prefetched"] == 3
     finally:
         c.close()
+
+
+def test_depth_stored_at_lower_resolution_is_upsampled_to_the_tile():
+    from formats.p4d import downscale_depth
+    from player.cache import upsample_depth
+    y, x = np.mgrid[0:37, 0:41]
+    full = (0.5 + 0.001 * x + 0.002 * y).astype(np.float32)  # a tilted plane ...
+    full[:, 30:] = 0  # ... ending in a silhouette
+    for s in (1, 2, 4, 8):
+        up = upsample_depth(downscale_depth(full, s), s, 37, 41)
+        assert up.shape == full.shape
+        inner = (full > 0) & (x < 30 - s) & (x > s) & (y > s) & (y < 37 - s)
+        np.testing.assert_allclose(up[inner], full[inner], atol=1e-5)  # exact on the plane
+        # the silhouette moves by less than one stored sample
+        assert ((up > 0) != (full > 0)).any(0).sum() <= s
