@@ -87,7 +87,7 @@ def run(pb: Playback, title: str = "Portrait4D", frames: int | None = None,
             if frames is not None and self.drawn >= frames:
                 if screenshot:
                     self.save_screenshot(screenshot)
-                self.close()
+                pyglet.app.exit()  # closing here would change app.windows while pyglet iterates it
 
         def on_resize(self, width, height):
             super().on_resize(width, height)
@@ -142,6 +142,8 @@ def run(pb: Playback, title: str = "Portrait4D", frames: int | None = None,
         pyglet.app.run(1 / 60.0)
     finally:
         pyglet.clock.unschedule(win.update)
+        if not win.has_exit:
+            win.close()
     return 0
 
 
