@@ -83,6 +83,10 @@ def test_gaussian_smooth_keeps_constants_and_reduces_noise():
     assert np.allclose(P.gaussian_smooth(x, 2.0), 2.5)
     noisy = RNG.normal(0, 1, (400, 1))
     assert P.gaussian_smooth(noisy, 3.0).std() < 0.5 * noisy.std()
+    # A kernel wider than the signal (a clip shorter than 6 sigma) keeps the length.
+    short = RNG.normal(0, 1, (7, 2))
+    out = P.gaussian_smooth(short, 10.0)
+    assert out.shape == short.shape and np.allclose(out, out.mean(0), atol=0.2)
 
 
 def test_smooth_poses_constant_and_jitter():

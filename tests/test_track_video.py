@@ -147,3 +147,24 @@ def test_frame_index_is_the_source_frame_number(tracked):
     fps = cv2.VideoCapture(str(VIDEO)).get(cv2.CAP_PROP_FPS)
     for f in ds.frames:
         assert f.time == pytest.approx(f.index / fps, abs=1e-5)
+
+
+@needs_tracker
+@needs_video
+def test_frames_without_a_face_are_dropped_and_counted(tmp_path):
+    from bake.track.pipeline import TrackConfig, track_video
+    cap = cv2.VideoCapture(str(VIDEO))
+    frames = [cap.read()[1] for _ in range(30)]
+    cap.release()
+    blank = np.full_like(frames[0], 128)
+    clip = frames[:15] + [blank] * 6 + frames[15:]  # 36 frames, 6 without a face
+    path = tmp_path / "gap.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, frames[0].shape[1::-1])
+    for f in clip:
+        w.write(f)
+    w.release()
+    s = track_video(path, tmp_path / "ds", TrackConfig(size=256, progress=False))
+    assert (s.frames_read, s.no_face, s.frames_kept) == (36, 6, 30)
+    ds = load_dataset(tmp_path / "ds")
+    assert [f.index for f in ds.frames] == list(range(15)) + list(range(21, 36))
+    assert ds.extra["frames_no_face"] == 6

@@ -107,9 +107,11 @@ def gaussian_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     rad = int(np.ceil(3 * sigma))
     w = np.exp(-0.5 * (np.arange(-rad, rad + 1) / sigma) ** 2)
     flat = x.reshape(len(x), -1)
-    ones = np.ones(len(x))
-    num = np.stack([np.convolve(flat[:, j], w, mode="same") for j in range(flat.shape[1])], axis=1)
-    den = np.convolve(ones, w, mode="same")[:, None]
+    n = len(x)
+    # "full" then the centred slice: correct for kernels longer than the signal too.
+    num = np.stack([np.convolve(flat[:, j], w, mode="full")[rad:rad + n]
+                    for j in range(flat.shape[1])], axis=1)
+    den = np.convolve(np.ones(n), w, mode="full")[rad:rad + n][:, None]
     return (num / den).reshape(x.shape)
 
 
