@@ -381,10 +381,10 @@ def _sample(src_rgba, s, u, v):
 
 
 @njit("void(u1[:,:,:,::1], f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], "
-      "f8[:,::1], f8[::1], f4[:,::1], i8, f8, f8, i8, f8[:,:,:,::1], u1[:,::1], f4[:,:,::1])",
+      "f8[:,::1], f8[::1], f4[:,::1], i8, f8, f8, i8, b1, f8[:,:,:,::1], u1[:,::1], f4[:,:,::1])",
       cache=True, nogil=True, parallel=True)
 def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, stride,
-          ztol, disc, n_refine, nodes, smooth, out):
+          ztol, disc, n_refine, mesh, nodes, smooth, out):
     n_src = src_depth.shape[0]
     ho, wo = out.shape[0], out.shape[1]
     hn, wn = nodes.shape[2], nodes.shape[3]
@@ -423,7 +423,7 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
     #    re-projecting. Depth edges, silhouettes, occlusions and image borders go per pixel.
     for jn in prange(hn - 1):
         for i_n in range(wn - 1):
-            ok = ref >= 0
+            ok = ref >= 0 and mesh
             for s in range(n_src):
                 if not ok:
                     break
@@ -542,14 +542,15 @@ def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int) -> tuple[n
 
 def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam,
          coarse: np.ndarray, stride: int, out: np.ndarray, ztol: float = 0.02,
-         disc: float = 0.05, n_refine: int = 2, scratch=None) -> None:
+         disc: float = 0.05, n_refine: int = 2, scratch=None, mesh: bool = True) -> None:
     """Backward-warp the sources into the target view.
 
     src_rgba uint8 [S, H, W, 4] premultiplied RGBA; src_depth float32 [S, H, W]; src_w float32 [S];
     coarse float32 [2, Hc, Wc] from ``splat_depth`` (only ``coarse[0]`` is read);
     out float32 [Ho, Wo, 4] premultiplied RGBA in [0, 1]; scratch from ``warp_scratch``.
     ztol: relative z-test tolerance; disc: relative depth jump treated as an edge;
-    n_refine: fixed-point steps refining the coarse depth on the nearest source's depth tile.
+    n_refine: fixed-point steps refining the coarse depth on the nearest source's depth tile;
+    mesh: False projects every pixel (slower; for comparison).
 
     Per target pixel: depth from the coarse z-buffer (refined), back-projected to a 3-D point,
     projected into each source, sampled bilinearly, weighted by view weight x soft z-test;
@@ -567,7 +568,7 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     assert nodes.shape[:2] == (src_rgba.shape[0], 4) and smooth.shape == nodes.shape[2:], (nodes.shape, smooth.shape)
     assert (nodes.shape[2] - 1) * stride >= out.shape[0] - 1, (nodes.shape, stride, out.shape)
     _warp(src_rgba, src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], int(stride),
-          float(ztol), float(disc), int(n_refine), nodes, smooth, out)
+          float(ztol), float(disc), int(n_refine), bool(mesh), nodes, smooth, out)
 
 
 # --- (d) crossfade, (e) composite ----------------------------------------------------------------

@@ -191,7 +191,7 @@ def _geometry(src_depth, src_w, src_cams, tgt_cam, zb, stride, x, y, ztol, disc,
 
 
 def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, ztol=0.02, disc=0.05,
-         n_refine=2):
+         n_refine=2, mesh=True):
     """Premultiplied float32 RGBA [Ho, Wo, 4] of the sources warped into the target view."""
     ho, wo = out_shape
     n_src = src_depth.shape[0]
@@ -221,7 +221,7 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
     hn, wn = (ho - 1) // stride + 2, (wo - 1) // stride + 2
     yn, xn = np.mgrid[0:hn, 0:wn] * stride
     zn, gn, _ = _geometry(src_depth, src_w, src_cams, tgt_cam, zb, stride, xn, yn, ztol, disc, n_refine)
-    good = np.ones((hn, wn), bool) if ref >= 0 else np.zeros((hn, wn), bool)
+    good = np.ones((hn, wn), bool) if (ref >= 0 and mesh) else np.zeros((hn, wn), bool)
     for s in range(n_src):
         if src_w[s] > 0:
             good &= (zn > 0) & (gn[s, 3] == 2) & (gn[s, 2] >= 1.0)

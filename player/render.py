@@ -23,6 +23,8 @@ class RenderConfig:
     """relative depth tolerance of the occlusion test"""
     depth_aware: bool = True
     """False = plain bilinear blending of the 4 views (for comparison)"""
+    mesh: bool = True
+    """interpolate source coordinates inside smooth lattice cells (False: project every pixel)"""
 
 
 class Renderer:
@@ -97,7 +99,8 @@ class Renderer:
             if self.config.depth_aware:
                 K.splat_depth(self.src_depth[slot], self.w, src, tgt, self.stride, 1, self.coarse)
                 K.warp(self.src_rgba[slot], self.src_depth[slot], self.w, src, tgt, self.coarse,
-                       self.stride, self.warped[slot], ztol=self.config.ztol, scratch=self.scratch)
+                       self.stride, self.warped[slot], ztol=self.config.ztol, scratch=self.scratch,
+                       mesh=self.config.mesh)
             else:
                 self._plain(slot)
         if len(streams) == 2:
