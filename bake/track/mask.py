@@ -40,7 +40,10 @@ class MaskConfig:
     neck_top: float = -0.04
     neck_bottom: float = -0.20
     """Neck column from ``neck_top`` down to ``neck_bottom`` (head-frame y, m); below is cut."""
-    iterations: int = 3
+    iterations: int = 2
+    """GrabCut iterations (a third changed masks by < 0.2 % IoU on d9 and d14 and cost ~40 %)."""
+    roi_margin: int = 8
+    """Sure-background band (working pixels) kept around the probable region for GrabCut."""
 
 
 def _head_ellipse(centre_h: np.ndarray, radii: tuple, pose: np.ndarray, k: np.ndarray):
@@ -130,14 +133,22 @@ def head_mask(rgb: np.ndarray, landmarks: np.ndarray, pose: np.ndarray, k: np.nd
         lab[~vsmall & (lab != cv2.GC_FGD)] = cv2.GC_BGD
     fg0 = (lab == cv2.GC_FGD)
     seeded = fg0 | (lab == cv2.GC_PR_FGD)
-    has_bg = np.any((lab == cv2.GC_BGD) | (lab == cv2.GC_PR_BGD))
-    if fg0.any() and has_bg:
-        bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
-        try:
-            cv2.grabCut(small[..., ::-1].copy(), lab, None, bgd, fgd, cfg.iterations,
-                        cv2.GC_INIT_WITH_MASK)
-        except cv2.error:  # degenerate colour statistics: fall back to the seeds
-            pass
+    # GrabCut only where labels can change, plus a band of sure background for its colour
+    # model: a local background model, and 2-3x less work than the whole crop.
+    ys, xs = np.nonzero(lab != cv2.GC_BGD)
+    if fg0.any() and len(ys):
+        mg, w = cfg.roi_margin, cfg.work
+        y0, y1 = max(ys.min() - mg, 0), min(ys.max() + mg + 1, w)
+        x0, x1 = max(xs.min() - mg, 0), min(xs.max() + mg + 1, w)
+        sub = lab[y0:y1, x0:x1].copy()
+        if np.any((sub == cv2.GC_BGD) | (sub == cv2.GC_PR_BGD)):
+            bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
+            try:
+                cv2.grabCut(np.ascontiguousarray(small[y0:y1, x0:x1, ::-1]), sub, None, bgd, fgd,
+                            cfg.iterations, cv2.GC_INIT_WITH_MASK)
+                lab[y0:y1, x0:x1] = sub
+            except cv2.error:  # degenerate colour statistics: fall back to the seeds
+                pass
     m = ((lab == cv2.GC_FGD) | (lab == cv2.GC_PR_FGD)).astype(np.uint8)
     # Opening removes thin structures GrabCut grabs along edges (picture frames, door jambs).
     m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0

@@ -102,21 +102,25 @@ def _fit_poses(lm: np.ndarray, shape: np.ndarray, k: np.ndarray, ids: np.ndarray
 
 def fit_sequence(lm: np.ndarray, k: np.ndarray, canonical_cm: np.ndarray, rigid_ids: np.ndarray,
                  iterations: int = 2):
-    """Rigid fit of a clip. lm [T, 478, 2] source pixels -> (poses [T, 4, 4] (None rows possible
-    as NaN), personalised shape [468, 3] head metres)."""
+    """Rigid fit of a clip: lm [T, 478, 2] source pixels -> (poses [T, 4, 4] with NaN rows where
+    PnP failed, personalised face shape [468, 3] head-frame metres).
+
+    PnP on the rigid basis with the canonical face, then ``iterations`` rounds of (re-estimate
+    the face shape from all fitted frames, PnP again)."""
     shape = P.canonical_to_head(canonical_cm)
     mesh = lm[:, :468]
-    poses = None
-    for _ in range(iterations + 1):
+
+    def fit(shape):
         fitted = _fit_poses(mesh, shape, k, rigid_ids)
-        ok = np.array([p is not None for p in fitted])
-        poses = np.stack([p if p is not None else np.full((4, 4), np.nan) for p in fitted])
+        return np.stack([p if p is not None else np.full((4, 4), np.nan) for p in fitted])
+
+    poses = fit(shape)
+    for _ in range(iterations):
+        ok = np.isfinite(poses).all(axis=(1, 2))
         if ok.sum() < 2:
             break
-        shape_new = P.personalise_shape(shape, poses[ok], mesh[ok], k)
-        if _ == iterations:
-            break
-        shape = shape_new
+        shape = P.personalise_shape(shape, poses[ok], mesh[ok], k)
+        poses = fit(shape)
     return poses, shape
 
 
