@@ -168,3 +168,23 @@ def test_frames_without_a_face_are_dropped_and_counted(tmp_path):
     ds = load_dataset(tmp_path / "ds")
     assert [f.index for f in ds.frames] == list(range(15)) + list(range(21, 36))
     assert ds.extra["frames_no_face"] == 6
+
+
+@needs_tracker
+@needs_video
+def test_output_does_not_depend_on_the_thread_count(tmp_path):
+    from bake.track.pipeline import TrackConfig, track_video
+
+    def digest(d):
+        h = hashlib.sha256()
+        for p in sorted(d.glob("masks/*.png")) + sorted(d.glob("images/*.jpg")):
+            h.update(p.read_bytes())
+        h.update((d / "dataset.json").read_bytes())
+        return h.hexdigest()
+
+    out = []
+    for w in (1, 3):
+        d = tmp_path / f"w{w}"
+        track_video(VIDEO, d, TrackConfig(size=256, max_seconds=1, workers=w, progress=False))
+        out.append(digest(d))
+    assert out[0] == out[1]

@@ -12,6 +12,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +57,8 @@ class TrackConfig:
     max_fit_error_frac: float = 0.08
     """Drop frames whose median landmark error exceeds this fraction of the face height."""
     jpeg_quality: int = 95
+    workers: int = 0
+    """Threads for crops and masks (0 = one per CPU core, at most 8)."""
     mask: MaskConfig = field(default_factory=MaskConfig)
     progress: bool = True
 
@@ -203,28 +207,47 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
         pos = {i: j for j, i in enumerate(src_idx)}
         errs_all, errs_rigid, out_frames = [], [], []
         valid_src = np.full((info.height, info.width), 255, np.uint8)
-        with Progress(len(src_idx), "track: crops+masks", disable=not cfg.progress) as bar:
+
+        def crop_one(i: int, t: float, bgr: np.ndarray, j: int):
+            """Warp, mask and write frame j; returns (Frame, landmark errors [468])."""
+            h = crop_mod.homography(k_src, k_out, r_v[j])
+            img = crop_mod.warp(bgr, h, cfg.size)
+            valid = crop_mod.warp(valid_src, h, cfg.size) > 127
+            lm_out = crop_mod.apply_homography(h, lm[j])
+            e = np.linalg.norm(P.project(shape, poses_out[j], k_out) - lm_out[:468], axis=-1)
+            cv2.setRNGSeed(j)  # GrabCut's k-means uses this thread's RNG: same mask on any thread
+            m = head_mask(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), lm_out, poses_out[j], k_out,
+                          valid, cfg.mask)
+            name = f"{j:06d}"
+            cv2.imwrite(str(tmp / "images" / f"{name}.jpg"), img,
+                        [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
+            cv2.imwrite(str(tmp / "masks" / f"{name}.png"), m)
+            return Frame(index=i, time=float(t), image=f"images/{name}.jpg",
+                         mask=f"masks/{name}.png", pose=poses_out[j], expression=expr[j]), e
+
+        # GrabCut, warps and encoders release the GIL: frames are processed on worker threads,
+        # a bounded number in flight (memory stays flat), results collected in order.
+        workers = max(1, min(cfg.workers or (os.cpu_count() or 1), 8))
+        with Progress(len(src_idx), "track: crops+masks", disable=not cfg.progress) as bar, \
+                ThreadPoolExecutor(max_workers=workers) as pool:
+            pending: deque = deque()
+
+            def collect_one():
+                fr, e = pending.popleft().result()
+                out_frames.append(fr)
+                errs_all.append(e)
+                errs_rigid.append(e[face.basis_ids])
+                bar.update(1)
+
             for i, t, bgr in frames(info, cfg.fps, cfg.max_seconds):
                 j = pos.get(i)
                 if j is None:
                     continue
-                h = crop_mod.homography(k_src, k_out, r_v[j])
-                img = crop_mod.warp(bgr, h, cfg.size)
-                valid = crop_mod.warp(valid_src, h, cfg.size) > 127
-                lm_out = crop_mod.apply_homography(h, lm[j])
-                e = np.linalg.norm(P.project(shape, poses_out[j], k_out) - lm_out[:468], axis=-1)
-                errs_all.append(e)
-                errs_rigid.append(e[face.basis_ids])
-                rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-                m = head_mask(rgb, lm_out, poses_out[j], k_out, valid, cfg.mask)
-                name = f"{j:06d}"
-                cv2.imwrite(str(tmp / "images" / f"{name}.jpg"), img,
-                            [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
-                cv2.imwrite(str(tmp / "masks" / f"{name}.png"), m)
-                out_frames.append(Frame(index=i, time=float(t), image=f"images/{name}.jpg",
-                                        mask=f"masks/{name}.png", pose=poses_out[j],
-                                        expression=expr[j]))
-                bar.update(1)
+                pending.append(pool.submit(crop_one, i, t, bgr, j))
+                if len(pending) >= 2 * workers:
+                    collect_one()
+            while pending:
+                collect_one()
         if len(out_frames) != len(src_idx):
             raise TrackError(f"{video}: the second read returned {len(out_frames)} of "
                              f"{len(src_idx)} frames (variable-rate video? re-encode it with ffmpeg)")
