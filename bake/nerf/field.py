@@ -1,0 +1,107 @@
+"""``NerfField``: a trained NeRFBlendShape checkpoint behind the bake's field interface."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+from bake.field import Capture, CheckpointError
+from bake.nerf.config import NerfConfig
+from bake.nerf.model import NeRFBlendShape
+from bake.nerf.occupancy import alpha_threshold_sigma, expression_occupancy
+from bake.nerf.render import composite, march
+from formats.camera import Camera, pixel_rays
+
+KIND = "nerf-blendshape"
+
+
+class NerfField:
+    """``render(camera, expression) -> rgb [H, W, 3] premultiplied, alpha [H, W], depth [H, W]``.
+
+    What depends only on the expression (the blended table and the cells it occupies) is cached
+    for the last few expressions, so the views of one keyframe share it.
+    """
+
+    kind = KIND
+
+    def __init__(self, model: NeRFBlendShape, density_grid: torch.Tensor, capture: Capture,
+                 expression_range: dict, device: torch.device, chunk: int = 1 << 15, cache_size: int = 4):
+        self.model = model.to(device).eval()
+        self.cfg: NerfConfig = model.cfg
+        self.device = device
+        self.capture = capture
+        self.expression_range = expression_range
+        g = self.cfg.grid_res
+        self.threshold_sigma = alpha_threshold_sigma(self.cfg.occ_threshold, self.cfg.march_steps)
+        self.occ = (density_grid.to(device).reshape(g, g, g) > self.threshold_sigma)
+        self.chunk = chunk
+        self._cache: OrderedDict[bytes, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._cache_size = cache_size
+
+    @staticmethod
+    def from_checkpoint(ckpt: dict, device: torch.device | str = "cpu") -> "NerfField":
+        try:
+            cfg = NerfConfig.from_dict(ckpt["config"])
+            capture = Capture.from_dict(ckpt["capture"])
+            model = NeRFBlendShape(cfg, len(capture.expression_names))
+            model.load_state_dict(ckpt["model"])
+            grid = torch.as_tensor(ckpt["density_grid"], dtype=torch.float32)
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"nerf-blendshape checkpoint is malformed ({type(exc).__name__}: "
+                                  f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        if grid.numel() != cfg.grid_res ** 3:
+            raise CheckpointError(f"density_grid has {grid.numel()} cells, config says {cfg.grid_res}^3")
+        dev = torch.device(device)
+        if dev.type == "cuda":
+            model.encoding.implementation = "torch"
+        return NerfField(model, grid, capture, dict(ckpt.get("expression_range", {})), dev)
+
+    @torch.no_grad()
+    def prepare(self, expression: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Blended table [1, L, T, F] and occupancy [G, G, G] of one expression (cached)."""
+        w = np.asarray(expression, dtype=np.float32).reshape(-1)
+        if w.shape[0] != self.model.n_expr:
+            raise ValueError(f"expression has {w.shape[0]} coefficients, the model takes {self.model.n_expr}")
+        key = w.tobytes()
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        table = self.model.blend(torch.from_numpy(w)[None].to(self.device))
+        occ = expression_occupancy(self.model, self.occ, table, self.threshold_sigma)
+        self._cache[key] = (table, occ)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return table, occ
+
+    @torch.no_grad()
+    def render_rays(self, o: torch.Tensor, d: torch.Tensor, table: torch.Tensor, occ: torch.Tensor):
+        """Head-frame rays o, d [R, 3] -> rgb [R, 3] premultiplied, alpha [R], depth [R] (z, 0 = empty)."""
+        cfg, m = self.cfg, self.model
+        on, dn = (o + cfg.bound) / (2 * cfg.bound), d / (2 * cfg.bound)
+        zero = torch.zeros(1, dtype=torch.int32, device=self.device)
+
+        def density_fn(xn, ray):
+            return m.density(xn, zero.expand(xn.shape[0]), table)
+
+        s = march(on, dn, occ, density_fn, cfg.march_steps, cfg.t_threshold, seg=16, keep_values=True)
+        n = o.shape[0]
+        if s.ray.numel() == 0:
+            return torch.zeros(n, 3, device=self.device), torch.zeros(n, device=self.device), torch.zeros(n, device=self.device)
+        rgb = m.color(s.geo, d[s.ray])
+        c, a, z = composite(s.ray, s.t, s.sigma, rgb, math.sqrt(3.0) / cfg.march_steps, n)
+        depth = torch.where(a > 1e-3, z / a.clamp_min(1e-6), torch.zeros_like(z))
+        return c.clamp(0, 1), a.clamp(0, 1), depth
+
+    def render(self, camera: Camera, expression: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        table, occ = self.prepare(expression)
+        o, d = pixel_rays(camera)
+        h, w = o.shape[:2]
+        o = torch.from_numpy(o.reshape(-1, 3)).float().to(self.device)
+        d = torch.from_numpy(d.reshape(-1, 3)).float().to(self.device)
+        outs = [self.render_rays(o[s:s + self.chunk], d[s:s + self.chunk], table, occ)
+                for s in range(0, o.shape[0], self.chunk)]
+        rgb, alpha, depth = (torch.cat(x).cpu().numpy().astype(np.float32) for x in zip(*outs))
+        return rgb.reshape(h, w, 3), alpha.reshape(h, w), depth.reshape(h, w)

@@ -1,0 +1,68 @@
+"""The NeRFBlendShape network: blended hash bases -> density MLP -> colour MLP (answers density and
+colour only; rays, sampling and compositing live in ``bake.nerf.render``)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bake.nerf.config import NerfConfig
+from bake.nerf.encoding import HashBases
+from bake.nerf.sh import sh_encode
+
+
+def mlp(n_in: int, hidden: int, n_out: int, layers: int) -> nn.Sequential:
+    """``layers`` linear layers with ReLU between them (no activation on the output)."""
+    dims = [n_in] + [hidden] * (layers - 1) + [n_out]
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        mods.append(nn.Linear(dims[i], dims[i + 1]))
+        if i < layers - 1:
+            mods.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*mods)
+
+
+class NeRFBlendShape(nn.Module):
+    """Expression-blended hash bases + small MLPs.
+
+    Positions are head-frame metres inside the box [-bound, bound]^3; densities are per unit of
+    the normalised box (side 1), so marching works in normalised distances.
+    """
+
+    def __init__(self, cfg: NerfConfig, n_expr: int, implementation: str = "numba"):
+        super().__init__()
+        self.cfg = cfg
+        self.n_expr = n_expr
+        self.encoding = HashBases(n_expr, cfg.levels, cfg.log2_table, cfg.features, cfg.base_res,
+                                  cfg.finest_res, implementation)
+        self.density_net = mlp(self.encoding.out_dim, cfg.hidden, 1 + cfg.geo_features, cfg.density_layers)
+        self.color_net = mlp(cfg.geo_features + 16, cfg.hidden, 3, cfg.color_layers)
+        with torch.no_grad():
+            # Start nearly transparent: optical depth ~2 across the whole box. An opaque start
+            # saturates alpha and its gradient vanishes (every ray stops at the box's front face).
+            self.density_net[-1].bias[0] = math.log(math.expm1(2.0 / cfg.density_scale))
+
+    def blend(self, w: torch.Tensor) -> torch.Tensor:
+        """w [B, K] -> tables [B, L, T, F]."""
+        return self.encoding.blend(w)
+
+    def normalise(self, p: torch.Tensor) -> torch.Tensor:
+        """Head-frame points [N, 3] (metres) -> [0, 1]^3 box coordinates (clamped)."""
+        return ((p + self.cfg.bound) / (2 * self.cfg.bound)).clamp(0.0, 1.0)
+
+    def density(self, xn: torch.Tensor, bidx: torch.Tensor, tables: torch.Tensor):
+        """xn [N, 3] normalised -> sigma [N], geometry features [N, G]."""
+        h = self.density_net(self.encoding(xn, bidx, tables))
+        return self.cfg.density_scale * F.softplus(h[:, 0]), h[:, 1:]
+
+    def color(self, geo: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
+        """geo [N, G], dirs [N, 3] (any length) -> rgb [N, 3] in (0, 1)."""
+        d = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+        return torch.sigmoid(self.color_net(torch.cat([geo, sh_encode(d)], -1)))
+
+    def __repr__(self) -> str:
+        n = sum(p.numel() for p in self.parameters())
+        return f"NeRFBlendShape({self.encoding!r}, density={self.cfg.density_layers}x{self.cfg.hidden}, params={n / 1e6:.2f}M)"

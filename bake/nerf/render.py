@@ -1,0 +1,137 @@
+"""Ray marching through an occupancy grid and volume rendering of colour, alpha and z-depth.
+
+Works in the normalised box [0, 1]^3 (``NeRFBlendShape.normalise``). Ray parameter ``t`` is the
+camera z-depth (``formats.camera.pixel_rays`` directions), so the rendered depth is z-depth with
+no conversion. Samples sit on a fixed step ``dt = sqrt(3) / march_steps`` (normalised length)
+from where the ray enters the box; a sample is taken only in an occupied grid cell, and a ray stops
+once its transmittance drops below ``t_threshold`` (instant-NGP's empty-space skipping and early
+termination, done segment by segment with torch ops).
+
+Samples are *packed*: flat arrays sorted by (ray, step) with a ``ray`` index per sample, the layout
+of nerfacc's ``render_weight_from_density``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+def ray_box(o: torch.Tensor, d: torch.Tensor, lo: float = 0.0, hi: float = 1.0):
+    """Slab test: o, d [R, 3] -> near, far [R] ray parameters of the box [lo, hi]^3 (far <= near: miss)."""
+    inv = 1.0 / torch.where(d.abs() < 1e-12, torch.full_like(d, 1e-12), d)
+    t0, t1 = (lo - o) * inv, (hi - o) * inv
+    near = torch.minimum(t0, t1).amax(-1).clamp_min(0.0)
+    far = torch.maximum(t0, t1).amin(-1)
+    return near, far
+
+
+@dataclass
+class Samples:
+    """Packed samples, sorted by (ray, step).
+
+    ray [M] long, t [M] ray parameter (z-depth), sigma [M] (if kept), geo [M, G] (if kept).
+    """
+
+    ray: torch.Tensor
+    t: torch.Tensor
+    sigma: torch.Tensor | None = None
+    geo: torch.Tensor | None = None
+
+
+def march(o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, density_fn: Callable, march_steps: int,
+          t_threshold: float, jitter: torch.Tensor | None = None, seg: int = 32,
+          keep_values: bool = False) -> Samples:
+    """Find the samples of each ray that matter: in an occupied cell and not yet occluded.
+
+    Args:
+        o, d: [R, 3] normalised-box ray origins and directions.
+        occ: [G, G, G] bool occupancy (x, y, z index order).
+        density_fn: (xn [N, 3], ray [N]) -> (sigma [N], geo [N, G]); called without grad here.
+        jitter: [R] offsets in [0, 1) of the first step (training), None for 0.5 (rendering).
+        keep_values: also return sigma and geo of the kept samples (rendering, one pass).
+    """
+    n_rays, dev = o.shape[0], o.device
+    g = occ.shape[0]
+    dt = math.sqrt(3.0) / march_steps
+    near, far = ray_box(o, d)
+    dt_t = dt / d.norm(dim=-1)  # [R] step in ray-parameter units
+    n_steps = torch.ceil((far - near) / dt_t).clamp_min(0).long()
+    jit = torch.full((n_rays,), 0.5, device=dev) if jitter is None else jitter
+    trans = torch.ones(n_rays, device=dev)
+    active = torch.nonzero(n_steps > 0).squeeze(1)
+    ks = torch.arange(seg, device=dev)
+    out_ray, out_k, out_sigma, out_geo = [], [], [], []
+    k0 = 0
+    occ_flat = occ.reshape(-1)
+    while active.numel() > 0:
+        a = active
+        k = k0 + ks  # [seg]
+        t = near[a, None] + (k[None].float() + jit[a, None]) * dt_t[a, None]  # [A, seg]
+        inside = k[None] < n_steps[a, None]
+        p = o[a, None] + t[..., None] * d[a, None]  # [A, seg, 3]
+        cell = (p * g).long().clamp(0, g - 1)
+        valid = inside & occ_flat[(cell[..., 0] * g + cell[..., 1]) * g + cell[..., 2]]
+        ai, si = torch.nonzero(valid, as_tuple=True)
+        sigma = torch.zeros(valid.shape, device=dev)
+        geo = None
+        if ai.numel():
+            s, geo = density_fn(p[ai, si], a[ai])
+            sigma[ai, si] = s
+        tau = sigma * dt
+        excl = torch.cumsum(tau, 1) - tau
+        t_before = trans[a, None] * torch.exp(-excl)  # [A, seg] transmittance in front of each sample
+        keep = valid & (t_before > t_threshold)
+        kv = keep[ai, si]
+        out_ray.append(a[ai[kv]])
+        out_k.append(k[si[kv]])
+        if keep_values and geo is not None:
+            out_sigma.append(sigma[ai[kv], si[kv]])
+            out_geo.append(geo[kv])
+        trans[a] = t_before[:, -1] * torch.exp(-tau[:, -1])
+        k0 += seg
+        active = a[(trans[a] > t_threshold) & (n_steps[a] > k0)]
+    if not out_ray:
+        e = torch.zeros(0, dtype=torch.long, device=dev)
+        return Samples(e, torch.zeros(0, device=dev))
+    ray, kk = torch.cat(out_ray), torch.cat(out_k)
+    order = torch.argsort(ray * (march_steps + seg + 1) + kk)
+    ray, kk = ray[order], kk[order]
+    t = near[ray] + (kk.float() + jit[ray]) * dt_t[ray]
+    if keep_values:
+        return Samples(ray, t, torch.cat(out_sigma)[order], torch.cat(out_geo)[order])
+    return Samples(ray, t)
+
+
+def composite(ray: torch.Tensor, t: torch.Tensor, sigma: torch.Tensor, rgb: torch.Tensor, dt: float,
+              n_rays: int):
+    """Volume rendering of packed samples.
+
+    w_i = T_i (1 - exp(-sigma_i dt)), T_i = exp(-sum_{j<i} sigma_j dt) within each ray.
+
+    Args:
+        ray [M] sorted, t [M], sigma [M], rgb [M, 3]; dt normalised step; n_rays R.
+    Returns:
+        rgb [R, 3] premultiplied (over black), alpha [R], depth [R] (sum w t, not normalised).
+
+    >>> r = torch.tensor([0, 0]); c = torch.ones(2, 3)
+    >>> rgb, a, z = composite(r, torch.tensor([1.0, 2.0]), torch.tensor([1e4, 1e4]), c, 0.01, 1)
+    >>> round(float(a[0]), 4), round(float(z[0]), 4)
+    (1.0, 1.0)
+    """
+    tau = sigma * dt
+    cs = torch.cumsum(tau.double(), 0)  # float64: a flat cumsum over many rays loses float32 bits
+    excl = cs - tau.double()
+    first = torch.ones_like(ray, dtype=torch.bool)
+    first[1:] = ray[1:] != ray[:-1]
+    start = torch.zeros(n_rays, dtype=torch.float64, device=ray.device)
+    start[ray[first]] = excl[first]
+    trans = torch.exp(-(excl - start[ray])).float()
+    w = trans * (1.0 - torch.exp(-tau))  # [M]
+    out_rgb = torch.zeros(n_rays, 3, device=ray.device, dtype=rgb.dtype).index_add(0, ray, w[:, None] * rgb)
+    alpha = torch.zeros(n_rays, device=ray.device).index_add(0, ray, w)
+    depth = torch.zeros(n_rays, device=ray.device).index_add(0, ray, w * t)
+    return out_rgb, alpha, depth
