@@ -443,94 +443,101 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 lo, hi = 0.5 * stride, 2.0 * stride
                 ok = lo < du < hi and lo < dv < hi and lo < du2 < hi and lo < dv2 < hi
             smooth[jn, i_n] = 1 if ok else 0
-    # 3. Pixels.
+    # 3. Pixels, cell by cell along each row. Smooth cells: source by source, the coordinates
+    #    step linearly along the row span (no per-pixel projection). Others: per pixel.
     for y in prange(ho):
         ay = (y + 0.5 - cy_t) / fy_t
         jn = y // stride
         ty = (y - jn * stride) / stride
-        for x in range(wo):
-            i_n = x // stride
-            a0 = 0.0
-            a1 = 0.0
-            a2 = 0.0
-            a3 = 0.0
-            wv = 0.0  # weights after the z-test
-            b0 = 0.0
-            b1 = 0.0
-            b2 = 0.0
-            b3 = 0.0
-            wa = 0.0  # plain view weights (hole fill)
+        for i_n in range(wn - 1):
+            x0 = i_n * stride
+            if x0 >= wo:
+                break
+            x1 = min(x0 + stride, wo)
             if smooth[jn, i_n]:
-                tx = (x - i_n * stride) / stride
-                k00 = (1 - tx) * (1 - ty)
-                k01 = tx * (1 - ty)
-                k10 = (1 - tx) * ty
-                k11 = tx * ty
+                wsum = 0.0
+                for s in range(n_src):
+                    if src_w[s] > 0:
+                        wsum += src_w[s]
+                inv = 1.0 / (255.0 * wsum)
+                for x in range(x0, x1):
+                    for c in range(4):
+                        out[y, x, c] = 0.0
                 for s in range(n_src):
                     ws = src_w[s]
                     if ws <= 0:
                         continue
-                    u = (k00 * nodes[s, 0, jn, i_n] + k01 * nodes[s, 0, jn, i_n + 1]
-                         + k10 * nodes[s, 0, jn + 1, i_n] + k11 * nodes[s, 0, jn + 1, i_n + 1])
-                    v = (k00 * nodes[s, 1, jn, i_n] + k01 * nodes[s, 1, jn, i_n + 1]
-                         + k10 * nodes[s, 1, jn + 1, i_n] + k11 * nodes[s, 1, jn + 1, i_n + 1])
+                    ul = (1 - ty) * nodes[s, 0, jn, i_n] + ty * nodes[s, 0, jn + 1, i_n]
+                    ur = (1 - ty) * nodes[s, 0, jn, i_n + 1] + ty * nodes[s, 0, jn + 1, i_n + 1]
+                    vl = (1 - ty) * nodes[s, 1, jn, i_n] + ty * nodes[s, 1, jn + 1, i_n]
+                    vr = (1 - ty) * nodes[s, 1, jn, i_n + 1] + ty * nodes[s, 1, jn + 1, i_n + 1]
+                    du = (ur - ul) / stride
+                    dv = (vr - vl) / stride
+                    f = ws * inv
+                    for x in range(x0, x1):
+                        t = x - x0
+                        c0, c1, c2, c3 = _sample(src_rgba, s, ul + du * t, vl + dv * t)
+                        out[y, x, 0] += f * c0
+                        out[y, x, 1] += f * c1
+                        out[y, x, 2] += f * c2
+                        out[y, x, 3] += f * c3
+                continue
+            for x in range(x0, x1):
+                a0 = 0.0
+                a1 = 0.0
+                a2 = 0.0
+                a3 = 0.0
+                wv = 0.0  # weights after the z-test
+                b0 = 0.0
+                b1 = 0.0
+                b2 = 0.0
+                b3 = 0.0
+                wa = 0.0  # plain view weights (hole fill)
+                ax = (x + 0.5 - cx_t) / fx_t
+                z = _pixel_depth(zb, stride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
+                if z <= 0:
+                    for c in range(4):
+                        out[y, x, c] = 0.0
+                    continue
+                for s in range(n_src):
+                    ws = src_w[s]
+                    if ws <= 0:
+                        continue
+                    u, v, vis, flag = _project(src_depth, src_k, ms, os_, s, ax, ay, z, ztol)
+                    if flag == 0:
+                        continue
+                    if flag == 1:
+                        # Outside the source image: the source sees nothing there (transparent).
+                        wa += ws
+                        wv += ws
+                        continue
                     c0, c1, c2, c3 = _sample(src_rgba, s, u, v)
-                    a0 += ws * c0
-                    a1 += ws * c1
-                    a2 += ws * c2
-                    a3 += ws * c3
-                    wv += ws
-                k = 1.0 / (255.0 * wv)
-                out[y, x, 0] = a0 * k
-                out[y, x, 1] = a1 * k
-                out[y, x, 2] = a2 * k
-                out[y, x, 3] = a3 * k
-                continue
-            ax = (x + 0.5 - cx_t) / fx_t
-            z = _pixel_depth(zb, stride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
-            if z <= 0:
-                for c in range(4):
-                    out[y, x, c] = 0.0
-                continue
-            for s in range(n_src):
-                ws = src_w[s]
-                if ws <= 0:
-                    continue
-                u, v, vis, flag = _project(src_depth, src_k, ms, os_, s, ax, ay, z, ztol)
-                if flag == 0:
-                    continue
-                if flag == 1:
-                    # Outside the source image: the source sees nothing there (transparent).
+                    b0 += ws * c0
+                    b1 += ws * c1
+                    b2 += ws * c2
+                    b3 += ws * c3
                     wa += ws
-                    wv += ws
-                    continue
-                c0, c1, c2, c3 = _sample(src_rgba, s, u, v)
-                b0 += ws * c0
-                b1 += ws * c1
-                b2 += ws * c2
-                b3 += ws * c3
-                wa += ws
-                wvs = ws * vis
-                a0 += wvs * c0
-                a1 += wvs * c1
-                a2 += wvs * c2
-                a3 += wvs * c3
-                wv += wvs
-            if wv > 1e-3 * wa and wv > 0:
-                k = 1.0 / (255.0 * wv)
-                out[y, x, 0] = a0 * k
-                out[y, x, 1] = a1 * k
-                out[y, x, 2] = a2 * k
-                out[y, x, 3] = a3 * k
-            elif wa > 0:
-                k = 1.0 / (255.0 * wa)
-                out[y, x, 0] = b0 * k
-                out[y, x, 1] = b1 * k
-                out[y, x, 2] = b2 * k
-                out[y, x, 3] = b3 * k
-            else:
-                for c in range(4):
-                    out[y, x, c] = 0.0
+                    wvs = ws * vis
+                    a0 += wvs * c0
+                    a1 += wvs * c1
+                    a2 += wvs * c2
+                    a3 += wvs * c3
+                    wv += wvs
+                if wv > 1e-3 * wa and wv > 0:
+                    k = 1.0 / (255.0 * wv)
+                    out[y, x, 0] = a0 * k
+                    out[y, x, 1] = a1 * k
+                    out[y, x, 2] = a2 * k
+                    out[y, x, 3] = a3 * k
+                elif wa > 0:
+                    k = 1.0 / (255.0 * wa)
+                    out[y, x, 0] = b0 * k
+                    out[y, x, 1] = b1 * k
+                    out[y, x, 2] = b2 * k
+                    out[y, x, 3] = b3 * k
+                else:
+                    for c in range(4):
+                        out[y, x, c] = 0.0
 
 
 def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int) -> tuple[np.ndarray, np.ndarray]:
