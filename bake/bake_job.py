@@ -1,0 +1,206 @@
+"""The bake job: a field -> one .p4d (view grid x keyframes of colour/alpha/depth + graph).
+
+Streams tiles into the writer keyframe by keyframe (bounded memory), resumable: the writer keeps a
+journalled ``OUT.partial`` and this job keeps ``OUT.partial.bake.json`` with the fingerprint of
+its inputs, so ``--resume`` only continues a bake of the very same inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from bake.field import Field
+from bake.graph import GraphConfig, build_graph, forced_targets, pose_groups
+from bake.keyframes import Keyframes, ViewGrid, captured_range, grid_axis, make_keyframes
+from formats import P4DWriter
+from formats.p4d import downscale_depth
+from formats.camera import Camera, orbit_pose
+from formats.codecs import quantize_depth
+from formats.progress import Progress
+
+GENERATOR = "portrait4d 0.1.0 bake"
+KINDS = ("color", "alpha", "depth")
+LOSSLESS_CODEC = {"alpha": "webp", "depth": "png"}  # webp lossless: ~1/3 the bytes of png on alpha
+
+
+class BakeError(ValueError):
+    """A bake that cannot start; the message says why."""
+
+
+@dataclass(frozen=True)
+class BakeConfig:
+    views: tuple[int, int] = (7, 3)
+    """yaw x pitch count of the view grid"""
+    yaw_range: tuple[float, float] | None = None
+    """degrees; None = the range the capture saw"""
+    pitch_range: tuple[float, float] | None = None
+    size: int = 256
+    """tile width = height in pixels"""
+    fps: float = 12.5
+    """keyframe rate"""
+    codec: str = "webp"
+    """colour codec; webp reaches jpeg's PSNR at about 1/3 of the bytes on these tiles"""
+    quality: int | None = None
+    """colour quality 1-100; None = auto_quality(size)"""
+    depth_scale: int = 4
+    """depth tiles at 1/depth_scale resolution: the player warps with a coarse lattice anyway, and
+    full-resolution 16-bit depth would cost ~10x the colour tile"""
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    groups: int = 3
+    morph_seconds: float = 0.2
+    pose_switch_prob: float = 0.03
+    seed: int = 0
+    graph_size: int = 64
+    """frontal render size for the similarity graph"""
+
+
+def auto_quality(size: int) -> int:
+    """Default colour quality: small tiles pack more detail per pixel, so they need more bits to
+    keep decoded tiles >= 38 dB from the render (webp on the synthetic head: q80 gives a minimum
+    of 39.3 dB at 256², but 36.9 dB at 128²; q90 gives 39.2 dB at 128²)."""
+    return 80 if size >= 192 else 90
+
+
+def partial_paths(out: Path) -> tuple[Path, Path]:
+    """(writer's partial file, this job's fingerprint sidecar)."""
+    return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.bake.json")
+
+
+def fingerprint(cfg: BakeConfig, source_digest: str, drive_digest: str | None) -> str:
+    doc = {"config": asdict(cfg), "source": source_digest, "drive": drive_digest}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def view_grid(field: Field, cfg: BakeConfig) -> ViewGrid:
+    """Grid over the capture's seen range (or the given one), at the capture's median distance."""
+    cap = field.capture
+    angles = cap.view_angles()
+    yaw = cfg.yaw_range or captured_range(angles[:, 0])
+    pitch = cfg.pitch_range or captured_range(angles[:, 1])
+    intr = cap.intrinsics.scaled(cfg.size, cfg.size)
+    return ViewGrid(grid_axis(*yaw, cfg.views[0]), grid_axis(*pitch, cfg.views[1]),
+                    round(float(np.median(angles[:, 2])), 6), intr)  # rounded: the file states what was rendered
+
+
+def depth_bounds(grid: ViewGrid) -> tuple[float, float]:
+    """Quantisation range of depth tiles: a 0.3 m ball around the head centre covers any head."""
+    return max(grid.radius - 0.3, 0.01), grid.radius + 0.3
+
+
+def to_u8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.asarray(x) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def frontal_renders(field: Field, keyframes: Keyframes, grid: ViewGrid, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every keyframe's expression seen from straight ahead (Kimura et al.'s frontalisation)."""
+    cam = Camera(grid.intrinsics.scaled(size, size), orbit_pose(0.0, 0.0, grid.radius, grid.center))
+    rgbs, alphas = [], []
+    with Progress(len(keyframes.times), "graph renders") as bar:
+        for e in keyframes.expressions:
+            rgb, alpha, _ = field.render(cam, e)
+            rgbs.append(rgb)
+            alphas.append(alpha)
+            bar.update(1)
+    return np.stack(rgbs), np.stack(alphas)
+
+
+def build_metadata(field: Field, cfg: BakeConfig, grid: ViewGrid, kf: Keyframes, source_digest: str) -> dict:
+    images, alphas = frontal_renders(field, kf, grid, cfg.graph_size)
+    graph = build_graph(images, alphas, cfg.fps, cfg.graph)
+    groups = pose_groups(kf.capture_view, cfg.groups, cfg.seed)
+    forced = forced_targets(graph.distances, groups.labels, len(groups.names))
+    near, far = depth_bounds(grid)
+    r6 = lambda a: np.round(np.asarray(a, dtype=np.float64), 6).tolist()  # noqa: E731 - stable msgpack floats
+    return {
+        "generator": GENERATOR,
+        "source": {"kind": field.kind, "checkpoint_sha256": source_digest},
+        "grid": {"yaws": list(grid.yaws), "pitches": list(grid.pitches), "radius": grid.radius,
+                 "center": list(grid.center), "intrinsics": grid.intrinsics.to_dict(),
+                 "depth": {"near": near, "far": far}},
+        "tiles": {"kinds": list(KINDS), "codecs": {"color": cfg.codec, **LOSSLESS_CODEC},
+                  "quality": {"color": cfg.quality}, "color": "srgb-premultiplied",
+                  "depth_scale": cfg.depth_scale},
+        "keyframes": {"fps": cfg.fps, "times": r6(kf.times), "expressions": kf.expressions.astype(np.float64).tolist(),  # exactly what was rendered
+                      "expression_names": list(field.capture.expression_names),
+                      "capture_view": r6(kf.capture_view), "pose_group": groups.labels.tolist(),
+                      "source": kf.source},
+        "graph": {"transitions": [[s, d, round(p, 6), round(c, 9)] for s, d, p, c in graph.transitions],
+                  "p_back": cfg.graph.p_back, "forced": forced.tolist(),
+                  "groups": {"count": len(groups.names), "centers": r6(groups.centers), "labels": groups.names},
+                  "morph_seconds": cfg.morph_seconds, "pose_switch_prob": cfg.pose_switch_prob},
+    }
+
+
+def keyframes_for(field: Field, cfg: BakeConfig, drive=None) -> Keyframes:
+    """The capture's own sequence, or a driver dataset's (reenactment) mapped into our expressions."""
+    cap = field.capture
+    if drive is None:
+        return make_keyframes(cap.times, cap.expressions, cap.poses, cfg.fps, "capture")
+    from bake.track.expression_map import map_expressions
+
+    expr = map_expressions(list(drive.expression_names), drive.expressions(), list(cap.expression_names))
+    return make_keyframes(drive.times(), expr, drive.poses(), cfg.fps, "drive")
+
+
+def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_digest: str,
+             drive=None, drive_digest: str | None = None, resume: bool = False) -> Path:
+    """Render every (keyframe, view) tile into ``out``; returns the final path."""
+    out = Path(out)
+    if cfg.quality is None:
+        cfg = replace(cfg, quality=auto_quality(cfg.size))
+    if cfg.codec not in ("jpeg", "webp", "png", "raw+zstd"):
+        raise BakeError(f"unknown colour codec {cfg.codec!r} (jpeg, webp, png, raw+zstd)")
+    kf = keyframes_for(field, cfg, drive)
+    if len(kf.times) < 2:
+        raise BakeError(f"the sequence gives {len(kf.times)} keyframe(s) at {cfg.fps} fps; need at least 2")
+    grid = view_grid(field, cfg)
+    near, far = depth_bounds(grid)
+
+    partial, sidecar = partial_paths(out)
+    fp = fingerprint(cfg, source_digest, drive_digest)
+    if resume and partial.exists():
+        if not sidecar.exists() or json.loads(sidecar.read_text()).get("fingerprint") != fp:
+            raise BakeError(f"{partial} was started with other inputs or options; "
+                            f"delete it or bake without --resume")
+    else:
+        resume = False
+        sidecar.write_text(json.dumps({"fingerprint": fp}))
+
+    meta = build_metadata(field, cfg, grid, kf, source_digest)
+    n_tiles = len(kf.times) * grid.n_views
+    s = cfg.depth_scale
+    with P4DWriter(out, resume=resume, depth_scale=s) as writer:
+        done = set(writer.done)
+        n_done = sum(all((k, v, kind) in done for kind in KINDS)
+                     for k in range(len(kf.times)) for v in range(grid.n_views)) if done else 0
+        if not done:
+            yaw0, pitch0 = grid.view(grid.nearest_view(0.0, 0.0))
+            cam0 = Camera(grid.intrinsics, orbit_pose(yaw0, pitch0, grid.radius, grid.center))
+            rgb, alpha, _ = field.render(cam0, kf.expressions[0])
+            writer.set_preview(to_u8(rgb), to_u8(alpha))
+        with Progress(n_tiles, f"bake {out.name}", initial=n_done) as bar:
+            for k, expr in enumerate(kf.expressions):
+                for v in range(grid.n_views):
+                    missing = [kind for kind in KINDS if (k, v, kind) not in done]
+                    if not missing:
+                        continue
+                    yaw, pitch = grid.view(v)
+                    cam = Camera(grid.intrinsics, orbit_pose(yaw, pitch, grid.radius, grid.center))
+                    rgb, alpha, depth = field.render(cam, expr)
+                    tiles = {"color": (to_u8(rgb), cfg.codec, cfg.quality),
+                             "alpha": (to_u8(alpha), LOSSLESS_CODEC["alpha"], None),
+                             "depth": (quantize_depth(downscale_depth(depth, s), near, far),
+                                       LOSSLESS_CODEC["depth"], None)}
+                    for kind in missing:  # a kill can land between the kinds of one view
+                        writer.add_tile(k, v, kind, *tiles[kind])
+                    bar.update(1)
+        path = writer.finish(meta)
+    sidecar.unlink(missing_ok=True)
+    return path
+
