@@ -41,9 +41,9 @@ class NeRFBlendShape(nn.Module):
         self.density_net = mlp(self.encoding.out_dim, cfg.hidden, 1 + cfg.geo_features, cfg.density_layers)
         self.color_net = mlp(cfg.geo_features + 16, cfg.hidden, 3, cfg.color_layers)
         with torch.no_grad():
-            # Start nearly transparent: optical depth ~2 across the whole box. An opaque start
+            # Start translucent: optical depth ~8 across the whole box (~3 across a head). An opaque start
             # saturates alpha and its gradient vanishes (every ray stops at the box's front face).
-            self.density_net[-1].bias[0] = math.log(math.expm1(2.0 / cfg.density_scale))
+            self.density_net[-1].bias[0] = math.log(math.expm1(8.0 / cfg.density_scale))
 
     def blend(self, w: torch.Tensor) -> torch.Tensor:
         """w [B, K] -> tables [B, L, T, F]."""

@@ -85,6 +85,8 @@ def march(o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, density_fn: Calla
         excl = torch.cumsum(tau, 1) - tau
         t_before = trans[a, None] * torch.exp(-excl)  # [A, seg] transmittance in front of each sample
         keep = valid & (t_before > t_threshold)
+        if keep_values:  # rendering: a sample that adds no weight needs no colour
+            keep &= tau > 1e-5
         kv = keep[ai, si]
         out_ray.append(a[ai[kv]])
         out_k.append(k[si[kv]])

@@ -74,3 +74,45 @@ def write_toy_dataset(root: str | Path, n_frames: int = 40, size: int = 48, seed
     ds = Dataset(root, size, size, 25.0, intr, "toy-2", ["jaw", "tint"], frames, default_split(n_frames))
     save_dataset(ds)
     return root
+
+
+def write_ball_checkpoint(path: str | Path, radius: float = 0.1) -> Path:
+    """A nerf-blendshape checkpoint set by hand (no training): a dense ball of ``radius`` metres at the
+    head centre, orange, with expressions ["jaw", "tint"] that do nothing. For CLI tests."""
+    import torch
+
+    from bake.field import Capture, save_checkpoint
+    from bake.nerf.config import preset
+    from bake.nerf.model import NeRFBlendShape
+    from bake.nerf.occupancy import alpha_threshold_sigma
+
+    cfg = preset("tiny", levels=2, base_res=8, finest_res=16, grid_res=16)
+    model = NeRFBlendShape(cfg, 2)
+    r0 = int(model.encoding.res[0])  # level 0 is dense: vertex (i, j, k) is row i + j (r+1) + k (r+1)^2
+    v = (np.arange(r0 + 1) / r0) * 2 * cfg.bound - cfg.bound
+    xx, yy, zz = np.meshgrid(v, v, v, indexing="ij")
+    inside = np.sqrt(xx ** 2 + yy ** 2 + zz ** 2) < radius
+    feat = np.where(inside, 1.0, 0.0).transpose(2, 1, 0).reshape(-1)  # x fastest
+    with torch.no_grad():
+        model.encoding.bases.zero_()
+        model.encoding.bases[0, 0, : feat.size, 0] = torch.from_numpy(feat).float()
+        for i, layer in enumerate(m for m in model.density_net if isinstance(m, torch.nn.Linear)):
+            layer.weight.zero_()
+            layer.bias.zero_()
+            layer.weight[0, 0] = 1.0  # carry feature 0 of level 0 through unit 0
+        last = [m for m in model.density_net if isinstance(m, torch.nn.Linear)][-1]
+        last.weight[0, 0], last.bias[0] = 40.0, -20.0  # density raw: +20 inside, -20 outside
+        for layer in (m for m in model.color_net if isinstance(m, torch.nn.Linear)):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        model.color_net[-1].bias.copy_(torch.tensor([2.0, 0.0, -2.0]))
+    intr = Intrinsics.from_fov(30.0, 64, 64)
+    poses = np.stack([np.linalg.inv(orbit_pose(y, 0.0, 0.5)) for y in (-20.0, 0.0, 20.0)])
+    cap = Capture(64, 64, intr, np.arange(3) / 25.0, poses, np.zeros((3, 2), np.float32), ["jaw", "tint"],
+                  {"train": [0, 1], "val": [], "test": [2]})
+    grid = torch.full((cfg.grid_res ** 3,), 10.0 * alpha_threshold_sigma(cfg.occ_threshold, cfg.march_steps))
+    path = Path(path)
+    save_checkpoint({"kind": "nerf-blendshape", "config": cfg.to_dict(), "model": model.state_dict(),
+                     "density_grid": grid, "capture": cap.to_dict(),
+                     "expression_range": {"min": [0.0, 0.0], "max": [1.0, 1.0]}, "train_stats": {}}, path)
+    return path
