@@ -124,7 +124,14 @@ def load_dataset(root: str | os.PathLike) -> Dataset:
     root = Path(root)
     path = root / "dataset.json"
     if not path.is_file():
-        raise DatasetError(f"{root}: no dataset.json (expected the output of `bake track` or `bake synth`)")
+        # NeRFace / NeRFBlendShape directories are converted on the fly (bake/foreign_datasets.py).
+        from bake.foreign_datasets import load_foreign
+
+        foreign = load_foreign(root) if root.is_dir() else None
+        if foreign is not None:
+            return foreign
+        raise DatasetError(f"{root}: no dataset.json (expected the output of `bake track` or `bake synth`, "
+                           f"or a NeRFace / NeRFBlendShape directory)")
     try:
         doc = json.loads(path.read_text())
         if doc.get("version") != DATASET_VERSION:
