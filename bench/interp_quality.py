@@ -79,7 +79,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
 
 
-def measure(p4d, field=None, keyframes=(0,)) -> dict:
+def measure(p4d, field=None, keyframes=(0,), expressions=None) -> dict:
     """PSNR at every grid cell centre (and keyframe) for reprojection and plain blending."""
     from bake.synthetic import SyntheticField
     from player.cache import TileCache
@@ -99,7 +99,9 @@ def measure(p4d, field=None, keyframes=(0,)) -> dict:
             for yi in range(len(yaws) - 1):
                 y = 0.5 * (yaws[yi] + yaws[yi + 1])
                 p = 0.5 * (pitches[pi] + pitches[pi + 1])
-                rgb, a, _ = field.render(Camera(intr, orbit_pose(y, p, meta["grid"]["radius"])), expression(k))
+                ex = expression(k) if expressions is None else np.asarray(expressions[k], np.float64)
+                cam = Camera(intr, orbit_pose(y, p, meta["grid"]["radius"], meta["grid"]["center"]))
+                rgb, a, _ = field.render(cam, ex)
                 truth = to_u8(rgb)  # premultiplied = over black
                 got_w = warp.render(y, p, 1.0, [(k, k, 0.0, 1.0)])[::-1, :, :3]
                 got_p = plain.render(y, p, 1.0, [(k, k, 0.0, 1.0)])[::-1, :, :3]
@@ -121,15 +123,31 @@ def main(argv=None) -> int:
     ap.add_argument("--codec", default="jpeg", choices=["jpeg", "webp", "png", "raw+zstd"])
     ap.add_argument("--quality", type=int, default=92)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--p4d", default=None, help="measure this bake of a synthetic checkpoint instead (needs --ckpt)")
+    ap.add_argument("--ckpt", default=None, help="the synthetic subject.ckpt the --p4d was baked from")
+    ap.add_argument("--keyframes", default="0", help="comma-separated keyframes to measure with --p4d (default 0)")
     args = ap.parse_args(argv)
     ny, np_ = (int(x) for x in args.views.lower().split("x"))
     yaws = tuple(np.linspace(-30, 30, ny).round(6)) if ny > 1 else (0.0,)
     pitches = tuple(np.linspace(-10, 10, np_).round(6)) if np_ > 1 else (0.0,)
     quality = args.quality if args.codec in ("jpeg", "webp") else None
-    with tempfile.TemporaryDirectory() as d:
-        path = write_synth_p4d(pathlib.Path(d) / "synth.p4d", args.size, yaws, pitches, 1, args.codec, quality)
-        res = measure(path)
-    res.update(size=args.size, views=args.views, codec=args.codec, quality=quality)
+    if args.p4d:
+        if not args.ckpt:
+            ap.error("--p4d needs --ckpt (the synthetic checkpoint it was baked from)")
+        from bake.field import load_field
+        field = load_field(args.ckpt, device="cpu")
+        with P4DReader(args.p4d) as r:
+            meta = r.meta
+        res = measure(args.p4d, field, [int(k) for k in args.keyframes.split(",")],
+                      meta["keyframes"]["expressions"])
+        g = meta["grid"]
+        res.update(p4d=args.p4d, size=g["intrinsics"]["width"], views=f"{len(g['yaws'])}x{len(g['pitches'])}",
+                   codec=meta["tiles"]["codecs"]["color"], quality=meta["tiles"]["quality"]["color"])
+    else:
+        with tempfile.TemporaryDirectory() as d:
+            path = write_synth_p4d(pathlib.Path(d) / "synth.p4d", args.size, yaws, pitches, 1, args.codec, quality)
+            res = measure(path)
+        res.update(size=args.size, views=args.views, codec=args.codec, quality=quality)
     if args.json:
         print(json.dumps(res))
         return 0

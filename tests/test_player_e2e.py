@@ -20,9 +20,9 @@ def _run(*args, timeout=600):
 def baked(tmp_path_factory):
     d = tmp_path_factory.mktemp("e2e")
     bake = [sys.executable, "-c", "import sys; from bake.cli import main; sys.exit(main())"]
-    _run(*bake, "synth", "-o", str(d / "subj"), "--seconds", "4", "--size", "128", "-q")
-    _run(*bake, str(d / "subj" / "subject.ckpt"), "-o", str(d / "x.p4d"), "--views", "5x3",
-         "--size", "128", "--fps", "5")
+    _run(*bake, "synth", "-o", str(d / "subj"), "--seconds", "4", "--size", "96", "-q")
+    _run(*bake, str(d / "subj" / "subject.ckpt"), "-o", str(d / "x.p4d"), "--views", "4x3",
+         "--size", "96", "--fps", "5")
     return d / "x.p4d"
 
 
@@ -34,7 +34,7 @@ def test_export_of_a_4s_capture_writes_6s_of_video(baked, tmp_path):
     n, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
     assert n / fps == pytest.approx(6.0)
     ok, frame = cap.read()
-    assert ok and frame.shape[:2] == (128, 128) and frame.std() > 10
+    assert ok and frame.shape[:2] == (96, 96) and frame.std() > 10
 
 
 def test_capture_mode_jumps_show_no_spike(baked):
