@@ -153,3 +153,33 @@ def test_not_a_checkpoint_is_rejected(tmp_path):
     proc = run_cli("bake", str(bad), "-o", str(tmp_path / "x.p4d"), check=False)
     assert proc.returncode == 1 and "not a loadable checkpoint" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_drive_takes_keyframes_from_another_dataset(synth_dir, tmp_path):
+    from bake.dataset import load_dataset
+    from bake.keyframes import capture_views
+
+    driver = tmp_path / "driver"
+    run_cli("bake", "synth", "-o", str(driver), "--seconds", "2", "--size", "64", "--seed", "11")
+    out = tmp_path / "reenact.p4d"
+    run_cli("bake", str(synth_dir / "subject.ckpt"), "-o", str(out), "--drive", str(driver),
+            "--views", "3x1", "--size", "64", "--fps", "5")
+    ds = load_dataset(driver)
+    with P4DReader(out) as r:
+        kf = r.meta["keyframes"]
+        assert kf["source"] == "drive"
+        assert len(kf["times"]) == 10  # 0.0 .. 1.8 s of the 2 s driver at 5 fps
+        times = ds.times() - ds.times()[0]
+        want = np.stack([np.interp(kf["times"], times, ds.expressions()[:, c])
+                         for c in range(ds.expression_dim)], axis=1)
+        np.testing.assert_allclose(kf["expressions"], want, atol=1e-5)
+        views = capture_views(ds.poses())
+        np.testing.assert_allclose(np.asarray(kf["capture_view"])[:, 0], np.interp(kf["times"], times, views[:, 0]),
+                                   atol=1e-4)
+        # the view grid spans what the subject's own capture saw, not the driver's motion
+        from bake.field import load_field
+        from bake.keyframes import captured_range
+
+        angles = load_field(synth_dir / "subject.ckpt").capture.view_angles()
+        yaws = r.meta["grid"]["yaws"]
+        assert (yaws[0], yaws[-1]) == pytest.approx(captured_range(angles[:, 0]))
