@@ -54,7 +54,7 @@ def background(size: int, seed: int) -> np.ndarray:
     wall = np.array(rng.choice([[0.80, 0.76, 0.68], [0.70, 0.75, 0.78], [0.78, 0.72, 0.70]]), np.float32)
     img = wall[None, None] * (0.75 + 0.3 * (1 - yy) [..., None] - 0.1 * xx[..., None])
     # Plaster texture: blurred noise at two scales.
-    for scale, amp in ((n // 24 + 1, 0.05), (n // 96 + 1, 0.025)):
+    for scale, amp in ((n // 24 + 1, 0.025), (n // 96 + 1, 0.012)):
         noise = rng.normal(0, 1, (n // scale + 2, n // scale + 2)).astype(np.float32)
         noise = cv2.resize(noise, (n, n), interpolation=cv2.INTER_CUBIC)
         img *= 1 + amp * noise[..., None]

@@ -125,10 +125,10 @@ class _Prims:
 def _identity() -> _Prims:
     p = _Prims()
     p.set(CRANIUM, (0, 0.022, -0.012), (0.075, 0.092, 0.098))
-    p.set(FACE, (0, -0.028, 0.018), (0.066, 0.070, 0.068))
-    p.set(JAW, (0, -0.062, 0.004), (0.059, 0.042, 0.068))
-    p.set(CHIN, (0, -0.093, 0.052), (0.024, 0.020, 0.026))
-    p.set(CHEEK_L, (0.040, -0.018, 0.055), (0.028, 0.024, 0.026), mirror_of=CHEEK_R)
+    p.set(FACE, (0, -0.026, 0.018), (0.067, 0.067, 0.068))
+    p.set(JAW, (0, -0.059, 0.004), (0.061, 0.041, 0.068))
+    p.set(CHIN, (0, -0.089, 0.052), (0.025, 0.019, 0.026))
+    p.set(CHEEK_L, (0.041, -0.017, 0.054), (0.030, 0.024, 0.027), mirror_of=CHEEK_R)
     p.set(BROW_RIDGE, (0, 0.030, 0.066), (0.058, 0.014, 0.022))
     p.set(NOSE_BRIDGE, (0, 0.0015, 0.0965), (0.0075, 0.027, 0.011), _rx(np.radians(-26)))
     p.set(NOSE_TIP, (0, -0.021, 0.108), (0.012, 0.011, 0.012))
@@ -139,15 +139,15 @@ def _identity() -> _Prims:
     ear_rot = _ry(np.radians(-12)) @ _rx(np.radians(-15))
     p.set(EAR_L, (0.077, -0.002, -0.012), (0.009, 0.031, 0.019), ear_rot, mirror_of=EAR_R)
     p.set(EARCUP_L, (0.0855, -0.005, -0.010), (0.006, 0.017, 0.0105), ear_rot, mirror_of=EARCUP_R)
-    p.set(NECK, (0, -0.125, -0.022), (0.050, 0.110, 0.053))
+    p.set(NECK, (0, -0.135, -0.030), (0.056, 0.110, 0.056))
     p.set(SOCKET_L, (0.032, 0.011, 0.075), (0.016, 0.0095, 0.011), mirror_of=SOCKET_R)
     p.set(CAVITY, (0, -0.0545, 0.086), (0.021, 0.0012, 0.020))
     p.set(EYE_L, (0.032, 0.011, 0.061), (0.0125, 0.0125, 0.0125), mirror_of=EYE_R)
     p.set(TEETH_UP, (0, -0.051, 0.070), (0.019, 0.0045, 0.012))
     p.set(TEETH_LOW, (0, -0.059, 0.068), (0.017, 0.0042, 0.012))
     p.set(TONGUE, (0, -0.066, 0.052), (0.018, 0.008, 0.022))
-    p.set(HAIR, (0, 0.030, -0.014), (0.083, 0.102, 0.107))
-    p.set(TORSO, (0, -0.300, -0.035), (0.200, 0.110, 0.105))
+    p.set(HAIR, (0, 0.027, -0.014), (0.083, 0.100, 0.106))
+    p.set(TORSO, (0, -0.290, -0.035), (0.200, 0.110, 0.105))
     return p
 
 
@@ -191,14 +191,14 @@ def head_params(expression: np.ndarray, cfg: HeadConfig = HeadConfig()) -> tuple
     up_bottom = p.c[UPPER_LIP, 1] - 0.4 * p.r[UPPER_LIP, 1]
     low_top = p.c[LOWER_LIP, 1] + 0.4 * p.r[LOWER_LIP, 1]
     p.c[CAVITY] = (0.0, 0.5 * (up_bottom + low_top), 0.083 + 0.006 * pucker - 0.004 * jaw)
-    p.r[CAVITY] = (0.021 * (1 + 0.12 * smile) * (1 - 0.55 * pucker),
+    p.r[CAVITY] = (0.019 * (1 + 0.12 * smile) * (1 - 0.55 * pucker),
                    0.0012 + 0.45 * drop + 0.003 * pucker, 0.020 + 0.006 * jaw)
 
     # Cheeks: a smile lifts them, a puff inflates them.
     for i, s in ((CHEEK_L, 1), (CHEEK_R, -1)):
-        p.c[i] += (s * (0.003 * smile + 0.007 * puff), 0.005 * smile - 0.004 * puff,
-                   0.003 * smile + 0.006 * puff)
-        p.r[i] *= (1 + 0.35 * puff, 1 + 0.15 * puff, 1 + 0.35 * puff)
+        p.c[i] += (s * (0.003 * smile + 0.005 * puff), 0.005 * smile - 0.004 * puff,
+                   0.003 * smile + 0.004 * puff)
+        p.r[i] *= (1 + 0.22 * puff, 1 + 0.10 * puff, 1 + 0.22 * puff)
 
     # Brows: the ridge follows them a little; their colour is drawn from the scalars.
     p.c[BROW_RIDGE] += (0.0, 0.003 * brow_up - 0.002 * frown, 0.002 * frown)
@@ -228,7 +228,7 @@ def head_params(expression: np.ndarray, cfg: HeadConfig = HeadConfig()) -> tuple
         radius = max(np.linalg.norm(p.c[m] - centre) + p.r[m].max() for m in members) + slack
         elong = max(p.r[m].max() / p.r[m].min() for m in members)
         s[S_GROUP + 5 * g: S_GROUP + 5 * g + 5] = (*centre, radius, elong)
-    h0, slope, u, x0 = 0.025, 0.60, 1.1, 0.05
+    h0, slope, u, x0 = 0.0125, 0.75, 1.1, 0.05
     s[S_HAIR:S_HAIR + 5] = (h0, slope, u, x0, 1.0 / np.sqrt(1 + slope * slope + u * u))
     s[S_BROW_UP], s[S_BROW_FROWN], s[S_SMILE], s[S_JAW] = brow_up, frown, smile, jaw
     light = np.asarray(cfg.light, dtype=np.float64)

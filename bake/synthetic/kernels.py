@@ -30,20 +30,21 @@ from bake.synthetic.head import (
 # Smooth-union radii (m): how wide each blend fillet is.
 K_FACE, K_JAW, K_CHIN, K_CHEEK, K_RIDGE = 0.035, 0.030, 0.020, 0.025, 0.020
 K_BRIDGE, K_TIP, K_NOSTRIL, K_LIP, K_CORNER = 0.012, 0.010, 0.006, 0.006, 0.010
-K_EAR, K_EARCUP, K_NECK, K_SOCKET, K_CAVITY = 0.008, 0.003, 0.035, 0.004, 0.003
+K_EAR, K_EARCUP, K_NECK, K_SOCKET, K_CAVITY = 0.008, 0.003, 0.022, 0.004, 0.003
 
 MAT_NONE, MAT_SKIN, MAT_MOUTH, MAT_EYE, MAT_LID, MAT_TEETH, MAT_TONGUE, MAT_HAIR, MAT_SHIRT = range(9)
 
-# Bounding volumes of everything the SDF can produce (m): a sphere round the head and two boxes
+# Bounding volumes of everything the SDF can produce (m): an ellipsoid round the head (hair,
+# ears, open jaw, pucker and puff included, with 3 mm to spare for edge coverage) and two boxes
 # for neck and shirt. Rays missing all three are background without a single SDF evaluation.
-HEAD_CENTER = (0.0, 0.005, 0.0)
-HEAD_RADIUS = 0.155
+HEAD_CENTER = (0.0, 0.005, -0.004)
+HEAD_RADII = (0.107, 0.153, 0.145)
 NECK_BOX = (-0.075, -0.245, -0.095, 0.075, -0.04, 0.055)
-TORSO_BOX = (-0.21, -0.42, -0.15, 0.21, -0.185, 0.08)
+TORSO_BOX = (-0.21, -0.41, -0.15, 0.21, -0.17, 0.08)
 
 HIT_PIXELS = 4e-3  # a ray hits when the distance is below this fraction of its pixel footprint
 HIT_MIN = 5e-6  # ... and never coarser than 5 micrometres
-NEAR = 1.0  # pixels: closer than this, steps aim at the surface by the secant rule
+NEAR = 8.0  # pixels: closer than this, steps aim at the surface by the secant rule
 SECANT_MAX = 4.0  # ... but never jump more than this many distances
 JUMP_MAX = 1e-3  # ... nor more than 1 mm, thinner than any part of the head seen edge-on
 REFINE_STEPS = 24
@@ -54,9 +55,9 @@ AO_PROBE = 0.006
 AO_GAIN = 45.0
 TILE = 8  # pixels per side of a cone-marched tile
 CONE_STEPS = 48
-CONE_FAR = 100.0  # metres: a cone this far out has left the scene
+SCENE_RADIUS = 0.6  # metres: every bounding volume lies this close to the origin
 
-_JIT = dict(cache=True, fastmath=True, nogil=True)
+_JIT = dict(cache=True, fastmath=True, nogil=True, error_model="numpy")  # no zero-division checks
 
 
 # ----------------------------------------------------------------------------------------------
@@ -457,11 +458,14 @@ def albedo(P, S, mat, x, y, z):
         n1 = noise(x * 600.0, y * 600.0, z * 600.0)
         return 0.66 + 0.06 * n1, 0.30 + 0.04 * n1, 0.33
     if mat == MAT_HAIR:
-        ang = math.atan2(x, z + 0.01)
-        wave = noise(x * 60.0, y * 60.0, z * 60.0)
-        s = 0.5 + 0.5 * math.sin(ang * 170.0 + 9.0 * wave + y * 40.0)
-        fine = noise(ang * 400.0, y * 30.0, 0.5)
-        v = 0.45 + 0.40 * s * s * s + 0.25 * fine
+        # Combed back from a parting: a strand keeps its angle about the z axis, with waves,
+        # clumps and single hairs.
+        ang = math.atan2(x - 0.012, y + 0.03)
+        wave = noise(x * 50.0, y * 50.0, z * 50.0)
+        s = 0.5 + 0.5 * math.sin(ang * 150.0 + 6.0 * wave)
+        clump = noise(ang * 25.0, z * 40.0, 3.0)
+        fine = noise(ang * 600.0, z * 20.0, 0.5)
+        v = 0.35 + 0.35 * s * s + 0.2 * clump + 0.25 * fine
         sheen = 0.25 * math.exp(-((y - 0.085) / 0.018) ** 2)
         return 0.24 * v + sheen * 0.5, 0.15 * v + sheen * 0.35, 0.09 * v + sheen * 0.25
     if mat == MAT_SHIRT:
@@ -532,12 +536,16 @@ def _box(ox, oy, oz, dx, dy, dz, bx):
 @njit(**_JIT)
 def ray_bounds(ox, oy, oz, dx, dy, dz):
     """[t0, t1] covering every bounding volume the ray crosses; t0 > t1 means a miss."""
-    cx = ox - HEAD_CENTER[0]
-    cy = oy - HEAD_CENTER[1]
-    cz = oz - HEAD_CENTER[2]
-    a = dx * dx + dy * dy + dz * dz
-    b = cx * dx + cy * dy + cz * dz
-    c = cx * cx + cy * cy + cz * cz - HEAD_RADIUS * HEAD_RADIUS
+    # The head ellipsoid, as the unit sphere after scaling by 1 / radii.
+    cx = (ox - HEAD_CENTER[0]) / HEAD_RADII[0]
+    cy = (oy - HEAD_CENTER[1]) / HEAD_RADII[1]
+    cz = (oz - HEAD_CENTER[2]) / HEAD_RADII[2]
+    ex = dx / HEAD_RADII[0]
+    ey = dy / HEAD_RADII[1]
+    ez = dz / HEAD_RADII[2]
+    a = ex * ex + ey * ey + ez * ez
+    b = cx * ex + cy * ey + cz * ez
+    c = cx * cx + cy * cy + cz * cz - 1.0
     disc = b * b - a * c
     t0, t1 = 1e30, -1e30
     if disc > 0.0:
@@ -594,6 +602,8 @@ def trace(P, S, ox, oy, oz, dx, dy, dz, foot, t_min):
     """
     t0, t1 = ray_bounds(ox, oy, oz, dx, dy, dz)
     if t0 > t1:
+        return 0.0, 0.0, 0
+    if t_min > t1:
         return 0.0, 0.0, 0
     inv_len = 1.0 / math.sqrt(dx * dx + dy * dy + dz * dz)
     t = max(t0, t_min)
@@ -659,24 +669,109 @@ def trace(P, S, ox, oy, oz, dx, dy, dz, foot, t_min):
 
 
 @njit(**_JIT)
-def cone_start(P, S, ox, oy, oz, dx, dy, dz, spread, margin):
-    """How far a bundle of rays can skip: t such that every ray whose direction differs from
-    (dx, dy, dz) by at most ``spread`` (per unit t) stays at least ``margin * t`` away from the
-    surface for all t' < t. Cone marching on the bundle's centre ray.
+def cone_start(P, S, ox, oy, oz, dx, dy, dz, spread, margin, t, t_far):
+    """How far a bundle of rays can skip: from ``t`` (already known free) to a t such that
+    every ray whose direction differs from (dx, dy, dz) by at most ``spread`` (per unit t)
+    stays at least ``margin * t`` away from the surface before it. Cone marching on the
+    bundle's centre ray; stops at ``t_far``, beyond everything. Returns (t, number of
+    distance evaluations).
     """
-    t0, t1 = ray_bounds(ox, oy, oz, dx, dy, dz)
-    t = 0.0
     dlen = math.sqrt(dx * dx + dy * dy + dz * dz)
+    n = 0
     for _ in range(CONE_STEPS):
+        n += 1
         d = sdf(P, S, ox + t * dx, oy + t * dy, oz + t * dz)
         free = d - t * (spread + margin)
         if free < t * margin:
             break
         # A point of any bundle ray at t' moves at most (dlen + spread + margin) per unit t.
         t += free / (dlen + spread + margin)
-        if t > CONE_FAR:
+        if t > t_far:
             break
-    return t
+    return t, n
+
+
+@njit(**_JIT)
+def _t_far(c2h):
+    """A z-depth beyond every bounding volume for this camera (an upper bound suffices)."""
+    return math.sqrt(c2h[0, 3] ** 2 + c2h[1, 3] ** 2 + c2h[2, 3] ** 2) + SCENE_RADIUS
+
+
+@njit(**_JIT)
+def _pixel(P, S, c2h, fx, fy, cx, cy, foot, u, v, t_start, rgb, alpha, depth):
+    """Trace and shade pixel (u, v) from t_start; returns the marching steps taken."""
+    xc = (u + 0.5 - cx) / fx
+    yc = (v + 0.5 - cy) / fy
+    dx = c2h[0, 0] * xc + c2h[0, 1] * yc + c2h[0, 2]
+    dy = c2h[1, 0] * xc + c2h[1, 1] * yc + c2h[1, 2]
+    dz = c2h[2, 0] * xc + c2h[2, 1] * yc + c2h[2, 2]
+    ox, oy, oz = c2h[0, 3], c2h[1, 3], c2h[2, 3]
+    t, a, steps = trace(P, S, ox, oy, oz, dx, dy, dz, foot, t_start)
+    if a <= 0.0:
+        rgb[v, u, 0] = 0.0
+        rgb[v, u, 1] = 0.0
+        rgb[v, u, 2] = 0.0
+        alpha[v, u] = 0.0
+        depth[v, u] = 0.0
+        return steps
+    r, g, b = shade(P, S, ox + t * dx, oy + t * dy, oz + t * dz)
+    rgb[v, u, 0] = r * a
+    rgb[v, u, 1] = g * a
+    rgb[v, u, 2] = b * a
+    alpha[v, u] = a
+    depth[v, u] = t
+    return steps
+
+
+@njit(**_JIT)
+def _tile(P, S, c2h, fx, fy, cx, cy, u0, v0, size, t_parent, rgb, alpha, depth, counts):
+    """Cone-march the size x size tile at (u0, v0) from t_parent, then its quarters, down to
+    single pixels: each level starts where its parent stopped. counts [3] += (cone evals,
+    trace steps, shaded pixels)."""
+    h, w = alpha.shape
+    if u0 >= w or v0 >= h:
+        return
+    foot = 1.0 / math.sqrt(fx * fy)
+    if size == 1:
+        counts[1] += _pixel(P, S, c2h, fx, fy, cx, cy, foot, u0, v0, t_parent, rgb, alpha, depth)
+        counts[2] += 1
+        return
+    reach = max(1.0 / fx, 1.0 / fy)
+    xc = (u0 + 0.5 * size - cx) / fx
+    yc = (v0 + 0.5 * size - cy) / fy
+    dx = c2h[0, 0] * xc + c2h[0, 1] * yc + c2h[0, 2]
+    dy = c2h[1, 0] * xc + c2h[1, 1] * yc + c2h[1, 2]
+    dz = c2h[2, 0] * xc + c2h[2, 1] * yc + c2h[2, 2]
+    t, n = cone_start(P, S, c2h[0, 3], c2h[1, 3], c2h[2, 3], dx, dy, dz,
+                      reach * size * 0.7072, reach, t_parent, _t_far(c2h))
+    counts[0] += n
+    half = size // 2
+    for k in range(4):
+        _tile_leaf(P, S, c2h, fx, fy, cx, cy, u0 + half * (k % 2), v0 + half * (k // 2), half, t,
+                   rgb, alpha, depth, counts)
+
+
+@njit(**_JIT)
+def _tile_leaf(P, S, c2h, fx, fy, cx, cy, u0, v0, size, t_parent, rgb, alpha, depth, counts):
+    """Second level of _tile without recursion (numba compiles recursion poorly)."""
+    h, w = alpha.shape
+    if u0 >= w or v0 >= h:
+        return
+    foot = 1.0 / math.sqrt(fx * fy)
+    reach = max(1.0 / fx, 1.0 / fy)
+    if size >= 2:
+        xc = (u0 + 0.5 * size - cx) / fx
+        yc = (v0 + 0.5 * size - cy) / fy
+        dx = c2h[0, 0] * xc + c2h[0, 1] * yc + c2h[0, 2]
+        dy = c2h[1, 0] * xc + c2h[1, 1] * yc + c2h[1, 2]
+        dz = c2h[2, 0] * xc + c2h[2, 1] * yc + c2h[2, 2]
+        t_parent, n = cone_start(P, S, c2h[0, 3], c2h[1, 3], c2h[2, 3], dx, dy, dz,
+                                 reach * size * 0.7072, reach, t_parent, _t_far(c2h))
+        counts[0] += n
+    for v in range(v0, min(v0 + size, h)):
+        for u in range(u0, min(u0 + size, w)):
+            counts[1] += _pixel(P, S, c2h, fx, fy, cx, cy, foot, u, v, t_parent, rgb, alpha, depth)
+            counts[2] += 1
 
 
 @njit(parallel=True, **_JIT)
@@ -684,94 +779,29 @@ def render_into(P, S, c2h, fx, fy, cx, cy, rgb, alpha, depth):
     """Render the head into preallocated rgb [H, W, 3], alpha [H, W], depth [H, W] (float32).
 
     P [N_PRIMS, PRIM_COLS] and S [N_SCALARS] come from head.head_params; c2h [4, 4] is
-    cam_to_head. Pixels are done in TILE x TILE tiles: one cone march per tile skips the empty
-    space in front of all of its rays, then each ray is traced from there.
+    cam_to_head. Pixels go in TILE x TILE tiles: one cone march skips the empty space in front
+    of the whole tile, a second one per quarter tile goes on from there, then each ray is
+    traced from where its quarter stopped.
     """
     h, w = alpha.shape
-    foot = 1.0 / math.sqrt(fx * fy)
-    reach = max(1.0 / fx, 1.0 / fy)
-    spread = reach * TILE * 0.7072  # half diagonal of a tile, per unit z-depth
-    ox, oy, oz = c2h[0, 3], c2h[1, 3], c2h[2, 3]
     nty = (h + TILE - 1) // TILE
     ntx = (w + TILE - 1) // TILE
     for ty in prange(nty):
+        counts = np.zeros(3, np.int64)
         for tx in range(ntx):
-            u0 = tx * TILE
-            v0 = ty * TILE
-            u1 = min(u0 + TILE, w)
-            v1 = min(v0 + TILE, h)
-            xc = (0.5 * (u0 + u1) - cx) / fx
-            yc = (0.5 * (v0 + v1) - cy) / fy
-            dx = c2h[0, 0] * xc + c2h[0, 1] * yc + c2h[0, 2]
-            dy = c2h[1, 0] * xc + c2h[1, 1] * yc + c2h[1, 2]
-            dz = c2h[2, 0] * xc + c2h[2, 1] * yc + c2h[2, 2]
-            t_tile = cone_start(P, S, ox, oy, oz, dx, dy, dz, spread, reach)
-            for v in range(v0, v1):
-                yc = (v + 0.5 - cy) / fy
-                for u in range(u0, u1):
-                    xc = (u + 0.5 - cx) / fx
-                    dx = c2h[0, 0] * xc + c2h[0, 1] * yc + c2h[0, 2]
-                    dy = c2h[1, 0] * xc + c2h[1, 1] * yc + c2h[1, 2]
-                    dz = c2h[2, 0] * xc + c2h[2, 1] * yc + c2h[2, 2]
-                    t, a, _ = trace(P, S, ox, oy, oz, dx, dy, dz, foot, t_tile)
-                    if a <= 0.0:
-                        rgb[v, u, 0] = 0.0
-                        rgb[v, u, 1] = 0.0
-                        rgb[v, u, 2] = 0.0
-                        alpha[v, u] = 0.0
-                        depth[v, u] = 0.0
-                        continue
-                    r, g, b = shade(P, S, ox + t * dx, oy + t * dy, oz + t * dz)
-                    rgb[v, u, 0] = r * a
-                    rgb[v, u, 1] = g * a
-                    rgb[v, u, 2] = b * a
-                    alpha[v, u] = a
-                    depth[v, u] = t
+            _tile(P, S, c2h, fx, fy, cx, cy, tx * TILE, ty * TILE, TILE, 0.0, rgb, alpha, depth, counts)
 
 
-@njit(**_JIT)
-def trace_stats(P, S, c2h, fx, fy, cx, cy, h, w):
-    """Work counts of one render (single thread, for benchmarks): [cone evals, trace evals,
-    rays traced, hits]. The cone count is exact; refinement evaluations are not counted."""
-    out = np.zeros(4, np.int64)
-    reach = max(1.0 / fx, 1.0 / fy)
-    spread = reach * TILE * 0.7072
-    foot = 1.0 / math.sqrt(fx * fy)
-    ox, oy, oz = c2h[0, 3], c2h[1, 3], c2h[2, 3]
+def trace_stats(P, S, c2h, fx, fy, cx, cy, h, w) -> np.ndarray:
+    """Work counts of one render (for benchmarks): [cone evals, trace steps, pixels]."""
+    counts = np.zeros(3, np.int64)
+    rgb = np.empty((h, w, 3), np.float32)
+    alpha = np.empty((h, w), np.float32)
+    depth = np.empty((h, w), np.float32)
     for v0 in range(0, h, TILE):
         for u0 in range(0, w, TILE):
-            u1 = min(u0 + TILE, w)
-            v1 = min(v0 + TILE, h)
-            xc = (0.5 * (u0 + u1) - cx) / fx
-            yc = (0.5 * (v0 + v1) - cy) / fy
-            dx = c2h[0, 0] * xc + c2h[0, 1] * yc + c2h[0, 2]
-            dy = c2h[1, 0] * xc + c2h[1, 1] * yc + c2h[1, 2]
-            dz = c2h[2, 0] * xc + c2h[2, 1] * yc + c2h[2, 2]
-            t_tile = cone_start(P, S, ox, oy, oz, dx, dy, dz, spread, reach)
-            # Re-run the cone march counting its steps.
-            t = 0.0
-            dlen = math.sqrt(dx * dx + dy * dy + dz * dz)
-            for _ in range(CONE_STEPS):
-                out[0] += 1
-                d = sdf(P, S, ox + t * dx, oy + t * dy, oz + t * dz)
-                free = d - t * (spread + reach)
-                if free < t * reach:
-                    break
-                t += free / (dlen + spread + reach)
-                if t > CONE_FAR:
-                    break
-            for v in range(v0, v1):
-                for u in range(u0, u1):
-                    xc = (u + 0.5 - cx) / fx
-                    yc = (v + 0.5 - cy) / fy
-                    dx = c2h[0, 0] * xc + c2h[0, 1] * yc + c2h[0, 2]
-                    dy = c2h[1, 0] * xc + c2h[1, 1] * yc + c2h[1, 2]
-                    dz = c2h[2, 0] * xc + c2h[2, 1] * yc + c2h[2, 2]
-                    t, a, n = trace(P, S, ox, oy, oz, dx, dy, dz, foot, t_tile)
-                    out[1] += n
-                    out[2] += 1 if n > 0 else 0
-                    out[3] += 1 if a == 1.0 else 0
-    return out
+            _tile(P, S, c2h, fx, fy, cx, cy, u0, v0, TILE, 0.0, rgb, alpha, depth, counts)
+    return counts
 
 
 @njit(**_JIT)

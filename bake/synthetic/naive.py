@@ -223,10 +223,10 @@ def albedo(P, S, mat, p):
     out = np.where((mat == K.MAT_TONGUE)[:, None], tongue, out)
 
     # hair
-    ang = np.arctan2(x, z + 0.01)
-    wave = noise(x * 60.0, y * 60.0, z * 60.0)
-    s = 0.5 + 0.5 * np.sin(ang * 170.0 + 9.0 * wave + y * 40.0)
-    v = 0.45 + 0.40 * s ** 3 + 0.25 * noise(ang * 400.0, y * 30.0, np.full_like(y, 0.5))
+    ang = np.arctan2(x - 0.012, y + 0.03)
+    s = 0.5 + 0.5 * np.sin(ang * 150.0 + 6.0 * noise(x * 50.0, y * 50.0, z * 50.0))
+    v = (0.35 + 0.35 * s ** 2 + 0.2 * noise(ang * 25.0, z * 40.0, np.full_like(z, 3.0))
+         + 0.25 * noise(ang * 600.0, z * 20.0, np.full_like(z, 0.5)))
     sheen = 0.25 * np.exp(-((y - 0.085) / 0.018) ** 2)
     h = np.stack([0.24 * v + sheen * 0.5, 0.15 * v + sheen * 0.35, 0.09 * v + sheen * 0.25], -1)
     out = np.where((mat == K.MAT_HAIR)[:, None], h, out)
@@ -269,17 +269,29 @@ def render(P, S, origins, dirs, foot, max_steps: int = 400):
     tbest = np.zeros(n)
     hit = np.zeros(n, bool)
     live = np.ones(n, bool)
+    t_prev = np.zeros(n)
     for _ in range(max_steps):
         if not live.any():
             break
         idx = np.nonzero(live)[0]
         d = sdf(P, S, origins[idx] + t[idx, None] * dirs[idx]) * inv_len[idx]
         px = t[idx] * foot
-        done = d < np.maximum(K.HIT_PIXELS * px, K.HIT_MIN * inv_len[idx])
+        eps = np.maximum(K.HIT_PIXELS * px, K.HIT_MIN * inv_len[idx])
+        done = d < eps
         hit[idx[done]] = True
+        # The ellipsoid distance is not a strict bound, so a step can land inside: bisect back
+        # to the crossing between the last two samples.
+        inside = idx[d < -eps]
+        lo, hi = t_prev[inside], t[inside].copy()
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            out = sdf(P, S, origins[inside] + mid[:, None] * dirs[inside]) > 0
+            lo, hi = np.where(out, mid, lo), np.where(out, hi, mid)
+        t[inside] = 0.5 * (lo + hi)
         closer = ~done & (d < best[idx] * px)
         best[idx[closer]] = d[closer] / px[closer]
         tbest[idx[closer]] = t[idx[closer]]
+        t_prev[idx] = t[idx]
         t[idx] += np.where(done, 0.0, d)
         live[idx] = ~done & (t[idx] < 2.0)
     cover = np.where(hit, 1.0, np.clip(0.5 - best, 0.0, None))
