@@ -147,16 +147,18 @@ def _splat_depth(src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, str
     zb = coarse[0]
     zb[:, :] = 0.0
     fx_t, fy_t, cx_t, cy_t = tgt_k[0], tgt_k[1], tgt_k[2], tgt_k[3]
-    half = stride // 2
     for s in range(n_src):
         if src_w[s] <= 0:
             continue
         fx, fy, cx, cy = src_k[s, 0], src_k[s, 1], src_k[s, 2], src_k[s, 3]
+        # Source sample spacing = one coarse cell's footprint in source pixels (focal ratio).
+        sstride = max(1, int(stride * fx / fx_t + 0.5))
+        half = sstride // 2
         # Source camera -> target camera in one affine map: q = Rt^T (Rs p + Cs - Ct).
         m, o = _relative(tgt_r, tgt_c, src_r[s], src_c[s])
-        for y in range(half, h, stride):
+        for y in range(half, h, sstride):
             vy = (y + 0.5 - cy) / fy
-            for x in range(half, w, stride):
+            for x in range(half, w, sstride):
                 d = np.float64(src_depth[s, y, x])
                 if d <= 0:
                     continue
@@ -440,7 +442,8 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 dv = nodes[ref, 1, jn + 1, i_n] - nodes[ref, 1, jn, i_n]
                 du2 = nodes[ref, 0, jn + 1, i_n + 1] - nodes[ref, 0, jn + 1, i_n]
                 dv2 = nodes[ref, 1, jn + 1, i_n + 1] - nodes[ref, 1, jn, i_n + 1]
-                lo, hi = 0.5 * stride, 2.0 * stride
+                scale = stride * src_k[ref, 0] / fx_t  # expected source pixels per cell
+                lo, hi = 0.5 * scale, 2.0 * scale
                 ok = lo < du < hi and lo < dv < hi and lo < du2 < hi and lo < dv2 < hi
             smooth[jn, i_n] = 1 if ok else 0
     # 3. Pixels, cell by cell along each row. Smooth cells: source by source, the coordinates

@@ -48,11 +48,11 @@ def splat_depth(src_depth, src_w, src_cams, tgt_cam, stride, n_dilate, coarse_sh
     hc, wc = coarse_shape
     zb = np.full((hc, wc), np.inf)
     n_src, h, w = src_depth.shape
-    half = stride // 2
-    ys, xs = np.mgrid[half:h:stride, half:w:stride]
     for s in range(n_src):
         if src_w[s] <= 0:
             continue
+        sstride = max(1, int(stride * sk[s, 0] / tk[0] + 0.5))
+        ys, xs = np.mgrid[sstride // 2:h:sstride, sstride // 2:w:sstride]
         d = src_depth[s, ys, xs].astype(np.float64)
         keep = d > 0
         x, y, d = xs[keep], ys[keep], d[keep]
@@ -231,7 +231,8 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
         du, du2 = un[:-1, 1:] - un[:-1, :-1], un[1:, 1:] - un[1:, :-1]
         dv, dv2 = vn[1:, :-1] - vn[:-1, :-1], vn[1:, 1:] - vn[:-1, 1:]
         for d in (du, du2, dv, dv2):
-            smooth &= (d > 0.5 * stride) & (d < 2.0 * stride)
+            scale = stride * src_cams[0][ref, 0] / tgt_cam[0][0]
+            smooth &= (d > 0.5 * scale) & (d < 2.0 * scale)
     jn, i_n = y // stride, x // stride
     ty, tx = (y - jn * stride) / stride, (x - i_n * stride) / stride
     cell = smooth[jn, i_n]
