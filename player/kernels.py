@@ -445,7 +445,17 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 scale = stride * src_k[ref, 0] / fx_t  # expected source pixels per cell
                 lo, hi = 0.5 * scale, 2.0 * scale
                 ok = lo < du < hi and lo < dv < hi and lo < du2 < hi and lo < dv2 < hi
-            smooth[jn, i_n] = 1 if ok else 0
+            if not ok:
+                # Empty: no coarse cell that the cell's pixels read holds a surface -> fill 0 fast.
+                hc, wc = zb.shape
+                empty = True
+                for jj in range(max(jn - 1, 0), min(jn + 2, hc)):
+                    for ii in range(max(i_n - 1, 0), min(i_n + 2, wc)):
+                        if zb[jj, ii] > 0:
+                            empty = False
+                smooth[jn, i_n] = 2 if empty else 0
+            else:
+                smooth[jn, i_n] = 1
     # 3. Pixels, cell by cell along each row. Smooth cells: source by source, the coordinates
     #    step linearly along the row span (no per-pixel projection). Others: per pixel.
     for y in prange(ho):
@@ -457,7 +467,12 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
             if x0 >= wo:
                 break
             x1 = min(x0 + stride, wo)
-            if smooth[jn, i_n]:
+            if smooth[jn, i_n] == 2:
+                for x in range(x0, x1):
+                    for c in range(4):
+                        out[y, x, c] = 0.0
+                continue
+            if smooth[jn, i_n] == 1:
                 wsum = 0.0
                 for s in range(n_src):
                     if src_w[s] > 0:
