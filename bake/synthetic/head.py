@@ -191,7 +191,7 @@ def head_params(expression: np.ndarray, cfg: HeadConfig = HeadConfig()) -> tuple
     up_bottom = p.c[UPPER_LIP, 1] - 0.4 * p.r[UPPER_LIP, 1]
     low_top = p.c[LOWER_LIP, 1] + 0.4 * p.r[LOWER_LIP, 1]
     p.c[CAVITY] = (0.0, 0.5 * (up_bottom + low_top), 0.083 + 0.006 * pucker - 0.004 * jaw)
-    p.r[CAVITY] = (0.019 * (1 + 0.12 * smile) * (1 - 0.55 * pucker),
+    p.r[CAVITY] = (0.0165 * (1 + 0.15 * smile) * (1 - 0.55 * pucker),
                    0.0012 + 0.45 * drop + 0.003 * pucker, 0.020 + 0.006 * jaw)
 
     # Cheeks: a smile lifts them, a puff inflates them.
