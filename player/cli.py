@@ -187,3 +187,7 @@ def play(args) -> int:
     finally:
         pb.close()
         reader.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
