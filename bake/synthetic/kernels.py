@@ -253,6 +253,8 @@ def material(P, S, x, y, z):
     for e in range(2):
         row = EYE_L if e == 0 else EYE_R
         lid0 = S_LID + 6 * e
+        if _beyond(P[row, 0], P[row, 1], P[row, 2], rl, 1.0, x, y, z, best):
+            continue
         qx = x - P[row, 0]
         qy = y - P[row, 1]
         qz = z - P[row, 2]
@@ -265,18 +267,24 @@ def material(P, S, x, y, z):
         lid = min(up, low)
         if lid < best:
             best, mat = lid, MAT_LID
-    t = min(_ell(P, TEETH_UP, x, y, z), _ell(P, TEETH_LOW, x, y, z))
-    if t < best:
-        best, mat = t, MAT_TEETH
-    t = _ell(P, TONGUE, x, y, z)
-    if t < best:
-        best, mat = t, MAT_TONGUE
-    t = _hair(P, S, x, y, z)
-    if t < best:
-        best, mat = t, MAT_HAIR
-    t = _ell(P, TORSO, x, y, z)
-    if t < best:
-        best, mat = t, MAT_SHIRT
+    # Bounding spheres that prove a part no nearer than ``best`` skip it (same answer).
+    for i in (TEETH_UP, TEETH_LOW):
+        if not _prim_beyond(P, i, x, y, z, best):
+            t = _ell(P, i, x, y, z)
+            if t < best:
+                best, mat = t, MAT_TEETH
+    if not _prim_beyond(P, TONGUE, x, y, z, best):
+        t = _ell(P, TONGUE, x, y, z)
+        if t < best:
+            best, mat = t, MAT_TONGUE
+    if not _prim_beyond(P, HAIR, x, y, z, best):
+        t = _hair(P, S, x, y, z)
+        if t < best:
+            best, mat = t, MAT_HAIR
+    if not _prim_beyond(P, TORSO, x, y, z, best):
+        t = _ell(P, TORSO, x, y, z)
+        if t < best:
+            best, mat = t, MAT_SHIRT
     return mat
 
 
@@ -482,7 +490,8 @@ def albedo(P, S, mat, x, y, z):
 
 @njit(**_JIT)
 def normal(P, S, x, y, z):
-    """Unit SDF gradient by the four-tap tetrahedron rule."""
+    """Unit SDF gradient by the four-tap tetrahedron rule (needs no value at the point, so
+    how exactly the hit was polished does not leak into the shading)."""
     e = NORMAL_EPS
     a = sdf(P, S, x + e, y - e, z - e)
     b = sdf(P, S, x - e, y - e, z + e)
