@@ -284,3 +284,20 @@ def test_synth_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "--overwrite" in err and "\n" not in err
     assert (out / "dataset.json").read_text() == "{}"
+
+
+def test_bounding_volumes_hold_the_whole_head(field):
+    """Rays missing the bounding volumes are never marched, so every point of the head must lie
+    inside them, for any expression (extremes included)."""
+    rng = np.random.default_rng(7)
+    lo, hi = np.array([-0.25, -0.45, -0.25]), np.array([0.25, 0.25, 0.25])
+    for e in (np.zeros(8), np.ones(8), expr(jaw_open=1, pucker=1, cheek_puff=1), rng.uniform(0, 1, 8)):
+        P, S = field.params(e)
+        pts = rng.uniform(lo, hi, (60000, 3))
+        solid = pts[N.sdf(P, S, pts) <= 1e-3]
+        assert len(solid) > 1000
+        in_box = np.zeros(len(solid), bool)
+        for b in (K.NECK_BOX, K.TORSO_BOX):
+            in_box |= np.all((solid >= b[:3]) & (solid <= b[3:]), axis=1)
+        scale = np.linalg.norm((solid - K.HEAD_CENTER) / np.asarray(K.HEAD_RADII), axis=1)
+        assert np.all(in_box | (scale < 0.985))

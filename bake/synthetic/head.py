@@ -13,7 +13,7 @@ A render reads two arrays:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -66,7 +66,6 @@ class HeadConfig:
     """jaw rotation at jaw_open = 1"""
     gaze_distance: float = 0.5
     """eyes converge on a point this far in front of the head (m)"""
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"light": list(self.light), "jaw_max_deg": self.jaw_max_deg,
