@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def view_weights(yaws, pitches, yaw, pitch):
-    """idx int32 [4], w float32 [4]: bilinear weights of the 4 grid views around (yaw, pitch)."""
+def view_weights(yaws, pitches, yaw, pitch, sharpen=1.0):
+    """idx int32 [4], w float32 [4]: bilinear weights of the 4 grid views around (yaw, pitch),
+    each axis' cell coordinate t stretched to clip((t - 1/2) sharpen + 1/2, 0, 1)."""
     def cell(vals, x):
         vals = np.asarray(vals, dtype=np.float64)
         x = float(np.clip(x, vals[0], vals[-1]))
@@ -22,6 +23,7 @@ def view_weights(yaws, pitches, yaw, pitch):
         return i, i + 1, t
     i0, i1, ty = cell(yaws, yaw)
     j0, j1, tp = cell(pitches, pitch)
+    ty, tp = (float(np.clip((t - 0.5) * sharpen + 0.5, 0.0, 1.0)) for t in (ty, tp))
     ny = len(yaws)
     idx = np.array([j0 * ny + i0, j0 * ny + i1, j1 * ny + i0, j1 * ny + i1], np.int32)
     w = np.array([(1 - tp) * (1 - ty), (1 - tp) * ty, tp * (1 - ty), tp * ty], np.float32)
@@ -207,12 +209,12 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
         if ws <= 0:
             continue
         u, v, vis, flag = geo[s]
-        inside, outside = flag == 2, flag == 1
+        inside = flag == 2
         col = np.where(inside[..., None], _sample(imgs[s], u, v), 0.0)
         acc_a += ws * col
         acc_v += (ws * vis)[..., None] * col
-        wa += np.where(flag > 0, ws, 0.0)
-        wv += np.where(inside, ws * vis, np.where(outside, ws, 0.0))
+        wa += np.where(inside, ws, 0.0)  # outside the source image: no part (not transparent)
+        wv += np.where(inside, ws * vis, 0.0)
     use_v = (wv > 1e-3 * wa) & (wv > 0)
     res = np.where(use_v[..., None], acc_v / np.maximum(wv, 1e-30)[..., None],
                    np.where((wa > 0)[..., None], acc_a / np.maximum(wa, 1e-30)[..., None], 0.0)) / 255.0

@@ -25,6 +25,8 @@ class RenderConfig:
     """False = plain bilinear blending of the 4 views (for comparison)"""
     mesh: bool = True
     """interpolate source coordinates inside smooth lattice cells (False: project every pixel)"""
+    view_sharpen: float = 1.0
+    """>= 1: view weights favour the nearest grid view (``kernels.view_weights``); 1 = bilinear"""
 
 
 class Renderer:
@@ -69,7 +71,7 @@ class Renderer:
         self.bg = np.asarray(config.background, np.float32)
 
     def views_at(self, yaw: float, pitch: float) -> list[int]:
-        idx, w = K.view_weights(self.yaws, self.pitches, yaw, pitch)
+        idx, w = K.view_weights(self.yaws, self.pitches, yaw, pitch, sharpen=self.config.view_sharpen)
         return sorted({int(i) for i, x in zip(idx, w) if x > 0})
 
     def target_camera(self, yaw: float, pitch: float, zoom: float = 1.0):
@@ -91,7 +93,7 @@ class Renderer:
     def render(self, yaw: float, pitch: float, zoom: float, streams) -> np.ndarray:
         """streams: [(k, nxt, phase, weight)] (1 or 2). Returns uint8 [Ho, Wo, 4] bottom-up."""
         assert 1 <= len(streams) <= self.MAX_STREAMS, streams
-        K.view_weights(self.yaws, self.pitches, yaw, pitch, self.idx, self.w)
+        K.view_weights(self.yaws, self.pitches, yaw, pitch, self.idx, self.w, self.config.view_sharpen)
         tgt = self.target_camera(yaw, pitch, zoom)
         src = (self.view_k[self.idx], self.view_r[self.idx], self.view_c[self.idx])
         for slot, (k0, k1, phase, _) in enumerate(streams):

@@ -82,6 +82,29 @@ def test_view_weights_match_twin_and_interpolate(yaw, pitch):
     assert abs((w * vp).sum() - np.clip(pitch, -10, 10)) < 1e-4
 
 
+@pytest.mark.parametrize("yaw,pitch", [(0.0, 0.0), (-13.0, 2.0), (-11.0, 5.0), (17.5, -9.0), (3.0, 1.0), (40.0, 4.0)])
+def test_sharpened_view_weights_match_twin_and_favour_the_nearest(yaw, pitch):
+    yaws, pitches = np.array([-20.0, -10.0, 0.0, 10.0, 20.0]), np.array([-10.0, 0.0, 10.0])
+    g = 2.0
+    i, w = K.view_weights(yaws, pitches, yaw, pitch, sharpen=g)
+    ni, nw = naive.view_weights(yaws, pitches, yaw, pitch, sharpen=g)
+    assert np.array_equal(i, ni)
+    np.testing.assert_allclose(w, nw, atol=1e-6)
+    assert abs(w.sum() - 1) < 1e-6 and (w >= 0).all()
+    _, wb = K.view_weights(yaws, pitches, yaw, pitch)
+    # Stretched about the cell centre: the heaviest view gains, and a view within a quarter
+    # cell (g = 2) of the viewpoint along an axis takes that axis alone.
+    assert w.max() >= wb.max() - 1e-6
+    ty = (np.clip(yaw, -20, 20) + 20) / 10 % 1
+    tp = (np.clip(pitch, -10, 10) + 10) / 10 % 1
+    used = int((w > 0).sum())
+    expect = (1 if min(ty, 1 - ty) <= 0.25 else 2) * (1 if min(tp, 1 - tp) <= 0.25 else 2)
+    assert used == expect, (w, ty, tp)
+    # Still continuous: a tiny move changes the weights a little.
+    _, w2 = K.view_weights(yaws, pitches, yaw + 1e-3, pitch, sharpen=g)
+    assert np.abs(w2 - w).max() < 1e-3
+
+
 def test_temporal_blend_matches_twin():
     rng = np.random.default_rng(1)
     a, b = (rng.integers(0, 256, (17, 23, 4), dtype=np.uint8) for _ in range(2))
@@ -167,6 +190,29 @@ def test_warp_beats_plain_blend_and_sees_occlusion():
     K.warp(rgba, depth, w, src, tgt, coarse, 2, out2, ztol=1e6)
     got2 = np.clip(out2 * 255 + 0.5, 0, 255).astype(np.uint8)
     assert psnr(got2, truth, inner) < p_warp - 0.2
+
+
+@pytest.mark.parametrize("mesh", [True, False])
+def test_warp_keeps_coverage_at_frame_edges(mesh):
+    # The sphere fills every view's frame (narrow field of view): a target pixel near the frame
+    # edge projects outside some sources. Those know nothing there and must not count as
+    # transparent: the warped frame stays opaque to its edges, in the kernel and in the twin.
+    size, stride = 40, 2
+    intr = Intrinsics.from_fov(12.0, size, size)
+    rgba, depth, poses = grid_sources(intr)
+    w = np.full(4, 0.25, np.float32)
+    src = cams(intr, poses)
+    tgt = K.camera_arrays(intr, orbit_pose(0.0, 0.0, RADIUS))
+    assert (rgba[..., 3] == 255).all()
+    hc = size // stride
+    coarse = np.zeros((2, hc, hc), np.float32)
+    K.splat_depth(depth, w, src, tgt, stride, 1, coarse)
+    out = np.zeros((size, size, 4), np.float32)
+    K.warp(rgba, depth, w, src, tgt, coarse, stride, out, mesh=mesh)
+    ref = naive.warp(rgba, depth, w, src, tgt, coarse[0], stride, (size, size), mesh=mesh)
+    assert out[..., 3].min() > 0.99 and ref[..., 3].min() > 0.99, (out[..., 3].min(), ref[..., 3].min())
+    truth, _ = trace_sphere(0.0, 0.0, intr)
+    assert psnr(np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8), truth) > 26
 
 
 def test_wrappers_reject_bad_input():
