@@ -20,8 +20,9 @@ from typing import Callable
 import torch
 
 
-def ray_box(o: torch.Tensor, d: torch.Tensor, lo: float = 0.0, hi: float = 1.0):
-    """Slab test: o, d [R, 3] -> near, far [R] ray parameters of the box [lo, hi]^3 (far <= near: miss)."""
+def ray_box(o: torch.Tensor, d: torch.Tensor, lo=0.0, hi=1.0):
+    """Slab test: o, d [R, 3] -> near, far [R] ray parameters of the box [lo, hi] (scalars or [3];
+    far <= near: miss)."""
     inv = 1.0 / torch.where(d.abs() < 1e-12, torch.full_like(d, 1e-12), d)
     t0, t1 = (lo - o) * inv, (hi - o) * inv
     near = torch.minimum(t0, t1).amax(-1).clamp_min(0.0)
@@ -57,7 +58,14 @@ def march(o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, density_fn: Calla
     n_rays, dev = o.shape[0], o.device
     g = occ.shape[0]
     dt = math.sqrt(3.0) / march_steps
-    near, far = ray_box(o, d)
+    cells = torch.nonzero(occ)
+    if cells.numel() == 0:
+        e = torch.zeros(0, dtype=torch.long, device=dev)
+        return Samples(e, torch.zeros(0, device=dev))
+    # March only through the occupied cells' bounding box: most of the unit box is empty, and
+    # stepping through it segment by segment is where an all-torch marcher spends its time.
+    lo, hi = cells.amin(0).float() / g, (cells.amax(0) + 1).float() / g
+    near, far = ray_box(o, d, lo, hi)
     dt_t = dt / d.norm(dim=-1)  # [R] step in ray-parameter units
     n_steps = torch.ceil((far - near) / dt_t).clamp_min(0).long()
     jit = torch.full((n_rays,), 0.5, device=dev) if jitter is None else jitter
