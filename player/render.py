@@ -59,10 +59,10 @@ class Renderer:
         cams = [K.camera_arrays(self.intr, orbit_pose(y, p, self.radius, self.center))
                 for p in self.pitches for y in self.yaws]
         self.view_k, self.view_r, self.view_c = (np.ascontiguousarray(np.stack(a)) for a in zip(*cams))
-        # Buffers: per stream 4 blended source tiles, a warped image; one coarse z-buffer; output.
+        # Buffers: per stream 4 blended source tiles; one warped image, coarse z-buffer, output.
         self.src_rgba = np.zeros((self.MAX_STREAMS, 4, h, w, 4), np.uint8)
         self.src_depth = np.zeros((self.MAX_STREAMS, 4, h, w), np.float32)
-        self.warped = np.zeros((self.MAX_STREAMS, ho, wo, 4), np.float32)
+        self.warped = np.zeros((1, ho, wo, 4), np.float32)
         self.coarse = np.zeros((2, -(-ho // self.stride), -(-wo // self.stride)), np.float32)
         self.scratch = K.warp_scratch(4, (ho, wo), self.stride)
         self.image = np.zeros((ho, wo, 4), np.uint8)
@@ -91,22 +91,31 @@ class Renderer:
                              self.src_rgba[slot, j], self.src_depth[slot, j])
 
     def render(self, yaw: float, pitch: float, zoom: float, streams) -> np.ndarray:
-        """streams: [(k, nxt, phase, weight)] (1 or 2). Returns uint8 [Ho, Wo, 4] bottom-up."""
+        """streams: [(k, nxt, phase, weight)] (1 or 2). Returns uint8 [Ho, Wo, 4] bottom-up.
+
+        A crossfade (2 streams) mixes the two streams' source tiles view by view (same cameras, so
+        it is the same pixel-wise mix as the temporal blend) and warps once: a jump frame costs a
+        few tile blends more than an ordinary one instead of a second warp.
+        """
         assert 1 <= len(streams) <= self.MAX_STREAMS, streams
         K.view_weights(self.yaws, self.pitches, yaw, pitch, self.idx, self.w, self.config.view_sharpen)
         tgt = self.target_camera(yaw, pitch, zoom)
-        src = (self.view_k[self.idx], self.view_r[self.idx], self.view_c[self.idx])
         for slot, (k0, k1, phase, _) in enumerate(streams):
             self._gather(slot, k0, k1, phase)
-            if self.config.depth_aware:
-                K.splat_depth(self.src_depth[slot], self.w, src, tgt, self.stride, 1, self.coarse)
-                K.warp(self.src_rgba[slot], self.src_depth[slot], self.w, src, tgt, self.coarse,
-                       self.stride, self.warped[slot], ztol=self.config.ztol, scratch=self.scratch,
-                       mesh=self.config.mesh)
-            else:
-                self._plain(slot)
         if len(streams) == 2:
-            K.crossfade(self.warped[0], self.warped[1], streams[1][3], self.warped[0])
+            t = streams[1][3]
+            for j in range(4):
+                if self.w[j] > 0:
+                    K.temporal_blend(self.src_rgba[0, j], self.src_rgba[1, j], self.src_depth[0, j],
+                                     self.src_depth[1, j], t, self.src_rgba[0, j], self.src_depth[0, j])
+        if self.config.depth_aware:
+            src = (self.view_k[self.idx], self.view_r[self.idx], self.view_c[self.idx])
+            K.splat_depth(self.src_depth[0], self.w, src, tgt, self.stride, 1, self.coarse)
+            K.warp(self.src_rgba[0], self.src_depth[0], self.w, src, tgt, self.coarse,
+                   self.stride, self.warped[0], ztol=self.config.ztol, scratch=self.scratch,
+                   mesh=self.config.mesh)
+        else:
+            self._plain(0)
         K.composite(self.warped[0], self.bg, self.image)
         return self.image
 
