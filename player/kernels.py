@@ -399,10 +399,10 @@ def _sample(src32, s, u, v):
 
 
 @njit("void(u1[:,:,:,::1], f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], "
-      "f8[:,::1], f8[::1], f4[:,::1], i8, f8, f8, i8, b1, f8[:,:,:,::1], u1[:,::1], f4[:,:,::1])",
+      "f8[:,::1], f8[::1], f4[:,::1], i8, f8, f8, i8, b1, f8[:,:,:,::1], u1[:,::1], f8[:,:,::1], f4[:,:,::1])",
       cache=True, nogil=True, parallel=True, fastmath=True)
 def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, stride,
-          ztol, disc, n_refine, mesh, nodes, smooth, out):
+          ztol, disc, n_refine, mesh, nodes, smooth, spans, out):
     n_src = src_depth.shape[0]
     # One 32-bit load per RGBA tap instead of four byte loads (little-endian: R in the low byte).
     src32 = src_rgba.view(np.uint32).reshape((n_src, src_rgba.shape[1], src_rgba.shape[2]))
@@ -477,6 +477,7 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
     # 3. Pixels, cell by cell along each row. Smooth cells: source by source, the coordinates
     #    step linearly along the row span (no per-pixel projection). Others: per pixel.
     for y in prange(ho):
+        span = spans[y]  # [S, 6] this row's scratch (rows run on different threads)
         ay = (y + 0.5 - cy_t) / fy_t
         jn = y // stride
         ty = (y - jn * stride) / stride
@@ -491,32 +492,45 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                         out[y, x, c] = 0.0
                 continue
             if smooth[jn, i_n] == 1:
+                # Per used source: the span's start coordinates and step, then one pass over
+                # the span with every source accumulated in registers (one store per pixel).
                 wsum = 0.0
-                for s in range(n_src):
-                    if src_w[s] > 0:
-                        wsum += src_w[s]
-                inv = 1.0 / (255.0 * wsum)
-                for x in range(x0, x1):
-                    for c in range(4):
-                        out[y, x, c] = 0.0
+                n = 0
                 for s in range(n_src):
                     ws = src_w[s]
                     if ws <= 0:
                         continue
+                    wsum += ws
                     ul = (1 - ty) * nodes[s, 0, jn, i_n] + ty * nodes[s, 0, jn + 1, i_n]
                     ur = (1 - ty) * nodes[s, 0, jn, i_n + 1] + ty * nodes[s, 0, jn + 1, i_n + 1]
                     vl = (1 - ty) * nodes[s, 1, jn, i_n] + ty * nodes[s, 1, jn + 1, i_n]
                     vr = (1 - ty) * nodes[s, 1, jn, i_n + 1] + ty * nodes[s, 1, jn + 1, i_n + 1]
-                    du = (ur - ul) / stride
-                    dv = (vr - vl) / stride
-                    f = ws * inv
-                    for x in range(x0, x1):
-                        t = x - x0
-                        c0, c1, c2, c3 = _sample(src32, s, ul + du * t, vl + dv * t)
-                        out[y, x, 0] += f * c0
-                        out[y, x, 1] += f * c1
-                        out[y, x, 2] += f * c2
-                        out[y, x, 3] += f * c3
+                    span[n, 0] = ul
+                    span[n, 1] = vl
+                    span[n, 2] = (ur - ul) / stride
+                    span[n, 3] = (vr - vl) / stride
+                    span[n, 4] = ws
+                    span[n, 5] = s
+                    n += 1
+                inv = 1.0 / (255.0 * wsum)
+                for x in range(x0, x1):
+                    t = x - x0
+                    a0 = 0.0
+                    a1 = 0.0
+                    a2 = 0.0
+                    a3 = 0.0
+                    for q in range(n):
+                        c0, c1, c2, c3 = _sample(src32, int(span[q, 5]), span[q, 0] + span[q, 2] * t,
+                                                 span[q, 1] + span[q, 3] * t)
+                        f = span[q, 4]
+                        a0 += f * c0
+                        a1 += f * c1
+                        a2 += f * c2
+                        a3 += f * c3
+                    out[y, x, 0] = a0 * inv
+                    out[y, x, 1] = a1 * inv
+                    out[y, x, 2] = a2 * inv
+                    out[y, x, 3] = a3 * inv
                 continue
             for x in range(x0, x1):
                 a0 = 0.0
@@ -574,11 +588,12 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                         out[y, x, c] = 0.0
 
 
-def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Node lattice buffers for ``warp``: nodes float64 [S, 4, Hn, Wn], smooth uint8 [Hn, Wn]."""
+def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Buffers for ``warp``: node lattice float64 [S, 4, Hn, Wn], smooth uint8 [Hn, Wn], per-row
+    span scratch float64 [Ho, S, 6]."""
     hn = (out_shape[0] - 1) // stride + 2
     wn = (out_shape[1] - 1) // stride + 2
-    return np.zeros((n_src, 4, hn, wn)), np.zeros((hn, wn), np.uint8)
+    return np.zeros((n_src, 4, hn, wn)), np.zeros((hn, wn), np.uint8), np.zeros((out_shape[0], n_src, 6))
 
 
 def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam,
@@ -606,11 +621,12 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     assert out.ndim == 3 and out.shape[2] == 4 and out.dtype == np.float32, out.shape
     assert coarse.shape[1] * stride >= out.shape[0] and coarse.shape[2] * stride >= out.shape[1], \
         (coarse.shape, stride, out.shape)
-    nodes, smooth = scratch if scratch is not None else warp_scratch(src_rgba.shape[0], out.shape[:2], stride)
+    nodes, smooth, spans = scratch if scratch is not None else warp_scratch(src_rgba.shape[0], out.shape[:2], stride)
     assert nodes.shape[:2] == (src_rgba.shape[0], 4) and smooth.shape == nodes.shape[2:], (nodes.shape, smooth.shape)
+    assert spans.shape == (out.shape[0], src_rgba.shape[0], 6), spans.shape
     assert (nodes.shape[2] - 1) * stride >= out.shape[0] - 1, (nodes.shape, stride, out.shape)
     _warp(src_rgba, src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], int(stride),
-          float(ztol), float(disc), int(n_refine), bool(mesh), nodes, smooth, out)
+          float(ztol), float(disc), int(n_refine), bool(mesh), nodes, smooth, spans, out)
 
 
 # --- (d) crossfade, (e) composite ----------------------------------------------------------------
