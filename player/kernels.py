@@ -5,15 +5,19 @@ The frame pipeline, per frame (H, W = tile size; Ho, Wo = output size):
 1. ``view_weights``: the 4 grid views around the viewpoint and their bilinear weights.
 2. ``temporal_blend``: per source view, keyframe k and its successor mixed at the fractional
    keyframe time, in the source view's own pixels (same camera, so a pixel-wise mix is exact
-   for the colour and a fair guess for the depth) -> one RGBA + depth tile per source.
+   for the colour and a fair guess for the depth) -> one RGBA + depth tile per source. During a
+   jump the two streams' tiles are mixed the same way (the crossfade, in source pixels), so a
+   jump frame still warps once.
 3. ``splat_depth``: the 4 source depth tiles forward-splatted, subsampled by ``stride``, into a
    coarse z-buffer of the target view (z-min = nearest surface wins), cracks closed by dilation.
 4. ``warp``: backward warp. Each target pixel takes its depth from the coarse z-buffer, becomes a
    3-D point, is projected into every source view and sampled there (bilinear), weighted by the
    view weight times a soft z-test (a source whose depth is clearly in front of the point does not
-   see it). Points no source sees fall back to the plain view weights (hole fill).
-5. ``crossfade`` (jumps between keyframes) and ``composite`` (premultiplied colour over the
-   background, rows flipped bottom-up for a GL texture).
+   see it). Points no source sees fall back to the plain view weights (hole fill); a source the
+   point projects outside of takes no part (the subject goes on past the frame edge).
+5. ``composite`` (premultiplied colour over the background, rows flipped bottom-up for a GL
+   texture). ``crossfade`` mixes two warped frames (the same fade in output pixels; the renderer
+   fades in source pixels instead, which costs one warp, not two).
 
 Coarse depth + backward sampling keeps the cost at one projection and one bilinear fetch per
 (target pixel, source) instead of splatting every source pixel.

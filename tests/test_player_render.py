@@ -1,0 +1,56 @@
+"""player/render.py: the jump crossfade (mixed in source pixels, one warp) against the fade of
+two separately rendered frames, on a ray-traced sphere grid."""
+
+import numpy as np
+
+from formats.camera import Intrinsics
+from formats.codecs import quantize_depth
+from formats.sample import sample_meta
+from player.cache import TileCache
+from player.render import RenderConfig, Renderer
+from tests.test_player_kernels import RADIUS, trace_sphere
+
+YAWS, PITCHES, SIZE = (-10.0, 10.0), (-8.0, 8.0), 48
+
+
+class SphereSource:
+    """Two keyframes of the same sphere with different textures (so a fade is visible)."""
+
+    def __init__(self):
+        self.meta = sample_meta(2, yaws=YAWS, pitches=PITCHES, size=(SIZE, SIZE), near=0.3, far=0.9)
+        self.meta["grid"]["radius"] = RADIUS
+        self.meta["grid"]["center"] = [0.0, 0.0, 0.0]
+        intr = Intrinsics.from_fov(30.0, SIZE, SIZE)
+        self.meta["grid"]["intrinsics"] = intr.to_dict()
+        self.arrays = {}
+        for k in range(2):
+            for pi, p in enumerate(PITCHES):
+                for yi, y in enumerate(YAWS):
+                    rgba, depth = trace_sphere(y, p, intr, texture_seed=3 * k)
+                    v = pi * len(YAWS) + yi
+                    self.arrays[k, v, "color"] = np.ascontiguousarray(rgba[..., :3])
+                    self.arrays[k, v, "alpha"] = np.ascontiguousarray(rgba[..., 3])
+                    self.arrays[k, v, "depth"] = quantize_depth(depth, 0.3, 0.9)
+
+    def tile(self, k, v, kind):
+        return self.arrays[k, v, kind]
+
+
+def test_crossfade_in_source_pixels_matches_fading_the_rendered_frames():
+    src = SphereSource()
+    cache = TileCache(src, prefetch=False)
+    ren = Renderer(src.meta, cache, RenderConfig(background=(0.0, 0.0, 0.0), stride=2))
+    view = (3.0, -2.0, 1.0)
+    a = ren.render(*view, [(0, 0, 0.0, 1.0)]).astype(np.float64)
+    b = ren.render(*view, [(1, 1, 0.0, 1.0)]).astype(np.float64)
+    assert np.abs(a - b).mean() > 5  # the two keyframes do differ
+    for t in (0.0, 0.3, 1.0):
+        got = ren.render(*view, [(0, 0, 0.0, 1.0), (1, 1, 0.0, t)]).astype(np.float64)
+        want = (1 - t) * a + t * b
+        # Same geometry in both keyframes: mixing before the (linear) warp = mixing after it, up to
+        # the 8-bit rounding of the mixed tiles.
+        err = np.abs(got - want)
+        assert err.max() <= 2.0, (t, err.max())
+        if t in (0.0, 1.0):
+            assert np.array_equal(got, a if t == 0.0 else b)
+    cache.close()
