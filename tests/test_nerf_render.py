@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from bake.nerf.occupancy import basis_blends, visual_hull
-from bake.nerf.render import composite, march, ray_box
+from bake.nerf.render import composite, march, march_torch, ray_box
 from bake.nerf.sh import sh_encode
 
 
@@ -94,6 +94,33 @@ def test_march_stops_rays_behind_opaque_surfaces():
               256, 1e-4)
     # The ball's front surface is at t = 0.5 + 0.2; its first sample is opaque: nothing behind is kept.
     assert s.ray.numel() > 0 and float(s.t.max()) <= 0.7 + math.sqrt(3) / 256
+
+
+def test_numba_march_keeps_the_same_samples_as_the_torch_twin():
+    # Random rays through a random occupancy of a smooth random density: both marchers must keep the
+    # same (ray, t) samples with the same densities, in training (jitter) and rendering mode.
+    g = torch.Generator().manual_seed(3)
+    n = 300
+    o = torch.rand(n, 3, generator=g) * 0.4 + torch.tensor([0.3, 0.3, -0.6])
+    d = torch.nn.functional.normalize(torch.tensor([0.0, 0.0, 1.0]) + 0.3 * torch.randn(n, 3, generator=g), dim=-1)
+    d = d * (0.5 + torch.rand(n, 1, generator=g))  # not unit: t is a ray parameter, not a length
+    occ = torch.rand(12, 12, 12, generator=g) < 0.5
+    freq = torch.randn(3, 4, generator=g) * 6
+
+    def density(xn, ray):
+        s = 40.0 * (torch.sin(xn @ freq).sum(-1) + 1.5).clamp_min(0)
+        return s, torch.stack([s, xn[:, 0]], -1)
+
+    jitter = torch.rand(n, generator=g)
+    for kw in ({"jitter": jitter}, {"keep_values": True, "seg": 16}):
+        a = march(o, d, occ, density, 96, 1e-3, **kw)
+        b = march_torch(o, d, occ, density, 96, 1e-3, **kw)
+        assert a.ray.numel() > 200
+        assert torch.equal(a.ray, b.ray)
+        torch.testing.assert_close(a.t, b.t)
+        if kw.get("keep_values"):
+            torch.testing.assert_close(a.sigma, b.sigma)
+            torch.testing.assert_close(a.geo, b.geo)
 
 
 def test_basis_blends_use_each_coefficient_extreme():

@@ -48,7 +48,7 @@ class NerfConfig:
     """EMA: grid = max(decay * grid, new density)"""
     grid_update_every: int = 16
     """steps between occupancy updates"""
-    grid_warmup: int = 128
+    grid_warmup: int = 64
     """steps before the first occupancy update (everything counts as occupied until then)"""
     t_threshold: float = 1e-3
     """stop marching a ray once its transmittance falls below this"""

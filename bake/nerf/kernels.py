@@ -82,3 +82,33 @@ def _hash_bwd(x, bidx, grad_out, res, dense, grad_table):
                 idx = _corner_index(ix + ox, iy + oy, iz + oz, r + 1, dense[lv], tmask)
                 for f in range(n_ft):
                     grad_table[b, lv, idx, f] += w * grad_out[n, lv * n_ft + f]
+
+
+@njit("void(f4[:, ::1], f4[:, ::1], f4[::1], f4[::1], f4[::1], i8[::1], i8[::1], i8[::1], u1[::1], i8, "
+      "i8[:, ::1], i8[::1])", parallel=True, cache=True, nogil=True)
+def _next_occupied(o, d, near, dt_t, jit, n_steps, cursor, active, occ, g, out_k, out_n):
+    """For each active ray, the next ``S`` march steps that fall in occupied cells.
+
+    o, d [R, 3] normalised-box rays; near, dt_t, jit [R] (first step t = near + (k + jit) dt_t);
+    n_steps, cursor [R] (cursor: next step to look at, advanced in place); active [A] ray ids;
+    occ [G^3] flat (x, y, z order). Writes out_k [A, S] step indices and out_n [A] how many were
+    found. Empty steps are skipped here instead of being evaluated as torch tensors: the marcher's
+    torch ops then only touch samples that matter.
+    """
+    s_max = out_k.shape[1]
+    gf = np.float32(g)
+    for j in prange(active.shape[0]):
+        r = active[j]
+        k = cursor[r]
+        cnt = 0
+        while k < n_steps[r] and cnt < s_max:
+            t = near[r] + (np.float32(k) + jit[r]) * dt_t[r]
+            cx = min(max(int(np.floor((o[r, 0] + t * d[r, 0]) * gf)), 0), g - 1)
+            cy = min(max(int(np.floor((o[r, 1] + t * d[r, 1]) * gf)), 0), g - 1)
+            cz = min(max(int(np.floor((o[r, 2] + t * d[r, 2]) * gf)), 0), g - 1)
+            if occ[(cx * g + cy) * g + cz]:
+                out_k[j, cnt] = k
+                cnt += 1
+            k += 1
+        cursor[r] = k
+        out_n[j] = cnt

@@ -19,6 +19,8 @@ from typing import Callable
 
 import torch
 
+from bake.nerf import kernels
+
 
 def ray_box(o: torch.Tensor, d: torch.Tensor, lo=0.0, hi=1.0):
     """Slab test: o, d [R, 3] -> near, far [R] ray parameters of the box [lo, hi] (scalars or [3];
@@ -47,6 +49,77 @@ def march(o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, density_fn: Calla
           t_threshold: float, jitter: torch.Tensor | None = None, seg: int = 32,
           keep_values: bool = False) -> Samples:
     """Find the samples of each ray that matter: in an occupied cell and not yet occluded.
+
+    Same arguments and result as ``march_torch`` (its readable all-torch twin, also the non-CPU
+    path). On CPU a numba kernel walks each ray to its next ``seg`` *occupied* steps, so the torch
+    ops of a round only touch samples that get a density, not the empty steps between them.
+    """
+    if o.device.type != "cpu":
+        return march_torch(o, d, occ, density_fn, march_steps, t_threshold, jitter, seg, keep_values)
+    n_rays, dev = o.shape[0], o.device
+    g = occ.shape[0]
+    dt = math.sqrt(3.0) / march_steps
+    cells = torch.nonzero(occ)
+    if cells.numel() == 0 or n_rays == 0:
+        e = torch.zeros(0, dtype=torch.long, device=dev)
+        return Samples(e, torch.zeros(0, device=dev))
+    lo, hi = cells.amin(0).float() / g, (cells.amax(0) + 1).float() / g
+    o, d = o.float().contiguous(), d.float().contiguous()
+    near, far = ray_box(o, d, lo, hi)
+    dt_t = (dt / d.norm(dim=-1)).contiguous()  # [R] step in ray-parameter units
+    n_steps = torch.ceil((far - near) / dt_t).clamp_min(0).long()
+    jit = torch.full((n_rays,), 0.5, device=dev) if jitter is None else jitter.float().contiguous()
+    trans = torch.ones(n_rays, device=dev)
+    cursor = torch.zeros(n_rays, dtype=torch.long)
+    occ_u8 = occ.reshape(-1).to(torch.uint8).contiguous().numpy()
+    o_np, d_np, near_np, dtt_np, jit_np = o.numpy(), d.numpy(), near.contiguous().numpy(), dt_t.numpy(), jit.numpy()
+    ns_np, cur_np = n_steps.numpy(), cursor.numpy()
+    active = torch.nonzero(n_steps > 0).squeeze(1).contiguous()
+    out_ray, out_k, out_sigma, out_geo = [], [], [], []
+    while active.numel() > 0:
+        a = active
+        ks = torch.empty((a.numel(), seg), dtype=torch.long)
+        cnt = torch.empty(a.numel(), dtype=torch.long)
+        kernels._next_occupied(o_np, d_np, near_np, dtt_np, jit_np, ns_np, cur_np, a.numpy(), occ_u8, g,
+                               ks.numpy(), cnt.numpy())
+        valid = torch.arange(seg)[None] < cnt[:, None]  # [A, seg]
+        ai, si = torch.nonzero(valid, as_tuple=True)
+        ra, kk = a[ai], ks[ai, si]
+        t = near[ra] + (kk.float() + jit[ra]) * dt_t[ra]
+        sigma = torch.zeros(valid.shape)
+        geo = None
+        if ai.numel():
+            s, geo = density_fn(o[ra] + t[:, None] * d[ra], ra)
+            sigma[ai, si] = s
+        tau = sigma * dt
+        excl = torch.cumsum(tau, 1) - tau
+        t_before = trans[a, None] * torch.exp(-excl)  # [A, seg] transmittance in front of each sample
+        keep = valid & (t_before > t_threshold)
+        if keep_values:  # rendering: a sample that adds no weight needs no colour
+            keep &= tau > 1e-5
+        kv = keep[ai, si]
+        out_ray.append(ra[kv])
+        out_k.append(kk[kv])
+        if keep_values and geo is not None:
+            out_sigma.append(sigma[ai[kv], si[kv]])
+            out_geo.append(geo[kv])
+        trans[a] = t_before[:, -1] * torch.exp(-tau[:, -1])
+        active = a[(trans[a] > t_threshold) & (cursor[a] < n_steps[a])].contiguous()
+    ray, kk = torch.cat(out_ray), torch.cat(out_k)
+    order = torch.argsort(ray * (int(n_steps.max()) + 1) + kk)
+    ray, kk = ray[order], kk[order]
+    t = near[ray] + (kk.float() + jit[ray]) * dt_t[ray]
+    if keep_values:
+        if not out_sigma:
+            return Samples(ray, t, torch.zeros(0), torch.zeros(0, 0))
+        return Samples(ray, t, torch.cat(out_sigma)[order], torch.cat(out_geo)[order])
+    return Samples(ray, t)
+
+
+def march_torch(o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, density_fn: Callable, march_steps: int,
+                t_threshold: float, jitter: torch.Tensor | None = None, seg: int = 32,
+                keep_values: bool = False) -> Samples:
+    """All-torch marcher (reference twin of ``march``; any device): fixed segments of ``seg`` steps.
 
     Args:
         o, d: [R, 3] normalised-box ray origins and directions.

@@ -80,7 +80,9 @@ class Trainer:
         self.val = load_frames(ds, (ds.split.get("val") or train_pos[-1:])[:4], size)
         k = ds.expression_dim
         self.model = NeRFBlendShape(cfg, k, "torch" if device.type != "cpu" else "numba").to(device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-15)
+        # fused: one kernel over all parameters (3.5M hash entries) instead of ~10 elementwise ops each.
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), eps=1e-15,
+                                          fused=True)
         all_expr = torch.from_numpy(ds.expressions())
         self.expr_min, self.expr_max = all_expr[ds.split.get("train", slice(None))].amin(0), \
             all_expr[ds.split.get("train", slice(None))].amax(0)
