@@ -3,7 +3,8 @@
     python bench/nerf_render_bench.py CKPT [--size 256] [--views 6] [--device cpu]
 
 Prints the first view (includes the per-keyframe blend + occupancy, done once) and the median of
-the rest (cached keyframe). Medians: the box may be shared.
+the rest (cached keyframe), wall time and this process's CPU time (all its threads): on a shared
+box the wall time depends on the neighbours' load, the CPU time much less. Medians.
 """
 
 from __future__ import annotations
@@ -31,14 +32,17 @@ def main() -> None:
     h = int(round(args.size * cap.height / cap.width))
     intr = cap.intrinsics.scaled(args.size, h)
     expr = cap.expressions[len(cap.expressions) // 2]
-    times = []
+    times, cpu = [], []
     for i, yaw in enumerate(np.linspace(-30, 30, args.views)):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         _, alpha, _ = fld.render(Camera(intr, orbit_pose(float(yaw), 5.0, radius)), expr)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     rest = statistics.median(times[1:]) if len(times) > 1 else times[0]
+    rest_cpu = statistics.median(cpu[1:]) if len(cpu) > 1 else cpu[0]
     print(f"{fld.kind} at {args.size}x{h}: first view {times[0]:.2f} s (keyframe setup included), "
-          f"then median {rest:.3f} s/view = {1 / rest:.2f} views/s; foreground {float(alpha.mean()):.2f}")
+          f"then median {rest:.3f} s/view = {1 / rest:.2f} views/s; CPU {rest_cpu:.3f} s/view "
+          f"(all threads); foreground {float(alpha.mean()):.2f}")
 
 
 if __name__ == "__main__":

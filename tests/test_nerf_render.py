@@ -161,3 +161,18 @@ def test_sh_encoding_is_orthonormal_on_the_sphere():
     y = sh_encode(d)
     gram = 4 * math.pi * (y.T @ y) / d.shape[0]
     torch.testing.assert_close(gram, torch.eye(16, dtype=torch.float64), atol=0.03, rtol=0)
+
+
+def test_colour_per_ray_equals_colour_per_sample():
+    from bake.nerf.config import preset
+    from bake.nerf.model import NeRFBlendShape
+    torch.manual_seed(0)
+    m = NeRFBlendShape(preset("tiny"), 3)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.3)  # away from the init's near-constant output
+    geo = torch.randn(50, m.cfg.geo_features)
+    ray = torch.randint(0, 7, (50,))
+    d = torch.randn(7, 3)
+    a, b = m.color_rays(geo, ray, d), m.color(geo, d[ray])
+    assert float(b.std()) > 0.1
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

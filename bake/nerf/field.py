@@ -86,11 +86,13 @@ class NerfField:
         def density_fn(xn, ray):
             return m.density(xn, zero.expand(xn.shape[0]), table)
 
-        s = march(on, dn, occ, density_fn, cfg.march_steps, cfg.t_threshold, seg=16, keep_values=True)
+        # Short rounds: most rays turn opaque within a few occupied steps, and every sample of a round
+        # gets a density whether or not the ray is still visible there.
+        s = march(on, dn, occ, density_fn, cfg.march_steps, cfg.t_threshold, seg=8, keep_values=True)
         n = o.shape[0]
         if s.ray.numel() == 0:
             return torch.zeros(n, 3, device=self.device), torch.zeros(n, device=self.device), torch.zeros(n, device=self.device)
-        rgb = m.color(s.geo, d[s.ray])
+        rgb = m.color_rays(s.geo, s.ray, d)
         c, a, z = composite(s.ray, s.t, s.sigma, rgb, math.sqrt(3.0) / cfg.march_steps, n)
         depth = torch.where(a > 1e-3, z / a.clamp_min(1e-6), torch.zeros_like(z))
         return c.clamp(0, 1), a.clamp(0, 1), depth

@@ -112,3 +112,25 @@ def _next_occupied(o, d, near, dt_t, jit, n_steps, cursor, active, occ, g, out_k
             k += 1
         cursor[r] = k
         out_n[j] = cnt
+
+
+@njit("void(i8[::1], f4[::1], f4[::1], i8[::1], f8, b1, b1[::1])", parallel=True, cache=True, nogil=True)
+def _transmit(start, tau, trans, active, t_threshold, keep_values, keep):
+    """Front-to-back transmittance over one round of packed samples.
+
+    start [A+1]: active ray j owns samples start[j]:start[j+1] of tau [M] (optical depth sigma dt,
+    in step order); trans [R]: transmittance in front of the round, advanced in place for the rays
+    ``active`` [A]. keep [M]: the sample is still visible (transmittance in front > t_threshold) and,
+    with keep_values, adds weight (tau > 1e-5).
+    """
+    for j in prange(active.shape[0]):
+        r = active[j]
+        tr = trans[r]
+        acc = np.float32(0.0)
+        for i in range(start[j], start[j + 1]):
+            k = tr * np.exp(-acc) > t_threshold
+            if keep_values:
+                k = k and tau[i] > 1e-5
+            keep[i] = k
+            acc += tau[i]
+        trans[r] = tr * np.exp(-acc)

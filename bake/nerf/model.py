@@ -63,6 +63,19 @@ class NeRFBlendShape(nn.Module):
         d = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-9)
         return torch.sigmoid(self.color_net(torch.cat([geo, sh_encode(d)], -1)))
 
+    def color_rays(self, geo: torch.Tensor, ray: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
+        """``color(geo, dirs[ray])`` for packed samples: geo [M, G], ray [M], dirs [R, 3] -> rgb [M, 3].
+
+        The first colour layer is linear in [geo, SH(dir)], and a ray's samples share its direction,
+        so the SH encoding and its share of that layer are computed once per ray, not per sample.
+        """
+        first = self.color_net[0]
+        g = geo.shape[1]
+        d = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+        per_ray = torch.addmm(first.bias, sh_encode(d), first.weight[:, g:].T)  # [R, H]
+        h = torch.addmm(per_ray[ray], geo, first.weight[:, :g].T)
+        return torch.sigmoid(self.color_net[1:](h))
+
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.parameters())
         return f"NeRFBlendShape({self.encoding!r}, density={self.cfg.density_layers}x{self.cfg.hidden}, params={n / 1e6:.2f}M)"

@@ -82,36 +82,32 @@ def march(o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, density_fn: Calla
         cnt = torch.empty(a.numel(), dtype=torch.long)
         kernels._next_occupied(o_np, d_np, near_np, dtt_np, jit_np, ns_np, cur_np, a.numpy(), occ_u8, g,
                                ks.numpy(), cnt.numpy())
-        valid = torch.arange(seg)[None] < cnt[:, None]  # [A, seg]
-        ai, si = torch.nonzero(valid, as_tuple=True)
-        ra, kk = a[ai], ks[ai, si]
-        t = near[ra] + (kk.float() + jit[ra]) * dt_t[ra]
-        sigma = torch.zeros(valid.shape)
-        geo = None
-        if ai.numel():
-            s, geo = density_fn(o[ra] + t[:, None] * d[ra], ra)
-            sigma[ai, si] = s
-        tau = sigma * dt
-        excl = torch.cumsum(tau, 1) - tau
-        t_before = trans[a, None] * torch.exp(-excl)  # [A, seg] transmittance in front of each sample
-        keep = valid & (t_before > t_threshold)
-        if keep_values:  # rendering: a sample that adds no weight needs no colour
-            keep &= tau > 1e-5
-        kv = keep[ai, si]
-        out_ray.append(ra[kv])
-        out_k.append(kk[kv])
-        if keep_values and geo is not None:
-            out_sigma.append(sigma[ai[kv], si[kv]])
-            out_geo.append(geo[kv])
-        trans[a] = t_before[:, -1] * torch.exp(-tau[:, -1])
+        # Packed: this round's samples, ray by ray in step order.
+        kk = ks[torch.arange(seg)[None] < cnt[:, None]]
+        if kk.numel():
+            ra = torch.repeat_interleave(a, cnt)
+            start = torch.zeros(a.numel() + 1, dtype=torch.long)
+            torch.cumsum(cnt, 0, out=start[1:])
+            t = near[ra] + (kk.float() + jit[ra]) * dt_t[ra]
+            sigma, geo = density_fn(o[ra] + t[:, None] * d[ra], ra)
+            tau = (sigma.detach() * dt).float().contiguous()
+            keep = torch.empty(kk.numel(), dtype=torch.bool)
+            kernels._transmit(start.numpy(), tau.numpy(), trans.numpy(), a.numpy(), float(t_threshold),
+                              keep_values, keep.numpy())
+            out_ray.append(ra[keep])
+            out_k.append(kk[keep])
+            if keep_values:
+                out_sigma.append(sigma[keep])
+                out_geo.append(geo[keep])
         active = a[(trans[a] > t_threshold) & (cursor[a] < n_steps[a])].contiguous()
+    if not out_ray:
+        e = torch.zeros(0, dtype=torch.long, device=dev)
+        return Samples(e, torch.zeros(0, device=dev))
     ray, kk = torch.cat(out_ray), torch.cat(out_k)
     order = torch.argsort(ray * (int(n_steps.max()) + 1) + kk)
     ray, kk = ray[order], kk[order]
     t = near[ray] + (kk.float() + jit[ray]) * dt_t[ray]
     if keep_values:
-        if not out_sigma:
-            return Samples(ray, t, torch.zeros(0), torch.zeros(0, 0))
         return Samples(ray, t, torch.cat(out_sigma)[order], torch.cat(out_geo)[order])
     return Samples(ray, t)
 
