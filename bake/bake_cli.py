@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quality", type=int, default=None,
                    help="colour quality 1-100 for jpeg/webp (default: 80 for tiles of 192 px and more, "
                         "90 below, which keeps tiles >= 38 dB from the render)")
+    g.add_argument("--depth-scale", type=int, default=_DEFAULTS.depth_scale, choices=[1, 2, 4, 8],
+                   help="store depth at 1/N resolution (default %(default)s; full resolution costs ~10x "
+                        "the colour tile, and the player warps with coarse depth)")
     k = p.add_argument_group("keyframes and graph")
     k.add_argument("--fps", type=float, default=_DEFAULTS.fps, help="keyframe rate (default %(default)s)")
     k.add_argument("--transitions", type=int, default=_DEFAULTS.graph.transitions,
@@ -65,7 +68,7 @@ def config_from_args(a: argparse.Namespace) -> BakeConfig:
         views=parse_views(a.views),
         yaw_range=parse_range(a.yaw_range) if a.yaw_range else None,
         pitch_range=parse_range(a.pitch_range) if a.pitch_range else None,
-        size=a.size, fps=a.fps, codec=a.codec, quality=a.quality,
+        size=a.size, fps=a.fps, codec=a.codec, quality=a.quality, depth_scale=a.depth_scale,
         graph=GraphConfig(transitions=a.transitions, p_back=a.p_back),
         groups=a.groups, morph_seconds=a.morph_seconds, seed=a.seed)
 
