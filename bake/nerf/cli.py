@@ -178,6 +178,7 @@ def eval_main(argv: list[str]) -> int:
 def _eval(args) -> int:
     from bake.field import load_field
     from bake.nerf.metrics import l1, psnr, ssim
+    from bake.nerf.trainer import load_frame_at
 
     ckpt_path = Path(args.checkpoint)
     ckpt = load_checkpoint(ckpt_path)
@@ -198,11 +199,7 @@ def _eval(args) -> int:
     t0 = time.monotonic()
     with Progress(len(positions), "eval", disable=args.json) as bar:
         for i in positions:
-            img = ds.load_image(i)
-            m = ds.load_mask(i)
-            if img.shape[:2] != (h, w):
-                img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-                m = cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA)
+            img, m = load_frame_at(ds, i, w, h)
             mf = m.astype(np.float32) / 255.0
             gt = img.astype(np.float32) / 255.0 * mf[..., None]  # the head over black, like the render
             cam = Camera(intr, np.linalg.inv(ds.frames[i].pose))

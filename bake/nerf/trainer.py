@@ -45,6 +45,15 @@ def train_size(ds, size: int) -> tuple[int, int]:
     return int(size), max(1, int(round(size * ds.height / ds.width)))
 
 
+def load_frame_at(ds, i: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 [h, w, 3] and mask uint8 [h, w] of frame i, area-resampled when the size differs."""
+    img, m = ds.load_image(i), ds.load_mask(i)
+    if img.shape[:2] != (h, w):
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        m = cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA)
+    return img, m
+
+
 def load_frames(ds, positions: list[int], size: int) -> FrameSet:
     w, h = train_size(ds, size)
     intr = ds.intrinsics.scaled(w, h)
@@ -52,11 +61,7 @@ def load_frames(ds, positions: list[int], size: int) -> FrameSet:
     k = max(3, (w // 16) | 1)
     kernel = np.ones((k, k), np.uint8)
     for i in positions:
-        img = ds.load_image(i)
-        m = ds.load_mask(i)
-        if img.shape[:2] != (h, w):
-            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-            m = cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA)
+        img, m = load_frame_at(ds, i, w, h)
         imgs.append(img)
         masks.append(m)
         dil = cv2.dilate((m > 127).astype(np.uint8), kernel)
