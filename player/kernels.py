@@ -14,7 +14,9 @@ The frame pipeline, per frame (H, W = tile size; Ho, Wo = output size):
    3-D point, is projected into every source view and sampled there (bilinear), weighted by the
    view weight times a soft z-test (a source whose depth is clearly in front of the point does not
    see it). Points no source sees fall back to the plain view weights (hole fill); a source the
-   point projects outside of takes no part (the subject goes on past the frame edge).
+   point projects outside of takes no part (the subject goes on past the frame edge). Only the
+   lattice nodes (every ``stride``-th pixel) are projected where a cell lies on one surface; its
+   pixels interpolate the nodes' source coordinates and blend in fixed point.
 5. ``composite`` (premultiplied colour over the background, rows flipped bottom-up for a GL
    texture). ``crossfade`` mixes two warped frames (the same fade in output pixels; the renderer
    fades in source pixels instead, which costs one warp, not two).
@@ -36,6 +38,8 @@ __all__ = ["view_weights", "temporal_blend", "splat_depth", "warp", "warp_scratc
            "camera_arrays", "warm_up"]
 
 _EMPTY = np.float32(0.0)  # depth value meaning "nothing here"
+MODE_PIXEL, MODE_EMPTY, MODE_MESH = 0, 1, 2  # how ``warp`` fills a lattice cell
+INV255 = np.float32(1.0 / 255.0)
 
 
 # --- (a) bilinear weights of the 4 nearest grid views -------------------------------------------
@@ -243,6 +247,70 @@ def splat_depth(src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam, str
     _splat_depth(src_depth, src_w, sk, sr, sc, tk, tr, tc, int(stride), int(n_dilate), coarse)
 
 
+@njit(cache=True, nogil=True)
+def _weights_256(src_w):
+    """View weights int64 [S] in 1/256 summing to exactly 256 over the sources with weight > 0
+    (the last of them takes the rounding remainder); all 0 when none has weight."""
+    n = src_w.shape[0]
+    out = np.zeros(n, np.int64)
+    tot = 0.0
+    for s in range(n):
+        if src_w[s] > 0:
+            tot += src_w[s]
+    last = -1
+    acc = 0
+    for s in range(n):
+        if src_w[s] > 0:
+            out[s] = int(src_w[s] / tot * 256.0 + 0.5)
+            acc += out[s]
+            last = s
+    if last >= 0:
+        out[last] += 256 - acc
+    return out
+
+
+@njit(inline="always")
+def _row_fx(nodes, s, c, jn, i_n, ty):
+    """Node coordinate c (0 = u, 1 = v) of source s interpolated down column i_n to the row at
+    ty in [0, 1) of cell row jn, in 16.16 fixed point."""
+    return np.int64(((1 - ty) * nodes[s, c, jn, i_n] + ty * nodes[s, c, jn + 1, i_n]) * 65536.0 + 0.5)
+
+
+@njit(inline="always")
+def _slot_fx(nodes, wtab, bits, slot, n_src, jn, i_n, ty, recip, hw):
+    """(u, v, du, dv, weight, base) in fixed point of a MESH cell's row span for source ``slot``
+    (see ``_warp``); a slot that is not a used source: weight 0, coordinates (0, 0) of source 0."""
+    if slot >= n_src or not (bits >> slot) & 1:
+        return np.int64(0), np.int64(0), np.int64(0), np.int64(0), np.int64(0), np.int64(0)
+    u0 = _row_fx(nodes, slot, 0, jn, i_n, ty)
+    v0 = _row_fx(nodes, slot, 1, jn, i_n, ty)
+    du = ((_row_fx(nodes, slot, 0, jn, i_n + 1, ty) - u0) * recip) >> 16
+    dv = ((_row_fx(nodes, slot, 1, jn, i_n + 1, ty) - v0) * recip) >> 16
+    return u0, v0, du, dv, wtab[bits, slot], np.int64(slot * hw)
+
+
+@njit(inline="always")
+def _tap_fx(flat, w_s, base, uf, vf):
+    """Bilinear sample at 16.16 (uf, vf) of the source starting at flat[base] (width w_s):
+    (R|B, G|A) in 16-bit lanes, each lane 0..255 (weights in 1/256, rounded)."""
+    fu = (uf >> 8) & 255
+    fv = (vf >> 8) & 255
+    w01 = ((256 - fv) * fu) >> 8
+    w00 = 256 - fv - w01
+    w11 = (fv * fu) >> 8
+    w10 = fv - w11
+    i = base + (vf >> 16) * w_s + (uf >> 16)
+    p00 = np.int64(flat[i])
+    p01 = np.int64(flat[i + 1])
+    p10 = np.int64(flat[i + w_s])
+    p11 = np.int64(flat[i + w_s + 1])
+    rb = ((p00 & 0xFF00FF) * w00 + (p01 & 0xFF00FF) * w01
+          + (p10 & 0xFF00FF) * w10 + (p11 & 0xFF00FF) * w11)
+    ga = (((p00 >> 8) & 0xFF00FF) * w00 + ((p01 >> 8) & 0xFF00FF) * w01
+          + ((p10 >> 8) & 0xFF00FF) * w10 + ((p11 >> 8) & 0xFF00FF) * w11)
+    return ((rb + 0x800080) >> 8) & 0xFF00FF, ((ga + 0x800080) >> 8) & 0xFF00FF
+
+
 @njit(inline="always")
 def _target_depth(zb, x, y, stride, disc):
     """(z, z_far) of target pixel (x, y) from the coarse z-buffer: bilinear inside a surface; the
@@ -403,14 +471,27 @@ def _sample(src32, s, u, v):
 
 
 @njit("void(u1[:,:,:,::1], f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], "
-      "f8[:,::1], f8[::1], f4[:,::1], i8, f8, f8, i8, b1, f8[:,:,:,::1], u1[:,::1], f8[:,:,::1], f4[:,:,::1])",
+      "f8[:,::1], f8[::1], f4[:,::1], i8, f8, f8, i8, b1, f8[:,:,:,::1], f8[:,::1], u1[:,::1], u1[:,::1], "
+      "i8[:,:,::1], f4[:,:,::1])",
       cache=True, nogil=True, parallel=True, fastmath=True)
 def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, stride,
-          ztol, disc, n_refine, mesh, nodes, smooth, spans, out):
+          ztol, disc, n_refine, mesh, nodes, node_z, mode, used, spans, out):
     n_src = src_depth.shape[0]
     # One 32-bit load per RGBA tap instead of four byte loads (little-endian: R in the low byte).
     src32 = src_rgba.view(np.uint32).reshape((n_src, src_rgba.shape[1], src_rgba.shape[2]))
+    flat = src_rgba.view(np.uint32).reshape(-1)
+    h_s, w_s = src_rgba.shape[1], src_rgba.shape[2]
     ho, wo = out.shape[0], out.shape[1]
+    vw8 = _weights_256(src_w)
+    recip = (65536 + stride // 2) // stride  # 1 / stride in 16.16
+    # View weights in 1/256 renormalised over every subset of sources (a MESH cell uses the
+    # subset that sees it): wtab[bits, s], each row summing to 256.
+    wtab = np.zeros((1 << n_src, n_src), np.int64)
+    wsub = np.zeros(n_src, np.float32)
+    for bits in range(1, 1 << n_src):
+        for s in range(n_src):
+            wsub[s] = np.float32(vw8[s]) if (bits >> s) & 1 else np.float32(0.0)
+        wtab[bits] = _weights_256(wsub)
     hn, wn = nodes.shape[2], nodes.shape[3]
     fx_t, fy_t, cx_t, cy_t = tgt_k[0], tgt_k[1], tgt_k[2], tgt_k[3]
     # Target camera -> each source camera: q = Rs^T (Rt p + Ct - Cs).
@@ -433,6 +514,7 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
             x = i_n * stride
             ax = (x + 0.5 - cx_t) / fx_t
             z = _pixel_depth(zb, stride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
+            node_z[jn, i_n] = z
             for s in range(n_src):
                 if z <= 0:
                     nodes[s, 3, jn, i_n] = -1.0
@@ -442,44 +524,66 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 nodes[s, 1, jn, i_n] = v
                 nodes[s, 2, jn, i_n] = vis
                 nodes[s, 3, jn, i_n] = flag
-    # 2. A cell is smooth when every used source sees all 4 corners inside its image, unoccluded:
-    #    its pixels then interpolate the corners' source coordinates (a mesh warp) instead of
-    #    re-projecting. Depth edges, silhouettes, occlusions and image borders go per pixel.
+    # 2. Cell modes: EMPTY (no surface near: transparent), MESH (pixels interpolate the corners'
+    #    source coordinates) or PIXEL (projected one by one). A cell is MESH when its corners lie
+    #    on one surface (no depth edge between them, no fold) and each used source either sees
+    #    all 4 corners (taps inside its image, not occluded) or none of them (occluded or
+    #    outside at all 4): ``used`` holds the bit mask of the sources that see it.
     for jn in prange(hn - 1):
         for i_n in range(wn - 1):
-            ok = ref >= 0 and mesh
-            for s in range(n_src):
-                if not ok:
-                    break
-                if src_w[s] <= 0:
-                    continue
-                for dj in range(2):
-                    for di in range(2):
-                        if nodes[s, 3, jn + dj, i_n + di] != 2.0 or nodes[s, 2, jn + dj, i_n + di] < 1.0:
-                            ok = False
-            if ok:
-                # Corners' source coordinates of the reference view must not fold or stretch a
-                # lot (a depth edge between the corners would).
-                du = nodes[ref, 0, jn, i_n + 1] - nodes[ref, 0, jn, i_n]
-                dv = nodes[ref, 1, jn + 1, i_n] - nodes[ref, 1, jn, i_n]
-                du2 = nodes[ref, 0, jn + 1, i_n + 1] - nodes[ref, 0, jn + 1, i_n]
-                dv2 = nodes[ref, 1, jn + 1, i_n + 1] - nodes[ref, 1, jn, i_n + 1]
-                scale = stride * src_k[ref, 0] / fx_t  # expected source pixels per cell
-                lo, hi = 0.5 * scale, 2.0 * scale
-                ok = lo < du < hi and lo < dv < hi and lo < du2 < hi and lo < dv2 < hi
-            if not ok:
-                # Empty: no coarse cell that the cell's pixels read holds a surface -> fill 0 fast.
+            m = MODE_PIXEL
+            bits = 0
+            if mesh and ref >= 0:
+                z00 = node_z[jn, i_n]
+                z01 = node_z[jn, i_n + 1]
+                z10 = node_z[jn + 1, i_n]
+                z11 = node_z[jn + 1, i_n + 1]
+                zlo = min(min(z00, z01), min(z10, z11))
+                zhi = max(max(z00, z01), max(z10, z11))
+                ok = zlo > 0 and zhi - zlo <= disc * zlo
+                if ok:
+                    # No fold: the nearest view's coordinates advance along both axes.
+                    ok = (nodes[ref, 0, jn, i_n + 1] > nodes[ref, 0, jn, i_n]
+                          and nodes[ref, 0, jn + 1, i_n + 1] > nodes[ref, 0, jn + 1, i_n]
+                          and nodes[ref, 1, jn + 1, i_n] > nodes[ref, 1, jn, i_n]
+                          and nodes[ref, 1, jn + 1, i_n + 1] > nodes[ref, 1, jn, i_n + 1])
+                for s in range(n_src):
+                    if not ok:
+                        break
+                    if vw8[s] <= 0:
+                        continue
+                    n_see = 0
+                    n_not = 0
+                    for dj in range(2):
+                        for di in range(2):
+                            flag = nodes[s, 3, jn + dj, i_n + di]
+                            vis = nodes[s, 2, jn + dj, i_n + di]
+                            uu = nodes[s, 0, jn + dj, i_n + di]
+                            vv = nodes[s, 1, jn + dj, i_n + di]
+                            if flag == 2.0 and vis >= 1.0 and 0.0 <= uu < w_s - 1.01 and 0.0 <= vv < h_s - 1.01:
+                                n_see += 1
+                            elif flag == 1.0 or (flag == 2.0 and vis <= 0.0):
+                                n_not += 1
+                    if n_see == 4:
+                        bits |= 1 << s
+                    elif n_not != 4:
+                        ok = False
+                if ok and bits != 0:
+                    m = MODE_MESH
+            if m == MODE_PIXEL:
+                # Empty: no coarse cell that the cell's pixels read holds a surface.
                 hc, wc = zb.shape
                 empty = True
                 for jj in range(max(jn - 1, 0), min(jn + 2, hc)):
                     for ii in range(max(i_n - 1, 0), min(i_n + 2, wc)):
                         if zb[jj, ii] > 0:
                             empty = False
-                smooth[jn, i_n] = 2 if empty else 0
-            else:
-                smooth[jn, i_n] = 1
-    # 3. Pixels, cell by cell along each row. Smooth cells: source by source, the coordinates
-    #    step linearly along the row span (no per-pixel projection). Others: per pixel.
+                if empty:
+                    m = MODE_EMPTY
+            mode[jn, i_n] = m
+            used[jn, i_n] = bits
+    # 3. Pixels, cell by cell along each row. MESH cells: source coordinates step linearly along
+    #    the row span (no per-pixel projection). PIXEL cells: one projection per pixel and source.
     for y in prange(ho):
         span = spans[y]  # [S, 6] this row's scratch (rows run on different threads)
         ay = (y + 0.5 - cy_t) / fy_t
@@ -490,51 +594,43 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
             if x0 >= wo:
                 break
             x1 = min(x0 + stride, wo)
-            if smooth[jn, i_n] == 2:
+            if mode[jn, i_n] == MODE_EMPTY:
                 for x in range(x0, x1):
                     for c in range(4):
                         out[y, x, c] = 0.0
                 continue
-            if smooth[jn, i_n] == 1:
-                # Per used source: the span's start coordinates and step, then one pass over
-                # the span with every source accumulated in registers (one store per pixel).
-                wsum = 0.0
-                n = 0
-                for s in range(n_src):
-                    ws = src_w[s]
-                    if ws <= 0:
-                        continue
-                    wsum += ws
-                    ul = (1 - ty) * nodes[s, 0, jn, i_n] + ty * nodes[s, 0, jn + 1, i_n]
-                    ur = (1 - ty) * nodes[s, 0, jn, i_n + 1] + ty * nodes[s, 0, jn + 1, i_n + 1]
-                    vl = (1 - ty) * nodes[s, 1, jn, i_n] + ty * nodes[s, 1, jn + 1, i_n]
-                    vr = (1 - ty) * nodes[s, 1, jn, i_n + 1] + ty * nodes[s, 1, jn + 1, i_n + 1]
-                    span[n, 0] = ul
-                    span[n, 1] = vl
-                    span[n, 2] = (ur - ul) / stride
-                    span[n, 3] = (vr - vl) / stride
-                    span[n, 4] = ws
-                    span[n, 5] = s
-                    n += 1
-                inv = 1.0 / (255.0 * wsum)
+            if mode[jn, i_n] == MODE_MESH:
+                # Fixed point, so the inner loop is integer adds, shifts and multiplies: source
+                # coordinates in 16.16 stepping along the span; bilinear and view weights in
+                # 1/256, each summing to exactly 256; two channels per integer (R|B and G|A in
+                # 16-bit lanes: 255 * 256 fits one lane, so no carry crosses into the next).
+                # Four source slots in registers (an unused slot has weight 0 and reads source
+                # 0 at its first pixel): fixed code, no per-pixel loop over a scratch array.
+                bits = used[jn, i_n]
+                ua, va, dua, dva, wa_, ba = _slot_fx(nodes, wtab, bits, 0, n_src, jn, i_n, ty, recip, h_s * w_s)
+                ub, vb, dub, dvb, wb_, bb = _slot_fx(nodes, wtab, bits, 1, n_src, jn, i_n, ty, recip, h_s * w_s)
+                uc, vc, duc, dvc, wc_, bc = _slot_fx(nodes, wtab, bits, 2, n_src, jn, i_n, ty, recip, h_s * w_s)
+                ud, vd, dud, dvd, wd_, bd = _slot_fx(nodes, wtab, bits, 3, n_src, jn, i_n, ty, recip, h_s * w_s)
                 for x in range(x0, x1):
                     t = x - x0
-                    a0 = 0.0
-                    a1 = 0.0
-                    a2 = 0.0
-                    a3 = 0.0
-                    for q in range(n):
-                        c0, c1, c2, c3 = _sample(src32, int(span[q, 5]), span[q, 0] + span[q, 2] * t,
-                                                 span[q, 1] + span[q, 3] * t)
-                        f = span[q, 4]
-                        a0 += f * c0
-                        a1 += f * c1
-                        a2 += f * c2
-                        a3 += f * c3
-                    out[y, x, 0] = a0 * inv
-                    out[y, x, 1] = a1 * inv
-                    out[y, x, 2] = a2 * inv
-                    out[y, x, 3] = a3 * inv
+                    rb, ga = _tap_fx(flat, w_s, ba, ua + dua * t, va + dva * t)
+                    acc_rb = rb * wa_
+                    acc_ga = ga * wa_
+                    rb, ga = _tap_fx(flat, w_s, bb, ub + dub * t, vb + dvb * t)
+                    acc_rb += rb * wb_
+                    acc_ga += ga * wb_
+                    rb, ga = _tap_fx(flat, w_s, bc, uc + duc * t, vc + dvc * t)
+                    acc_rb += rb * wc_
+                    acc_ga += ga * wc_
+                    rb, ga = _tap_fx(flat, w_s, bd, ud + dud * t, vd + dvd * t)
+                    acc_rb += rb * wd_
+                    acc_ga += ga * wd_
+                    acc_rb = (acc_rb + 0x800080) >> 8
+                    acc_ga = (acc_ga + 0x800080) >> 8
+                    out[y, x, 0] = np.float32(acc_rb & 255) * INV255
+                    out[y, x, 1] = np.float32(acc_ga & 255) * INV255
+                    out[y, x, 2] = np.float32((acc_rb >> 16) & 255) * INV255
+                    out[y, x, 3] = np.float32((acc_ga >> 16) & 255) * INV255
                 continue
             for x in range(x0, x1):
                 a0 = 0.0
@@ -592,12 +688,14 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                         out[y, x, c] = 0.0
 
 
-def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Buffers for ``warp``: node lattice float64 [S, 4, Hn, Wn], smooth uint8 [Hn, Wn], per-row
-    span scratch float64 [Ho, S, 6]."""
+def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int):
+    """Buffers for ``warp``: node lattice float64 [S, 4, Hn, Wn] (u, v, vis, flag), node depth
+    float64 [Hn, Wn], cell mode and used-source bits uint8 [Hn, Wn], per-row span scratch
+    int64 [Ho, S, 6]."""
     hn = (out_shape[0] - 1) // stride + 2
     wn = (out_shape[1] - 1) // stride + 2
-    return np.zeros((n_src, 4, hn, wn)), np.zeros((hn, wn), np.uint8), np.zeros((out_shape[0], n_src, 6))
+    return (np.zeros((n_src, 4, hn, wn)), np.zeros((hn, wn)), np.zeros((hn, wn), np.uint8),
+            np.zeros((hn, wn), np.uint8), np.zeros((out_shape[0], n_src, 6), np.int64))
 
 
 def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam,
@@ -615,8 +713,10 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     Per target pixel: depth from the coarse z-buffer (refined), back-projected to a 3-D point,
     projected into each source, sampled bilinearly, weighted by view weight x soft z-test;
     where no source sees the point the plain view weights fill the hole (sources the point projects
-    outside of take no part; none left = transparent). Pixels inside smooth
-    cells of the stride lattice interpolate the lattice's source coordinates instead.
+    outside of take no part; none left = transparent). Cells of the stride lattice whose corners
+    lie on one surface, each source seeing all 4 corners or none, are MESH cells: their pixels
+    step the corners' source coordinates linearly and blend the sources that see the cell in
+    fixed point (1/256 weights; within 1 LSB of the float blend). At most 4 sources.
     """
     sk, sr, sc = src_cams
     tk, tr, tc = tgt_cam
@@ -625,12 +725,15 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     assert out.ndim == 3 and out.shape[2] == 4 and out.dtype == np.float32, out.shape
     assert coarse.shape[1] * stride >= out.shape[0] and coarse.shape[2] * stride >= out.shape[1], \
         (coarse.shape, stride, out.shape)
-    nodes, smooth, spans = scratch if scratch is not None else warp_scratch(src_rgba.shape[0], out.shape[:2], stride)
-    assert nodes.shape[:2] == (src_rgba.shape[0], 4) and smooth.shape == nodes.shape[2:], (nodes.shape, smooth.shape)
-    assert spans.shape == (out.shape[0], src_rgba.shape[0], 6), spans.shape
+    nodes, node_z, mode, used, spans = scratch if scratch is not None else \
+        warp_scratch(src_rgba.shape[0], out.shape[:2], stride)
+    assert nodes.shape[:2] == (src_rgba.shape[0], 4) and mode.shape == used.shape == node_z.shape == nodes.shape[2:], \
+        (nodes.shape, mode.shape)
+    assert spans.shape == (out.shape[0], src_rgba.shape[0], 6) and spans.dtype == np.int64, spans.shape
     assert (nodes.shape[2] - 1) * stride >= out.shape[0] - 1, (nodes.shape, stride, out.shape)
+    assert src_rgba.shape[0] <= 4, "at most 4 sources (the MESH path has 4 slots)"
     _warp(src_rgba, src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], int(stride),
-          float(ztol), float(disc), int(n_refine), bool(mesh), nodes, smooth, spans, out)
+          float(ztol), float(disc), int(n_refine), bool(mesh), nodes, node_z, mode, used, spans, out)
 
 
 # --- (d) crossfade, (e) composite ----------------------------------------------------------------

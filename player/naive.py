@@ -219,39 +219,75 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
     res = np.where(use_v[..., None], acc_v / np.maximum(wv, 1e-30)[..., None],
                    np.where((wa > 0)[..., None], acc_a / np.maximum(wa, 1e-30)[..., None], 0.0)) / 255.0
     res[z <= 0] = 0.0
-    # Smooth cells of the node lattice interpolate the nodes' source coordinates (mesh warp).
+    # MESH cells of the node lattice interpolate the nodes' source coordinates, in the kernel's
+    # fixed-point arithmetic (see kernels._warp).
     hn, wn = (ho - 1) // stride + 2, (wo - 1) // stride + 2
     yn, xn = np.mgrid[0:hn, 0:wn] * stride
     zn, gn, _ = _geometry(src_depth, src_w, src_cams, tgt_cam, zb, stride, xn, yn, ztol, disc, n_refine)
-    good = np.ones((hn, wn), bool) if (ref >= 0 and mesh) else np.zeros((hn, wn), bool)
-    for s in range(n_src):
-        if src_w[s] > 0:
-            good &= (zn > 0) & (gn[s, 3] == 2) & (gn[s, 2] >= 1.0)
-    smooth = good[:-1, :-1] & good[1:, :-1] & good[:-1, 1:] & good[1:, 1:]
-    if ref >= 0:
-        un, vn = gn[ref, 0], gn[ref, 1]
-        du, du2 = un[:-1, 1:] - un[:-1, :-1], un[1:, 1:] - un[1:, :-1]
-        dv, dv2 = vn[1:, :-1] - vn[:-1, :-1], vn[1:, 1:] - vn[:-1, 1:]
-        for d in (du, du2, dv, dv2):
-            scale = stride * src_cams[0][ref, 0] / tgt_cam[0][0]
-            smooth &= (d > 0.5 * scale) & (d < 2.0 * scale)
+    zn = np.where(zn > 0, zn, 0.0)
+    h, w = src_depth.shape[1:]
+    vw8 = weights_256(src_w)
+    corners = lambda a: np.stack([a[:-1, :-1], a[:-1, 1:], a[1:, :-1], a[1:, 1:]])  # [4, Hn-1, Wn-1]
+    zc = corners(zn)
+    ok = (zc.min(0) > 0) & (zc.max(0) - zc.min(0) <= disc * zc.min(0))
+    bits = np.zeros((hn - 1, wn - 1), np.int64)
+    if ref >= 0 and mesh:
+        u, v = gn[ref, 0], gn[ref, 1]
+        ok &= (u[:-1, 1:] > u[:-1, :-1]) & (u[1:, 1:] > u[1:, :-1]) & (v[1:, :-1] > v[:-1, :-1]) & (v[1:, 1:] > v[:-1, 1:])
+        for s in range(n_src):
+            if vw8[s] <= 0:
+                continue
+            u, v, vis, flag = (corners(g) for g in gn[s])
+            see = (flag == 2) & (vis >= 1.0) & (u >= 0) & (u < w - 1.01) & (v >= 0) & (v < h - 1.01)
+            not_ = (flag == 1) | ((flag == 2) & (vis <= 0.0))
+            all_see = see.all(0)
+            ok &= all_see | not_.all(0)
+            bits |= np.where(all_see, 1 << s, 0)
+    else:
+        ok[:] = False
+    cell_mesh = ok & (bits != 0)
     jn, i_n = y // stride, x // stride
-    ty, tx = (y - jn * stride) / stride, (x - i_n * stride) / stride
-    cell = smooth[jn, i_n]
-    k = [(1 - tx) * (1 - ty), tx * (1 - ty), (1 - tx) * ty, tx * ty]
-    acc = np.zeros((ho, wo, 4))
-    wsum = 0.0
+    ty = (y - jn * stride) / stride
+    t = x - i_n * stride
+    m = cell_mesh[jn, i_n]
+    b = bits[jn, i_n]
+    recip = (65536 + stride // 2) // stride
+    acc = np.zeros((ho, wo, 4), np.int64)
     for s in range(n_src):
-        ws = float(src_w[s])
-        if ws <= 0:
+        use = m & ((b >> s) & 1 == 1)
+        if not use.any():
             continue
-        uv = [k[0] * g[jn, i_n] + k[1] * g[jn, i_n + 1] + k[2] * g[jn + 1, i_n] + k[3] * g[jn + 1, i_n + 1]
-              for g in (gn[s, 0], gn[s, 1])]
-        acc += ws * _sample(imgs[s], *uv)
-        wsum += ws
-    if wsum > 0:
-        res[cell] = (acc / (255.0 * wsum))[cell]
+        wt = np.array([weights_256(np.where((bb >> np.arange(n_src)) & 1 == 1, vw8, 0).astype(np.float32))[s]
+                       for bb in range(1 << n_src)])[b]
+        fx = [np.floor(((1 - ty) * g[jn, col] + ty * g[jn + 1, col]) * 65536.0 + 0.5).astype(np.int64)
+              for g in (gn[s, 0], gn[s, 1]) for col in (i_n, np.minimum(i_n + 1, wn - 1))]
+        uf = fx[0] + (((fx[1] - fx[0]) * recip) >> 16) * t
+        vf = fx[2] + (((fx[3] - fx[2]) * recip) >> 16) * t
+        uf, vf = np.where(use, uf, 0), np.where(use, vf, 0)
+        fu, fv = (uf >> 8) & 255, (vf >> 8) & 255
+        w01 = ((256 - fv) * fu) >> 8
+        w00 = 256 - fv - w01
+        w11 = (fv * fu) >> 8
+        w10 = fv - w11
+        i0, j0 = uf >> 16, vf >> 16
+        img = src_rgba[s].astype(np.int64)
+        tap = (img[j0, i0] * w00[..., None] + img[j0, i0 + 1] * w01[..., None]
+               + img[j0 + 1, i0] * w10[..., None] + img[j0 + 1, i0 + 1] * w11[..., None])
+        acc += np.where(use[..., None], ((tap + 128) >> 8) * wt[..., None], 0)
+    res[m] = (((acc + 128) >> 8).astype(np.float32) / np.float32(255.0))[m]
     return res.astype(np.float32)
+
+
+def weights_256(src_w):
+    """View weights in 1/256 summing to exactly 256 over the sources with weight > 0 (the last
+    takes the rounding remainder), as integers [S]; all 0 when none has weight."""
+    w = np.asarray(src_w, np.float64)
+    out = np.zeros(len(w), np.int64)
+    pos = np.flatnonzero(w > 0)
+    if len(pos):
+        out[pos] = np.floor(w[pos] / w[pos].sum() * 256.0 + 0.5).astype(np.int64)
+        out[pos[-1]] += 256 - out[pos].sum()
+    return out
 
 
 def crossfade(a, b, t):

@@ -24,7 +24,7 @@ class RenderConfig:
     depth_aware: bool = True
     """False = plain bilinear blending of the 4 views (for comparison)"""
     mesh: bool = True
-    """interpolate source coordinates inside smooth lattice cells (False: project every pixel)"""
+    """interpolate source coordinates inside lattice cells on one surface (False: project every pixel)"""
     view_sharpen: float = 1.0
     """>= 1: view weights favour the nearest grid view (``kernels.view_weights``); 1 = bilinear"""
 

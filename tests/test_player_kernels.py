@@ -162,8 +162,16 @@ def test_splat_and_warp_match_twins(stride, zoom):
     np.testing.assert_allclose(coarse[0], zb, rtol=1e-5)
     assert (zb > 0).mean() > 0.2
     out = np.zeros((48, 48, 4), np.float32)
-    K.warp(rgba, depth, w, src, tgt, coarse, stride, out)
+    scratch = K.warp_scratch(4, (48, 48), stride)
+    K.warp(rgba, depth, w, src, tgt, coarse, stride, out, scratch=scratch)
     ref = naive.warp(rgba, depth, w, src, tgt, zb, stride, (48, 48))
+    # Both paths are exercised: MESH cells (fixed-point blend), some of them blending only the
+    # sources that see them (the bump hides the sphere from some views), and per-pixel cells.
+    mode, used = scratch[2][:-1, :-1], scratch[3][:-1, :-1]
+    mesh = mode == K.MODE_MESH
+    assert mesh.sum() >= 40 and (mode == K.MODE_PIXEL).sum() >= 10, (mesh.sum(), (mode == K.MODE_PIXEL).sum())
+    if stride != 2:
+        assert (mesh & (used != 0b1111)).any()
     close = np.abs(out - ref).max(-1) < 2e-3
     assert close.mean() > 0.995, close.mean()  # float32 vs float64 can flip a z-test edge pixel
     assert np.abs(out - ref).mean() < 1e-3
