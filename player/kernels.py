@@ -471,10 +471,10 @@ def _sample(src32, s, u, v):
 
 
 @njit("void(u1[:,:,:,::1], f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], "
-      "f8[:,::1], f8[::1], f4[:,::1], i8, f8, f8, i8, b1, f8[:,:,:,::1], f8[:,::1], u1[:,::1], u1[:,::1], "
+      "f8[:,::1], f8[::1], f4[:,::1], i8, i8, f8, f8, i8, b1, f8[:,:,:,::1], f8[:,::1], u1[:,::1], u1[:,::1], "
       "i8[:,:,::1], f4[:,:,::1])",
       cache=True, nogil=True, parallel=True, fastmath=True)
-def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, stride,
+def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, zstride, stride,
           ztol, disc, n_refine, mesh, nodes, node_z, mode, used, spans, out):
     n_src = src_depth.shape[0]
     # One 32-bit load per RGBA tap instead of four byte loads (little-endian: R in the low byte).
@@ -513,7 +513,7 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
         for i_n in range(wn):
             x = i_n * stride
             ax = (x + 0.5 - cx_t) / fx_t
-            z = _pixel_depth(zb, stride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
+            z = _pixel_depth(zb, zstride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
             node_z[jn, i_n] = z
             for s in range(n_src):
                 if z <= 0:
@@ -572,10 +572,15 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                     m = MODE_MESH
             if m == MODE_PIXEL:
                 # Empty: no coarse cell that the cell's pixels read holds a surface.
+                # (The z-buffer cells that ``_target_depth`` reads for the cell's pixels.)
                 hc, wc = zb.shape
                 empty = True
-                for jj in range(max(jn - 1, 0), min(jn + 2, hc)):
-                    for ii in range(max(i_n - 1, 0), min(i_n + 2, wc)):
+                j_lo = max(int(np.floor((jn * stride + 0.5) / zstride - 0.5)), 0)
+                j_hi = min(int(np.floor(((jn + 1) * stride - 0.5) / zstride - 0.5)) + 2, hc)
+                i_lo = max(int(np.floor((i_n * stride + 0.5) / zstride - 0.5)), 0)
+                i_hi = min(int(np.floor(((i_n + 1) * stride - 0.5) / zstride - 0.5)) + 2, wc)
+                for jj in range(j_lo, j_hi):
+                    for ii in range(i_lo, i_hi):
                         if zb[jj, ii] > 0:
                             empty = False
                 if empty:
@@ -644,7 +649,7 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 b3 = 0.0
                 wa = 0.0  # plain view weights (hole fill)
                 ax = (x + 0.5 - cx_t) / fx_t
-                z = _pixel_depth(zb, stride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
+                z = _pixel_depth(zb, zstride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
                 if z <= 0:
                     for c in range(4):
                         out[y, x, c] = 0.0
@@ -700,11 +705,13 @@ def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int):
 
 def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam,
          coarse: np.ndarray, stride: int, out: np.ndarray, ztol: float = 0.02,
-         disc: float = 0.05, n_refine: int = 2, scratch=None, mesh: bool = True) -> None:
+         disc: float = 0.05, n_refine: int = 2, scratch=None, mesh: bool = True,
+         zstride: int | None = None) -> None:
     """Backward-warp the sources into the target view.
 
     src_rgba uint8 [S, H, W, 4] premultiplied RGBA; src_depth float32 [S, H, W]; src_w float32 [S];
-    coarse float32 [2, Hc, Wc] from ``splat_depth`` (only ``coarse[0]`` is read);
+    coarse float32 [2, Hc, Wc] from ``splat_depth`` at cell size ``zstride`` (default ``stride``;
+    only ``coarse[0]`` is read); stride: the node lattice spacing;
     out float32 [Ho, Wo, 4] premultiplied RGBA in [0, 1]; scratch from ``warp_scratch``.
     ztol: relative z-test tolerance; disc: relative depth jump treated as an edge;
     n_refine: fixed-point steps refining the coarse depth on the nearest source's depth tile;
@@ -723,8 +730,9 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     assert src_rgba.ndim == 4 and src_rgba.shape[3] == 4 and src_rgba.dtype == np.uint8, src_rgba.shape
     assert src_depth.shape == src_rgba.shape[:3], (src_depth.shape, src_rgba.shape)
     assert out.ndim == 3 and out.shape[2] == 4 and out.dtype == np.float32, out.shape
-    assert coarse.shape[1] * stride >= out.shape[0] and coarse.shape[2] * stride >= out.shape[1], \
-        (coarse.shape, stride, out.shape)
+    zstride = int(zstride or stride)
+    assert coarse.shape[1] * zstride >= out.shape[0] and coarse.shape[2] * zstride >= out.shape[1], \
+        (coarse.shape, zstride, out.shape)
     nodes, node_z, mode, used, spans = scratch if scratch is not None else \
         warp_scratch(src_rgba.shape[0], out.shape[:2], stride)
     assert nodes.shape[:2] == (src_rgba.shape[0], 4) and mode.shape == used.shape == node_z.shape == nodes.shape[2:], \
@@ -732,7 +740,7 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     assert spans.shape == (out.shape[0], src_rgba.shape[0], 6) and spans.dtype == np.int64, spans.shape
     assert (nodes.shape[2] - 1) * stride >= out.shape[0] - 1, (nodes.shape, stride, out.shape)
     assert src_rgba.shape[0] <= 4, "at most 4 sources (the MESH path has 4 slots)"
-    _warp(src_rgba, src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], int(stride),
+    _warp(src_rgba, src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], zstride, int(stride),
           float(ztol), float(disc), int(n_refine), bool(mesh), nodes, node_z, mode, used, spans, out)
 
 

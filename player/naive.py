@@ -157,13 +157,13 @@ def _sample(img, u, v):
             + (1 - tu) * tv * img[j1c, i0c] + tu * tv * img[j1c, i1c])
 
 
-def _geometry(src_depth, src_w, src_cams, tgt_cam, zb, stride, x, y, ztol, disc, n_refine):
+def _geometry(src_depth, src_w, src_cams, tgt_cam, zb, zstride, x, y, ztol, disc, n_refine):
     """z [N] and per source (u, v, vis, flag) [S, N] at target pixels (x, y) [N]
     (flag 0 behind, 1 outside the source image, 2 inside)."""
     sk, sr, sc = src_cams
     tk, tr, tc = tgt_cam
     n_src, h, w = src_depth.shape
-    z, zfar = _target_depth(zb, x, y, stride, disc)
+    z, zfar = _target_depth(zb, x, y, zstride, disc)
     ax, ay = (x + 0.5 - tk[2]) / tk[0], (y + 0.5 - tk[3]) / tk[1]
     ref = int(np.argmax(np.where(src_w > 0, src_w, -1))) if (src_w > 0).any() else -1
     if ref >= 0:
@@ -193,12 +193,14 @@ def _geometry(src_depth, src_w, src_cams, tgt_cam, zb, stride, x, y, ztol, disc,
 
 
 def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, ztol=0.02, disc=0.05,
-         n_refine=2, mesh=True):
-    """Premultiplied float32 RGBA [Ho, Wo, 4] of the sources warped into the target view."""
+         n_refine=2, mesh=True, zstride=None):
+    """Premultiplied float32 RGBA [Ho, Wo, 4] of the sources warped into the target view
+    (zb: the coarse z-buffer at cell size zstride, default stride; stride: the node lattice)."""
+    zstride = zstride or stride
     ho, wo = out_shape
     n_src = src_depth.shape[0]
     y, x = np.mgrid[0:ho, 0:wo]
-    z, geo, ref = _geometry(src_depth, src_w, src_cams, tgt_cam, zb, stride, x, y, ztol, disc, n_refine)
+    z, geo, ref = _geometry(src_depth, src_w, src_cams, tgt_cam, zb, zstride, x, y, ztol, disc, n_refine)
     imgs = src_rgba.astype(np.float64)
     acc_v = np.zeros((ho, wo, 4))
     acc_a = np.zeros((ho, wo, 4))
@@ -223,7 +225,7 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
     # fixed-point arithmetic (see kernels._warp).
     hn, wn = (ho - 1) // stride + 2, (wo - 1) // stride + 2
     yn, xn = np.mgrid[0:hn, 0:wn] * stride
-    zn, gn, _ = _geometry(src_depth, src_w, src_cams, tgt_cam, zb, stride, xn, yn, ztol, disc, n_refine)
+    zn, gn, _ = _geometry(src_depth, src_w, src_cams, tgt_cam, zb, zstride, xn, yn, ztol, disc, n_refine)
     zn = np.where(zn > 0, zn, 0.0)
     h, w = src_depth.shape[1:]
     vw8 = weights_256(src_w)

@@ -18,7 +18,9 @@ class RenderConfig:
     background: tuple[float, float, float] = (0.08, 0.08, 0.09)
     """RGB in [0, 1] behind the portrait"""
     stride: int | None = None
-    """coarse z-buffer cell in output pixels (default: output size / 128, at least 1)"""
+    """node lattice spacing in output pixels (default: output size / 128, at least 1)"""
+    zstride: int | None = None
+    """coarse z-buffer cell in output pixels (default: the stride)"""
     ztol: float = 0.02
     """relative depth tolerance of the occlusion test"""
     depth_aware: bool = True
@@ -63,7 +65,8 @@ class Renderer:
         self.src_rgba = np.zeros((self.MAX_STREAMS, 4, h, w, 4), np.uint8)
         self.src_depth = np.zeros((self.MAX_STREAMS, 4, h, w), np.float32)
         self.warped = np.zeros((1, ho, wo, 4), np.float32)
-        self.coarse = np.zeros((2, -(-ho // self.stride), -(-wo // self.stride)), np.float32)
+        self.zstride = config.zstride or self.stride
+        self.coarse = np.zeros((2, -(-ho // self.zstride), -(-wo // self.zstride)), np.float32)
         self.scratch = K.warp_scratch(4, (ho, wo), self.stride)
         self.image = np.zeros((ho, wo, 4), np.uint8)
         self.idx = np.zeros(4, np.int32)
@@ -110,10 +113,10 @@ class Renderer:
                                      self.src_depth[1, j], t, self.src_rgba[0, j], self.src_depth[0, j])
         if self.config.depth_aware:
             src = (self.view_k[self.idx], self.view_r[self.idx], self.view_c[self.idx])
-            K.splat_depth(self.src_depth[0], self.w, src, tgt, self.stride, 1, self.coarse)
+            K.splat_depth(self.src_depth[0], self.w, src, tgt, self.zstride, 1, self.coarse)
             K.warp(self.src_rgba[0], self.src_depth[0], self.w, src, tgt, self.coarse,
                    self.stride, self.warped[0], ztol=self.config.ztol, scratch=self.scratch,
-                   mesh=self.config.mesh)
+                   mesh=self.config.mesh, zstride=self.zstride)
         else:
             self._plain(0)
         K.composite(self.warped[0], self.bg, self.image)
