@@ -31,11 +31,13 @@ Cameras are passed as (K [4] = fx, fy, cx, cy; R [3, 3] camera->head rotation; C
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["view_weights", "temporal_blend", "splat_depth", "warp", "warp_scratch", "crossfade", "composite",
-           "camera_arrays", "warm_up"]
+__all__ = ["view_weights", "temporal_blend", "splat_depth", "warp", "warp_scratch", "WarpScratch", "crossfade",
+           "composite", "camera_arrays", "warm_up"]
 
 _EMPTY = np.float32(0.0)  # depth value meaning "nothing here"
 MODE_PIXEL, MODE_EMPTY, MODE_MESH = 0, 1, 2  # how ``warp`` fills a lattice cell
@@ -139,30 +141,28 @@ def temporal_blend(a: np.ndarray, b: np.ndarray, da: np.ndarray, db: np.ndarray,
 
 
 @njit(cache=True, nogil=True)
-def _relative(ra, ca, rb, cb):
-    """Affine map from camera b's frame to camera a's: q_a = M q_b + o with
-    M = Ra^T Rb, o = Ra^T (Cb - Ca) (R camera->head [3, 3], C centre [3]). Written out so numba
-    needs no BLAS."""
-    m = np.empty((3, 3))
-    o = np.empty(3)
+def _relative(ra, ca, rb, cb, g):
+    """Affine map from camera b's frame to camera a's, q_a = M q_b + o with M = Ra^T Rb,
+    o = Ra^T (Cb - Ca) (R camera->head [3, 3], C centre [3]), written into g [4, 3]: rows 0-2 = M,
+    row 3 = o. Written out so numba needs no BLAS; into the caller's buffer so a frame allocates
+    nothing."""
     for i in range(3):
         for j in range(3):
             acc = 0.0
             for k in range(3):
                 acc += ra[k, i] * rb[k, j]
-            m[i, j] = acc
+            g[i, j] = acc
         acc = 0.0
         for k in range(3):
             acc += ra[k, i] * (cb[k] - ca[k])
-        o[i] = acc
-    return m, o
+        g[3, i] = acc
 
 
 # --- (b) depth-aware reprojection: coarse target depth, then backward warp ----------------------
 
 @njit("void(f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], f8[:,::1], f8[::1], "
-      "i8, i8, f4[:,:,::1])", cache=True, nogil=True)
-def _splat_depth(src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, stride, n_dilate, coarse):
+      "i8, i8, f4[:,:,::1], f8[:,:,::1])", cache=True, nogil=True)
+def _splat_depth(src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, stride, n_dilate, coarse, geo):
     n_src, h, w = src_depth.shape
     hc, wc = coarse.shape[1], coarse.shape[2]
     zb = coarse[0]
@@ -176,7 +176,9 @@ def _splat_depth(src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, str
         sstride = max(1, int(stride * fx / fx_t + 0.5))
         half = sstride // 2
         # Source camera -> target camera in one affine map: q = Rt^T (Rs p + Cs - Ct).
-        m, o = _relative(tgt_r, tgt_c, src_r[s], src_c[s])
+        _relative(tgt_r, tgt_c, src_r[s], src_c[s], geo[s])
+        m = geo[s, :3]
+        o = geo[s, 3]
         for y in range(half, h, sstride):
             vy = (y + 0.5 - cy) / fy
             for x in range(half, w, sstride):
@@ -228,13 +230,14 @@ def _splat_depth(src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, str
 
 
 def splat_depth(src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam, stride: int,
-                n_dilate: int, coarse: np.ndarray) -> None:
+                n_dilate: int, coarse: np.ndarray, geo: np.ndarray | None = None) -> None:
     """Forward-splat source depths into a coarse target z-buffer ``coarse[0]`` ([2, Hc, Wc]).
 
     src_depth float32 [S, H, W] camera z-depth (0 = empty); src_w float32 [S] (sources with
     weight 0 are skipped); src_cams = (K [S, 4], R [S, 3, 3], C [S, 3]) from ``camera_arrays``;
     tgt_cam = (K [4], R [3, 3], C [3]); cell (j, i) covers target pixels
-    [j*stride, (j+1)*stride) x [i*stride, (i+1)*stride). ``coarse[1]`` is scratch.
+    [j*stride, (j+1)*stride) x [i*stride, (i+1)*stride). ``coarse[1]`` is scratch, and so is
+    ``geo`` float64 [S, 4, 3] (``WarpScratch.geo``; allocated when not given).
     """
     sk, sr, sc = src_cams
     tk, tr, tc = tgt_cam
@@ -244,29 +247,31 @@ def splat_depth(src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam, str
     assert coarse.ndim == 3 and coarse.shape[0] == 2 and coarse.dtype == np.float32, coarse.shape
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
-    _splat_depth(src_depth, src_w, sk, sr, sc, tk, tr, tc, int(stride), int(n_dilate), coarse)
+    geo = np.zeros((s, 4, 3)) if geo is None else geo
+    assert geo.shape == (s, 4, 3) and geo.dtype == np.float64, geo.shape
+    _splat_depth(src_depth, src_w, sk, sr, sc, tk, tr, tc, int(stride), int(n_dilate), coarse, geo)
 
 
 @njit(cache=True, nogil=True)
-def _weights_256(src_w):
-    """View weights int64 [S] in 1/256 summing to exactly 256 over the sources with weight > 0
-    (the last of them takes the rounding remainder); all 0 when none has weight."""
-    n = src_w.shape[0]
-    out = np.zeros(n, np.int64)
+def _weights_256(w, bits, out):
+    """out int64 [S] = the weights w [S] of the sources in the bit mask ``bits`` that have w > 0,
+    in 1/256 summing to exactly 256 (the last of them takes the rounding remainder); 0 for the
+    others (all 0 when none qualifies)."""
+    n = w.shape[0]
     tot = 0.0
     for s in range(n):
-        if src_w[s] > 0:
-            tot += src_w[s]
+        if (bits >> s) & 1 and w[s] > 0:
+            tot += w[s]
     last = -1
     acc = 0
     for s in range(n):
-        if src_w[s] > 0:
-            out[s] = int(src_w[s] / tot * 256.0 + 0.5)
+        out[s] = 0
+        if (bits >> s) & 1 and w[s] > 0:
+            out[s] = int(w[s] / tot * 256.0 + 0.5)
             acc += out[s]
             last = s
     if last >= 0:
         out[last] += 256 - acc
-    return out
 
 
 @njit(inline="always")
@@ -472,35 +477,29 @@ def _sample(src32, s, u, v):
 
 @njit("void(u1[:,:,:,::1], f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], "
       "f8[:,::1], f8[::1], f4[:,::1], i8, i8, f8, f8, i8, b1, f8[:,:,:,::1], f8[:,::1], u1[:,::1], u1[:,::1], "
-      "i8[:,:,::1], f4[:,:,::1])",
+      "i8[:,:,::1], f8[:,:,::1], i8[::1], i8[:,::1], f4[:,:,::1])",
       cache=True, nogil=True, parallel=True, fastmath=True)
 def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, zstride, stride,
-          ztol, disc, n_refine, mesh, nodes, node_z, mode, used, spans, out):
+          ztol, disc, n_refine, mesh, nodes, node_z, mode, used, spans, geo, vw8, wtab, out):
     n_src = src_depth.shape[0]
     # One 32-bit load per RGBA tap instead of four byte loads (little-endian: R in the low byte).
     src32 = src_rgba.view(np.uint32).reshape((n_src, src_rgba.shape[1], src_rgba.shape[2]))
     flat = src_rgba.view(np.uint32).reshape(-1)
     h_s, w_s = src_rgba.shape[1], src_rgba.shape[2]
     ho, wo = out.shape[0], out.shape[1]
-    vw8 = _weights_256(src_w)
+    _weights_256(src_w, (1 << n_src) - 1, vw8)
     recip = (65536 + stride // 2) // stride  # 1 / stride in 16.16
     # View weights in 1/256 renormalised over every subset of sources (a MESH cell uses the
     # subset that sees it): wtab[bits, s], each row summing to 256.
-    wtab = np.zeros((1 << n_src, n_src), np.int64)
-    wsub = np.zeros(n_src, np.float32)
-    for bits in range(1, 1 << n_src):
-        for s in range(n_src):
-            wsub[s] = np.float32(vw8[s]) if (bits >> s) & 1 else np.float32(0.0)
-        wtab[bits] = _weights_256(wsub)
+    for bits in range(1 << n_src):
+        _weights_256(vw8, bits, wtab[bits])
     hn, wn = nodes.shape[2], nodes.shape[3]
     fx_t, fy_t, cx_t, cy_t = tgt_k[0], tgt_k[1], tgt_k[2], tgt_k[3]
     # Target camera -> each source camera: q = Rs^T (Rt p + Ct - Cs).
-    ms = np.empty((n_src, 3, 3))
-    os_ = np.empty((n_src, 3))
     for s in range(n_src):
-        m, o = _relative(src_r[s], src_c[s], tgt_r, tgt_c)
-        ms[s] = m
-        os_[s] = o
+        _relative(src_r[s], src_c[s], tgt_r, tgt_c, geo[s])
+    ms = geo[:, :3]  # [S, 3, 3]
+    os_ = geo[:, 3]  # [S, 3]
     ref = -1  # the source with the largest weight: the nearest view, best for depth refinement
     for s in range(n_src):
         if src_w[s] > 0 and (ref < 0 or src_w[s] > src_w[ref]):
@@ -693,14 +692,25 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                         out[y, x, c] = 0.0
 
 
-def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int):
-    """Buffers for ``warp``: node lattice float64 [S, 4, Hn, Wn] (u, v, vis, flag), node depth
-    float64 [Hn, Wn], cell mode and used-source bits uint8 [Hn, Wn], per-row span scratch
-    int64 [Ho, S, 6]."""
+class WarpScratch(NamedTuple):
+    """Every buffer ``warp`` (and ``splat_depth``) works in, allocated once per output size."""
+    nodes: np.ndarray  # float64 [S, 4, Hn, Wn]: per source (u, v, vis, flag) at the lattice nodes
+    node_z: np.ndarray  # float64 [Hn, Wn]: target depth at the nodes (0 = no surface)
+    mode: np.ndarray  # uint8 [Hn, Wn]: MODE_PIXEL / MODE_EMPTY / MODE_MESH per cell
+    used: np.ndarray  # uint8 [Hn, Wn]: bit mask of the sources a MESH cell blends
+    spans: np.ndarray  # int64 [Ho, S, 6]: per-row span scratch
+    geo: np.ndarray  # float64 [S, 4, 3]: camera-to-camera affine maps (rows 0-2 M, row 3 o)
+    vw8: np.ndarray  # int64 [S]: view weights in 1/256
+    wtab: np.ndarray  # int64 [2^S, S]: the view weights renormalised over each source subset
+
+
+def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int) -> WarpScratch:
+    """Buffers for ``warp`` at output size ``out_shape`` [Ho, Wo] and lattice ``stride``."""
     hn = (out_shape[0] - 1) // stride + 2
     wn = (out_shape[1] - 1) // stride + 2
-    return (np.zeros((n_src, 4, hn, wn)), np.zeros((hn, wn)), np.zeros((hn, wn), np.uint8),
-            np.zeros((hn, wn), np.uint8), np.zeros((out_shape[0], n_src, 6), np.int64))
+    return WarpScratch(np.zeros((n_src, 4, hn, wn)), np.zeros((hn, wn)), np.zeros((hn, wn), np.uint8),
+                       np.zeros((hn, wn), np.uint8), np.zeros((out_shape[0], n_src, 6), np.int64),
+                       np.zeros((n_src, 4, 3)), np.zeros(n_src, np.int64), np.zeros((1 << n_src, n_src), np.int64))
 
 
 def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam,
@@ -733,15 +743,17 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     zstride = int(zstride or stride)
     assert coarse.shape[1] * zstride >= out.shape[0] and coarse.shape[2] * zstride >= out.shape[1], \
         (coarse.shape, zstride, out.shape)
-    nodes, node_z, mode, used, spans = scratch if scratch is not None else \
-        warp_scratch(src_rgba.shape[0], out.shape[:2], stride)
+    sc_ = scratch if scratch is not None else warp_scratch(src_rgba.shape[0], out.shape[:2], stride)
+    nodes, node_z, mode, used, spans = sc_.nodes, sc_.node_z, sc_.mode, sc_.used, sc_.spans
+    assert sc_.geo.shape == (src_rgba.shape[0], 4, 3) and sc_.wtab.shape == (1 << src_rgba.shape[0], src_rgba.shape[0])
     assert nodes.shape[:2] == (src_rgba.shape[0], 4) and mode.shape == used.shape == node_z.shape == nodes.shape[2:], \
         (nodes.shape, mode.shape)
     assert spans.shape == (out.shape[0], src_rgba.shape[0], 6) and spans.dtype == np.int64, spans.shape
     assert (nodes.shape[2] - 1) * stride >= out.shape[0] - 1, (nodes.shape, stride, out.shape)
     assert src_rgba.shape[0] <= 4, "at most 4 sources (the MESH path has 4 slots)"
     _warp(src_rgba, src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], zstride, int(stride),
-          float(ztol), float(disc), int(n_refine), bool(mesh), nodes, node_z, mode, used, spans, out)
+          float(ztol), float(disc), int(n_refine), bool(mesh), nodes, node_z, mode, used, spans, sc_.geo,
+          sc_.vw8, sc_.wtab, out)
 
 
 # --- (d) crossfade, (e) composite ----------------------------------------------------------------

@@ -235,7 +235,8 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
     bits = np.zeros((hn - 1, wn - 1), np.int64)
     if ref >= 0 and mesh:
         u, v = gn[ref, 0], gn[ref, 1]
-        ok &= (u[:-1, 1:] > u[:-1, :-1]) & (u[1:, 1:] > u[1:, :-1]) & (v[1:, :-1] > v[:-1, :-1]) & (v[1:, 1:] > v[:-1, 1:])
+        ok &= (u[:-1, 1:] > u[:-1, :-1]) & (u[1:, 1:] > u[1:, :-1])  # no fold
+        ok &= (v[1:, :-1] > v[:-1, :-1]) & (v[1:, 1:] > v[:-1, 1:])
         for s in range(n_src):
             if vw8[s] <= 0:
                 continue

@@ -113,7 +113,7 @@ class Renderer:
                                      self.src_depth[1, j], t, self.src_rgba[0, j], self.src_depth[0, j])
         if self.config.depth_aware:
             src = (self.view_k[self.idx], self.view_r[self.idx], self.view_c[self.idx])
-            K.splat_depth(self.src_depth[0], self.w, src, tgt, self.zstride, 1, self.coarse)
+            K.splat_depth(self.src_depth[0], self.w, src, tgt, self.zstride, 1, self.coarse, self.scratch.geo)
             K.warp(self.src_rgba[0], self.src_depth[0], self.w, src, tgt, self.coarse,
                    self.stride, self.warped[0], ztol=self.config.ztol, scratch=self.scratch,
                    mesh=self.config.mesh, zstride=self.zstride)

@@ -168,7 +168,7 @@ def test_splat_and_warp_match_twins(stride, zoom, zstride):
     ref = naive.warp(rgba, depth, w, src, tgt, zb, stride, (48, 48), zstride=zstride)
     # Both paths are exercised: MESH cells (fixed-point blend), some of them blending only the
     # sources that see them (the bump hides the sphere from some views), and per-pixel cells.
-    mode, used = scratch[2][:-1, :-1], scratch[3][:-1, :-1]
+    mode, used = scratch.mode[:-1, :-1], scratch.used[:-1, :-1]
     mesh = mode == K.MODE_MESH
     assert mesh.sum() >= 40 and (mode == K.MODE_PIXEL).sum() >= 10, (mesh.sum(), (mode == K.MODE_PIXEL).sum())
     if (stride, zstride) in ((4, 4), (1, 1)):  # the cases whose scene has such cells
@@ -231,3 +231,49 @@ def test_wrappers_reject_bad_input():
                          np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.float32))
     with pytest.raises(AssertionError):
         K.composite(np.zeros((4, 4, 4), np.float32), (0, 0), np.zeros((4, 4, 4), np.uint8))
+
+
+_ALLOC_PROBE = """
+import numpy as np
+from numba import njit
+from numba.core.runtime import rtsys
+from player import kernels as K
+from tests.test_player_kernels import _setup
+
+@njit
+def touch(*arrays):  # unboxing its array arguments is all this does: the baseline
+    return len(arrays)
+
+intr, tintr, rgba, depth, w, src, tgt, hc = _setup(stride=4)
+coarse = np.zeros((2, hc, hc), np.float32)
+sc = K.warp_scratch(4, (48, 48), 4)
+out = np.zeros((48, 48, 4), np.float32)
+def frame():
+    K.splat_depth(depth, w, src, tgt, 4, 1, coarse, sc.geo)
+    K.warp(rgba, depth, w, src, tgt, coarse, 4, out, scratch=sc)
+splat_args = (depth, w, *src, *tgt, coarse, sc.geo)
+warp_args = (rgba, depth, w, *src, *tgt, coarse[0], sc.nodes, sc.node_z, sc.mode, sc.used, sc.spans, sc.geo,
+             sc.vw8, sc.wtab, out)
+def count(f):
+    f()
+    a = rtsys.get_allocation_stats().alloc
+    f()
+    return rtsys.get_allocation_stats().alloc - a
+base = count(lambda: (touch(*splat_args), touch(*warp_args)))
+print(count(frame), base)
+"""
+
+
+def test_a_frame_allocates_nothing_in_the_kernels():
+    # NRT statistics count every numba allocation; passing a numpy array in costs one (its
+    # meminfo), so a frame's splat + warp must cost exactly what unboxing their arguments costs.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, NUMBA_NRT_STATS="1", PYTHONPATH=str(root))
+    res = subprocess.run([sys.executable, "-c", _ALLOC_PROBE], capture_output=True, text=True, env=env, cwd=root)
+    assert res.returncode == 0, res.stderr[-2000:]
+    frame, base = (int(x) for x in res.stdout.split())
+    assert base > 0 and frame == base, (frame, base)
