@@ -477,10 +477,10 @@ def _sample(src32, s, u, v):
 
 @njit("void(u1[:,:,:,::1], f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], "
       "f8[:,::1], f8[::1], f4[:,::1], i8, i8, f8, f8, i8, b1, f8[:,:,:,::1], f8[:,::1], u1[:,::1], u1[:,::1], "
-      "i8[:,:,::1], f8[:,:,::1], i8[::1], i8[:,::1], f4[:,:,::1])",
+      "f8[:,:,::1], i8[::1], i8[:,::1], f4[:,:,::1])",
       cache=True, nogil=True, parallel=True, fastmath=True)
 def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, zstride, stride,
-          ztol, disc, n_refine, mesh, nodes, node_z, mode, used, spans, geo, vw8, wtab, out):
+          ztol, disc, n_refine, mesh, nodes, node_z, mode, used, geo, vw8, wtab, out):
     n_src = src_depth.shape[0]
     # One 32-bit load per RGBA tap instead of four byte loads (little-endian: R in the low byte).
     src32 = src_rgba.view(np.uint32).reshape((n_src, src_rgba.shape[1], src_rgba.shape[2]))
@@ -589,7 +589,6 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
     # 3. Pixels, cell by cell along each row. MESH cells: source coordinates step linearly along
     #    the row span (no per-pixel projection). PIXEL cells: one projection per pixel and source.
     for y in prange(ho):
-        span = spans[y]  # [S, 6] this row's scratch (rows run on different threads)
         ay = (y + 0.5 - cy_t) / fy_t
         jn = y // stride
         ty = (y - jn * stride) / stride
@@ -698,7 +697,6 @@ class WarpScratch(NamedTuple):
     node_z: np.ndarray  # float64 [Hn, Wn]: target depth at the nodes (0 = no surface)
     mode: np.ndarray  # uint8 [Hn, Wn]: MODE_PIXEL / MODE_EMPTY / MODE_MESH per cell
     used: np.ndarray  # uint8 [Hn, Wn]: bit mask of the sources a MESH cell blends
-    spans: np.ndarray  # int64 [Ho, S, 6]: per-row span scratch
     geo: np.ndarray  # float64 [S, 4, 3]: camera-to-camera affine maps (rows 0-2 M, row 3 o)
     vw8: np.ndarray  # int64 [S]: view weights in 1/256
     wtab: np.ndarray  # int64 [2^S, S]: the view weights renormalised over each source subset
@@ -709,8 +707,8 @@ def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int) -> WarpScr
     hn = (out_shape[0] - 1) // stride + 2
     wn = (out_shape[1] - 1) // stride + 2
     return WarpScratch(np.zeros((n_src, 4, hn, wn)), np.zeros((hn, wn)), np.zeros((hn, wn), np.uint8),
-                       np.zeros((hn, wn), np.uint8), np.zeros((out_shape[0], n_src, 6), np.int64),
-                       np.zeros((n_src, 4, 3)), np.zeros(n_src, np.int64), np.zeros((1 << n_src, n_src), np.int64))
+                       np.zeros((hn, wn), np.uint8), np.zeros((n_src, 4, 3)), np.zeros(n_src, np.int64),
+                       np.zeros((1 << n_src, n_src), np.int64))
 
 
 def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam,
@@ -744,15 +742,14 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     assert coarse.shape[1] * zstride >= out.shape[0] and coarse.shape[2] * zstride >= out.shape[1], \
         (coarse.shape, zstride, out.shape)
     sc_ = scratch if scratch is not None else warp_scratch(src_rgba.shape[0], out.shape[:2], stride)
-    nodes, node_z, mode, used, spans = sc_.nodes, sc_.node_z, sc_.mode, sc_.used, sc_.spans
+    nodes, node_z, mode, used = sc_.nodes, sc_.node_z, sc_.mode, sc_.used
     assert sc_.geo.shape == (src_rgba.shape[0], 4, 3) and sc_.wtab.shape == (1 << src_rgba.shape[0], src_rgba.shape[0])
     assert nodes.shape[:2] == (src_rgba.shape[0], 4) and mode.shape == used.shape == node_z.shape == nodes.shape[2:], \
         (nodes.shape, mode.shape)
-    assert spans.shape == (out.shape[0], src_rgba.shape[0], 6) and spans.dtype == np.int64, spans.shape
     assert (nodes.shape[2] - 1) * stride >= out.shape[0] - 1, (nodes.shape, stride, out.shape)
     assert src_rgba.shape[0] <= 4, "at most 4 sources (the MESH path has 4 slots)"
     _warp(src_rgba, src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], zstride, int(stride),
-          float(ztol), float(disc), int(n_refine), bool(mesh), nodes, node_z, mode, used, spans, sc_.geo,
+          float(ztol), float(disc), int(n_refine), bool(mesh), nodes, node_z, mode, used, sc_.geo,
           sc_.vw8, sc_.wtab, out)
 
 
