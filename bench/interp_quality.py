@@ -23,16 +23,17 @@ import numpy as np
 from formats import P4DReader, P4DWriter
 from formats.camera import Camera, Intrinsics, orbit_pose
 from formats.codecs import quantize_depth
+from formats.p4d import downscale_depth
 from formats.sample import sample_meta
 
 RADIUS, FOV = 0.5, 30.0
 
 
 def synth_meta(yaws, pitches, size: int, n_keyframes: int, codec: str, quality: int | None,
-               near: float, far: float, fps: float = 12.5) -> dict:
+               near: float, far: float, fps: float = 12.5, depth_scale: int = 1) -> dict:
     meta = sample_meta(n_keyframes, yaws, pitches, (size, size),
                        codecs={"color": codec, "alpha": "png", "depth": "png"}, quality=quality,
-                       near=near, far=far, n_groups=3)
+                       near=near, far=far, n_groups=3, depth_scale=depth_scale)
     meta["grid"]["radius"] = RADIUS
     meta["grid"]["intrinsics"] = Intrinsics.from_fov(FOV, size, size).to_dict()
     meta["keyframes"]["fps"] = fps
@@ -55,14 +56,16 @@ def to_u8(x: np.ndarray) -> np.ndarray:
 
 def write_synth_p4d(path, size: int = 128, yaws=(-30.0, -20.0, -10.0, 0.0, 10.0, 20.0, 30.0),
                     pitches=(-10.0, 0.0, 10.0), n_keyframes: int = 2, codec: str = "jpeg",
-                    quality: int | None = 92, field=None) -> pathlib.Path:
-    """Bake the synthetic head into ``path`` directly (no checkpoint). Returns the path."""
+                    quality: int | None = 92, field=None, depth_scale: int = 1) -> pathlib.Path:
+    """Bake the synthetic head into ``path`` directly (no checkpoint), depth stored at
+    1/``depth_scale`` resolution. Returns the path."""
     from bake.synthetic import SyntheticField
     field = field or SyntheticField()
     near, far = max(RADIUS - 0.3, 0.01), RADIUS + 0.3
-    meta = synth_meta(list(yaws), list(pitches), size, n_keyframes, codec, quality, near, far)
+    meta = synth_meta(list(yaws), list(pitches), size, n_keyframes, codec, quality, near, far,
+                      depth_scale=depth_scale)
     intr = Intrinsics.from_fov(FOV, size, size)
-    with P4DWriter(path) as w:
+    with P4DWriter(path, depth_scale=depth_scale) as w:
         for k in range(n_keyframes):
             for pi, p in enumerate(pitches):
                 for yi, y in enumerate(yaws):
@@ -70,7 +73,7 @@ def write_synth_p4d(path, size: int = 128, yaws=(-30.0, -20.0, -10.0, 0.0, 10.0,
                     v = pi * len(yaws) + yi
                     w.add_tile(k, v, "color", to_u8(rgb), codec, quality)
                     w.add_tile(k, v, "alpha", to_u8(a), "png")
-                    w.add_tile(k, v, "depth", quantize_depth(d, near, far), "png")
+                    w.add_tile(k, v, "depth", quantize_depth(downscale_depth(d, depth_scale), near, far), "png")
         return w.finish(meta)
 
 
@@ -122,6 +125,8 @@ def main(argv=None) -> int:
     ap.add_argument("--views", default="7x3", help="yaw x pitch grid over yaw -30..30, pitch -10..10 (default 7x3)")
     ap.add_argument("--codec", default="jpeg", choices=["jpeg", "webp", "png", "raw+zstd"])
     ap.add_argument("--quality", type=int, default=92)
+    ap.add_argument("--depth-scale", type=int, default=1, choices=[1, 2, 4, 8],
+                    help="store depth at 1/N resolution (default 1; `bake` writes 4)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--p4d", default=None, help="measure this bake of a synthetic checkpoint instead (needs --ckpt)")
     ap.add_argument("--ckpt", default=None, help="the synthetic subject.ckpt the --p4d was baked from")
@@ -145,9 +150,10 @@ def main(argv=None) -> int:
                    codec=meta["tiles"]["codecs"]["color"], quality=meta["tiles"]["quality"]["color"])
     else:
         with tempfile.TemporaryDirectory() as d:
-            path = write_synth_p4d(pathlib.Path(d) / "synth.p4d", args.size, yaws, pitches, 1, args.codec, quality)
+            path = write_synth_p4d(pathlib.Path(d) / "synth.p4d", args.size, yaws, pitches, 1, args.codec, quality,
+                                   depth_scale=args.depth_scale)
             res = measure(path)
-        res.update(size=args.size, views=args.views, codec=args.codec, quality=quality)
+        res.update(size=args.size, views=args.views, codec=args.codec, quality=quality, depth_scale=args.depth_scale)
     if args.json:
         print(json.dumps(res))
         return 0

@@ -9,9 +9,12 @@ The frame pipeline, per frame (H, W = tile size; Ho, Wo = output size):
    jump the two streams' tiles are mixed the same way (the crossfade, in source pixels), so a
    jump frame still warps once.
 3. ``splat_depth``: the 4 source depth tiles forward-splatted, subsampled by ``stride``, into a
-   coarse z-buffer of the target view (z-min = nearest surface wins), cracks closed by dilation.
-4. ``warp``: backward warp. Each target pixel takes its depth from the coarse z-buffer, becomes a
-   3-D point, is projected into every source view and sampled there (bilinear), weighted by the
+   coarse z-buffer of the target view (z-min = nearest surface wins), cracks closed (a cell
+   between surface cells is filled; the silhouette is not grown).
+4. ``warp``: backward warp. Each target pixel takes its depth from the coarse z-buffer, refined
+   on the nearest source's full-resolution depth (at the silhouette, where the coarse depth is an
+   extrapolation, a pixel whose ray that source sees as empty, or that does not converge onto
+   its surface, is background), becomes a 3-D point, is projected into every source view and sampled there (bilinear), weighted by the
    view weight times a soft z-test (a source whose depth is clearly in front of the point does not
    see it). Points no source sees fall back to the plain view weights (hole fill); a source the
    point projects outside of takes no part (the subject goes on past the frame edge). Only the
@@ -206,16 +209,27 @@ def _splat_depth(src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, str
                         cur = zb[jj, ii]
                         if cur == 0 or z < cur:
                             zb[jj, ii] = z
-    # Dilation: an empty cell next to surface cells takes their mean depth. Closes cracks and
-    # grows the silhouette by one cell so soft alpha edges get sampled.
+    # Crack filling: an empty cell with surface cells on opposite sides (left-right, up-down or
+    # a diagonal pair) takes the mean depth of its surface neighbours. A cell that merely borders
+    # the surface stays empty: growing the silhouette would give background pixels a depth that
+    # the sources then colour with whatever they see behind it (soft alpha edges need no growth,
+    # as a tile's depth covers every pixel with alpha > 0).
     for _ in range(n_dilate):
         src = coarse[0]
         dst = coarse[1]
         for j in range(hc):
+            jm = max(j - 1, 0)
+            jp = min(j + 1, hc - 1)
             for i in range(wc):
                 v = src[j, i]
                 if v > 0:
                     dst[j, i] = v
+                    continue
+                im = max(i - 1, 0)
+                ip = min(i + 1, wc - 1)
+                if not ((src[j, im] > 0 and src[j, ip] > 0) or (src[jm, i] > 0 and src[jp, i] > 0)
+                        or (src[jm, im] > 0 and src[jp, ip] > 0) or (src[jm, ip] > 0 and src[jp, im] > 0)):
+                    dst[j, i] = 0.0
                     continue
                 acc = 0.0
                 cnt = 0
@@ -318,9 +332,10 @@ def _tap_fx(flat, w_s, base, uf, vf):
 
 @njit(inline="always")
 def _target_depth(zb, x, y, stride, disc):
-    """(z, z_far) of target pixel (x, y) from the coarse z-buffer: bilinear inside a surface; the
-    nearest surface across a silhouette; at a depth edge also the farthest (z_far, else 0);
-    (0, 0) where no cell around has a surface."""
+    """(z, z_far, rim) of target pixel (x, y) from the coarse z-buffer: bilinear inside a
+    surface; the nearest surface across a silhouette (rim: some cell around is empty, so z is an
+    extrapolation); at a depth edge also the farthest (z_far, else 0); (0, 0, False) where no
+    cell around has a surface."""
     hc, wc = zb.shape
     cu = (x + 0.5) / stride - 0.5
     cv = (y + 0.5) / stride - 0.5
@@ -343,10 +358,11 @@ def _target_depth(zb, x, y, stride, disc):
             zmin = min(zmin, z)
         zmax = max(zmax, z)
     if zmax <= 0:
-        return 0.0, 0.0
-    if z00 > 0 and z01 > 0 and z10 > 0 and z11 > 0 and zmax - zmin <= disc * zmin:
-        return ((1 - tv) * ((1 - tu) * z00 + tu * z01) + tv * ((1 - tu) * z10 + tu * z11)), 0.0
-    return zmin, (zmax if zmax - zmin > disc * zmin else 0.0)
+        return 0.0, 0.0, False
+    full = z00 > 0 and z01 > 0 and z10 > 0 and z11 > 0
+    if full and zmax - zmin <= disc * zmin:
+        return ((1 - tv) * ((1 - tu) * z00 + tu * z01) + tv * ((1 - tu) * z10 + tu * z11)), 0.0, False
+    return zmin, (zmax if zmax - zmin > disc * zmin else 0.0), not full
 
 
 @njit(inline="always")
@@ -367,13 +383,35 @@ def _residual(depth, k, m, o, ax, ay, z):
 
 
 @njit(inline="always")
+def _sees_nothing(depth, k, m, o, ax, ay, z):
+    """True when a source's pixel under the point at z-depth z on the target ray (ax, ay, 1)
+    holds no surface: its ray through the point hits nothing, so the point is empty space."""
+    qx = z * (m[0, 0] * ax + m[0, 1] * ay + m[0, 2]) + o[0]
+    qy = z * (m[1, 0] * ax + m[1, 1] * ay + m[1, 2]) + o[1]
+    qz = z * (m[2, 0] * ax + m[2, 1] * ay + m[2, 2]) + o[2]
+    if qz <= 1e-6:
+        return False
+    h, w = depth.shape
+    i = int(np.floor(k[0] * qx / qz + k[2]))
+    j = int(np.floor(k[1] * qy / qz + k[3]))
+    if i < 0 or j < 0 or i >= w or j >= h:
+        return False
+    return depth[j, i] <= 0
+
+
+@njit(inline="always")
 def _pixel_depth(zb, stride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay):
     """Target z-depth at pixel (x, y) with ray (ax, ay, 1): coarse z-buffer, depth-edge candidate
     check and refinement on the reference view (see ``warp``). 0 = no surface."""
     h, w = src_depth.shape[1], src_depth.shape[2]
-    z, zfar = _target_depth(zb, x, y, stride, disc)
+    z, zfar, rim = _target_depth(zb, x, y, stride, disc)
     if z <= 0 or ref < 0:
         return z
+    if rim and _sees_nothing(src_depth[ref], src_k[ref], ms[ref], os_[ref], ax, ay, z):
+        # The splat footprint reaches a cell past the silhouette, and a pixel there gets the
+        # nearest surface's depth; where the reference view sees nothing at that point, the
+        # pixel is background, not surface (else it takes what the sources see behind it).
+        return 0.0
     if zfar > z:
         # A depth edge: the nearest surface or the one behind it? Keep the candidate the
         # reference view agrees with (its depth at the projection matches).
@@ -401,15 +439,26 @@ def _pixel_depth(zb, stride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, 
         d01 = src_depth[ref, j0, i0 + 1]
         d10 = src_depth[ref, j0 + 1, i0]
         d11 = src_depth[ref, j0 + 1, i0 + 1]
-        if d00 <= 0 or d01 <= 0 or d10 <= 0 or d11 <= 0:
-            break
         tu = u - i0
         tv = v - j0
-        ds = (1 - tv) * ((1 - tu) * d00 + tu * d01) + tv * ((1 - tu) * d10 + tu * d11)
+        # Bilinear over the taps that hold a surface: at the silhouette (where the coarse depth
+        # is an extrapolation and most needs refining) some taps are empty.
+        w00 = (1 - tv) * (1 - tu) if d00 > 0 else 0.0
+        w01 = (1 - tv) * tu if d01 > 0 else 0.0
+        w10 = tv * (1 - tu) if d10 > 0 else 0.0
+        w11 = tv * tu if d11 > 0 else 0.0
+        wsum = w00 + w01 + w10 + w11
+        if wsum < 1e-6:
+            break
+        ds = (w00 * d00 + w01 * d01 + w10 * d10 + w11 * d11) / wsum
         zn = (ds - os_[ref, 2]) / gz
         if abs(zn - z) > disc * z:
             break
         z = zn
+    if rim and _residual(src_depth[ref], src_k[ref], ms[ref], os_[ref], ax, ay, z) > disc:
+        # Extrapolated past the silhouette and not converged onto the reference view's surface:
+        # the ray misses the subject.
+        return 0.0
     return z
 
 

@@ -74,15 +74,15 @@ def splat_depth(src_depth, src_w, src_cams, tgt_cam, stride, n_dilate, coarse_sh
                 np.minimum.at(zb, (jj[inb], ii[inb]), z[inb])
     zb[np.isinf(zb)] = 0.0
     for _ in range(n_dilate):
-        pad = np.pad(zb, 1)
-        acc = np.zeros_like(zb)
-        cnt = np.zeros_like(zb)
-        for dj in range(3):
-            for di in range(3):
-                nb = pad[dj:dj + hc, di:di + wc]
-                acc += nb
-                cnt += nb > 0
-        fill = np.where(cnt > 0, acc / np.maximum(cnt, 1), 0.0)
+        pad, edge = np.pad(zb, 1), np.pad(zb, 1, mode="edge")  # the kernel's crack test clamps
+        acc = sum(pad[1 + dj:1 + dj + hc, 1 + di:1 + di + wc] for dj in (-1, 0, 1) for di in (-1, 0, 1))
+        cnt = sum((pad[1 + dj:1 + dj + hc, 1 + di:1 + di + wc] > 0).astype(float)
+                  for dj in (-1, 0, 1) for di in (-1, 0, 1))
+        nb = {(dj, di): edge[1 + dj:1 + dj + hc, 1 + di:1 + di + wc] for dj in (-1, 0, 1) for di in (-1, 0, 1)}
+        crack = np.zeros_like(zb, bool)
+        for a, b in (((0, -1), (0, 1)), ((-1, 0), (1, 0)), ((-1, -1), (1, 1)), ((-1, 1), (1, -1))):
+            crack |= (nb[a] > 0) & (nb[b] > 0)
+        fill = np.where(crack & (cnt > 0), acc / np.maximum(cnt, 1), 0.0)
         zb = np.where(zb > 0, zb, fill)
     return zb.astype(np.float32)
 
@@ -102,7 +102,8 @@ def _target_depth(zb, x, y, stride, disc):
     smooth = (z > 0).all(-1) & (zmax - zmin <= disc * zmin)
     near = np.where(zmax <= 0, 0.0, np.where(smooth, bil, zmin))
     far = np.where((zmax > 0) & ~smooth & (zmax - zmin > disc * zmin), zmax, 0.0)
-    return near, far
+    rim = (zmax > 0) & ~(z > 0).all(-1)
+    return near, far, rim
 
 
 def _project(k, m, o, ax, ay, z):
@@ -123,6 +124,17 @@ def _residual(depth, k, m, o, ax, ay, z):
     return np.where(ok, np.abs(d - np.where(ok, qz, 1)) / np.where(ok, qz, 1), 1.0)
 
 
+def _sees_nothing(depth, k, m, o, ax, ay, z):
+    """True where the source pixel under the point at z holds no surface (inside its image)."""
+    h, w = depth.shape
+    u, v, qz = _project(k, m, o, ax, ay, z)
+    with np.errstate(invalid="ignore"):
+        i, j = np.floor(u), np.floor(v)
+        ok = np.isfinite(qz) & (i >= 0) & (j >= 0) & (i < w) & (j < h)
+    ii, jj = np.where(ok, i, 0).astype(int), np.where(ok, j, 0).astype(int)
+    return ok & (depth[jj, ii] <= 0)
+
+
 def _refine(depth, k, m, o, ax, ay, z, disc, n_refine):
     h, w = depth.shape
     g = np.stack([ax, ay, np.ones_like(ax)], -1) @ m.T
@@ -137,9 +149,12 @@ def _refine(depth, k, m, o, ax, ay, z, disc, n_refine):
         active &= (i0 >= 0) & (j0 >= 0) & (i0 + 1 < w) & (j0 + 1 < h)
         i0, j0 = np.where(active, i0, 0), np.where(active, j0, 0)
         d = [depth[j0 + a, i0 + b].astype(np.float64) for a in (0, 1) for b in (0, 1)]
-        active &= (d[0] > 0) & (d[1] > 0) & (d[2] > 0) & (d[3] > 0)
         tu, tv = u - i0, v - j0
-        ds = (1 - tv) * ((1 - tu) * d[0] + tu * d[1]) + tv * ((1 - tu) * d[2] + tu * d[3])
+        wt = [(1 - tv) * (1 - tu) * (d[0] > 0), (1 - tv) * tu * (d[1] > 0),
+              tv * (1 - tu) * (d[2] > 0), tv * tu * (d[3] > 0)]
+        wsum = wt[0] + wt[1] + wt[2] + wt[3]
+        active &= wsum >= 1e-6
+        ds = (wt[0] * d[0] + wt[1] * d[1] + wt[2] * d[2] + wt[3] * d[3]) / np.where(active, wsum, 1.0)
         zn = (ds - o[2]) / np.where(g[..., 2] > 1e-6, g[..., 2], 1.0)
         active &= np.abs(zn - z) <= disc * z
         z = np.where(active, zn, z)
@@ -163,15 +178,17 @@ def _geometry(src_depth, src_w, src_cams, tgt_cam, zb, zstride, x, y, ztol, disc
     sk, sr, sc = src_cams
     tk, tr, tc = tgt_cam
     n_src, h, w = src_depth.shape
-    z, zfar = _target_depth(zb, x, y, zstride, disc)
+    z, zfar, rim = _target_depth(zb, x, y, zstride, disc)
     ax, ay = (x + 0.5 - tk[2]) / tk[0], (y + 0.5 - tk[3]) / tk[1]
     ref = int(np.argmax(np.where(src_w > 0, src_w, -1))) if (src_w > 0).any() else -1
     if ref >= 0:
         m, o = _relative(sr[ref], sc[ref], tr, tc)
+        z = np.where(rim & _sees_nothing(src_depth[ref], sk[ref], m, o, ax, ay, z), 0.0, z)
         pick_far = (zfar > z) & (_residual(src_depth[ref], sk[ref], m, o, ax, ay, zfar)
                                  < _residual(src_depth[ref], sk[ref], m, o, ax, ay, z))
         z = np.where(pick_far, zfar, z)
         z = _refine(src_depth[ref], sk[ref], m, o, ax, ay, z, disc, n_refine)
+        z = np.where(rim & (_residual(src_depth[ref], sk[ref], m, o, ax, ay, z) > disc), 0.0, z)
     p = np.stack([ax * z, ay * z, z], -1)
     geo = np.zeros((n_src, 4) + np.shape(x))
     for s in range(n_src):
