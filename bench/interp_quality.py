@@ -5,7 +5,7 @@ grid into a small .p4d, then renders every grid cell centre with the player's ke
 compares against a direct render at that viewpoint: PSNR for depth-aware reprojection and for
 plain bilinear blending of the 4 views. Prints a table and a summary (``--json`` for machines).
 
-    python bench/interp_quality.py [--size 256] [--views 7x3] [--codec jpeg] [--json]
+    python bench/interp_quality.py [--size 256] [--views 7x3] [--codec jpeg] [--depth-scale 1] [--json]
 
 Targets (issue 5): reprojection >= 33 dB, and >= 2 dB above plain blending.
 """
