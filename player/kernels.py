@@ -366,37 +366,39 @@ def _target_depth(zb, x, y, stride, disc):
 
 
 @njit(inline="always")
-def _residual(depth, k, m, o, ax, ay, z):
-    """|source depth at the projection - the point's source depth| / depth, for the point at
-    z-depth z on the target ray (ax, ay, 1); 1 when the source sees nothing there."""
+def _depth_under(depth, k, m, o, ax, ay, z):
+    """(d, qz, inside) for the point at z-depth z on the target ray (ax, ay, 1): the source's
+    depth d at the pixel the point falls in, the point's own source depth qz, and whether the
+    point is in front of the source and inside its image (else d = qz = 0)."""
     qx = z * (m[0, 0] * ax + m[0, 1] * ay + m[0, 2]) + o[0]
     qy = z * (m[1, 0] * ax + m[1, 1] * ay + m[1, 2]) + o[1]
     qz = z * (m[2, 0] * ax + m[2, 1] * ay + m[2, 2]) + o[2]
     if qz <= 1e-6:
-        return 1.0
+        return 0.0, 0.0, False
     h, w = depth.shape
     i = int(np.floor(k[0] * qx / qz + k[2]))
     j = int(np.floor(k[1] * qy / qz + k[3]))
-    if i < 0 or j < 0 or i >= w or j >= h or depth[j, i] <= 0:
+    if i < 0 or j < 0 or i >= w or j >= h:
+        return 0.0, 0.0, False
+    return np.float64(depth[j, i]), qz, True
+
+
+@njit(inline="always")
+def _residual(depth, k, m, o, ax, ay, z):
+    """|source depth at the projection - the point's source depth| / depth, for the point at
+    z-depth z on the target ray (ax, ay, 1); 1 when the source sees nothing there."""
+    d, qz, inside = _depth_under(depth, k, m, o, ax, ay, z)
+    if not inside or d <= 0:
         return 1.0
-    return abs(depth[j, i] - qz) / qz
+    return abs(d - qz) / qz
 
 
 @njit(inline="always")
 def _sees_nothing(depth, k, m, o, ax, ay, z):
     """True when a source's pixel under the point at z-depth z on the target ray (ax, ay, 1)
     holds no surface: its ray through the point hits nothing, so the point is empty space."""
-    qx = z * (m[0, 0] * ax + m[0, 1] * ay + m[0, 2]) + o[0]
-    qy = z * (m[1, 0] * ax + m[1, 1] * ay + m[1, 2]) + o[1]
-    qz = z * (m[2, 0] * ax + m[2, 1] * ay + m[2, 2]) + o[2]
-    if qz <= 1e-6:
-        return False
-    h, w = depth.shape
-    i = int(np.floor(k[0] * qx / qz + k[2]))
-    j = int(np.floor(k[1] * qy / qz + k[3]))
-    if i < 0 or j < 0 or i >= w or j >= h:
-        return False
-    return depth[j, i] <= 0
+    d, _, inside = _depth_under(depth, k, m, o, ax, ay, z)
+    return inside and d <= 0
 
 
 @njit(inline="always")

@@ -112,27 +112,28 @@ def _project(k, m, o, ax, ay, z):
     return k[0] * q[..., 0] / qz + k[2], k[1] * q[..., 1] / qz + k[3], qz
 
 
-def _residual(depth, k, m, o, ax, ay, z):
+def _depth_under(depth, k, m, o, ax, ay, z):
+    """(source depth at the pixel each point falls in, the points' source depths, inside): inside
+    = in front of the source and inside its image (elsewhere the depths read 0 and 1)."""
     h, w = depth.shape
     u, v, qz = _project(k, m, o, ax, ay, z)
     with np.errstate(invalid="ignore"):
         i, j = np.floor(u), np.floor(v)
         ok = np.isfinite(qz) & (i >= 0) & (j >= 0) & (i < w) & (j < h)
     ii, jj = np.where(ok, i, 0).astype(int), np.where(ok, j, 0).astype(int)
-    d = depth[jj, ii].astype(np.float64)
+    return np.where(ok, depth[jj, ii], 0.0).astype(np.float64), np.where(ok, qz, 1.0), ok
+
+
+def _residual(depth, k, m, o, ax, ay, z):
+    d, qz, ok = _depth_under(depth, k, m, o, ax, ay, z)
     ok &= d > 0
-    return np.where(ok, np.abs(d - np.where(ok, qz, 1)) / np.where(ok, qz, 1), 1.0)
+    return np.where(ok, np.abs(d - qz) / qz, 1.0)
 
 
 def _sees_nothing(depth, k, m, o, ax, ay, z):
     """True where the source pixel under the point at z holds no surface (inside its image)."""
-    h, w = depth.shape
-    u, v, qz = _project(k, m, o, ax, ay, z)
-    with np.errstate(invalid="ignore"):
-        i, j = np.floor(u), np.floor(v)
-        ok = np.isfinite(qz) & (i >= 0) & (j >= 0) & (i < w) & (j < h)
-    ii, jj = np.where(ok, i, 0).astype(int), np.where(ok, j, 0).astype(int)
-    return ok & (depth[jj, ii] <= 0)
+    d, _, ok = _depth_under(depth, k, m, o, ax, ay, z)
+    return ok & (d <= 0)
 
 
 def _refine(depth, k, m, o, ax, ay, z, disc, n_refine):
