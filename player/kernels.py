@@ -13,9 +13,9 @@ The frame pipeline, per frame (H, W = tile size; Ho, Wo = output size):
    between surface cells is filled; the silhouette is not grown).
 4. ``warp``: backward warp. Each target pixel takes its depth from the coarse z-buffer, refined
    on the nearest source's full-resolution depth (at the silhouette, where the coarse depth is an
-   extrapolation, a pixel whose ray that source sees as empty, or that does not converge onto
-   its surface, is background), becomes a 3-D point, is projected into every source view and sampled there (bilinear), weighted by the
-   view weight times a soft z-test (a source whose depth is clearly in front of the point does not
+   extrapolation, a pixel whose point that source sees as empty, or that does not converge onto
+   its surface, is background), becomes a 3-D point, is projected into every source view and
+   sampled there (bilinear), weighted by the view weight times a soft z-test (a source whose depth is clearly in front of the point does not
    see it). Points no source sees fall back to the plain view weights (hole fill); a source the
    point projects outside of takes no part (the subject goes on past the frame edge). Only the
    lattice nodes (every ``stride``-th pixel) are projected where a cell lies on one surface; its
@@ -212,8 +212,9 @@ def _splat_depth(src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, str
     # Crack filling: an empty cell with surface cells on opposite sides (left-right, up-down or
     # a diagonal pair) takes the mean depth of its surface neighbours. A cell that merely borders
     # the surface stays empty: growing the silhouette would give background pixels a depth that
-    # the sources then colour with whatever they see behind it (soft alpha edges need no growth,
-    # as a tile's depth covers every pixel with alpha > 0).
+    # the sources then colour with whatever they see behind it. (Soft alpha edges need no growth:
+    # bakes write depth wherever alpha > 0; at depth_scale > 1 the edge is as blocky as the
+    # stored depth, which the splat footprint's one cell covers.)
     for _ in range(n_dilate):
         src = coarse[0]
         dst = coarse[1]
@@ -394,11 +395,13 @@ def _residual(depth, k, m, o, ax, ay, z):
 
 
 @njit(inline="always")
-def _sees_nothing(depth, k, m, o, ax, ay, z):
-    """True when a source's pixel under the point at z-depth z on the target ray (ax, ay, 1)
-    holds no surface: its ray through the point hits nothing, so the point is empty space."""
-    d, _, inside = _depth_under(depth, k, m, o, ax, ay, z)
-    return inside and d <= 0
+def _misses(depth, k, m, o, ax, ay, z, tol):
+    """True when the source, seeing the point at z-depth z on the target ray (ax, ay, 1) inside
+    its image, holds no surface there (its ray through the point hits nothing: empty space) or
+    a surface more than ``tol`` (relative) away from it. False where it cannot tell (the point
+    is behind it or outside its image: the frame-edge rule of ``warp``)."""
+    d, qz, inside = _depth_under(depth, k, m, o, ax, ay, z)
+    return inside and (d <= 0 or abs(d - qz) > tol * qz)
 
 
 @njit(inline="always")
@@ -409,7 +412,7 @@ def _pixel_depth(zb, stride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, 
     z, zfar, rim = _target_depth(zb, x, y, stride, disc)
     if z <= 0 or ref < 0:
         return z
-    if rim and _sees_nothing(src_depth[ref], src_k[ref], ms[ref], os_[ref], ax, ay, z):
+    if rim and _misses(src_depth[ref], src_k[ref], ms[ref], os_[ref], ax, ay, z, np.inf):
         # The splat footprint reaches a cell past the silhouette, and a pixel there gets the
         # nearest surface's depth; where the reference view sees nothing at that point, the
         # pixel is background, not surface (else it takes what the sources see behind it).
@@ -457,7 +460,7 @@ def _pixel_depth(zb, stride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, 
         if abs(zn - z) > disc * z:
             break
         z = zn
-    if rim and _residual(src_depth[ref], src_k[ref], ms[ref], os_[ref], ax, ay, z) > disc:
+    if rim and _misses(src_depth[ref], src_k[ref], ms[ref], os_[ref], ax, ay, z, disc):
         # Extrapolated past the silhouette and not converged onto the reference view's surface:
         # the ray misses the subject.
         return 0.0

@@ -130,10 +130,12 @@ def _residual(depth, k, m, o, ax, ay, z):
     return np.where(ok, np.abs(d - qz) / qz, 1.0)
 
 
-def _sees_nothing(depth, k, m, o, ax, ay, z):
-    """True where the source pixel under the point at z holds no surface (inside its image)."""
-    d, _, ok = _depth_under(depth, k, m, o, ax, ay, z)
-    return ok & (d <= 0)
+def _misses(depth, k, m, o, ax, ay, z, tol):
+    """True where the source sees the point inside its image and holds no surface there, or one
+    more than tol (relative) away (kernels._misses)."""
+    d, qz, ok = _depth_under(depth, k, m, o, ax, ay, z)
+    with np.errstate(invalid="ignore"):
+        return ok & ((d <= 0) | (np.abs(d - qz) > tol * qz))
 
 
 def _refine(depth, k, m, o, ax, ay, z, disc, n_refine):
@@ -184,12 +186,13 @@ def _geometry(src_depth, src_w, src_cams, tgt_cam, zb, zstride, x, y, ztol, disc
     ref = int(np.argmax(np.where(src_w > 0, src_w, -1))) if (src_w > 0).any() else -1
     if ref >= 0:
         m, o = _relative(sr[ref], sc[ref], tr, tc)
-        z = np.where(rim & _sees_nothing(src_depth[ref], sk[ref], m, o, ax, ay, z), 0.0, z)
+        empty = rim & _misses(src_depth[ref], sk[ref], m, o, ax, ay, z, np.inf)
+        z, zfar = np.where(empty, 0.0, z), np.where(empty, 0.0, zfar)
         pick_far = (zfar > z) & (_residual(src_depth[ref], sk[ref], m, o, ax, ay, zfar)
                                  < _residual(src_depth[ref], sk[ref], m, o, ax, ay, z))
         z = np.where(pick_far, zfar, z)
         z = _refine(src_depth[ref], sk[ref], m, o, ax, ay, z, disc, n_refine)
-        z = np.where(rim & (_residual(src_depth[ref], sk[ref], m, o, ax, ay, z) > disc), 0.0, z)
+        z = np.where(rim & (z > 0) & _misses(src_depth[ref], sk[ref], m, o, ax, ay, z, disc), 0.0, z)
     p = np.stack([ax * z, ay * z, z], -1)
     geo = np.zeros((n_src, 4) + np.shape(x))
     for s in range(n_src):

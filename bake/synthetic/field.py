@@ -19,7 +19,7 @@ class SyntheticField:
 
     ``supersample`` s > 1 averages colour and alpha over s x s rays per pixel, as a camera
     integrates light over its pixel: point samples of the procedural texture alias, and no view
-    interpolation can reproduce aliasing (it costs ~1.3 dB at grid-cell centres in
+    interpolation can reproduce aliasing (it costs ~1.5 dB at grid-cell centres in
     bench/interp_quality.py). Depth stays the pixel centre's, or the nearest sub-sample hit where
     the centre misses. With s = 1 every pixel is one ray (1 where it hits, edge coverage in
     (0, 0.5) just outside the silhouette): the sphere tracer's own contract.
