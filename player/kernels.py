@@ -20,7 +20,6 @@ The frame pipeline, per frame (H, W = tile size; Ho, Wo = output size):
    point projects outside of takes no part (the subject goes on past the frame edge). Only the
    lattice nodes (every ``stride``-th pixel) are projected where a cell lies on one surface; its
    pixels interpolate the nodes' source coordinates and blend in fixed point.
-   The warp writes 8-bit premultiplied RGBA, one 32-bit word per pixel.
 5. ``composite`` (premultiplied colour over the background, rows flipped bottom-up for a GL
    texture). ``crossfade`` mixes two warped frames (the same fade in output pixels; the renderer
    fades in source pixels instead, which costs one warp, not two).
@@ -45,6 +44,7 @@ __all__ = ["view_weights", "temporal_blend", "splat_depth", "warp", "warp_scratc
 
 _EMPTY = np.float32(0.0)  # depth value meaning "nothing here"
 MODE_PIXEL, MODE_EMPTY, MODE_MESH = 0, 1, 2  # how ``warp`` fills a lattice cell
+INV255 = np.float32(1.0 / 255.0)
 
 
 # --- (a) bilinear weights of the 4 nearest grid views -------------------------------------------
@@ -325,23 +325,28 @@ def _slot_fx(nodes, wtab, bits, slot, n_src, jn, i_n, ty, recip, hw):
 @njit(inline="always")
 def _tap_fx(flat, w_s, base, uf, vf):
     """Bilinear sample at 16.16 (uf, vf) of the source starting at flat[base] (width w_s):
-    (R|B, G|A) in 16-bit lanes, each lane 0..255 (weights in 1/256, rounded)."""
-    fu = (uf >> 8) & 255
-    fv = (vf >> 8) & 255
-    w01 = ((256 - fv) * fu) >> 8
-    w00 = 256 - fv - w01
+    (R|B, G|A) in 16-bit lanes, each lane 0..255 (weights in 1/256, rounded).
+
+    32-bit unsigned arithmetic throughout: a lane's sum stays below 255 * 256 + 128, and an
+    unsigned index skips numba's negative-index wraparound test on every load."""
+    fu = np.uint32((uf >> 8) & 255)
+    fv = np.uint32((vf >> 8) & 255)
+    w01 = ((np.uint32(256) - fv) * fu) >> 8
+    w00 = np.uint32(256) - fv - w01
     w11 = (fv * fu) >> 8
     w10 = fv - w11
-    i = base + (vf >> 16) * w_s + (uf >> 16)
-    p00 = np.int64(flat[i])
-    p01 = np.int64(flat[i + 1])
-    p10 = np.int64(flat[i + w_s])
-    p11 = np.int64(flat[i + w_s + 1])
-    rb = ((p00 & 0xFF00FF) * w00 + (p01 & 0xFF00FF) * w01
-          + (p10 & 0xFF00FF) * w10 + (p11 & 0xFF00FF) * w11)
-    ga = (((p00 >> 8) & 0xFF00FF) * w00 + ((p01 >> 8) & 0xFF00FF) * w01
-          + ((p10 >> 8) & 0xFF00FF) * w10 + ((p11 >> 8) & 0xFF00FF) * w11)
-    return ((rb + 0x800080) >> 8) & 0xFF00FF, ((ga + 0x800080) >> 8) & 0xFF00FF
+    i = np.uint64(base + (vf >> 16) * w_s + (uf >> 16))
+    row = np.uint64(w_s)
+    p00 = flat[i]
+    p01 = flat[i + np.uint64(1)]
+    p10 = flat[i + row]
+    p11 = flat[i + row + np.uint64(1)]
+    lanes = np.uint32(0xFF00FF)
+    rb = (p00 & lanes) * w00 + (p01 & lanes) * w01 + (p10 & lanes) * w10 + (p11 & lanes) * w11
+    ga = (((p00 >> 8) & lanes) * w00 + ((p01 >> 8) & lanes) * w01
+          + ((p10 >> 8) & lanes) * w10 + ((p11 >> 8) & lanes) * w11)
+    half = np.uint32(0x800080)
+    return np.int64(((rb + half) >> 8) & lanes), np.int64(((ga + half) >> 8) & lanes)
 
 
 @njit(inline="always")
@@ -542,27 +547,18 @@ def _sample(src32, s, u, v):
     return c0, c1, c2, c3
 
 
-@njit(inline="always")
-def _pack_rgba(c0, c1, c2, c3, k):
-    """Channels (0..255 sums) times k, rounded, as one little-endian RGBA word."""
-    r = min(int(c0 * k + 0.5), 255)
-    g = min(int(c1 * k + 0.5), 255)
-    b = min(int(c2 * k + 0.5), 255)
-    a = min(int(c3 * k + 0.5), 255)
-    return np.uint32(r | (g << 8) | (b << 16) | (a << 24))
-
-
-@njit("void(u4[:,:,::1], f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], "
+@njit("void(u1[:,:,:,::1], f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], "
       "f8[:,::1], f8[::1], f4[:,::1], i8, i8, f8, f8, i8, b1, f8[:,:,:,::1], f8[:,::1], u1[:,::1], u1[:,::1], "
-      "f8[:,:,::1], i8[::1], i8[:,::1], u4[:,::1])",
+      "f8[:,:,::1], i8[::1], i8[:,::1], f4[:,:,::1])",
       cache=True, nogil=True, parallel=True, fastmath=True)
-def _warp(src32, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, zstride, stride,
-          ztol, disc, n_refine, mesh, nodes, node_z, mode, used, geo, vw8, wtab, out32):
-    # src32: one RGBA word per source pixel, so a tap is one 32-bit load, not four byte loads
-    # (little-endian: R in the low byte); ``flat`` is the same memory as one row.
-    n_src, h_s, w_s = src32.shape
-    flat = src32.reshape(n_src * h_s * w_s)
-    ho, wo = out32.shape  # one RGBA word per output pixel: one store
+def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, zstride, stride,
+          ztol, disc, n_refine, mesh, nodes, node_z, mode, used, geo, vw8, wtab, out):
+    n_src = src_depth.shape[0]
+    # One 32-bit load per RGBA tap instead of four byte loads (little-endian: R in the low byte).
+    src32 = src_rgba.view(np.uint32).reshape((n_src, src_rgba.shape[1], src_rgba.shape[2]))
+    flat = src_rgba.view(np.uint32).reshape(-1)
+    h_s, w_s = src_rgba.shape[1], src_rgba.shape[2]
+    ho, wo = out.shape[0], out.shape[1]
     _weights_256(src_w, (1 << n_src) - 1, vw8)
     recip = (65536 + stride // 2) // stride  # 1 / stride in 16.16
     # View weights in 1/256 renormalised over every subset of sources (a MESH cell uses the
@@ -675,7 +671,8 @@ def _warp(src32, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb,
             x1 = min(x0 + stride, wo)
             if mode[jn, i_n] == MODE_EMPTY:
                 for x in range(x0, x1):
-                    out32[y, x] = 0
+                    for c in range(4):
+                        out[y, x, c] = 0.0
                 continue
             if mode[jn, i_n] == MODE_MESH:
                 # Fixed point, so the inner loop is integer adds, shifts and multiplies: source
@@ -703,9 +700,12 @@ def _warp(src32, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb,
                     rb, ga = _tap_fx(flat, w_s, bd, ud + dud * t, vd + dvd * t)
                     acc_rb += rb * wd_
                     acc_ga += ga * wd_
-                    acc_rb = ((acc_rb + 0x800080) >> 8) & 0xFF00FF
-                    acc_ga = ((acc_ga + 0x800080) >> 8) & 0xFF00FF
-                    out32[y, x] = np.uint32(acc_rb | (acc_ga << 8))
+                    acc_rb = (acc_rb + 0x800080) >> 8
+                    acc_ga = (acc_ga + 0x800080) >> 8
+                    out[y, x, 0] = np.float32(acc_rb & 255) * INV255
+                    out[y, x, 1] = np.float32(acc_ga & 255) * INV255
+                    out[y, x, 2] = np.float32((acc_rb >> 16) & 255) * INV255
+                    out[y, x, 3] = np.float32((acc_ga >> 16) & 255) * INV255
                 continue
             for x in range(x0, x1):
                 a0 = 0.0
@@ -721,7 +721,8 @@ def _warp(src32, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb,
                 ax = (x + 0.5 - cx_t) / fx_t
                 z = _pixel_depth(zb, zstride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
                 if z <= 0:
-                    out32[y, x] = 0
+                    for c in range(4):
+                        out[y, x, c] = 0.0
                     continue
                 for s in range(n_src):
                     ws = src_w[s]
@@ -746,11 +747,20 @@ def _warp(src32, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb,
                     a3 += wvs * c3
                     wv += wvs
                 if wv > 1e-3 * wa and wv > 0:
-                    out32[y, x] = _pack_rgba(a0, a1, a2, a3, 1.0 / wv)
+                    k = 1.0 / (255.0 * wv)
+                    out[y, x, 0] = a0 * k
+                    out[y, x, 1] = a1 * k
+                    out[y, x, 2] = a2 * k
+                    out[y, x, 3] = a3 * k
                 elif wa > 0:
-                    out32[y, x] = _pack_rgba(b0, b1, b2, b3, 1.0 / wa)
+                    k = 1.0 / (255.0 * wa)
+                    out[y, x, 0] = b0 * k
+                    out[y, x, 1] = b1 * k
+                    out[y, x, 2] = b2 * k
+                    out[y, x, 3] = b3 * k
                 else:
-                    out32[y, x] = 0
+                    for c in range(4):
+                        out[y, x, c] = 0.0
 
 
 class WarpScratch(NamedTuple):
@@ -782,7 +792,7 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     src_rgba uint8 [S, H, W, 4] premultiplied RGBA; src_depth float32 [S, H, W]; src_w float32 [S];
     coarse float32 [2, Hc, Wc] from ``splat_depth`` at cell size ``zstride`` (default ``stride``;
     only ``coarse[0]`` is read); stride: the node lattice spacing;
-    out uint8 [Ho, Wo, 4] premultiplied RGBA, rows top-down; scratch from ``warp_scratch``.
+    out float32 [Ho, Wo, 4] premultiplied RGBA in [0, 1]; scratch from ``warp_scratch``.
     ztol: relative z-test tolerance; disc: relative depth jump treated as an edge;
     n_refine: fixed-point steps refining the coarse depth on the nearest source's depth tile;
     mesh: False projects every pixel (slower; for comparison).
@@ -799,7 +809,7 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     tk, tr, tc = tgt_cam
     assert src_rgba.ndim == 4 and src_rgba.shape[3] == 4 and src_rgba.dtype == np.uint8, src_rgba.shape
     assert src_depth.shape == src_rgba.shape[:3], (src_depth.shape, src_rgba.shape)
-    assert out.ndim == 3 and out.shape[2] == 4 and out.dtype == np.uint8, (out.shape, out.dtype)
+    assert out.ndim == 3 and out.shape[2] == 4 and out.dtype == np.float32, out.shape
     zstride = int(zstride or stride)
     assert coarse.shape[1] * zstride >= out.shape[0] and coarse.shape[2] * zstride >= out.shape[1], \
         (coarse.shape, zstride, out.shape)
@@ -810,53 +820,49 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
         (nodes.shape, mode.shape)
     assert (nodes.shape[2] - 1) * stride >= out.shape[0] - 1, (nodes.shape, stride, out.shape)
     assert src_rgba.shape[0] <= 4, "at most 4 sources (the MESH path has 4 slots)"
-    _warp(src_rgba.view(np.uint32).reshape(src_rgba.shape[:3]), src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], zstride, int(stride),
+    _warp(src_rgba, src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], zstride, int(stride),
           float(ztol), float(disc), int(n_refine), bool(mesh), nodes, node_z, mode, used, sc_.geo,
-          sc_.vw8, sc_.wtab, out.view(np.uint32).reshape(out.shape[:2]))
+          sc_.vw8, sc_.wtab, out)
 
 
 # --- (d) crossfade, (e) composite ----------------------------------------------------------------
 
-@njit("void(u4[:,::1], u4[:,::1], i8, u4[:,::1])", cache=True, nogil=True, parallel=True)
-def _crossfade(a, b, t8, out):
-    s8 = np.uint32(256 - t8)
-    t = np.uint32(t8)
-    for y in prange(a.shape[0]):
-        for x in range(a.shape[1]):
-            out[y, x] = _mix_rgba(a[y, x], b[y, x], s8, t)
+@njit("void(f4[:,:,::1], f4[:,:,::1], f4, f4[:,:,::1])", cache=True, nogil=True, parallel=True)
+def _crossfade(a, b, t, out):
+    h, w = a.shape[0], a.shape[1]
+    for y in prange(h):
+        for x in range(w):
+            for c in range(4):
+                out[y, x, c] = a[y, x, c] + (b[y, x, c] - a[y, x, c]) * t
 
 
 def crossfade(a: np.ndarray, b: np.ndarray, t: float, out: np.ndarray) -> None:
-    """out = (a (256 - t8) + b t8 + 128) >> 8 with t8 = round(256 t) on premultiplied uint8 RGBA
-    [H, W, 4] frames (the temporal blend's mix); out may alias a or b."""
+    """out = (1 - t) a + t b on premultiplied float32 RGBA [H, W, 4]; out may alias a or b."""
     assert a.shape == b.shape == out.shape and a.ndim == 3 and a.shape[2] == 4, (a.shape, b.shape)
-    assert a.dtype == b.dtype == out.dtype == np.uint8, (a.dtype, b.dtype, out.dtype)
-    t8 = int(round(min(max(t, 0.0), 1.0) * 256))
-    h, w = a.shape[:2]
-    _crossfade(a.view(np.uint32).reshape(h, w), b.view(np.uint32).reshape(h, w), t8,
-               out.view(np.uint32).reshape(h, w))
+    _crossfade(a, b, np.float32(min(max(t, 0.0), 1.0)), out)
 
 
-@njit("void(u1[:,:,::1], f4[::1], u1[:,:,::1])", cache=True, nogil=True, parallel=True)
+@njit("void(f4[:,:,::1], f4[::1], u1[:,:,::1])", cache=True, nogil=True, parallel=True)
 def _composite(src, bg, out):
     h, w = src.shape[0], src.shape[1]
     for y in prange(h):
         yo = h - 1 - y  # GL textures start at the bottom row
         for x in range(w):
-            cover = np.float32(255 - src[y, x, 3])
+            a = min(max(src[y, x, 3], np.float32(0.0)), np.float32(1.0))
             for c in range(3):
-                v = np.float32(src[y, x, c]) + cover * bg[c] + np.float32(0.5)
-                out[yo, x, c] = np.uint8(min(v, np.float32(255.0)))
+                v = src[y, x, c] + (np.float32(1.0) - a) * bg[c]
+                v = min(max(v, np.float32(0.0)), np.float32(1.0))
+                out[yo, x, c] = np.uint8(v * np.float32(255.0) + np.float32(0.5))
             out[yo, x, 3] = 255
 
 
 def composite(src: np.ndarray, background, out: np.ndarray) -> None:
-    """Premultiplied uint8 RGBA [H, W, 4] over an RGB background (3 floats in [0, 1]) ->
+    """Premultiplied float32 RGBA [H, W, 4] over an RGB background (3 floats in [0, 1]) ->
     opaque RGBA uint8 [H, W, 4] with rows bottom-up (GL order)."""
-    bg = np.clip(np.ascontiguousarray(background, dtype=np.float32), 0.0, 1.0)
+    bg = np.ascontiguousarray(background, dtype=np.float32)
     assert bg.shape == (3,), bg.shape
-    assert src.ndim == 3 and src.shape[2] == 4 and out.shape == src.shape, (src.shape, out.shape)
-    assert src.dtype == out.dtype == np.uint8, (src.dtype, out.dtype)
+    assert src.ndim == 3 and src.shape[2] == 4 and out.shape == src.shape and out.dtype == np.uint8, \
+        (src.shape, out.shape, out.dtype)
     _composite(src, bg, out)
 
 
@@ -880,7 +886,7 @@ def warm_up() -> None:
     c = np.zeros((s, 3))
     coarse = np.zeros((2, 4, 4), np.float32)
     splat_depth(depth, sw, (k, r, c), (k[0].copy(), r[0].copy(), c[0].copy()), 2, 1, coarse)
-    out = np.zeros((h, w, 4), np.uint8)
+    out = np.zeros((h, w, 4), np.float32)
     warp(rgba, depth, sw, (k, r, c), (k[0].copy(), r[0].copy(), c[0].copy()), coarse, 2, out)
     temporal_blend(rgba[0], rgba[1], depth[0], depth[1], 0.5, rgba[0], depth[0])
     crossfade(out, out, 0.5, out)

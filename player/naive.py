@@ -33,7 +33,7 @@ def view_weights(yaws, pitches, yaw, pitch, sharpen=1.0):
 def temporal_blend(a, b, da, db, t):
     """(rgba uint8 [H, W, 4], depth float32 [H, W]) of keyframes a, b mixed at t."""
     t8 = int(round(float(np.clip(t, 0, 1)) * 256))
-    out = _mix_rgba(a, b, t8)
+    out = ((a.astype(np.int32) * (256 - t8) + b.astype(np.int32) * t8 + 128) >> 8).astype(np.uint8)
     t = np.float32(t8 / 256)
     dout = np.where((da > 0) & (db > 0), da + (db - da) * t, np.where(da > 0, da, db)).astype(np.float32)
     return out, dout
@@ -215,7 +215,7 @@ def _geometry(src_depth, src_w, src_cams, tgt_cam, zb, zstride, x, y, ztol, disc
 
 def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, ztol=0.02, disc=0.05,
          n_refine=2, mesh=True, zstride=None):
-    """Premultiplied uint8 RGBA [Ho, Wo, 4] of the sources warped into the target view
+    """Premultiplied float32 RGBA [Ho, Wo, 4] of the sources warped into the target view
     (zb: the coarse z-buffer at cell size zstride, default stride; stride: the node lattice)."""
     zstride = zstride or stride
     ho, wo = out_shape
@@ -240,8 +240,7 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
         wv += np.where(inside, ws * vis, 0.0)
     use_v = (wv > 1e-3 * wa) & (wv > 0)
     res = np.where(use_v[..., None], acc_v / np.maximum(wv, 1e-30)[..., None],
-                   np.where((wa > 0)[..., None], acc_a / np.maximum(wa, 1e-30)[..., None], 0.0))
-    res = np.minimum(np.floor(res + 0.5), 255.0)
+                   np.where((wa > 0)[..., None], acc_a / np.maximum(wa, 1e-30)[..., None], 0.0)) / 255.0
     res[z <= 0] = 0.0
     # MESH cells of the node lattice interpolate the nodes' source coordinates, in the kernel's
     # fixed-point arithmetic (see kernels._warp).
@@ -299,8 +298,8 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
         tap = (img[j0, i0] * w00[..., None] + img[j0, i0 + 1] * w01[..., None]
                + img[j0 + 1, i0] * w10[..., None] + img[j0 + 1, i0 + 1] * w11[..., None])
         acc += np.where(use[..., None], ((tap + 128) >> 8) * wt[..., None], 0)
-    res[m] = ((acc + 128) >> 8)[m]
-    return res.astype(np.uint8)
+    res[m] = (((acc + 128) >> 8).astype(np.float32) / np.float32(255.0))[m]
+    return res.astype(np.float32)
 
 
 def weights_256(src_w):
@@ -315,21 +314,16 @@ def weights_256(src_w):
     return out
 
 
-def _mix_rgba(a, b, t8):
-    return ((a.astype(np.int32) * (256 - t8) + b.astype(np.int32) * t8 + 128) >> 8).astype(np.uint8)
-
-
 def crossfade(a, b, t):
-    """uint8 frames a, b mixed at t (in 1/256, as the temporal blend)."""
-    return _mix_rgba(a, b, int(round(float(np.clip(t, 0, 1)) * 256)))
+    t = np.float32(np.clip(t, 0, 1))
+    return (a + (b - a) * t).astype(np.float32)
 
 
 def composite(src, background):
-    """Premultiplied uint8 RGBA over the background, opaque, rows bottom-up."""
-    bg = np.clip(np.asarray(background, np.float64), 0, 1)
-    a = src[..., 3:4].astype(np.float64) / 255
-    rgb = np.clip(src[..., :3] / 255 + (1 - a) * bg, 0, 1)
+    bg = np.asarray(background, np.float32)
+    a = np.clip(src[..., 3:4], 0, 1)
+    rgb = np.clip(src[..., :3] + (1 - a) * bg, 0, 1)
     out = np.empty(src.shape, np.uint8)
-    out[..., :3] = np.floor(rgb * 255 + 0.5).astype(np.uint8)
+    out[..., :3] = np.floor(rgb * np.float32(255) + np.float32(0.5)).astype(np.uint8)
     out[..., 3] = 255
     return out[::-1].copy()

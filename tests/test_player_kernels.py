@@ -123,21 +123,19 @@ def test_temporal_blend_matches_twin():
 
 def test_crossfade_and_composite_match_twins():
     rng = np.random.default_rng(2)
-    a = rng.integers(0, 256, (9, 13, 4), dtype=np.uint8)
-    a[..., :3] = (a[..., :3].astype(np.int32) * a[..., 3:] // 255).astype(np.uint8)  # premultiplied
-    b = rng.integers(0, 256, (9, 13, 4), dtype=np.uint8)
-    for t in (0.0, 0.25, 0.61, 1.0):
-        out = np.empty_like(a)
-        K.crossfade(a, b, t, out)
-        assert np.array_equal(out, naive.crossfade(a, b, t)), t
-    assert np.array_equal(naive.crossfade(a, b, 0.0), a) and np.array_equal(naive.crossfade(a, b, 1.0), b)
+    a = rng.random((9, 13, 4), dtype=np.float32)
+    a[..., :3] *= a[..., 3:]
+    b = rng.random((9, 13, 4), dtype=np.float32)
+    out = np.empty_like(a)
+    K.crossfade(a, b, 0.25, out)
+    np.testing.assert_allclose(out, naive.crossfade(a, b, 0.25), atol=1e-6)
     img = np.empty(a.shape, np.uint8)
     K.composite(a, (0.2, 0.4, 0.9), img)
     ref = naive.composite(a, (0.2, 0.4, 0.9))
     assert np.abs(img.astype(int) - ref).max() <= 1
     # GL order: the top source row is the last output row; transparent pixels show the background.
-    clear = np.zeros((4, 4, 4), np.uint8)
-    clear[0, :, :] = 255
+    clear = np.zeros((4, 4, 4), np.float32)
+    clear[0, :, :] = 1.0
     img = np.empty(clear.shape, np.uint8)
     K.composite(clear, (0.2, 0.4, 0.9), img)
     assert img[-1, 0].tolist() == [255, 255, 255, 255]
@@ -164,7 +162,7 @@ def test_splat_and_warp_match_twins(stride, zoom, zstride):
     zb = naive.splat_depth(depth, w, src, tgt, zstride, 1, (hc, hc))
     np.testing.assert_allclose(coarse[0], zb, rtol=1e-5)
     assert (zb > 0).mean() > 0.2
-    out = np.zeros((48, 48, 4), np.uint8)
+    out = np.zeros((48, 48, 4), np.float32)
     scratch = K.warp_scratch(4, (48, 48), stride)
     K.warp(rgba, depth, w, src, tgt, coarse, stride, out, scratch=scratch, zstride=zstride)
     ref = naive.warp(rgba, depth, w, src, tgt, zb, stride, (48, 48), zstride=zstride)
@@ -175,11 +173,9 @@ def test_splat_and_warp_match_twins(stride, zoom, zstride):
     assert mesh.sum() >= 40 and (mode == K.MODE_PIXEL).sum() >= 10, (mesh.sum(), (mode == K.MODE_PIXEL).sum())
     if (stride, zstride) in ((4, 4), (1, 1)):  # the cases whose scene has such cells
         assert (mesh & (used != 0b1111)).any()
-    diff = np.abs(out.astype(int) - ref)
-    # The same 8-bit rounding of the same blend, up to one step where float32 and float64 round
-    # a .5 differently; float32 vs float64 can also flip a z-test edge pixel.
-    assert (diff.max(-1) <= 1).mean() > 0.995, (diff.max(-1) <= 1).mean()
-    assert diff.mean() < 0.25, diff.mean()
+    close = np.abs(out - ref).max(-1) < 2e-3
+    assert close.mean() > 0.995, close.mean()  # float32 vs float64 can flip a z-test edge pixel
+    assert np.abs(out - ref).mean() < 1e-3
 
 
 def test_warp_beats_plain_blend_and_sees_occlusion():
@@ -189,8 +185,9 @@ def test_warp_beats_plain_blend_and_sees_occlusion():
     hc = size // 2
     coarse = np.zeros((2, hc, hc), np.float32)
     K.splat_depth(depth, w, src, tgt, 2, 1, coarse)
-    got = np.zeros((size, size, 4), np.uint8)
-    K.warp(rgba, depth, w, src, tgt, coarse, 2, got)
+    out = np.zeros((size, size, 4), np.float32)
+    K.warp(rgba, depth, w, src, tgt, coarse, 2, out)
+    got = np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
     plain = np.clip(np.tensordot(w, rgba.astype(np.float32), 1) + 0.5, 0, 255).astype(np.uint8)
     # Inside the silhouette (a hard-edged sphere's outline is the same circle from every view, which
     # flatters plain blending there; a face is not a sphere).
@@ -198,8 +195,9 @@ def test_warp_beats_plain_blend_and_sees_occlusion():
     p_warp, p_plain = psnr(got, truth, inner), psnr(plain, truth, inner)
     assert p_warp > 28 and p_warp > p_plain + 6, (p_warp, p_plain)
     # Without the z-test (huge tolerance) occluded texture bleeds through: worse.
-    got2 = np.zeros_like(got)
-    K.warp(rgba, depth, w, src, tgt, coarse, 2, got2, ztol=1e6)
+    out2 = np.zeros_like(out)
+    K.warp(rgba, depth, w, src, tgt, coarse, 2, out2, ztol=1e6)
+    got2 = np.clip(out2 * 255 + 0.5, 0, 255).astype(np.uint8)
     assert psnr(got2, truth, inner) < p_warp - 0.2
 
 
@@ -219,10 +217,9 @@ def test_warp_keeps_the_silhouette_where_it_is(target):
     hc = size // stride
     coarse = np.zeros((2, hc, hc), np.float32)
     K.splat_depth(depth, w, src, tgt, stride, 1, coarse)
-    out = np.zeros((size, size, 4), np.uint8)
+    out = np.zeros((size, size, 4), np.float32)
     K.warp(rgba, depth, w, src, tgt, coarse, stride, out)
     ref = naive.warp(rgba, depth, w, src, tgt, coarse[0], stride, (size, size))
-    out, ref = out / 255.0, ref / 255.0
     outline = (hit & ~erode(hit, 1)).sum()
     for a in (out[..., 3], ref[..., 3]):
         # Measured: before the silhouette tests, ~1.5 outline lengths of pixels spilled past
@@ -272,12 +269,12 @@ def test_warp_keeps_coverage_at_frame_edges(mesh):
     hc = size // stride
     coarse = np.zeros((2, hc, hc), np.float32)
     K.splat_depth(depth, w, src, tgt, stride, 1, coarse)
-    out = np.zeros((size, size, 4), np.uint8)
+    out = np.zeros((size, size, 4), np.float32)
     K.warp(rgba, depth, w, src, tgt, coarse, stride, out, mesh=mesh)
     ref = naive.warp(rgba, depth, w, src, tgt, coarse[0], stride, (size, size), mesh=mesh)
-    assert out[..., 3].min() > 252 and ref[..., 3].min() > 252, (out[..., 3].min(), ref[..., 3].min())
+    assert out[..., 3].min() > 0.99 and ref[..., 3].min() > 0.99, (out[..., 3].min(), ref[..., 3].min())
     truth, _ = trace_sphere(0.0, 0.0, intr)
-    assert psnr(out, truth) > 26
+    assert psnr(np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8), truth) > 26
 
 
 def test_wrappers_reject_bad_input():
@@ -286,9 +283,7 @@ def test_wrappers_reject_bad_input():
                          np.zeros((4, 4), np.float32), np.zeros((4, 4), np.float32), 0.5,
                          np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.float32))
     with pytest.raises(AssertionError):
-        K.composite(np.zeros((4, 4, 4), np.uint8), (0, 0), np.zeros((4, 4, 4), np.uint8))
-    with pytest.raises(AssertionError):  # the warp writes 8-bit premultiplied RGBA
-        K.composite(np.zeros((4, 4, 4), np.float32), (0, 0, 0), np.zeros((4, 4, 4), np.uint8))
+        K.composite(np.zeros((4, 4, 4), np.float32), (0, 0), np.zeros((4, 4, 4), np.uint8))
 
 
 _ALLOC_PROBE = """
@@ -305,7 +300,7 @@ def touch(*arrays):  # unboxing its array arguments is all this does: the baseli
 intr, tintr, rgba, depth, w, src, tgt, hc = _setup(stride=4)
 coarse = np.zeros((2, hc, hc), np.float32)
 sc = K.warp_scratch(4, (48, 48), 4)
-out = np.zeros((48, 48, 4), np.uint8)
+out = np.zeros((48, 48, 4), np.float32)
 def frame():
     K.splat_depth(depth, w, src, tgt, 4, 1, coarse, sc.geo)
     K.warp(rgba, depth, w, src, tgt, coarse, 4, out, scratch=sc)
