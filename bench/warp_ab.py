@@ -1,0 +1,118 @@
+"""Side by side, in one process: the warp of this checkout against the warp of another revision.
+
+On a shared machine two runs of the same frame differ by 10-20 %, more than most kernel changes
+gain or lose; `player bench` run twice cannot tell them apart. This captures a few frames of an
+orbit playback of FILE.p4d (the 4 blended source tiles, weights and cameras of each), then calls
+every variant's ``warp`` on each frame in turn, alternating the order, and prints per variant the
+median and minimum time and the median of its per-call ratio to the first variant.
+
+    python bench/warp_ab.py FILE.p4d --against HEAD~1 [--against REV ...] [--repeats 10]
+
+Each variant is ``player/kernels.py`` as of a git revision, compiled in this process (no JIT
+cache), called with the working tree's ``warp`` contract (float32 output); a revision with
+another contract is reported and left out. One numba thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_kernels(name: str, source: str) -> types.ModuleType:
+    mod = types.ModuleType(name)
+    exec(compile(source.replace("cache=True", "cache=False"), f"{name}/kernels.py", "exec"), mod.__dict__)
+    mod.warm_up()
+    return mod
+
+
+def capture(path: str, n_frames: int, every: int = 20) -> tuple[list[dict], object]:
+    """Every ``every``-th frame of an orbit playback: what ``warp`` reads, and the renderer."""
+    from formats import P4DReader
+    from player.playback import PlayConfig, Playback
+    reader = P4DReader(path)
+    pb = Playback(reader, PlayConfig(mode="orbit"))
+    ren = pb.renderer
+    frames = []
+    pb.render()
+    pb.cache.idle()
+    for i in range(n_frames * every):
+        pb.step(1 / 60)
+        pb.render()
+        pb.cache.idle()
+        if i % every == 0:
+            yaw, pitch = pb.view()
+            frames.append({"rgba": ren.src_rgba[0].copy(), "depth": ren.src_depth[0].copy(), "w": ren.w.copy(),
+                           "src": (ren.view_k[ren.idx], ren.view_r[ren.idx], ren.view_c[ren.idx]),
+                           "tgt": ren.target_camera(yaw, pitch, 1.0)})
+    pb.close()
+    reader.close()
+    return frames, ren
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("file", metavar="FILE.p4d")
+    ap.add_argument("--against", action="append", default=[], metavar="REV",
+                    help="a git revision whose player/kernels.py to compare (repeatable)")
+    ap.add_argument("--frames", type=int, default=6, help="frames captured (default 6)")
+    ap.add_argument("--repeats", type=int, default=10, help="calls per frame and variant (default 10)")
+    args = ap.parse_args(argv)
+    if not args.against:
+        ap.error("give at least one --against REV")
+    import numba
+
+    from player import kernels as here
+    numba.set_num_threads(1)
+    names, sources = ["working tree"], [(ROOT / "player" / "kernels.py").read_text()]
+    for rev in args.against:
+        res = subprocess.run(["git", "show", f"{rev}:player/kernels.py"], cwd=ROOT, capture_output=True, text=True)
+        if res.returncode != 0:
+            print(f"error: cannot read player/kernels.py at {rev}: {res.stderr.strip()}", file=sys.stderr)
+            return 2
+        names.append(rev)
+        sources.append(res.stdout)
+    mods = [load_kernels(f"variant{i}", s) for i, s in enumerate(sources)]
+    here.warm_up()
+    frames, ren = capture(args.file, args.frames)
+    f = frames[0]
+    here.splat_depth(f["depth"], f["w"], f["src"], f["tgt"], ren.zstride, 1, ren.coarse)
+    for j in reversed(range(1, len(mods))):
+        try:
+            mods[j].warp(f["rgba"], f["depth"], f["w"], f["src"], f["tgt"], ren.coarse, ren.stride,
+                         np.zeros(ren.warped.shape[1:], np.float32), zstride=ren.zstride)
+        except AssertionError as e:
+            print(f"left out {names[j]}: its warp rejects this checkout's arguments ({e})", file=sys.stderr)
+            del mods[j], names[j]
+    outs = [np.zeros(ren.warped.shape[1:], np.float32) for _ in mods]
+    scratch = [here.warp_scratch(4, ren.out_shape, ren.stride) for _ in mods]
+    times: list[list[float]] = [[] for _ in mods]
+    for rep in range(args.repeats):
+        for f in frames:
+            # The same coarse z-buffer for every variant: this compares the warp alone.
+            here.splat_depth(f["depth"], f["w"], f["src"], f["tgt"], ren.zstride, 1, ren.coarse, scratch[0].geo)
+            order = range(len(mods)) if rep % 2 == 0 else reversed(range(len(mods)))
+            for j in order:
+                c = time.perf_counter()
+                mods[j].warp(f["rgba"], f["depth"], f["w"], f["src"], f["tgt"], ren.coarse, ren.stride, outs[j],
+                             scratch=scratch[j], zstride=ren.zstride)
+                times[j].append(time.perf_counter() - c)
+    first = np.asarray(times[0])
+    print(f"{args.file}: {len(frames)} frames x {args.repeats} calls, output {ren.out_shape[1]}x{ren.out_shape[0]}")
+    for name, t in zip(names, times):
+        t = np.asarray(t)
+        print(f"  {name:>14}: warp p50 {np.median(t) * 1e3:7.2f} ms  min {t.min() * 1e3:7.2f} ms  "
+              f"median ratio to the working tree {np.median(t / first):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
