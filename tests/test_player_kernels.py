@@ -178,6 +178,32 @@ def test_splat_and_warp_match_twins(stride, zoom, zstride):
     assert np.abs(out - ref).mean() < 1e-3
 
 
+@pytest.mark.parametrize("target,n_views", [((-9.0, -7.0), 1), ((0.0, -7.0), 2), ((0.0, 0.0), 4)])
+def test_warp_with_fewer_views_matches_twin(target, n_views):
+    # Sharpened weights near a grid view leave 1 or 2 views with weight > 0: the warp taps only
+    # those (MESH spans have one loop per tap count) and still matches the twin.
+    intr = Intrinsics.from_fov(30.0, 48, 48)
+    rgba, depth, poses = grid_sources(intr)
+    idx, w = K.view_weights(np.array([-10.0, 10.0]), np.array([-8.0, 8.0]), *target, sharpen=4.0)
+    assert (w > 0).sum() == n_views, w
+    all_src = cams(intr, poses)
+    src = (all_src[0][idx], all_src[1][idx], all_src[2][idx])
+    tgt = K.camera_arrays(intr, orbit_pose(target[0], target[1], RADIUS))
+    coarse = np.zeros((2, 12, 12), np.float32)
+    K.splat_depth(depth[idx], w, src, tgt, 4, 1, coarse)
+    out = np.zeros((48, 48, 4), np.float32)
+    scratch = K.warp_scratch(4, (48, 48), 4)
+    K.warp(rgba[idx], depth[idx], w, src, tgt, coarse, 4, out, scratch=scratch)
+    ref = naive.warp(rgba[idx], depth[idx], w, src, tgt, coarse[0].copy(), 4, (48, 48))
+    mode, used = scratch.mode[:-1, :-1], scratch.used[:-1, :-1]
+    counts = np.array([bin(int(u)).count("1") for u in used[mode == K.MODE_MESH]])
+    assert counts.size >= 40 and counts.max() <= n_views and (counts == n_views).sum() >= 20, counts
+    close = np.abs(out - ref).max(-1) < 2e-3
+    assert close.mean() > 0.995, close.mean()
+    assert np.abs(out - ref).mean() < 1e-3
+    assert out[..., 3].max() > 0.9  # the head is there
+
+
 def test_warp_beats_plain_blend_and_sees_occlusion():
     size = 96
     intr, tintr, rgba, depth, w, src, tgt, _ = _setup(size=size, stride=2, target=(0.0, 0.0))
