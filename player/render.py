@@ -69,6 +69,10 @@ class Renderer:
         self.coarse = np.zeros((2, -(-ho // self.zstride), -(-wo // self.zstride)), np.float32)
         self.scratch = K.warp_scratch(4, (ho, wo), self.stride)
         self.image = np.zeros((ho, wo, 4), np.uint8)
+        # What each (stream slot, source) buffer holds: (k0, k1, view, t8) of its last blend, so
+        # a frame that needs the same blend again (a held keyframe, a pause) skips the pass over
+        # the tile; None after a crossfade mixed the other stream in.
+        self.held: list[list[tuple | None]] = [[None] * 4 for _ in range(self.MAX_STREAMS)]
         self.idx = np.zeros(4, np.int32)
         self.w = np.zeros(4, np.float32)
         self.bg = np.asarray(config.background, np.float32)
@@ -88,10 +92,14 @@ class Renderer:
             if self.w[j] <= 0:
                 continue
             v = int(self.idx[j])
+            t8 = K.blend_steps(phase) if k1 != k0 else 0
+            key = (k0, k1 if t8 else k0, v, t8)
+            if self.held[slot][j] == key:
+                continue
             a = self.cache.get(k0, v)
-            b = self.cache.get(k1, v) if (k1 != k0 and phase > 0) else a
-            K.temporal_blend(a.rgba, b.rgba, a.depth, b.depth, phase if b is not a else 0.0,
-                             self.src_rgba[slot, j], self.src_depth[slot, j])
+            b = self.cache.get(k1, v) if t8 else a
+            K.temporal_blend(a.rgba, b.rgba, a.depth, b.depth, t8 / 256, self.src_rgba[slot, j], self.src_depth[slot, j])
+            self.held[slot][j] = key
 
     def render(self, yaw: float, pitch: float, zoom: float, streams) -> np.ndarray:
         """streams: [(k, nxt, phase, weight)] (1 or 2). Returns uint8 [Ho, Wo, 4] bottom-up.
@@ -103,14 +111,16 @@ class Renderer:
         assert 1 <= len(streams) <= self.MAX_STREAMS, streams
         K.view_weights(self.yaws, self.pitches, yaw, pitch, self.idx, self.w, self.config.view_sharpen)
         tgt = self.target_camera(yaw, pitch, zoom)
-        for slot, (k0, k1, phase, _) in enumerate(streams):
+        fade = len(streams) == 2 and K.blend_steps(streams[1][3]) > 0  # else stream 1 adds nothing
+        for slot, (k0, k1, phase, _) in enumerate(streams[:2 if fade else 1]):
             self._gather(slot, k0, k1, phase)
-        if len(streams) == 2:
+        if fade:
             t = streams[1][3]
             for j in range(4):
                 if self.w[j] > 0:
                     K.temporal_blend(self.src_rgba[0, j], self.src_rgba[1, j], self.src_depth[0, j],
                                      self.src_depth[1, j], t, self.src_rgba[0, j], self.src_depth[0, j])
+                    self.held[0][j] = None
         if self.config.depth_aware:
             src = (self.view_k[self.idx], self.view_r[self.idx], self.view_c[self.idx])
             K.splat_depth(self.src_depth[0], self.w, src, tgt, self.zstride, 1, self.coarse, self.scratch.geo)
