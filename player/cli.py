@@ -18,6 +18,10 @@ def _common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("file", metavar="FILE.p4d", help="the portrait to play")
     ap.add_argument("--size", type=int, default=None, help="longest side of the output in pixels (default: tile size)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the graph walk and head-motion replay (default 0)")
+    ap.add_argument("--view-sharpen", type=float, default=1.0, metavar="G",
+                    help="G >= 1 favours the nearest baked view: fewer views to warp per frame (faster), "
+                         "at some cost between views (G = 2: -1.9 dB at cell quarter points, "
+                         "bench/interp_quality.py --at quarter); default 1, plain bilinear view weights")
     ap.add_argument("--threads", type=int, default=1,
                     help="numba threads for the kernels (default 1: the kernels fit one core's budget, and "
                          "on a busy machine more threads spin and lose)")
@@ -89,8 +93,10 @@ def _playback(reader, args, mode: str):
     from player.render import RenderConfig
     if args.size is not None and not 8 <= args.size <= 4096:
         raise ValueError(f"--size must be between 8 and 4096, got {args.size}")
+    if not 1.0 <= args.view_sharpen <= 100.0:
+        raise ValueError(f"--view-sharpen must be between 1 and 100, got {args.view_sharpen}")
     cfg = PlayConfig(mode=mode, seed=args.seed, yaw=getattr(args, "yaw", 0.0), pitch=getattr(args, "pitch", 0.0),
-                     render=RenderConfig(size=args.size))
+                     render=RenderConfig(size=args.size, view_sharpen=args.view_sharpen))
     return Playback(reader, cfg)
 
 
@@ -125,7 +131,7 @@ def bench(args) -> dict:
         looked = (st["hits"] - base["hits"]) + (st["misses"] - base["misses"]) + (st["waits"] - base["waits"])
         h, w = pb.renderer.out_shape
         return {"file": str(args.file), "size": [w, h], "tile": list(reader.tile_shape), "threads": n_threads,
-                "frames": n, "mode": args.mode, "paced": not args.no_pace,
+                "frames": n, "mode": args.mode, "paced": not args.no_pace, "view_sharpen": args.view_sharpen,
                 "p50_ms": float(np.percentile(wall, 50) * 1e3), "p99_ms": float(np.percentile(wall, 99) * 1e3),
                 "fps": float(1.0 / wall.mean()),
                 "cpu_p50_ms": float(np.percentile(cpu, 50) * 1e3), "cpu_p99_ms": float(np.percentile(cpu, 99) * 1e3),
@@ -147,7 +153,7 @@ def main(argv=None) -> int:
                 print(json.dumps(res))
             else:
                 print(f"{res['file']}: {res['size'][0]}x{res['size'][1]} from {res['tile'][1]}x{res['tile'][0]} tiles, "
-                      f"{res['threads']} thread(s), {res['frames']} frames ({res['mode']})")
+                      f"{res['threads']} thread(s), {res['frames']} frames ({res['mode']}, view sharpen {res['view_sharpen']:g})")
                 print(f"frame time p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  ({res['fps']:.1f} fps)  "
                       f"cpu p50 {res['cpu_p50_ms']:.2f} ms  p99 {res['cpu_p99_ms']:.2f} ms")
                 print(f"cache hit rate {res['hit_rate']:.1%} ({res['misses']} misses, {res['waits']} waits)  "

@@ -82,6 +82,7 @@ def test_bench_json(p4d):
     (["{p4d}", "--size", "3", "--export", "{tmp}/x.mp4"], "--size"),
     (["{bad}"], "not a playable .p4d"),
     (["bench", "/nonexistent.p4d"], "no such file"),
+    (["bench", "{p4d}", "--view-sharpen", "0.5"], "--view-sharpen"),
 ])
 def test_bad_input_is_one_line_no_traceback(p4d, tmp_path, args, needle):
     bad = tmp_path / "bad.p4d"
