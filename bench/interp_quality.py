@@ -5,7 +5,8 @@ grid into a small .p4d, then renders every grid cell centre with the player's ke
 compares against a direct render at that viewpoint: PSNR for depth-aware reprojection and for
 plain bilinear blending of the 4 views. Prints a table and a summary (``--json`` for machines).
 
-    python bench/interp_quality.py [--size 256] [--views 7x3] [--codec jpeg] [--depth-scale 1] [--json]
+    python bench/interp_quality.py [--size 256] [--views 7x3] [--codec jpeg] [--depth-scale 1]
+                                   [--at centre|quarter] [--view-sharpen 1] [--json]
 
 Targets (issue 5): reprojection >= 33 dB, and >= 2 dB above plain blending.
 """
@@ -82,8 +83,14 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
 
 
-def measure(p4d, field=None, keyframes=(0,), expressions=None) -> dict:
-    """PSNR at every grid cell centre (and keyframe) for reprojection and plain blending."""
+POSITIONS = {"centre": ((0.5, 0.5),),
+             "quarter": ((0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75))}
+
+
+def measure(p4d, field=None, keyframes=(0,), expressions=None, at: str = "centre", sharpen: float = 1.0) -> dict:
+    """PSNR in every grid cell (and keyframe) for reprojection and plain blending, at the cell
+    centre or at its 4 quarter points (``POSITIONS``: fractions of the cell along yaw, pitch);
+    ``sharpen``: the reprojection's ``RenderConfig.view_sharpen``."""
     from bake.synthetic import SyntheticField
     from player.cache import TileCache
     from player.render import RenderConfig, Renderer
@@ -94,14 +101,14 @@ def measure(p4d, field=None, keyframes=(0,), expressions=None) -> dict:
     intr = Intrinsics.from_dict(meta["grid"]["intrinsics"])
     bg = np.array([0.0, 0.0, 0.0], np.float32)
     cache = TileCache(r, prefetch=False)
-    warp = Renderer(meta, cache, RenderConfig(background=tuple(bg)))
+    warp = Renderer(meta, cache, RenderConfig(background=tuple(bg), view_sharpen=sharpen))
     plain = Renderer(meta, cache, RenderConfig(background=tuple(bg), depth_aware=False))
     rows = []
     for k in keyframes:
         for pi in range(len(pitches) - 1):
-            for yi in range(len(yaws) - 1):
-                y = 0.5 * (yaws[yi] + yaws[yi + 1])
-                p = 0.5 * (pitches[pi] + pitches[pi + 1])
+            for yi, (fy, fp) in ((yi, f) for yi in range(len(yaws) - 1) for f in POSITIONS[at]):
+                y = (1 - fy) * yaws[yi] + fy * yaws[yi + 1]
+                p = (1 - fp) * pitches[pi] + fp * pitches[pi + 1]
                 ex = expression(k) if expressions is None else np.asarray(expressions[k], np.float64)
                 cam = Camera(intr, orbit_pose(y, p, meta["grid"]["radius"], meta["grid"]["center"]))
                 rgb, a, _ = field.render(cam, ex)
@@ -127,11 +134,17 @@ def main(argv=None) -> int:
     ap.add_argument("--quality", type=int, default=92)
     ap.add_argument("--depth-scale", type=int, default=1, choices=[1, 2, 4, 8],
                     help="store depth at 1/N resolution (default 1; `bake` writes 4)")
+    ap.add_argument("--at", default="centre", choices=sorted(POSITIONS),
+                    help="where in each grid cell: its centre (the targets) or its 4 quarter points (default centre)")
+    ap.add_argument("--view-sharpen", type=float, default=1.0,
+                    help="RenderConfig.view_sharpen of the reprojection, >= 1 (default 1)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--p4d", default=None, help="measure this bake of a synthetic checkpoint instead (needs --ckpt)")
     ap.add_argument("--ckpt", default=None, help="the synthetic subject.ckpt the --p4d was baked from")
     ap.add_argument("--keyframes", default="0", help="comma-separated keyframes to measure with --p4d (default 0)")
     args = ap.parse_args(argv)
+    if args.view_sharpen < 1:
+        ap.error("--view-sharpen must be >= 1")
     ny, np_ = (int(x) for x in args.views.lower().split("x"))
     yaws = tuple(np.linspace(-30, 30, ny).round(6)) if ny > 1 else (0.0,)
     pitches = tuple(np.linspace(-10, 10, np_).round(6)) if np_ > 1 else (0.0,)
@@ -144,7 +157,7 @@ def main(argv=None) -> int:
         with P4DReader(args.p4d) as r:
             meta = r.meta
         res = measure(args.p4d, field, [int(k) for k in args.keyframes.split(",")],
-                      meta["keyframes"]["expressions"])
+                      meta["keyframes"]["expressions"], at=args.at, sharpen=args.view_sharpen)
         g = meta["grid"]
         res.update(p4d=args.p4d, size=g["intrinsics"]["width"], views=f"{len(g['yaws'])}x{len(g['pitches'])}",
                    codec=meta["tiles"]["codecs"]["color"], quality=meta["tiles"]["quality"]["color"])
@@ -152,8 +165,9 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as d:
             path = write_synth_p4d(pathlib.Path(d) / "synth.p4d", args.size, yaws, pitches, 1, args.codec, quality,
                                    depth_scale=args.depth_scale)
-            res = measure(path)
+            res = measure(path, at=args.at, sharpen=args.view_sharpen)
         res.update(size=args.size, views=args.views, codec=args.codec, quality=quality, depth_scale=args.depth_scale)
+    res.update(at=args.at, view_sharpen=args.view_sharpen)
     if args.json:
         print(json.dumps(res))
         return 0

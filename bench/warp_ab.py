@@ -6,7 +6,7 @@ orbit playback of FILE.p4d (the 4 blended source tiles, weights and cameras of e
 every variant's ``warp`` on each frame in turn, alternating the order, and prints per variant the
 median and minimum time and the median of its per-call ratio to the first variant.
 
-    python bench/warp_ab.py FILE.p4d --against HEAD~1 [--against REV ...] [--repeats 10]
+    python bench/warp_ab.py FILE.p4d --against HEAD~1 [--against REV ...] [--repeats 10] [--view-sharpen 1]
 
 Each variant is ``player/kernels.py`` as of a git revision, compiled in this process (no JIT
 cache), called with the working tree's ``warp`` contract (float32 output); a revision with
@@ -34,12 +34,13 @@ def load_kernels(name: str, source: str) -> types.ModuleType:
     return mod
 
 
-def capture(path: str, n_frames: int, every: int = 20) -> tuple[list[dict], object]:
+def capture(path: str, n_frames: int, every: int = 20, sharpen: float = 1.0) -> tuple[list[dict], object]:
     """Every ``every``-th frame of an orbit playback: what ``warp`` reads, and the renderer."""
     from formats import P4DReader
     from player.playback import PlayConfig, Playback
+    from player.render import RenderConfig
     reader = P4DReader(path)
-    pb = Playback(reader, PlayConfig(mode="orbit"))
+    pb = Playback(reader, PlayConfig(mode="orbit", render=RenderConfig(view_sharpen=sharpen)))
     ren = pb.renderer
     frames = []
     pb.render()
@@ -65,9 +66,13 @@ def main(argv=None) -> int:
                     help="a git revision whose player/kernels.py to compare (repeatable)")
     ap.add_argument("--frames", type=int, default=6, help="frames captured (default 6)")
     ap.add_argument("--repeats", type=int, default=10, help="calls per frame and variant (default 10)")
+    ap.add_argument("--view-sharpen", type=float, default=1.0,
+                    help="RenderConfig.view_sharpen of the captured playback, >= 1 (default 1: bilinear, 4 views)")
     args = ap.parse_args(argv)
     if not args.against:
         ap.error("give at least one --against REV")
+    if args.view_sharpen < 1:
+        ap.error("--view-sharpen must be >= 1")
     import numba
 
     from player import kernels as here
@@ -82,7 +87,7 @@ def main(argv=None) -> int:
         sources.append(res.stdout)
     mods = [load_kernels(f"variant{i}", s) for i, s in enumerate(sources)]
     here.warm_up()
-    frames, ren = capture(args.file, args.frames)
+    frames, ren = capture(args.file, args.frames, sharpen=args.view_sharpen)
     f = frames[0]
     here.splat_depth(f["depth"], f["w"], f["src"], f["tgt"], ren.zstride, 1, ren.coarse)
     for j in reversed(range(1, len(mods))):
@@ -106,11 +111,17 @@ def main(argv=None) -> int:
                              scratch=scratch[j], zstride=ren.zstride)
                 times[j].append(time.perf_counter() - c)
     first = np.asarray(times[0])
-    print(f"{args.file}: {len(frames)} frames x {args.repeats} calls, output {ren.out_shape[1]}x{ren.out_shape[0]}")
+    n_views = [int((f["w"] > 0).sum()) for f in frames]
+    print(f"{args.file}: {len(frames)} frames x {args.repeats} calls, output {ren.out_shape[1]}x{ren.out_shape[0]}, "
+          f"views used per frame {n_views}")
+    views = np.tile(n_views, args.repeats)
     for name, t in zip(names, times):
         t = np.asarray(t)
         print(f"  {name:>14}: warp p50 {np.median(t) * 1e3:7.2f} ms  min {t.min() * 1e3:7.2f} ms  "
               f"median ratio to the working tree {np.median(t / first):.3f}")
+        if len(set(n_views)) > 1:
+            print(" " * 18 + "by views used: " + ", ".join(
+                f"{v}: p50 {np.median(t[views == v]) * 1e3:.2f} ms" for v in sorted(set(n_views))))
     return 0
 
 
