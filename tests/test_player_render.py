@@ -54,3 +54,29 @@ def test_crossfade_in_source_pixels_matches_fading_the_rendered_frames():
         if t in (0.0, 1.0):
             assert np.array_equal(got, a if t == 0.0 else b)
     cache.close()
+
+
+def test_a_sequence_of_frames_matches_fresh_renders():
+    # The renderer keeps blended tiles between frames and skips a blend it already holds: every
+    # frame of a sequence (held keyframes, phases, crossfades, views changing) must still be the
+    # frame a fresh renderer draws for that state.
+    src = SphereSource()
+    cache = TileCache(src, prefetch=False)
+    cfg = RenderConfig(view_sharpen=2.0)  # views drop in and out as the viewpoint moves
+    ren = Renderer(src.meta, cache, cfg)
+    states = [
+        (0.0, 0.0, [(0, 1, 0.0, 1.0)]),
+        (0.0, 0.0, [(0, 1, 0.0, 1.0)]),  # the same frame again: nothing blended anew
+        (-9.0, 0.0, [(0, 1, 0.4, 1.0)]),
+        (-9.0, -7.0, [(0, 1, 0.4, 1.0)]),
+        (3.0, 2.0, [(1, 1, 0.0, 1.0), (0, 1, 0.5, 0.3)]),  # a crossfade mixes stream 1 into slot 0
+        (3.0, 2.0, [(1, 1, 0.0, 1.0)]),  # ... which must not be taken for stream 0's own tile
+        (3.0, 2.0, [(1, 1, 0.0, 1.0), (0, 1, 0.5, 0.0)]),  # fade weight 0: stream 1 adds nothing
+        (8.0, 6.0, [(0, 0, 0.0, 1.0)]),
+    ]
+    for yaw, pitch, streams in states:
+        got = ren.render(yaw, pitch, 1.0, streams).copy()
+        want = Renderer(src.meta, cache, cfg).render(yaw, pitch, 1.0, streams)
+        assert np.array_equal(got, want), (yaw, pitch, streams)
+    assert ren.render(0.0, 0.0, 1.0, [(0, 1, 0.0, 1.0)]).any()
+    cache.close()
