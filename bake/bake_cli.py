@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where a learned field renders (default %(default)s: CUDA when present)")
     r.add_argument("--resume", action="store_true", help="continue an interrupted bake of the same inputs")
+    r.add_argument("--quiet", action="store_true", help="no progress bars and no summary line")
     return p
 
 
@@ -89,7 +90,7 @@ def main(argv: list[str]) -> int:
         drive_digest = file_digest(Path(a.drive) / "dataset.json") if drive else None
         t0 = time.monotonic()
         path = run_bake(field, cfg, out, source_digest=file_digest(a.checkpoint), drive=drive,
-                        drive_digest=drive_digest, resume=a.resume)
+                        drive_digest=drive_digest, resume=a.resume, quiet=a.quiet)
     except KeyboardInterrupt:
         print(f"bake: interrupted; `bake ... --resume` continues from {partial_paths(out)[0]}", file=sys.stderr)
         return 130
@@ -97,5 +98,6 @@ def main(argv: list[str]) -> int:
         print(f"bake: error: {exc}", file=sys.stderr)
         return 1
     size = path.stat().st_size
-    print(f"wrote {path} ({size / 1e6:.1f} MB) in {time.monotonic() - t0:.0f} s")
+    if not a.quiet:
+        print(f"wrote {path} ({size / 1e6:.1f} MB) in {time.monotonic() - t0:.0f} s")
     return 0

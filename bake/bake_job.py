@@ -97,11 +97,12 @@ def to_u8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(x) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def frontal_renders(field: Field, keyframes: Keyframes, grid: ViewGrid, size: int) -> tuple[np.ndarray, np.ndarray]:
+def frontal_renders(field: Field, keyframes: Keyframes, grid: ViewGrid, size: int,
+                    quiet: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Every keyframe's expression seen from straight ahead (Kimura et al.'s frontalisation)."""
     cam = Camera(grid.intrinsics.scaled(size, size), orbit_pose(0.0, 0.0, grid.radius, grid.center))
     rgbs, alphas = [], []
-    with Progress(len(keyframes.times), "graph renders") as bar:
+    with Progress(len(keyframes.times), "graph renders", disable=quiet) as bar:
         for e in keyframes.expressions:
             rgb, alpha, _ = field.render(cam, e)
             rgbs.append(rgb)
@@ -110,8 +111,9 @@ def frontal_renders(field: Field, keyframes: Keyframes, grid: ViewGrid, size: in
     return np.stack(rgbs), np.stack(alphas)
 
 
-def build_metadata(field: Field, cfg: BakeConfig, grid: ViewGrid, kf: Keyframes, source_digest: str) -> dict:
-    images, alphas = frontal_renders(field, kf, grid, cfg.graph_size)
+def build_metadata(field: Field, cfg: BakeConfig, grid: ViewGrid, kf: Keyframes, source_digest: str,
+                   quiet: bool = False) -> dict:
+    images, alphas = frontal_renders(field, kf, grid, cfg.graph_size, quiet)
     graph = build_graph(images, alphas, cfg.fps, cfg.graph)
     groups = pose_groups(kf.capture_view, cfg.groups, cfg.seed)
     forced = forced_targets(graph.distances, groups.labels, len(groups.names))
@@ -149,8 +151,8 @@ def keyframes_for(field: Field, cfg: BakeConfig, drive=None) -> Keyframes:
 
 
 def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_digest: str,
-             drive=None, drive_digest: str | None = None, resume: bool = False) -> Path:
-    """Render every (keyframe, view) tile into ``out``; returns the final path."""
+             drive=None, drive_digest: str | None = None, resume: bool = False, quiet: bool = False) -> Path:
+    """Render every (keyframe, view) tile into ``out``; returns the final path. ``quiet``: no progress bars."""
     out = Path(out)
     if cfg.quality is None:
         cfg = replace(cfg, quality=auto_quality(cfg.size))
@@ -172,7 +174,7 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
         resume = False
         sidecar.write_text(json.dumps({"fingerprint": fp}))
 
-    meta = build_metadata(field, cfg, grid, kf, source_digest)
+    meta = build_metadata(field, cfg, grid, kf, source_digest, quiet)
     n_tiles = len(kf.times) * grid.n_views
     s = cfg.depth_scale
     with P4DWriter(out, resume=resume, depth_scale=s) as writer:
@@ -184,7 +186,7 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
             cam0 = Camera(grid.intrinsics, orbit_pose(yaw0, pitch0, grid.radius, grid.center))
             rgb, alpha, _ = field.render(cam0, kf.expressions[0])
             writer.set_preview(to_u8(rgb), to_u8(alpha))
-        with Progress(n_tiles, f"bake {out.name}", initial=n_done) as bar:
+        with Progress(n_tiles, f"bake {out.name}", initial=n_done, disable=quiet) as bar:
             for k, expr in enumerate(kf.expressions):
                 for v in range(grid.n_views):
                     missing = [kind for kind in KINDS if (k, v, kind) not in done]

@@ -110,7 +110,8 @@ def test_killed_bake_resumes_to_identical_bytes(synth_dir, small_p4d, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not out.exists() and partial.exists()
-    run_cli("bake", str(synth_dir / "subject.ckpt"), "-o", str(out), *SMALL_BAKE, "--resume")
+    r = run_cli("bake", str(synth_dir / "subject.ckpt"), "-o", str(out), *SMALL_BAKE, "--resume", "--quiet")
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", (r.stdout, r.stderr)  # --quiet: silent
     assert out.read_bytes() == small_p4d.read_bytes()
     assert not partial.exists()
 
