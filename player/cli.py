@@ -153,7 +153,8 @@ def main(argv=None) -> int:
                 print(json.dumps(res))
             else:
                 print(f"{res['file']}: {res['size'][0]}x{res['size'][1]} from {res['tile'][1]}x{res['tile'][0]} tiles, "
-                      f"{res['threads']} thread(s), {res['frames']} frames ({res['mode']}, view sharpen {res['view_sharpen']:g})")
+                      f"{res['threads']} thread(s), {res['frames']} frames ({res['mode']}, "
+                      f"view sharpen {res['view_sharpen']:g})")
                 print(f"frame time p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  ({res['fps']:.1f} fps)  "
                       f"cpu p50 {res['cpu_p50_ms']:.2f} ms  p99 {res['cpu_p99_ms']:.2f} ms")
                 print(f"cache hit rate {res['hit_rate']:.1%} ({res['misses']} misses, {res['waits']} waits)  "

@@ -98,7 +98,8 @@ class Renderer:
                 continue
             a = self.cache.get(k0, v)
             b = self.cache.get(k1, v) if t8 else a
-            K.temporal_blend(a.rgba, b.rgba, a.depth, b.depth, t8 / 256, self.src_rgba[slot, j], self.src_depth[slot, j])
+            K.temporal_blend(a.rgba, b.rgba, a.depth, b.depth, t8 / 256,
+                             self.src_rgba[slot, j], self.src_depth[slot, j])
             self.held[slot][j] = key
 
     def render(self, yaw: float, pitch: float, zoom: float, streams) -> np.ndarray:

@@ -118,12 +118,16 @@ def test_killed_bake_resumes_to_identical_bytes(synth_dir, small_p4d, tmp_path):
 
 def test_ctrl_c_leaves_nothing_at_output(synth_dir, tmp_path):
     out = tmp_path / "int.p4d"
+    # SIGINT at its default in the child: a runner started in the background (non-interactive
+    # shells ignore SIGINT there, and children inherit that) must not decide what this tests.
     proc = subprocess.Popen(_bake_cmd(synth_dir, out), cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     partial = tmp_path / "int.p4d.partial"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None and not partial.exists():
         time.sleep(0.02)
+    assert proc.poll() is None, "bake finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
