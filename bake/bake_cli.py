@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where a learned field renders (default %(default)s: CUDA when present)")
     r.add_argument("--resume", action="store_true", help="continue an interrupted bake of the same inputs")
-    r.add_argument("--quiet", action="store_true", help="no progress bars and no summary line")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no summary line")
     return p
 
 

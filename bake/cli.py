@@ -6,6 +6,7 @@ module owns its own argparse and exposes ``main(argv) -> int``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 SUBCOMMANDS = {
@@ -41,12 +42,12 @@ def _run_sub(name: str, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        from bake.bake_cli import build_parser
-        print(USAGE)
-        print(build_parser().format_help())
-        return 0 if argv else 2
     try:
+        if not argv or argv[0] in ("-h", "--help"):
+            from bake.bake_cli import build_parser
+            print(USAGE)
+            print(build_parser().format_help())
+            return 0 if argv else 2
         if argv[0] in SUBCOMMANDS:
             return _run_sub(argv[0], argv[1:])
         from bake.bake_cli import main as bake_main
@@ -54,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bake: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `bake --help | head`: the reader went away, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -623,17 +623,21 @@ def main(argv=None) -> int:
         args = ap.parse_args(argv)
     except SystemExit as e:  # --help (0) and usage errors (2) already printed their one line
         return int(e.code or 0)
+    except BrokenPipeError:  # `p4d --help | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     try:
         return args.func(args)
     except (CLIError, P4DFormatError) as e:
         print(f"p4d {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `p4d info x | head`: the reader went away, nothing to report
+        # (before OSError, which it is a case of)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:
         print(f"p4d {args.command}: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 1
-    except BrokenPipeError:  # `p4d info x | head`: the reader went away, nothing to report
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     except KeyboardInterrupt:
         print(f"p4d {args.command}: interrupted", file=sys.stderr)
         return 130

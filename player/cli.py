@@ -47,7 +47,7 @@ def play_parser() -> argparse.ArgumentParser:
     ap.add_argument("--hud", action="store_true", help="start with the HUD shown (window)")
     ap.add_argument("--frames", type=int, default=None, help=argparse.SUPPRESS)  # tests: quit after N draws
     ap.add_argument("--screenshot", default=None, help=argparse.SUPPRESS)  # tests: save framebuffer on quit
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return ap
 
 
@@ -166,6 +166,9 @@ def main(argv=None) -> int:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except BrokenPipeError:  # `player bench x | head`: the reader went away, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def play(args) -> int:

@@ -264,3 +264,20 @@ def test_console_script_runs_without_traceback(p4d, tmp_path):
     bad = subprocess.run(exe + ["extract", str(p4d), "-k", "99", "-v", "0", "-o", str(tmp_path / "x.png")],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.strip() == "p4d extract: error: --keyframe 99 is outside 0..4"
+
+
+def _closed_pipe(argv):
+    """Run a command whose stdout reader is already gone (like `cmd | head` once head exits)."""
+    r, w = os.pipe()
+    os.close(r)  # every write now fails with EPIPE
+    try:
+        return subprocess.run([sys.executable, "-m", *argv], stdout=w, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(w)
+
+
+@pytest.mark.parametrize("argv", [["formats.cli", "--help"], ["formats.cli", "info", "P4D"],
+                                  ["bake.cli", "--help"], ["player.cli", "--help"]])
+def test_a_closed_pipe_is_no_error(p4d, argv):
+    res = _closed_pipe([str(p4d) if a == "P4D" else a for a in argv])
+    assert res.returncode == 0 and res.stderr == "", (res.returncode, res.stderr[-500:])

@@ -56,7 +56,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--perceptual-weights", metavar="PATH",
                    help="local VGG16 state dict enabling the perceptual loss (off without it)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
 

@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "camera is ~65, a cropped talking-head clip ~20-40)")
     p.add_argument("--max-seconds", type=float, default=None, metavar="S", help="track only the first S seconds")
     p.add_argument("--overwrite", action="store_true", help="replace DATASET if it exists")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
 
