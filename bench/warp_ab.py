@@ -3,14 +3,16 @@
 On a shared machine two runs of the same frame differ by 10-20 %, more than most kernel changes
 gain or lose; `player bench` run twice cannot tell them apart. This captures a few frames of an
 orbit playback of FILE.p4d (the 4 blended source tiles, weights and cameras of each), then calls
-every variant's ``warp`` on each frame in turn, alternating the order, and prints per variant the
-median and minimum time and the median of its per-call ratio to the first variant.
+every variant's ``warp`` and ``composite`` on each frame in turn, alternating the order, and
+prints per variant the median and minimum time, the median of its per-call ratio to the first
+variant and the largest difference of its final image from the working tree's.
 
     python bench/warp_ab.py FILE.p4d --against HEAD~1 [--against REV ...] [--repeats 10] [--view-sharpen 1]
 
 Each variant is ``player/kernels.py`` as of a git revision, compiled in this process (no JIT
-cache), called with the working tree's ``warp`` contract (float32 output); a revision with
-another contract is reported and left out. One numba thread.
+cache), called with the working tree's ``warp`` arguments and its own output type (uint8, or
+float32 before the 8-bit warp); a revision that rejects them is reported and left out. One
+numba thread.
 """
 
 from __future__ import annotations
@@ -90,26 +92,39 @@ def main(argv=None) -> int:
     frames, ren = capture(args.file, args.frames, sharpen=args.view_sharpen)
     f = frames[0]
     here.splat_depth(f["depth"], f["w"], f["src"], f["tgt"], ren.zstride, 1, ren.coarse)
+    # A variant's warp writes uint8 (this checkout) or float32 (before the composite was folded
+    # into 8-bit stores): each is timed with its own composite, so both make the same image.
+    dtypes = [np.dtype(np.uint8)] * len(mods)
     for j in reversed(range(1, len(mods))):
-        try:
-            mods[j].warp(f["rgba"], f["depth"], f["w"], f["src"], f["tgt"], ren.coarse, ren.stride,
-                         np.zeros(ren.warped.shape[1:], np.float32), zstride=ren.zstride)
-        except AssertionError as e:
-            print(f"left out {names[j]}: its warp rejects this checkout's arguments ({e})", file=sys.stderr)
-            del mods[j], names[j]
-    outs = [np.zeros(ren.warped.shape[1:], np.float32) for _ in mods]
+        for dt in (np.uint8, np.float32):
+            try:
+                mods[j].warp(f["rgba"], f["depth"], f["w"], f["src"], f["tgt"], ren.coarse, ren.stride,
+                             np.zeros(ren.warped.shape[1:], dt), zstride=ren.zstride)
+                dtypes[j] = np.dtype(dt)
+                break
+            except AssertionError as e:
+                err = e
+        else:
+            print(f"left out {names[j]}: its warp rejects this checkout's arguments ({err})", file=sys.stderr)
+            del mods[j], names[j], dtypes[j]
+    outs = [np.zeros(ren.warped.shape[1:], dt) for dt in dtypes]
+    images = [np.zeros(ren.image.shape, np.uint8) for _ in mods]
     scratch = [here.warp_scratch(4, ren.out_shape, ren.stride) for _ in mods]
     times: list[list[float]] = [[] for _ in mods]
+    worst = [0] * len(mods)
     for rep in range(args.repeats):
         for f in frames:
-            # The same coarse z-buffer for every variant: this compares the warp alone.
+            # The same coarse z-buffer for every variant: this compares warp + composite alone.
             here.splat_depth(f["depth"], f["w"], f["src"], f["tgt"], ren.zstride, 1, ren.coarse, scratch[0].geo)
             order = range(len(mods)) if rep % 2 == 0 else reversed(range(len(mods)))
             for j in order:
                 c = time.perf_counter()
                 mods[j].warp(f["rgba"], f["depth"], f["w"], f["src"], f["tgt"], ren.coarse, ren.stride, outs[j],
                              scratch=scratch[j], zstride=ren.zstride)
+                mods[j].composite(outs[j], ren.bg, images[j])
                 times[j].append(time.perf_counter() - c)
+            for j in range(1, len(mods)):
+                worst[j] = max(worst[j], int(np.abs(images[j].astype(int) - images[0]).max()))
     first = np.asarray(times[0])
     n_views = [int((f["w"] > 0).sum()) for f in frames]
     print(f"{args.file}: {len(frames)} frames x {args.repeats} calls, output {ren.out_shape[1]}x{ren.out_shape[0]}, "
@@ -117,8 +132,9 @@ def main(argv=None) -> int:
     views = np.tile(n_views, args.repeats)
     for name, t in zip(names, times):
         t = np.asarray(t)
-        print(f"  {name:>14}: warp p50 {np.median(t) * 1e3:7.2f} ms  min {t.min() * 1e3:7.2f} ms  "
-              f"median ratio to the working tree {np.median(t / first):.3f}")
+        print(f"  {name:>14}: warp+composite p50 {np.median(t) * 1e3:7.2f} ms  min {t.min() * 1e3:7.2f} ms  "
+              f"median ratio to the working tree {np.median(t / first):.3f}"
+              + (f"  image max diff {worst[names.index(name)]}" if name != names[0] else ""))
         if len(set(n_views)) > 1:
             print(" " * 18 + "by views used: " + ", ".join(
                 f"{v}: p50 {np.median(t[views == v]) * 1e3:.2f} ms" for v in sorted(set(n_views))))

@@ -21,9 +21,12 @@ The frame pipeline, per frame (H, W = tile size; Ho, Wo = output size):
    subject goes on past the frame edge). Only the lattice nodes (every ``stride``-th pixel) are
    projected where a cell lies on one surface; its pixels interpolate the nodes' source
    coordinates and blend in fixed point.
+   The warped frame is premultiplied RGBA in 8 bits (one 32-bit store per pixel: a float frame
+   cost more to write than the composite pass it fed).
 5. ``composite`` (premultiplied colour over the background, rows flipped bottom-up for a GL
-   texture). ``crossfade`` mixes two warped frames (the same fade in output pixels; the renderer
-   fades in source pixels instead, which costs one warp, not two).
+   texture; integer, one table lookup per pixel). ``crossfade`` mixes two warped frames (the same
+   fade in output pixels; the renderer fades in source pixels instead, which costs one warp, not
+   two).
 
 Coarse depth + backward sampling keeps the cost at one projection and one bilinear fetch per
 (target pixel, source) instead of splatting every source pixel.
@@ -45,7 +48,6 @@ __all__ = ["view_weights", "blend_steps", "temporal_blend", "splat_depth", "warp
 
 _EMPTY = np.float32(0.0)  # depth value meaning "nothing here"
 MODE_PIXEL, MODE_EMPTY, MODE_MESH = 0, 1, 2  # how ``warp`` fills a lattice cell
-INV255 = np.float32(1.0 / 255.0)
 
 
 # --- (a) bilinear weights of the 4 nearest grid views -------------------------------------------
@@ -380,14 +382,19 @@ def _acc_fx(flat, w_s, base, uf, vf, wgt, acc_rb, acc_ga):
 
 
 @njit(inline="always")
-def _store_fx(out, y, x, acc_rb, acc_ga):
-    """Lane sums (weights in 1/256 summing to 256) -> float RGBA in [0, 1] at out[y, x]."""
-    acc_rb = (acc_rb + 0x800080) >> 8
-    acc_ga = (acc_ga + 0x800080) >> 8
-    out[y, x, 0] = np.float32(acc_rb & 255) * INV255
-    out[y, x, 1] = np.float32(acc_ga & 255) * INV255
-    out[y, x, 2] = np.float32((acc_rb >> 16) & 255) * INV255
-    out[y, x, 3] = np.float32((acc_ga >> 16) & 255) * INV255
+def _store_fx(out32, y, x, acc_rb, acc_ga):
+    """Lane sums (weights in 1/256 summing to 256) -> one packed RGBA word at out32[y, x]."""
+    lanes = np.int64(0xFF00FF)
+    rb = ((acc_rb + 0x800080) >> 8) & lanes
+    ga = ((acc_ga + 0x800080) >> 8) & lanes
+    out32[y, x] = np.uint32(rb | (ga << 8))
+
+
+@njit(inline="always")
+def _pack_rgba(c0, c1, c2, c3):
+    """Four channel values in [0, 255] (floats) -> one RGBA word, rounded."""
+    return np.uint32(np.uint32(c0 + 0.5) | (np.uint32(c1 + 0.5) << 8) | (np.uint32(c2 + 0.5) << 16)
+                     | (np.uint32(c3 + 0.5) << 24))
 
 
 @njit(inline="always")
@@ -590,7 +597,7 @@ def _sample(src32, s, u, v):
 
 @njit("void(u1[:,:,:,::1], f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], "
       "f8[:,::1], f8[::1], f4[:,::1], i8, i8, f8, f8, i8, b1, f8[:,:,:,::1], f8[:,::1], u1[:,::1], u1[:,::1], "
-      "f8[:,:,::1], i8[::1], i8[:,::1], f4[:,:,::1])",
+      "f8[:,:,::1], i8[::1], i8[:,::1], u1[:,:,::1])",
       cache=True, nogil=True, parallel=True, fastmath=True)
 def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, zstride, stride,
           ztol, disc, n_refine, mesh, nodes, node_z, mode, used, geo, vw8, wtab, out):
@@ -600,6 +607,7 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
     flat = src_rgba.view(np.uint32).reshape(-1)
     h_s, w_s = src_rgba.shape[1], src_rgba.shape[2]
     ho, wo = out.shape[0], out.shape[1]
+    out32 = out.view(np.uint32).reshape((ho, wo))  # one store per RGBA pixel
     _weights_256(src_w, (1 << n_src) - 1, vw8)
     recip = (65536 + stride // 2) // stride  # 1 / stride in 16.16
     # View weights in 1/256 renormalised over every subset of sources (a MESH cell uses the
@@ -712,8 +720,7 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
             x1 = min(x0 + stride, wo)
             if mode[jn, i_n] == MODE_EMPTY:
                 for x in range(x0, x1):
-                    for c in range(4):
-                        out[y, x, c] = 0.0
+                    out32[y, x] = 0
                 continue
             if mode[jn, i_n] == MODE_MESH:
                 # Fixed point, so the inner loop is integer adds, shifts and multiplies: source
@@ -744,18 +751,18 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                         acc_rb, acc_ga = _acc_fx(flat, w_s, bb, ub + dub * t, vb + dvb * t, wb_, acc_rb, acc_ga)
                         acc_rb, acc_ga = _acc_fx(flat, w_s, bc, uc + duc * t, vc + dvc * t, wc_, acc_rb, acc_ga)
                         acc_rb, acc_ga = _acc_fx(flat, w_s, bd, ud + dud * t, vd + dvd * t, wd_, acc_rb, acc_ga)
-                        _store_fx(out, y, x, acc_rb, acc_ga)
+                        _store_fx(out32, y, x, acc_rb, acc_ga)
                 elif n_used == 2:
                     for x in range(x0, x1):
                         t = x - x0
                         acc_rb, acc_ga = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, 0, 0)
                         acc_rb, acc_ga = _acc_fx(flat, w_s, bb, ub + dub * t, vb + dvb * t, wb_, acc_rb, acc_ga)
-                        _store_fx(out, y, x, acc_rb, acc_ga)
+                        _store_fx(out32, y, x, acc_rb, acc_ga)
                 else:
                     for x in range(x0, x1):
                         t = x - x0
                         acc_rb, acc_ga = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, 0, 0)
-                        _store_fx(out, y, x, acc_rb, acc_ga)
+                        _store_fx(out32, y, x, acc_rb, acc_ga)
                 continue
             for x in range(x0, x1):
                 a0 = 0.0
@@ -771,8 +778,7 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 ax = (x + 0.5 - cx_t) / fx_t
                 z = _pixel_depth(zb, zstride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
                 if z <= 0:
-                    for c in range(4):
-                        out[y, x, c] = 0.0
+                    out32[y, x] = 0
                     continue
                 for s in range(n_src):
                     ws = src_w[s]
@@ -797,20 +803,13 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                     a3 += wvs * c3
                     wv += wvs
                 if wv > 1e-3 * wa and wv > 0:
-                    k = 1.0 / (255.0 * wv)
-                    out[y, x, 0] = a0 * k
-                    out[y, x, 1] = a1 * k
-                    out[y, x, 2] = a2 * k
-                    out[y, x, 3] = a3 * k
+                    k = 1.0 / wv
+                    out32[y, x] = _pack_rgba(a0 * k, a1 * k, a2 * k, a3 * k)
                 elif wa > 0:
-                    k = 1.0 / (255.0 * wa)
-                    out[y, x, 0] = b0 * k
-                    out[y, x, 1] = b1 * k
-                    out[y, x, 2] = b2 * k
-                    out[y, x, 3] = b3 * k
+                    k = 1.0 / wa
+                    out32[y, x] = _pack_rgba(b0 * k, b1 * k, b2 * k, b3 * k)
                 else:
-                    for c in range(4):
-                        out[y, x, c] = 0.0
+                    out32[y, x] = 0
 
 
 class WarpScratch(NamedTuple):
@@ -842,7 +841,7 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     src_rgba uint8 [S, H, W, 4] premultiplied RGBA; src_depth float32 [S, H, W]; src_w float32 [S];
     coarse float32 [2, Hc, Wc] from ``splat_depth`` at cell size ``zstride`` (default ``stride``;
     only ``coarse[0]`` is read); stride: the node lattice spacing;
-    out float32 [Ho, Wo, 4] premultiplied RGBA in [0, 1]; scratch from ``warp_scratch``.
+    out uint8 [Ho, Wo, 4] premultiplied RGBA, rows top-down; scratch from ``warp_scratch``.
     ztol: relative z-test tolerance; disc: relative depth jump treated as an edge;
     n_refine: fixed-point steps refining the coarse depth on the nearest source's depth tile;
     mesh: False projects every pixel (slower; for comparison).
@@ -850,7 +849,8 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     Per target pixel: depth from the coarse z-buffer (refined), back-projected to a 3-D point,
     projected into each source, sampled bilinearly, weighted by view weight x soft z-test;
     where no source sees the point the plain view weights fill the hole (sources the point projects
-    outside of take no part; none left = transparent). Cells of the stride lattice whose corners
+    outside of take no part; none left = transparent); the blend rounded to 8 bits per channel.
+    Cells of the stride lattice whose corners
     lie on one surface, each source seeing all 4 corners or none, are MESH cells: their pixels
     step the corners' source coordinates linearly and blend the sources that see the cell in
     fixed point (1/256 weights; within 1 LSB of the float blend). At most 4 sources.
@@ -859,7 +859,7 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     tk, tr, tc = tgt_cam
     assert src_rgba.ndim == 4 and src_rgba.shape[3] == 4 and src_rgba.dtype == np.uint8, src_rgba.shape
     assert src_depth.shape == src_rgba.shape[:3], (src_depth.shape, src_rgba.shape)
-    assert out.ndim == 3 and out.shape[2] == 4 and out.dtype == np.float32, out.shape
+    assert out.ndim == 3 and out.shape[2] == 4 and out.dtype == np.uint8, (out.shape, out.dtype)
     zstride = int(zstride or stride)
     assert coarse.shape[1] * zstride >= out.shape[0] and coarse.shape[2] * zstride >= out.shape[1], \
         (coarse.shape, zstride, out.shape)
@@ -877,43 +877,61 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
 
 # --- (d) crossfade, (e) composite ----------------------------------------------------------------
 
-@njit("void(f4[:,:,::1], f4[:,:,::1], f4, f4[:,:,::1])", cache=True, nogil=True, parallel=True)
-def _crossfade(a, b, t, out):
-    h, w = a.shape[0], a.shape[1]
-    for y in prange(h):
-        for x in range(w):
-            for c in range(4):
-                out[y, x, c] = a[y, x, c] + (b[y, x, c] - a[y, x, c]) * t
+@njit("void(u4[:,::1], u4[:,::1], i8, u4[:,::1])", cache=True, nogil=True, parallel=True)
+def _crossfade(a, b, t8, out):
+    s8 = np.uint32(256 - t8)
+    t = np.uint32(t8)
+    for y in prange(a.shape[0]):
+        for x in range(a.shape[1]):
+            out[y, x] = _mix_rgba(a[y, x], b[y, x], s8, t)
 
 
 def crossfade(a: np.ndarray, b: np.ndarray, t: float, out: np.ndarray) -> None:
-    """out = (1 - t) a + t b on premultiplied float32 RGBA [H, W, 4]; out may alias a or b."""
+    """out = (a (256 - t8) + b t8 + 128) >> 8 with t8 = round(256 t), t clamped to [0, 1], on
+    premultiplied RGBA uint8 [H, W, 4] frames; out may alias a or b."""
     assert a.shape == b.shape == out.shape and a.ndim == 3 and a.shape[2] == 4, (a.shape, b.shape)
-    _crossfade(a, b, np.float32(min(max(t, 0.0), 1.0)), out)
+    assert a.dtype == b.dtype == out.dtype == np.uint8, (a.dtype, b.dtype, out.dtype)
+    h, w = a.shape[:2]
+    _crossfade(a.view(np.uint32).reshape(h, w), b.view(np.uint32).reshape(h, w), blend_steps(t),
+               out.view(np.uint32).reshape(h, w))
 
 
-@njit("void(f4[:,:,::1], f4[::1], u1[:,:,::1])", cache=True, nogil=True, parallel=True)
+@njit("void(u4[:,::1], f8[::1], u4[:,::1])", cache=True, nogil=True, parallel=True)
 def _composite(src, bg, out):
+    # What the background adds under coverage a: round((255 - a) * bg) per channel, as a table of
+    # R|B (16-bit lanes) and G words, so a pixel is two adds and a saturation, not three float ops.
+    lanes = np.uint32(0xFF00FF)
+    tab_rb = np.empty(256, np.uint32)
+    tab_g = np.empty(256, np.uint32)
+    for a in range(256):
+        r = np.uint32((255 - a) * bg[0] + 0.5)
+        g = np.uint32((255 - a) * bg[1] + 0.5)
+        b = np.uint32((255 - a) * bg[2] + 0.5)
+        tab_rb[a] = r | (b << 16)
+        tab_g[a] = g
     h, w = src.shape[0], src.shape[1]
     for y in prange(h):
         yo = h - 1 - y  # GL textures start at the bottom row
         for x in range(w):
-            a = min(max(src[y, x, 3], np.float32(0.0)), np.float32(1.0))
-            for c in range(3):
-                v = src[y, x, c] + (np.float32(1.0) - a) * bg[c]
-                v = min(max(v, np.float32(0.0)), np.float32(1.0))
-                out[yo, x, c] = np.uint8(v * np.float32(255.0) + np.float32(0.5))
-            out[yo, x, 3] = 255
+            p = src[y, x]
+            a = p >> 24
+            rb = (p & lanes) + tab_rb[a]
+            g = ((p >> 8) & np.uint32(255)) + tab_g[a]
+            # Saturate: a lossy colour codec can leave a premultiplied channel above its alpha.
+            rb |= ((rb >> 8) & np.uint32(0x10001)) * np.uint32(255)
+            g |= ((g >> 8) & np.uint32(1)) * np.uint32(255)
+            out[yo, x] = (rb & lanes) | ((g & np.uint32(255)) << 8) | np.uint32(0xFF000000)
 
 
 def composite(src: np.ndarray, background, out: np.ndarray) -> None:
-    """Premultiplied float32 RGBA [H, W, 4] over an RGB background (3 floats in [0, 1]) ->
-    opaque RGBA uint8 [H, W, 4] with rows bottom-up (GL order)."""
-    bg = np.ascontiguousarray(background, dtype=np.float32)
-    assert bg.shape == (3,), bg.shape
-    assert src.ndim == 3 and src.shape[2] == 4 and out.shape == src.shape and out.dtype == np.uint8, \
-        (src.shape, out.shape, out.dtype)
-    _composite(src, bg, out)
+    """Premultiplied RGBA uint8 [H, W, 4] over an RGB background (3 floats in [0, 1]) ->
+    opaque RGBA uint8 [H, W, 4] with rows bottom-up (GL order): c + round((255 - a) bg)."""
+    bg = np.ascontiguousarray(background, dtype=np.float64)
+    assert bg.shape == (3,) and (bg >= 0).all() and (bg <= 1).all(), bg
+    assert src.ndim == 3 and src.shape[2] == 4 and out.shape == src.shape, (src.shape, out.shape)
+    assert src.dtype == out.dtype == np.uint8, (src.dtype, out.dtype)
+    h, w = src.shape[:2]
+    _composite(src.view(np.uint32).reshape(h, w), bg, out.view(np.uint32).reshape(h, w))
 
 
 # --- cameras and warm-up -------------------------------------------------------------------------
@@ -936,7 +954,7 @@ def warm_up() -> None:
     c = np.zeros((s, 3))
     coarse = np.zeros((2, 4, 4), np.float32)
     splat_depth(depth, sw, (k, r, c), (k[0].copy(), r[0].copy(), c[0].copy()), 2, 1, coarse)
-    out = np.zeros((h, w, 4), np.float32)
+    out = np.zeros((h, w, 4), np.uint8)
     warp(rgba, depth, sw, (k, r, c), (k[0].copy(), r[0].copy(), c[0].copy()), coarse, 2, out)
     temporal_blend(rgba[0], rgba[1], depth[0], depth[1], 0.5, rgba[0], depth[0])
     crossfade(out, out, 0.5, out)

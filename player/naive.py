@@ -315,15 +315,17 @@ def weights_256(src_w):
 
 
 def crossfade(a, b, t):
-    t = np.float32(np.clip(t, 0, 1))
-    return (a + (b - a) * t).astype(np.float32)
+    """Premultiplied RGBA uint8 frames mixed in 1/256 steps, like ``temporal_blend``'s colour."""
+    t8 = int(round(float(np.clip(t, 0, 1)) * 256))
+    return ((a.astype(np.int32) * (256 - t8) + b.astype(np.int32) * t8 + 128) >> 8).astype(np.uint8)
 
 
 def composite(src, background):
-    bg = np.asarray(background, np.float32)
-    a = np.clip(src[..., 3:4], 0, 1)
-    rgb = np.clip(src[..., :3] + (1 - a) * bg, 0, 1)
+    """Premultiplied RGBA uint8 over the RGB background: c + round((255 - a) bg), rows flipped."""
+    bg = np.asarray(background, np.float64)
+    a = src[..., 3:4].astype(np.float64)
+    rgb = src[..., :3] + np.floor((255 - a) * bg + 0.5)
     out = np.empty(src.shape, np.uint8)
-    out[..., :3] = np.floor(rgb * np.float32(255) + np.float32(0.5)).astype(np.uint8)
+    out[..., :3] = np.clip(rgb, 0, 255).astype(np.uint8)
     out[..., 3] = 255
     return out[::-1].copy()

@@ -64,7 +64,7 @@ class Renderer:
         # Buffers: per stream 4 blended source tiles; one warped image, coarse z-buffer, output.
         self.src_rgba = np.zeros((self.MAX_STREAMS, 4, h, w, 4), np.uint8)
         self.src_depth = np.zeros((self.MAX_STREAMS, 4, h, w), np.float32)
-        self.warped = np.zeros((1, ho, wo, 4), np.float32)
+        self.warped = np.zeros((1, ho, wo, 4), np.uint8)
         self.zstride = config.zstride or self.stride
         self.coarse = np.zeros((2, -(-ho // self.zstride), -(-wo // self.zstride)), np.float32)
         self.scratch = K.warp_scratch(4, (ho, wo), self.stride)
@@ -75,7 +75,7 @@ class Renderer:
         self.held: list[list[tuple | None]] = [[None] * 4 for _ in range(self.MAX_STREAMS)]
         self.idx = np.zeros(4, np.int32)
         self.w = np.zeros(4, np.float32)
-        self.bg = np.asarray(config.background, np.float32)
+        self.bg = np.asarray(config.background, np.float64)
 
     def views_at(self, yaw: float, pitch: float) -> list[int]:
         idx, w = K.view_weights(self.yaws, self.pitches, yaw, pitch, sharpen=self.config.view_sharpen)
@@ -136,8 +136,8 @@ class Renderer:
     def _plain(self, slot: int) -> None:
         """Plain bilinear blend of the 4 views' pixels (no geometry): the comparison baseline."""
         import cv2  # resize only when the output size differs from the tile size
-        acc = np.tensordot(self.w, self.src_rgba[slot].astype(np.float32), 1) / 255.0
+        acc = np.tensordot(self.w, self.src_rgba[slot].astype(np.float32), 1)
         ho, wo = self.out_shape
         if acc.shape[:2] != (ho, wo):
             acc = cv2.resize(acc, (wo, ho), interpolation=cv2.INTER_LINEAR)
-        self.warped[slot] = acc
+        self.warped[slot] = np.clip(acc + 0.5, 0, 255).astype(np.uint8)

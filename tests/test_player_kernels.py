@@ -123,19 +123,31 @@ def test_temporal_blend_matches_twin():
 
 def test_crossfade_and_composite_match_twins():
     rng = np.random.default_rng(2)
-    a = rng.random((9, 13, 4), dtype=np.float32)
-    a[..., :3] *= a[..., 3:]
-    b = rng.random((9, 13, 4), dtype=np.float32)
+    a = rng.integers(0, 256, (9, 13, 4), dtype=np.uint8)
+    a[..., :3] = (a[..., :3].astype(int) * a[..., 3:] // 255).astype(np.uint8)  # premultiplied
+    b = rng.integers(0, 256, (9, 13, 4), dtype=np.uint8)
     out = np.empty_like(a)
-    K.crossfade(a, b, 0.25, out)
-    np.testing.assert_allclose(out, naive.crossfade(a, b, 0.25), atol=1e-6)
-    img = np.empty(a.shape, np.uint8)
-    K.composite(a, (0.2, 0.4, 0.9), img)
-    ref = naive.composite(a, (0.2, 0.4, 0.9))
-    assert np.abs(img.astype(int) - ref).max() <= 1
+    for t in (0.0, 0.25, 0.7, 1.0):
+        K.crossfade(a, b, t, out)
+        assert np.array_equal(out, naive.crossfade(a, b, t)), t
+        assert np.abs(out.astype(float) - ((1 - t) * a + t * b)).max() <= 1.0
+    K.crossfade(a, b, 0.0, out)
+    assert np.array_equal(out, a)
+    for bg in ((0.2, 0.4, 0.9), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), (0.08, 0.08, 0.09)):
+        img = np.empty(a.shape, np.uint8)
+        K.composite(a, bg, img)
+        assert np.array_equal(img, naive.composite(a, bg)), bg
+        # and the float over-operator it stands for, to the rounding
+        want = np.clip(a[..., :3] / 255 + (1 - a[..., 3:] / 255) * np.asarray(bg), 0, 1) * 255
+        assert np.abs(img[::-1, :, :3] - want).max() <= 0.5 + 1e-6, bg
+    # A lossy colour codec can leave a channel above its alpha: saturate, never wrap.
+    over = np.array([[[250, 10, 255, 200]]], np.uint8)
+    img = np.empty_like(over)
+    K.composite(over, (1.0, 1.0, 1.0), img)
+    assert img.tolist() == [[[255, 65, 255, 255]]]
     # GL order: the top source row is the last output row; transparent pixels show the background.
-    clear = np.zeros((4, 4, 4), np.float32)
-    clear[0, :, :] = 1.0
+    clear = np.zeros((4, 4, 4), np.uint8)
+    clear[0, :, :] = 255
     img = np.empty(clear.shape, np.uint8)
     K.composite(clear, (0.2, 0.4, 0.9), img)
     assert img[-1, 0].tolist() == [255, 255, 255, 255]
@@ -162,9 +174,10 @@ def test_splat_and_warp_match_twins(stride, zoom, zstride):
     zb = naive.splat_depth(depth, w, src, tgt, zstride, 1, (hc, hc))
     np.testing.assert_allclose(coarse[0], zb, rtol=1e-5)
     assert (zb > 0).mean() > 0.2
-    out = np.zeros((48, 48, 4), np.float32)
+    out8 = np.zeros((48, 48, 4), np.uint8)
     scratch = K.warp_scratch(4, (48, 48), stride)
-    K.warp(rgba, depth, w, src, tgt, coarse, stride, out, scratch=scratch, zstride=zstride)
+    K.warp(rgba, depth, w, src, tgt, coarse, stride, out8, scratch=scratch, zstride=zstride)
+    out = out8 / 255.0
     ref = naive.warp(rgba, depth, w, src, tgt, zb, stride, (48, 48), zstride=zstride)
     # Both paths are exercised: MESH cells (fixed-point blend), some of them blending only the
     # sources that see them (the bump hides the sphere from some views), and per-pixel cells.
@@ -191,9 +204,10 @@ def test_warp_with_fewer_views_matches_twin(target, n_views):
     tgt = K.camera_arrays(intr, orbit_pose(target[0], target[1], RADIUS))
     coarse = np.zeros((2, 12, 12), np.float32)
     K.splat_depth(depth[idx], w, src, tgt, 4, 1, coarse)
-    out = np.zeros((48, 48, 4), np.float32)
+    out8 = np.zeros((48, 48, 4), np.uint8)
     scratch = K.warp_scratch(4, (48, 48), 4)
-    K.warp(rgba[idx], depth[idx], w, src, tgt, coarse, 4, out, scratch=scratch)
+    K.warp(rgba[idx], depth[idx], w, src, tgt, coarse, 4, out8, scratch=scratch)
+    out = out8 / 255.0
     ref = naive.warp(rgba[idx], depth[idx], w, src, tgt, coarse[0].copy(), 4, (48, 48))
     mode, used = scratch.mode[:-1, :-1], scratch.used[:-1, :-1]
     counts = np.array([bin(int(u)).count("1") for u in used[mode == K.MODE_MESH]])
@@ -211,9 +225,8 @@ def test_warp_beats_plain_blend_and_sees_occlusion():
     hc = size // 2
     coarse = np.zeros((2, hc, hc), np.float32)
     K.splat_depth(depth, w, src, tgt, 2, 1, coarse)
-    out = np.zeros((size, size, 4), np.float32)
-    K.warp(rgba, depth, w, src, tgt, coarse, 2, out)
-    got = np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
+    got = np.zeros((size, size, 4), np.uint8)
+    K.warp(rgba, depth, w, src, tgt, coarse, 2, got)
     plain = np.clip(np.tensordot(w, rgba.astype(np.float32), 1) + 0.5, 0, 255).astype(np.uint8)
     # Inside the silhouette (a hard-edged sphere's outline is the same circle from every view, which
     # flatters plain blending there; a face is not a sphere).
@@ -221,9 +234,8 @@ def test_warp_beats_plain_blend_and_sees_occlusion():
     p_warp, p_plain = psnr(got, truth, inner), psnr(plain, truth, inner)
     assert p_warp > 28 and p_warp > p_plain + 6, (p_warp, p_plain)
     # Without the z-test (huge tolerance) occluded texture bleeds through: worse.
-    out2 = np.zeros_like(out)
-    K.warp(rgba, depth, w, src, tgt, coarse, 2, out2, ztol=1e6)
-    got2 = np.clip(out2 * 255 + 0.5, 0, 255).astype(np.uint8)
+    got2 = np.zeros_like(got)
+    K.warp(rgba, depth, w, src, tgt, coarse, 2, got2, ztol=1e6)
     assert psnr(got2, truth, inner) < p_warp - 0.2
 
 
@@ -243,8 +255,9 @@ def test_warp_keeps_the_silhouette_where_it_is(target):
     hc = size // stride
     coarse = np.zeros((2, hc, hc), np.float32)
     K.splat_depth(depth, w, src, tgt, stride, 1, coarse)
-    out = np.zeros((size, size, 4), np.float32)
-    K.warp(rgba, depth, w, src, tgt, coarse, stride, out)
+    out8 = np.zeros((size, size, 4), np.uint8)
+    K.warp(rgba, depth, w, src, tgt, coarse, stride, out8)
+    out = out8 / 255.0
     ref = naive.warp(rgba, depth, w, src, tgt, coarse[0], stride, (size, size))
     outline = (hit & ~erode(hit, 1)).sum()
     for a in (out[..., 3], ref[..., 3]):
@@ -295,12 +308,13 @@ def test_warp_keeps_coverage_at_frame_edges(mesh):
     hc = size // stride
     coarse = np.zeros((2, hc, hc), np.float32)
     K.splat_depth(depth, w, src, tgt, stride, 1, coarse)
-    out = np.zeros((size, size, 4), np.float32)
-    K.warp(rgba, depth, w, src, tgt, coarse, stride, out, mesh=mesh)
+    out8 = np.zeros((size, size, 4), np.uint8)
+    K.warp(rgba, depth, w, src, tgt, coarse, stride, out8, mesh=mesh)
+    out = out8 / 255.0
     ref = naive.warp(rgba, depth, w, src, tgt, coarse[0], stride, (size, size), mesh=mesh)
     assert out[..., 3].min() > 0.99 and ref[..., 3].min() > 0.99, (out[..., 3].min(), ref[..., 3].min())
     truth, _ = trace_sphere(0.0, 0.0, intr)
-    assert psnr(np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8), truth) > 26
+    assert psnr(out8, truth) > 26
 
 
 def test_wrappers_reject_bad_input():
@@ -326,7 +340,7 @@ def touch(*arrays):  # unboxing its array arguments is all this does: the baseli
 intr, tintr, rgba, depth, w, src, tgt, hc = _setup(stride=4)
 coarse = np.zeros((2, hc, hc), np.float32)
 sc = K.warp_scratch(4, (48, 48), 4)
-out = np.zeros((48, 48, 4), np.float32)
+out = np.zeros((48, 48, 4), np.uint8)
 def frame():
     K.splat_depth(depth, w, src, tgt, 4, 1, coarse, sc.geo)
     K.warp(rgba, depth, w, src, tgt, coarse, 4, out, scratch=sc)
