@@ -109,7 +109,7 @@ def main(argv=None) -> int:
             del mods[j], names[j], dtypes[j]
     outs = [np.zeros(ren.warped.shape[1:], dt) for dt in dtypes]
     images = [np.zeros(ren.image.shape, np.uint8) for _ in mods]
-    scratch = [here.warp_scratch(4, ren.out_shape, ren.stride) for _ in mods]
+    scratch = [m.warp_scratch(4, ren.out_shape, ren.stride) for m in mods]  # each its own layout
     times: list[list[float]] = [[] for _ in mods]
     worst = [0] * len(mods)
     for rep in range(args.repeats):

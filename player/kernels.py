@@ -596,11 +596,12 @@ def _sample(src32, s, u, v):
 
 
 @njit("void(u1[:,:,:,::1], f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], "
-      "f8[:,::1], f8[::1], f4[:,::1], i8, i8, f8, f8, i8, b1, f8[:,:,:,::1], f8[:,::1], u1[:,::1], u1[:,::1], "
+      "f8[:,::1], f8[::1], f4[:,::1], i8, i8, f8, f8, i8, b1, f8[:,:,:,::1], f8[:,::1], u1[:,:,::1], u1[:,::1], "
+      "u1[:,::1], "
       "f8[:,:,::1], i8[::1], i8[:,::1], u1[:,:,::1])",
       cache=True, nogil=True, parallel=True, fastmath=True)
 def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, zstride, stride,
-          ztol, disc, n_refine, mesh, nodes, node_z, mode, used, geo, vw8, wtab, out):
+          ztol, disc, n_refine, mesh, nodes, node_z, see, mode, used, geo, vw8, wtab, out):
     n_src = src_depth.shape[0]
     # One 32-bit load per RGBA tap instead of four byte loads (little-endian: R in the low byte).
     src32 = src_rgba.view(np.uint32).reshape((n_src, src_rgba.shape[1], src_rgba.shape[2]))
@@ -625,8 +626,10 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
     for s in range(n_src):
         if src_w[s] > 0 and (ref < 0 or src_w[s] > src_w[ref]):
             ref = s
-    # 1. Geometry on the node lattice (every stride-th pixel): nodes[s] = (u, v, vis, flag),
-    #    flag = -1 where the node has no surface.
+    # 1. Geometry on the node lattice (every stride-th pixel): nodes[s] = (u, v) and, per node,
+    #    bit masks of the sources that see it (see[0]: inside the image with a whole bilinear
+    #    footprint, not occluded) and that surely do not (see[1]: outside the image, or fully
+    #    occluded); neither bit where it has no surface or the frame does not use the source.
     for jn in prange(hn):
         y = jn * stride
         ay = (y + 0.5 - cy_t) / fy_t
@@ -635,20 +638,29 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
             ax = (x + 0.5 - cx_t) / fx_t
             z = _pixel_depth(zb, zstride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
             node_z[jn, i_n] = z
+            sees = 0
+            blind = 0
             for s in range(n_src):
                 if z <= 0 or src_w[s] <= 0:  # no surface, or a source the frame does not use
-                    nodes[s, 3, jn, i_n] = -1.0
                     continue
                 u, v, vis, flag = _project(src_depth, src_k, ms, os_, s, ax, ay, z, ztol)
                 nodes[s, 0, jn, i_n] = u
                 nodes[s, 1, jn, i_n] = v
-                nodes[s, 2, jn, i_n] = vis
-                nodes[s, 3, jn, i_n] = flag
+                if flag == 2 and vis >= 1.0 and 0.0 <= u < w_s - 1.01 and 0.0 <= v < h_s - 1.01:
+                    sees |= 1 << s
+                elif flag == 1 or (flag == 2 and vis <= 0.0):
+                    blind |= 1 << s
+            see[0, jn, i_n] = sees
+            see[1, jn, i_n] = blind
     # 2. Cell modes: EMPTY (no surface near: transparent), MESH (pixels interpolate the corners'
     #    source coordinates) or PIXEL (projected one by one). A cell is MESH when its corners lie
     #    on one surface (no depth edge between them, no fold) and each used source either sees
     #    all 4 corners (taps inside its image, not occluded) or none of them (occluded or
     #    outside at all 4): ``used`` holds the bit mask of the sources that see it.
+    need = 0  # the sources a cell must account for: those with a weight in 1/256
+    for s in range(n_src):
+        if vw8[s] > 0:
+            need |= 1 << s
     for jn in prange(hn - 1):
         for i_n in range(wn - 1):
             m = MODE_PIXEL
@@ -667,27 +679,13 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                           and nodes[ref, 0, jn + 1, i_n + 1] > nodes[ref, 0, jn + 1, i_n]
                           and nodes[ref, 1, jn + 1, i_n] > nodes[ref, 1, jn, i_n]
                           and nodes[ref, 1, jn + 1, i_n + 1] > nodes[ref, 1, jn, i_n + 1])
-                for s in range(n_src):
-                    if not ok:
-                        break
-                    if vw8[s] <= 0:
-                        continue
-                    n_see = 0
-                    n_not = 0
-                    for dj in range(2):
-                        for di in range(2):
-                            flag = nodes[s, 3, jn + dj, i_n + di]
-                            vis = nodes[s, 2, jn + dj, i_n + di]
-                            uu = nodes[s, 0, jn + dj, i_n + di]
-                            vv = nodes[s, 1, jn + dj, i_n + di]
-                            if flag == 2.0 and vis >= 1.0 and 0.0 <= uu < w_s - 1.01 and 0.0 <= vv < h_s - 1.01:
-                                n_see += 1
-                            elif flag == 1.0 or (flag == 2.0 and vis <= 0.0):
-                                n_not += 1
-                    if n_see == 4:
-                        bits |= 1 << s
-                    elif n_not != 4:
-                        ok = False
+                if ok:
+                    # Each needed source sees all 4 corners or surely misses all 4.
+                    all_see = see[0, jn, i_n] & see[0, jn, i_n + 1] & see[0, jn + 1, i_n] & see[0, jn + 1, i_n + 1]
+                    all_blind = (see[1, jn, i_n] & see[1, jn, i_n + 1] & see[1, jn + 1, i_n]
+                                 & see[1, jn + 1, i_n + 1])
+                    bits = all_see & need
+                    ok = (all_see | all_blind) & need == need
                 if ok and bits != 0:
                     m = MODE_MESH
             if m == MODE_PIXEL:
@@ -814,8 +812,9 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
 
 class WarpScratch(NamedTuple):
     """Every buffer ``warp`` (and ``splat_depth``) works in, allocated once per output size."""
-    nodes: np.ndarray  # float64 [S, 4, Hn, Wn]: per source (u, v, vis, flag) at the lattice nodes
+    nodes: np.ndarray  # float64 [S, 2, Hn, Wn]: per source (u, v) at the lattice nodes
     node_z: np.ndarray  # float64 [Hn, Wn]: target depth at the nodes (0 = no surface)
+    see: np.ndarray  # uint8 [2, Hn, Wn]: bit masks of the sources that see / surely miss each node
     mode: np.ndarray  # uint8 [Hn, Wn]: MODE_PIXEL / MODE_EMPTY / MODE_MESH per cell
     used: np.ndarray  # uint8 [Hn, Wn]: bit mask of the sources a MESH cell blends
     geo: np.ndarray  # float64 [S, 4, 3]: camera-to-camera affine maps (rows 0-2 M, row 3 o)
@@ -827,9 +826,9 @@ def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int) -> WarpScr
     """Buffers for ``warp`` at output size ``out_shape`` [Ho, Wo] and lattice ``stride``."""
     hn = (out_shape[0] - 1) // stride + 2
     wn = (out_shape[1] - 1) // stride + 2
-    return WarpScratch(np.zeros((n_src, 4, hn, wn)), np.zeros((hn, wn)), np.zeros((hn, wn), np.uint8),
-                       np.zeros((hn, wn), np.uint8), np.zeros((n_src, 4, 3)), np.zeros(n_src, np.int64),
-                       np.zeros((1 << n_src, n_src), np.int64))
+    return WarpScratch(np.zeros((n_src, 2, hn, wn)), np.zeros((hn, wn)), np.zeros((2, hn, wn), np.uint8),
+                       np.zeros((hn, wn), np.uint8), np.zeros((hn, wn), np.uint8), np.zeros((n_src, 4, 3)),
+                       np.zeros(n_src, np.int64), np.zeros((1 << n_src, n_src), np.int64))
 
 
 def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam,
@@ -864,14 +863,15 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     assert coarse.shape[1] * zstride >= out.shape[0] and coarse.shape[2] * zstride >= out.shape[1], \
         (coarse.shape, zstride, out.shape)
     sc_ = scratch if scratch is not None else warp_scratch(src_rgba.shape[0], out.shape[:2], stride)
-    nodes, node_z, mode, used = sc_.nodes, sc_.node_z, sc_.mode, sc_.used
+    nodes, node_z, see, mode, used = sc_.nodes, sc_.node_z, sc_.see, sc_.mode, sc_.used
     assert sc_.geo.shape == (src_rgba.shape[0], 4, 3) and sc_.wtab.shape == (1 << src_rgba.shape[0], src_rgba.shape[0])
-    assert nodes.shape[:2] == (src_rgba.shape[0], 4) and mode.shape == used.shape == node_z.shape == nodes.shape[2:], \
+    assert nodes.shape[:2] == (src_rgba.shape[0], 2) and mode.shape == used.shape == node_z.shape == nodes.shape[2:], \
         (nodes.shape, mode.shape)
+    assert see.shape == (2,) + node_z.shape, see.shape
     assert (nodes.shape[2] - 1) * stride >= out.shape[0] - 1, (nodes.shape, stride, out.shape)
     assert src_rgba.shape[0] <= 4, "at most 4 sources (the MESH path has 4 slots)"
     _warp(src_rgba, src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], zstride, int(stride),
-          float(ztol), float(disc), int(n_refine), bool(mesh), nodes, node_z, mode, used, sc_.geo,
+          float(ztol), float(disc), int(n_refine), bool(mesh), nodes, node_z, see, mode, used, sc_.geo,
           sc_.vw8, sc_.wtab, out)
 
 

@@ -345,7 +345,7 @@ def frame():
     K.splat_depth(depth, w, src, tgt, 4, 1, coarse, sc.geo)
     K.warp(rgba, depth, w, src, tgt, coarse, 4, out, scratch=sc)
 splat_args = (depth, w, *src, *tgt, coarse, sc.geo)
-warp_args = (rgba, depth, w, *src, *tgt, coarse[0], sc.nodes, sc.node_z, sc.mode, sc.used, sc.geo,
+warp_args = (rgba, depth, w, *src, *tgt, coarse[0], sc.nodes, sc.node_z, sc.see, sc.mode, sc.used, sc.geo,
              sc.vw8, sc.wtab, out)
 def count(f):
     f()
