@@ -23,6 +23,7 @@ class Tile:
 
     rgba: np.ndarray  # uint8 [H, W, 4] premultiplied colour + alpha, C-contiguous
     depth: np.ndarray  # float32 [H, W] camera z-depth in metres, 0 = empty
+    box: tuple[int, int, int, int]  # (y0, y1, x0, x1): outside it rgba and depth are all 0
 
     @property
     def nbytes(self) -> int:
@@ -46,7 +47,20 @@ def decode_tile(source, keyframe: int, view: int) -> Tile:
     else:
         # No depth baked: a plane through the orbit centre keeps the warp a plain blend.
         depth = np.full((h, w), float(meta["grid"]["radius"]), np.float32)
-    return Tile(rgba, np.ascontiguousarray(depth, dtype=np.float32))
+    depth = np.ascontiguousarray(depth, dtype=np.float32)
+    return Tile(rgba, depth, content_box(rgba, depth))
+
+
+def content_box(rgba: np.ndarray, depth: np.ndarray) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1), half-open: the smallest box outside of which every RGBA byte and depth
+    is 0 ((0, 0, 0, 0) for an empty tile). The renderer blends only inside it."""
+    h, w = depth.shape
+    full = (rgba.reshape(h, w * 4).view(np.uint32) != 0) | (depth > 0)
+    rows = np.flatnonzero(full.any(1))
+    if rows.size == 0:
+        return 0, 0, 0, 0
+    cols = np.flatnonzero(full.any(0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def upsample_depth(small: np.ndarray, s: int, h: int, w: int, disc: float = 0.05) -> np.ndarray:

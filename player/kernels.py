@@ -129,19 +129,24 @@ def _mix_rgba(x, y, s8, t8):
     return (rb & lanes) | (ga & np.uint32(0xFF00FF00))
 
 
-@njit("void(u4[::1], u4[::1], f4[::1], f4[::1], i8, u4[::1], f4[::1])", cache=True, nogil=True)
-def _temporal_blend(a, b, da, db, t8, out, dout):
+@njit("void(u4[:,::1], u4[:,::1], f4[:,::1], f4[:,::1], i8, i8, i8, i8, i8, u4[:,::1], f4[:,::1])",
+      cache=True, nogil=True)
+def _temporal_blend(a, b, da, db, t8, y0, y1, x0, x1, out, dout):
     # One RGBA pixel per 32-bit word; t8 = 0 returns a exactly.
     s8 = np.uint32(256 - t8)
     t = np.uint32(t8)
-    for i in range(a.shape[0]):
-        out[i] = _mix_rgba(a[i], b[i], s8, t)
     tf = np.float32(t8 / 256.0)
-    for i in range(da.shape[0]):
-        za = da[i]
-        zb = db[i]
-        # Depth: mix where both keyframes have a surface, else keep the one that has one.
-        dout[i] = za + (zb - za) * tf if (za > 0 and zb > 0) else za + zb
+    for y in range(y0, y1):
+        # Row slices, indexed from 0: the loops then vectorise (2-D indexing ran 2.2x slower).
+        ar, br, orow = a[y, x0:x1], b[y, x0:x1], out[y, x0:x1]
+        for i in range(ar.shape[0]):
+            orow[i] = _mix_rgba(ar[i], br[i], s8, t)
+        dar, dbr, drow = da[y, x0:x1], db[y, x0:x1], dout[y, x0:x1]
+        for i in range(dar.shape[0]):
+            za = dar[i]
+            zb = dbr[i]
+            # Depth: mix where both keyframes have a surface, else keep the one that has one.
+            drow[i] = za + (zb - za) * tf if (za > 0 and zb > 0) else za + zb
 
 
 def blend_steps(t: float) -> int:
@@ -151,18 +156,24 @@ def blend_steps(t: float) -> int:
 
 
 def temporal_blend(a: np.ndarray, b: np.ndarray, da: np.ndarray, db: np.ndarray, t: float,
-                   out: np.ndarray, dout: np.ndarray) -> None:
+                   out: np.ndarray, dout: np.ndarray, box: tuple[int, int, int, int] | None = None) -> None:
     """out = (a (256 - t8) + b t8 + 128) >> 8 with t8 = round(256 t) (RGBA uint8 [H, W, 4]);
     dout = the depths mixed at t8 / 256 where both have a surface, else the one that has one.
 
     a, b: keyframe k and its successor of one view; t in [0, 1] the fractional keyframe time.
+    box = (y0, y1, x0, x1): only rows y0..y1-1 and columns x0..x1-1 are written (default: all);
+    a caller passes the box outside of which every input and the old output are zero (the
+    tiles' content boxes, ``Tile.box``), so a head half the tile wide costs half the pass.
     All arrays C-contiguous.
     """
     assert a.shape == b.shape == out.shape and a.ndim == 3 and a.shape[2] == 4, (a.shape, b.shape, out.shape)
     assert da.shape == db.shape == dout.shape == a.shape[:2], (da.shape, db.shape, dout.shape)
+    h, w = da.shape
+    y0, y1, x0, x1 = (0, h, 0, w) if box is None else box
+    assert 0 <= y0 <= y1 <= h and 0 <= x0 <= x1 <= w, (box, da.shape)
     t8 = blend_steps(t)
-    _temporal_blend(a.reshape(-1).view(np.uint32), b.reshape(-1).view(np.uint32), da.reshape(-1),
-                    db.reshape(-1), t8, out.reshape(-1).view(np.uint32), dout.reshape(-1))
+    _temporal_blend(a.view(np.uint32).reshape(h, w), b.view(np.uint32).reshape(h, w), da, db, t8,
+                    int(y0), int(y1), int(x0), int(x1), out.view(np.uint32).reshape(h, w), dout)
 
 
 @njit(cache=True, nogil=True)

@@ -11,6 +11,18 @@ from player import kernels as K
 from player.cache import TileCache
 
 
+EMPTY_BOX = (0, 0, 0, 0)
+
+
+def box_union(a: tuple, b: tuple) -> tuple:
+    """The smallest (y0, y1, x0, x1) box holding boxes a and b (an empty box adds nothing)."""
+    if a[0] >= a[1] or a[2] >= a[3]:
+        return b
+    if b[0] >= b[1] or b[2] >= b[3]:
+        return a
+    return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
+
+
 @dataclass(frozen=True)
 class RenderConfig:
     size: int | None = None
@@ -73,6 +85,9 @@ class Renderer:
         # a frame that needs the same blend again (a held keyframe, a pause) skips the pass over
         # the tile; None after a crossfade mixed the other stream in.
         self.held: list[list[tuple | None]] = [[None] * 4 for _ in range(self.MAX_STREAMS)]
+        # Where each buffer may hold nonzero pixels: a blend covers this box and the new tiles'
+        # boxes, so whatever an earlier view left outside the new content is cleared on the way.
+        self.dirty: list[list[tuple]] = [[EMPTY_BOX] * 4 for _ in range(self.MAX_STREAMS)]
         self.idx = np.zeros(4, np.int32)
         self.w = np.zeros(4, np.float32)
         self.bg = np.asarray(config.background, np.float64)
@@ -98,9 +113,11 @@ class Renderer:
                 continue
             a = self.cache.get(k0, v)
             b = self.cache.get(k1, v) if t8 else a
-            K.temporal_blend(a.rgba, b.rgba, a.depth, b.depth, t8 / 256,
-                             self.src_rgba[slot, j], self.src_depth[slot, j])
+            content = box_union(a.box, b.box)
+            K.temporal_blend(a.rgba, b.rgba, a.depth, b.depth, t8 / 256, self.src_rgba[slot, j],
+                             self.src_depth[slot, j], box_union(content, self.dirty[slot][j]))
             self.held[slot][j] = key
+            self.dirty[slot][j] = content
 
     def render(self, yaw: float, pitch: float, zoom: float, streams) -> np.ndarray:
         """streams: [(k, nxt, phase, weight)] (1 or 2). Returns uint8 [Ho, Wo, 4] bottom-up.
@@ -119,9 +136,11 @@ class Renderer:
             t = streams[1][3]
             for j in range(4):
                 if self.w[j] > 0:
+                    both = box_union(self.dirty[0][j], self.dirty[1][j])
                     K.temporal_blend(self.src_rgba[0, j], self.src_rgba[1, j], self.src_depth[0, j],
-                                     self.src_depth[1, j], t, self.src_rgba[0, j], self.src_depth[0, j])
+                                     self.src_depth[1, j], t, self.src_rgba[0, j], self.src_depth[0, j], both)
                     self.held[0][j] = None
+                    self.dirty[0][j] = both
         if self.config.depth_aware:
             src = (self.view_k[self.idx], self.view_r[self.idx], self.view_c[self.idx])
             K.splat_depth(self.src_depth[0], self.w, src, tgt, self.zstride, 1, self.coarse, self.scratch.geo)

@@ -119,6 +119,17 @@ def test_temporal_blend_matches_twin():
     out, dout = np.empty_like(a), np.empty_like(da)
     K.temporal_blend(a, b, da, db, 0.0, out, dout)
     assert np.array_equal(out, a)
+    # A box: only its rows and columns are written, exactly as the full blend writes them.
+    ref, dref = naive.temporal_blend(a, b, da, db, 0.37)
+    out, dout = np.full_like(a, 7), np.full_like(da, -1.0)
+    K.temporal_blend(a, b, da, db, 0.37, out, dout, box=(3, 11, 5, 20))
+    inside = np.zeros(da.shape, bool)
+    inside[3:11, 5:20] = True
+    assert np.array_equal(out[inside], ref[inside]) and (out[~inside] == 7).all()
+    np.testing.assert_allclose(dout[inside], dref[inside], rtol=1e-6)
+    assert (dout[~inside] == -1.0).all()
+    with pytest.raises(AssertionError):
+        K.temporal_blend(a, b, da, db, 0.5, out, dout, box=(0, 18, 0, 23))
 
 
 def test_crossfade_and_composite_match_twins():

@@ -80,3 +80,46 @@ def test_a_sequence_of_frames_matches_fresh_renders():
         assert np.array_equal(got, want), (yaw, pitch, streams)
     assert ren.render(0.0, 0.0, 1.0, [(0, 1, 0.0, 1.0)]).any()
     cache.close()
+
+
+class CutSphereSource(SphereSource):
+    """The sphere cut off at a column that depends on keyframe and view: content boxes differ."""
+
+    def __init__(self):
+        super().__init__()
+        for (k, v, kind), arr in self.arrays.items():
+            arr[:, 14 + 9 * k + 3 * v:] = 0
+
+
+def test_frames_blended_in_content_boxes_match_fresh_renders():
+    # Blends cover only the tiles' content boxes (and what a buffer held before): a buffer that
+    # held a wider tile must be cleared where the new one is empty, through keyframe changes,
+    # views dropping in and out, and crossfades.
+    src = CutSphereSource()
+    cache = TileCache(src, prefetch=False)
+    boxes = {cache.get(k, v).box for k in range(2) for v in range(4)}
+    assert len(boxes) >= 6 and all(b[3] < SIZE for b in boxes), boxes
+    cfg = RenderConfig(view_sharpen=2.0)
+    ren = Renderer(src.meta, cache, cfg)
+    states = [
+        (0.0, 0.0, [(1, 1, 0.0, 1.0)]),
+        (0.0, 0.0, [(0, 0, 0.0, 1.0)]),  # narrower tiles into buffers that held wider ones
+        (0.0, 0.0, [(0, 1, 0.6, 1.0)]),
+        (-9.0, -7.0, [(1, 0, 0.3, 1.0)]),
+        (3.0, 2.0, [(0, 0, 0.0, 1.0), (1, 1, 0.0, 0.5)]),
+        (3.0, 2.0, [(0, 0, 0.0, 1.0)]),
+        (9.0, 7.0, [(1, 1, 0.0, 1.0)]),
+        (-3.0, 1.0, [(0, 0, 0.0, 1.0)]),
+    ]
+    for yaw, pitch, streams in states:
+        got = ren.render(yaw, pitch, 1.0, streams).copy()
+        want = Renderer(src.meta, cache, cfg).render(yaw, pitch, 1.0, streams)
+        assert np.array_equal(got, want), (yaw, pitch, streams)
+        # and the buffers hold nothing outside their recorded boxes
+        for slot in range(2):
+            for j in range(4):
+                y0, y1, x0, x1 = ren.dirty[slot][j]
+                outside = np.ones((SIZE, SIZE), bool)
+                outside[y0:y1, x0:x1] = False
+                assert not ren.src_rgba[slot, j][outside].any() and not ren.src_depth[slot, j][outside].any()
+    cache.close()
