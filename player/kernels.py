@@ -5,9 +5,10 @@ The frame pipeline, per frame (H, W = tile size; Ho, Wo = output size):
 1. ``view_weights``: the 4 grid views around the viewpoint and their bilinear weights.
 2. ``temporal_blend``: per source view, keyframe k and its successor mixed at the fractional
    keyframe time, in the source view's own pixels (same camera, so a pixel-wise mix is exact
-   for the colour and a fair guess for the depth) -> one RGBA + depth tile per source. During a
-   jump the two streams' tiles are mixed the same way (the crossfade, in source pixels), so a
-   jump frame still warps once.
+   for the colour and a fair guess for the depth) -> one RGBA + depth tile per source, mixed
+   only inside the tiles' content boxes (outside them everything is 0). During a jump the two
+   streams' tiles are mixed the same way (the crossfade, in source pixels), so a jump frame
+   still warps once.
 3. ``splat_depth``: the 4 source depth tiles forward-splatted, subsampled by ``stride``, into a
    coarse z-buffer of the target view (z-min = nearest surface wins), cracks closed (a cell
    between surface cells is filled; the silhouette is not grown).
