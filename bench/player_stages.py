@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-STAGES = ("temporal_blend", "splat_depth", "warp", "composite")
+STAGES = ("temporal_blend", "fade_blend", "splat_depth", "warp", "composite")
 
 
 def run(path: str, seconds: float, sharpen: float) -> dict:

@@ -53,7 +53,7 @@ def capture(path: str, n_frames: int, every: int = 20, sharpen: float = 1.0) -> 
         pb.cache.idle()
         if i % every == 0:
             yaw, pitch = pb.view()
-            frames.append({"rgba": ren.src_rgba[0].copy(), "depth": ren.src_depth[0].copy(), "w": ren.w.copy(),
+            frames.append({"rgba": ren.src_rgba.copy(), "depth": ren.src_depth.copy(), "w": ren.w.copy(),
                            "src": (ren.view_k[ren.idx], ren.view_r[ren.idx], ren.view_c[ren.idx]),
                            "tgt": ren.target_camera(yaw, pitch, 1.0)})
     pb.close()
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
         for dt in (np.uint8, np.float32):
             try:
                 mods[j].warp(f["rgba"], f["depth"], f["w"], f["src"], f["tgt"], ren.coarse, ren.stride,
-                             np.zeros(ren.warped.shape[1:], dt), zstride=ren.zstride)
+                             np.zeros(ren.warped.shape, dt), zstride=ren.zstride)
                 dtypes[j] = np.dtype(dt)
                 break
             except AssertionError as e:
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
         else:
             print(f"left out {names[j]}: its warp rejects this checkout's arguments ({err})", file=sys.stderr)
             del mods[j], names[j], dtypes[j]
-    outs = [np.zeros(ren.warped.shape[1:], dt) for dt in dtypes]
+    outs = [np.zeros(ren.warped.shape, dt) for dt in dtypes]
     images = [np.zeros(ren.image.shape, np.uint8) for _ in mods]
     scratch = [m.warp_scratch(4, ren.out_shape, ren.stride) for m in mods]  # each its own layout
     times: list[list[float]] = [[] for _ in mods]

@@ -44,8 +44,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["view_weights", "blend_steps", "temporal_blend", "splat_depth", "warp", "warp_scratch", "WarpScratch",
-           "crossfade", "composite", "camera_arrays", "warm_up"]
+__all__ = ["view_weights", "blend_steps", "temporal_blend", "fade_blend", "splat_depth", "warp", "warp_scratch",
+           "WarpScratch", "crossfade", "composite", "camera_arrays", "warm_up"]
 
 _EMPTY = np.float32(0.0)  # depth value meaning "nothing here"
 MODE_PIXEL, MODE_EMPTY, MODE_MESH = 0, 1, 2  # how ``warp`` fills a lattice cell
@@ -130,6 +130,12 @@ def _mix_rgba(x, y, s8, t8):
     return (rb & lanes) | (ga & np.uint32(0xFF00FF00))
 
 
+@njit(inline="always")
+def _mix_depth(za, zb, tf):
+    """Depths mixed at tf where both have a surface, else the one that has one (0 = none)."""
+    return za + (zb - za) * tf if (za > 0 and zb > 0) else za + zb
+
+
 @njit("void(u4[:,::1], u4[:,::1], f4[:,::1], f4[:,::1], i8, i8, i8, i8, i8, u4[:,::1], f4[:,::1])",
       cache=True, nogil=True)
 def _temporal_blend(a, b, da, db, t8, y0, y1, x0, x1, out, dout):
@@ -144,10 +150,29 @@ def _temporal_blend(a, b, da, db, t8, y0, y1, x0, x1, out, dout):
             orow[i] = _mix_rgba(ar[i], br[i], s8, t)
         dar, dbr, drow = da[y, x0:x1], db[y, x0:x1], dout[y, x0:x1]
         for i in range(dar.shape[0]):
-            za = dar[i]
-            zb = dbr[i]
-            # Depth: mix where both keyframes have a surface, else keep the one that has one.
-            drow[i] = za + (zb - za) * tf if (za > 0 and zb > 0) else za + zb
+            drow[i] = _mix_depth(dar[i], dbr[i], tf)
+
+
+@njit("void(u4[:,::1], u4[:,::1], f4[:,::1], f4[:,::1], i8, u4[:,::1], u4[:,::1], f4[:,::1], f4[:,::1], i8, "
+      "i8, i8, i8, i8, i8, u4[:,::1], f4[:,::1])", cache=True, nogil=True)
+def _fade_blend(a0, b0, da0, db0, t0, a1, b1, da1, db1, t1, t8, y0, y1, x0, x1, out, dout):
+    # The three mixes of ``_temporal_blend`` (stream 0, stream 1, then the two) per pixel, in
+    # registers: one pass over the four tiles instead of three passes with two stores between.
+    s0, u0, tf0 = np.uint32(256 - t0), np.uint32(t0), np.float32(t0 / 256.0)
+    s1, u1, tf1 = np.uint32(256 - t1), np.uint32(t1), np.float32(t1 / 256.0)
+    s8, u8, tf = np.uint32(256 - t8), np.uint32(t8), np.float32(t8 / 256.0)
+    for y in range(y0, y1):
+        a0r, b0r, a1r, b1r, orow = a0[y, x0:x1], b0[y, x0:x1], a1[y, x0:x1], b1[y, x0:x1], out[y, x0:x1]
+        for i in range(orow.shape[0]):
+            orow[i] = _mix_rgba(_mix_rgba(a0r[i], b0r[i], s0, u0), _mix_rgba(a1r[i], b1r[i], s1, u1), s8, u8)
+        d0a, d0b, d1a, d1b, drow = da0[y, x0:x1], db0[y, x0:x1], da1[y, x0:x1], db1[y, x0:x1], dout[y, x0:x1]
+        for i in range(drow.shape[0]):
+            drow[i] = _mix_depth(_mix_depth(d0a[i], d0b[i], tf0), _mix_depth(d1a[i], d1b[i], tf1), tf)
+
+
+def _words(rgba: np.ndarray) -> np.ndarray:
+    """uint8 RGBA [H, W, 4] (C-contiguous) seen as uint32 [H, W]: one pixel per word."""
+    return rgba.view(np.uint32).reshape(rgba.shape[:2])
 
 
 def blend_steps(t: float) -> int:
@@ -173,8 +198,27 @@ def temporal_blend(a: np.ndarray, b: np.ndarray, da: np.ndarray, db: np.ndarray,
     y0, y1, x0, x1 = (0, h, 0, w) if box is None else box
     assert 0 <= y0 <= y1 <= h and 0 <= x0 <= x1 <= w, (box, da.shape)
     t8 = blend_steps(t)
-    _temporal_blend(a.view(np.uint32).reshape(h, w), b.view(np.uint32).reshape(h, w), da, db, t8,
-                    int(y0), int(y1), int(x0), int(x1), out.view(np.uint32).reshape(h, w), dout)
+    _temporal_blend(_words(a), _words(b), da, db, t8, int(y0), int(y1), int(x0), int(x1), _words(out), dout)
+
+
+def fade_blend(stream0: tuple, stream1: tuple, t: float, out: np.ndarray, dout: np.ndarray,
+               box: tuple[int, int, int, int] | None = None) -> None:
+    """The jump crossfade in source pixels, in one pass: stream = (a, b, da, db, t_stream), each
+    blended like ``temporal_blend``, and the two results mixed at t the same way. Equal to three
+    ``temporal_blend`` calls (stream 0 into out, stream 1 into a scratch tile, then the two).
+
+    box: as for ``temporal_blend`` (the union of the four tiles' boxes and of out's old one).
+    """
+    (a0, b0, da0, db0, t0), (a1, b1, da1, db1, t1) = stream0, stream1
+    for x in (a0, b0, a1, b1):
+        assert x.shape == out.shape and x.ndim == 3 and x.shape[2] == 4 and x.dtype == np.uint8, x.shape
+    for x in (da0, db0, da1, db1):
+        assert x.shape == dout.shape == out.shape[:2] and x.dtype == np.float32, x.shape
+    h, w = dout.shape
+    y0, y1, x0, x1 = (0, h, 0, w) if box is None else box
+    assert 0 <= y0 <= y1 <= h and 0 <= x0 <= x1 <= w, (box, dout.shape)
+    _fade_blend(_words(a0), _words(b0), da0, db0, blend_steps(t0), _words(a1), _words(b1), da1, db1,
+                blend_steps(t1), blend_steps(t), int(y0), int(y1), int(x0), int(x1), _words(out), dout)
 
 
 @njit(cache=True, nogil=True)
@@ -969,6 +1013,8 @@ def warm_up() -> None:
     out = np.zeros((h, w, 4), np.uint8)
     warp(rgba, depth, sw, (k, r, c), (k[0].copy(), r[0].copy(), c[0].copy()), coarse, 2, out)
     temporal_blend(rgba[0], rgba[1], depth[0], depth[1], 0.5, rgba[0], depth[0])
+    fade_blend((rgba[0], rgba[1], depth[0], depth[1], 0.5), (rgba[1], rgba[0], depth[1], depth[0], 0.0), 0.3,
+               rgba[0], depth[0])
     crossfade(out, out, 0.5, out)
     composite(out, (0.0, 0.0, 0.0), np.zeros((h, w, 4), np.uint8))
     view_weights(np.array([0.0, 1.0]), np.array([0.0]), 0.5, 0.0)

@@ -73,21 +73,21 @@ class Renderer:
         cams = [K.camera_arrays(self.intr, orbit_pose(y, p, self.radius, self.center))
                 for p in self.pitches for y in self.yaws]
         self.view_k, self.view_r, self.view_c = (np.ascontiguousarray(np.stack(a)) for a in zip(*cams))
-        # Buffers: per stream 4 blended source tiles; one warped image, coarse z-buffer, output.
-        self.src_rgba = np.zeros((self.MAX_STREAMS, 4, h, w, 4), np.uint8)
-        self.src_depth = np.zeros((self.MAX_STREAMS, 4, h, w), np.float32)
-        self.warped = np.zeros((1, ho, wo, 4), np.uint8)
+        # Buffers: the 4 blended source tiles; one warped image, coarse z-buffer, output.
+        self.src_rgba = np.zeros((4, h, w, 4), np.uint8)
+        self.src_depth = np.zeros((4, h, w), np.float32)
+        self.warped = np.zeros((ho, wo, 4), np.uint8)
         self.zstride = config.zstride or self.stride
         self.coarse = np.zeros((2, -(-ho // self.zstride), -(-wo // self.zstride)), np.float32)
         self.scratch = K.warp_scratch(4, (ho, wo), self.stride)
         self.image = np.zeros((ho, wo, 4), np.uint8)
-        # What each (stream slot, source) buffer holds: (k0, k1, view, t8) of its last blend, so
-        # a frame that needs the same blend again (a held keyframe, a pause) skips the pass over
-        # the tile; None after a crossfade mixed the other stream in.
-        self.held: list[list[tuple | None]] = [[None] * 4 for _ in range(self.MAX_STREAMS)]
+        # What each source buffer holds: (k0, k1, view, t8) of its last blend, so a frame that
+        # needs the same blend again (a held keyframe, a pause) skips the pass over the tile;
+        # None after a crossfade.
+        self.held: list[tuple | None] = [None] * 4
         # Where each buffer may hold nonzero pixels: a blend covers this box and the new tiles'
         # boxes, so whatever an earlier view left outside the new content is cleared on the way.
-        self.dirty: list[list[tuple]] = [[EMPTY_BOX] * 4 for _ in range(self.MAX_STREAMS)]
+        self.dirty: list[tuple] = [EMPTY_BOX] * 4
         self.idx = np.zeros(4, np.int32)
         self.w = np.zeros(4, np.float32)
         self.bg = np.asarray(config.background, np.float64)
@@ -101,62 +101,76 @@ class Renderer:
         kz = Intrinsics(k.fx * zoom, k.fy * zoom, k.cx, k.cy, k.width, k.height)
         return K.camera_arrays(kz, orbit_pose(yaw, pitch, self.radius, self.center))
 
-    def _gather(self, slot: int, k0: int, k1: int, phase: float) -> None:
-        """Blend keyframes k0 -> k1 at ``phase`` for the 4 current views into buffer ``slot``."""
+    def _tiles(self, v: int, k0: int, k1: int, phase: float):
+        """(a, b, t8): the tiles of view v that keyframes k0 -> k1 at ``phase`` blend, in 1/256."""
+        t8 = K.blend_steps(phase) if k1 != k0 else 0
+        a = self.cache.get(k0, v)
+        return a, (self.cache.get(k1, v) if t8 else a), t8
+
+    def _gather(self, k0: int, k1: int, phase: float) -> None:
+        """Blend keyframes k0 -> k1 at ``phase`` for the 4 current views into the source buffers."""
         for j in range(4):
             if self.w[j] <= 0:
                 continue
             v = int(self.idx[j])
             t8 = K.blend_steps(phase) if k1 != k0 else 0
             key = (k0, k1 if t8 else k0, v, t8)
-            if self.held[slot][j] == key:
+            if self.held[j] == key:
                 continue
-            a = self.cache.get(k0, v)
-            b = self.cache.get(k1, v) if t8 else a
+            a, b, t8 = self._tiles(v, k0, k1, phase)
             content = box_union(a.box, b.box)
-            K.temporal_blend(a.rgba, b.rgba, a.depth, b.depth, t8 / 256, self.src_rgba[slot, j],
-                             self.src_depth[slot, j], box_union(content, self.dirty[slot][j]))
-            self.held[slot][j] = key
-            self.dirty[slot][j] = content
+            K.temporal_blend(a.rgba, b.rgba, a.depth, b.depth, t8 / 256, self.src_rgba[j], self.src_depth[j],
+                             box_union(content, self.dirty[j]))
+            self.held[j] = key
+            self.dirty[j] = content
+
+    def _gather_fade(self, stream0: tuple, stream1: tuple, t: float) -> None:
+        """Both streams blended and mixed at t (the crossfade) into the source buffers, one pass
+        per view (``kernels.fade_blend``)."""
+        for j in range(4):
+            if self.w[j] <= 0:
+                continue
+            v = int(self.idx[j])
+            a0, b0, t0 = self._tiles(v, *stream0[:3])
+            a1, b1, t1 = self._tiles(v, *stream1[:3])
+            content = box_union(box_union(a0.box, b0.box), box_union(a1.box, b1.box))
+            K.fade_blend((a0.rgba, b0.rgba, a0.depth, b0.depth, t0 / 256),
+                         (a1.rgba, b1.rgba, a1.depth, b1.depth, t1 / 256), t, self.src_rgba[j],
+                         self.src_depth[j], box_union(content, self.dirty[j]))
+            self.held[j] = None
+            self.dirty[j] = content
 
     def render(self, yaw: float, pitch: float, zoom: float, streams) -> np.ndarray:
         """streams: [(k, nxt, phase, weight)] (1 or 2). Returns uint8 [Ho, Wo, 4] bottom-up.
 
         A crossfade (2 streams) mixes the two streams' source tiles view by view (same cameras, so
-        it is the same pixel-wise mix as the temporal blend) and warps once: a jump frame costs a
-        few tile blends more than an ordinary one instead of a second warp.
+        it is the same pixel-wise mix as the temporal blend) and warps once: a jump frame costs
+        one pass over four tiles per view instead of a second warp.
         """
         assert 1 <= len(streams) <= self.MAX_STREAMS, streams
         K.view_weights(self.yaws, self.pitches, yaw, pitch, self.idx, self.w, self.config.view_sharpen)
         tgt = self.target_camera(yaw, pitch, zoom)
         fade = len(streams) == 2 and K.blend_steps(streams[1][3]) > 0  # else stream 1 adds nothing
-        for slot, (k0, k1, phase, _) in enumerate(streams[:2 if fade else 1]):
-            self._gather(slot, k0, k1, phase)
         if fade:
-            t = streams[1][3]
-            for j in range(4):
-                if self.w[j] > 0:
-                    both = box_union(self.dirty[0][j], self.dirty[1][j])
-                    K.temporal_blend(self.src_rgba[0, j], self.src_rgba[1, j], self.src_depth[0, j],
-                                     self.src_depth[1, j], t, self.src_rgba[0, j], self.src_depth[0, j], both)
-                    self.held[0][j] = None
-                    self.dirty[0][j] = both
+            self._gather_fade(streams[0], streams[1], streams[1][3])
+        else:
+            self._gather(*streams[0][:3])
         if self.config.depth_aware:
             src = (self.view_k[self.idx], self.view_r[self.idx], self.view_c[self.idx])
-            K.splat_depth(self.src_depth[0], self.w, src, tgt, self.zstride, 1, self.coarse, self.scratch.geo)
-            K.warp(self.src_rgba[0], self.src_depth[0], self.w, src, tgt, self.coarse,
-                   self.stride, self.warped[0], ztol=self.config.ztol, scratch=self.scratch,
+            K.splat_depth(self.src_depth, self.w, src, tgt, self.zstride, 1, self.coarse, self.scratch.geo)
+            K.warp(self.src_rgba, self.src_depth, self.w, src, tgt, self.coarse,
+                   self.stride, self.warped, ztol=self.config.ztol, scratch=self.scratch,
                    mesh=self.config.mesh, zstride=self.zstride)
         else:
-            self._plain(0)
-        K.composite(self.warped[0], self.bg, self.image)
+            self._plain()
+        K.composite(self.warped, self.bg, self.image)
         return self.image
 
-    def _plain(self, slot: int) -> None:
+    def _plain(self) -> None:
         """Plain bilinear blend of the 4 views' pixels (no geometry): the comparison baseline."""
         import cv2  # resize only when the output size differs from the tile size
-        acc = np.tensordot(self.w, self.src_rgba[slot].astype(np.float32), 1)
+        acc = np.tensordot(self.w, self.src_rgba.astype(np.float32), 1)
         ho, wo = self.out_shape
         if acc.shape[:2] != (ho, wo):
             acc = cv2.resize(acc, (wo, ho), interpolation=cv2.INTER_LINEAR)
-        self.warped[slot] = np.clip(acc + 0.5, 0, 255).astype(np.uint8)
+        self.warped[:] = np.clip(acc + 0.5, 0, 255).astype(np.uint8)

@@ -132,6 +132,34 @@ def test_temporal_blend_matches_twin():
         K.temporal_blend(a, b, da, db, 0.5, out, dout, box=(0, 18, 0, 23))
 
 
+def test_fade_blend_is_three_temporal_blends_in_one_pass():
+    rng = np.random.default_rng(5)
+    tiles = [rng.integers(0, 256, (17, 23, 4), dtype=np.uint8) for _ in range(4)]
+    depths = [np.where(rng.random((17, 23)) < 0.3, 0, rng.uniform(0.4, 0.8, (17, 23))).astype(np.float32)
+              for _ in range(4)]
+    for t0, t1, t in ((0.3, 0.0, 0.5), (0.0, 0.77, 0.1), (1.0, 0.5, 1.0), (0.42, 0.9, 0.0)):
+        r0, d0 = naive.temporal_blend(tiles[0], tiles[1], depths[0], depths[1], t0)
+        r1, d1 = naive.temporal_blend(tiles[2], tiles[3], depths[2], depths[3], t1)
+        ref, dref = naive.temporal_blend(r0, r1, d0, d1, t)
+        out, dout = np.zeros_like(tiles[0]), np.zeros_like(depths[0])
+        K.fade_blend((tiles[0], tiles[1], depths[0], depths[1], t0), (tiles[2], tiles[3], depths[2], depths[3], t1),
+                     t, out, dout)
+        assert np.array_equal(out, ref), (t0, t1, t)
+        np.testing.assert_allclose(dout, dref, rtol=1e-6)
+        # and bit for bit what the three separate kernel passes gave
+        s0, sd0 = np.zeros_like(out), np.zeros_like(dout)
+        s1, sd1 = np.zeros_like(out), np.zeros_like(dout)
+        K.temporal_blend(tiles[0], tiles[1], depths[0], depths[1], t0, s0, sd0)
+        K.temporal_blend(tiles[2], tiles[3], depths[2], depths[3], t1, s1, sd1)
+        K.temporal_blend(s0, s1, sd0, sd1, t, s0, sd0)
+        assert np.array_equal(out, s0) and np.array_equal(dout, sd0)
+    out, dout = np.full_like(tiles[0], 9), np.full_like(depths[0], -1.0)
+    K.fade_blend((tiles[0], tiles[1], depths[0], depths[1], 0.2), (tiles[2], tiles[3], depths[2], depths[3], 0.6),
+                 0.5, out, dout, box=(2, 9, 4, 15))
+    assert (out[:2] == 9).all() and (out[:, 15:] == 9).all() and (dout[9:] == -1).all() and (dout[:, :4] == -1).all()
+    assert (out[2:9, 4:15] != 9).any()
+
+
 def test_crossfade_and_composite_match_twins():
     rng = np.random.default_rng(2)
     a = rng.integers(0, 256, (9, 13, 4), dtype=np.uint8)
