@@ -652,9 +652,8 @@ def _sample(src32, s, u, v):
 
 
 @njit("void(u1[:,:,:,::1], f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], "
-      "f8[:,::1], f8[::1], f4[:,::1], i8, i8, f8, f8, i8, b1, f8[:,:,:,::1], f8[:,::1], u1[:,:,::1], u1[:,::1], "
-      "u1[:,::1], "
-      "f8[:,:,::1], i8[::1], i8[:,::1], u1[:,:,::1])",
+      "f8[:,::1], f8[::1], f4[:,::1], i8, i8, f8, f8, i8, b1, f8[:,:,:,::1], f8[:,::1], u1[:,:,::1], "
+      "u1[:,::1], u1[:,::1], f8[:,:,::1], i8[::1], i8[:,::1], u1[:,:,::1])",
       cache=True, nogil=True, parallel=True, fastmath=True)
 def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, zstride, stride,
           ztol, disc, n_refine, mesh, nodes, node_z, see, mode, used, geo, vw8, wtab, out):
