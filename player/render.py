@@ -101,11 +101,15 @@ class Renderer:
         kz = Intrinsics(k.fx * zoom, k.fy * zoom, k.cx, k.cy, k.width, k.height)
         return K.camera_arrays(kz, orbit_pose(yaw, pitch, self.radius, self.center))
 
-    def _tiles(self, v: int, k0: int, k1: int, phase: float):
-        """(a, b, t8): the tiles of view v that keyframes k0 -> k1 at ``phase`` blend, in 1/256."""
-        t8 = K.blend_steps(phase) if k1 != k0 else 0
+    @staticmethod
+    def _steps(k0: int, k1: int, phase: float) -> int:
+        """The blend fraction of keyframes k0 -> k1 at ``phase`` in 1/256 (0 when k1 is k0)."""
+        return K.blend_steps(phase) if k1 != k0 else 0
+
+    def _tiles(self, v: int, k0: int, k1: int, t8: int):
+        """(a, b): the tiles of view v that keyframes k0 -> k1 blend (b is a when t8 = 0)."""
         a = self.cache.get(k0, v)
-        return a, (self.cache.get(k1, v) if t8 else a), t8
+        return a, (self.cache.get(k1, v) if t8 else a)
 
     def _gather(self, k0: int, k1: int, phase: float) -> None:
         """Blend keyframes k0 -> k1 at ``phase`` for the 4 current views into the source buffers."""
@@ -113,11 +117,11 @@ class Renderer:
             if self.w[j] <= 0:
                 continue
             v = int(self.idx[j])
-            t8 = K.blend_steps(phase) if k1 != k0 else 0
+            t8 = self._steps(k0, k1, phase)
             key = (k0, k1 if t8 else k0, v, t8)
             if self.held[j] == key:
                 continue
-            a, b, t8 = self._tiles(v, k0, k1, phase)
+            a, b = self._tiles(v, k0, k1, t8)
             content = box_union(a.box, b.box)
             K.temporal_blend(a.rgba, b.rgba, a.depth, b.depth, t8 / 256, self.src_rgba[j], self.src_depth[j],
                              box_union(content, self.dirty[j]))
@@ -127,12 +131,13 @@ class Renderer:
     def _gather_fade(self, stream0: tuple, stream1: tuple, t: float) -> None:
         """Both streams blended and mixed at t (the crossfade) into the source buffers, one pass
         per view (``kernels.fade_blend``)."""
+        t0, t1 = self._steps(*stream0[:3]), self._steps(*stream1[:3])
         for j in range(4):
             if self.w[j] <= 0:
                 continue
             v = int(self.idx[j])
-            a0, b0, t0 = self._tiles(v, *stream0[:3])
-            a1, b1, t1 = self._tiles(v, *stream1[:3])
+            a0, b0 = self._tiles(v, stream0[0], stream0[1], t0)
+            a1, b1 = self._tiles(v, stream1[0], stream1[1], t1)
             content = box_union(box_union(a0.box, b0.box), box_union(a1.box, b1.box))
             K.fade_blend((a0.rgba, b0.rgba, a0.depth, b0.depth, t0 / 256),
                          (a1.rgba, b1.rgba, a1.depth, b1.depth, t1 / 256), t, self.src_rgba[j],
