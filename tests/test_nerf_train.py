@@ -50,7 +50,10 @@ def test_eval_json_beats_an_empty_prediction(trained):
     r = _bake("eval", ckpt, ds, "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(r.stdout)
-    assert {"psnr", "ssim", "l1", "psnr_masked"} <= res.keys() and res["frames"] == 3
+    assert {"psnr", "ssim", "l1", "psnr_masked", "psnr_interior", "psnr_edge"} <= res.keys() and res["frames"] == 3
+    assert 0 < res["edge_share"] < 1
+    r0 = _bake("eval", ckpt, ds, "--json", "--edge", "0")
+    assert r0.returncode == 0 and "psnr_edge" not in json.loads(r0.stdout), r0.stderr[-2000:]
     # Baseline from the data itself: PSNR of rendering nothing (black) against the test frames.
     from bake.dataset import load_dataset
     d = load_dataset(ds)

@@ -162,6 +162,9 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--sheet", help="side-by-side PNG (default CKPT stem + .eval.png)")
+    p.add_argument("--edge", type=int, default=4, metavar="PX",
+                   help="also split the masked PSNR into the mask's outline band (pixels within PX of "
+                        "its edge, where a tracked mask is noisy) and the interior (default 4; 0 = off)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON (key psnr = full image)")
     return p
 
@@ -176,8 +179,10 @@ def eval_main(argv: list[str]) -> int:
 
 
 def _eval(args) -> int:
+    if args.edge < 0:
+        raise UsageError(f"--edge must be >= 0, got {args.edge}")
     from bake.field import load_field
-    from bake.nerf.metrics import l1, psnr, ssim
+    from bake.nerf.metrics import edge_band, l1, psnr, ssim
     from bake.nerf.trainer import load_frame_at
 
     ckpt_path = Path(args.checkpoint)
@@ -193,7 +198,8 @@ def _eval(args) -> int:
     size = args.size or int(ckpt.get("train_stats", {}).get("size", ds.width))
     w, h = size, max(1, int(round(size * ds.height / ds.width)))
     intr = ds.intrinsics.scaled(w, h)
-    names = ("psnr", "ssim", "l1", "psnr_masked", "ssim_masked", "l1_masked")
+    names = ("psnr", "ssim", "l1", "psnr_masked", "ssim_masked", "l1_masked", "psnr_interior", "psnr_edge",
+             "edge_share")
     vals: dict[str, list[float]] = {k: [] for k in names}
     rows = []
     t0 = time.monotonic()
@@ -212,10 +218,16 @@ def _eval(args) -> int:
                 vals["psnr_masked"].append(psnr(rgb, gt, inside))
                 vals["ssim_masked"].append(ssim(rgb, gt, inside))
                 vals["l1_masked"].append(l1(rgb, gt, inside))
+                inner, band = edge_band(inside, args.edge)
+                if args.edge > 0 and inner.any() and band.any():
+                    vals["psnr_interior"].append(psnr(rgb, gt, inner))
+                    vals["psnr_edge"].append(psnr(rgb, gt, band))
+                    vals["edge_share"].append(float(band.sum() / inside.sum()))
             if len(rows) < 6:
                 rows.append(np.concatenate([gt, rgb, np.clip(np.abs(rgb - gt) * 4, 0, 1)], 1))
             bar.update(1)
-    res = {k: (float(np.mean(v)) if v else float("nan")) for k, v in vals.items()}
+    res = {k: (float(np.mean(v)) if v else float("nan")) for k, v in vals.items()
+           if v or k not in ("psnr_interior", "psnr_edge", "edge_share")}  # absent with --edge 0
     res.update(frames=len(positions), split=args.split, width=w, height=h, kind=ckpt.get("kind"),
                seconds_per_frame=round((time.monotonic() - t0) / len(positions), 4))
     sheet = Path(args.sheet) if args.sheet else ckpt_path.with_name(ckpt_path.stem + ".eval.png")
@@ -226,6 +238,9 @@ def _eval(args) -> int:
     else:
         print(f"{ckpt_path.name} on {args.split} ({len(positions)} frames, {w}x{h}): "
               f"PSNR {res['psnr']:.2f} dB  SSIM {res['ssim']:.4f}  L1 {res['l1']:.4f} | masked: "
-              f"PSNR {res['psnr_masked']:.2f} dB  SSIM {res['ssim_masked']:.4f}  L1 {res['l1_masked']:.4f}"
-              f"\nsheet: {sheet}")
+              f"PSNR {res['psnr_masked']:.2f} dB  SSIM {res['ssim_masked']:.4f}  L1 {res['l1_masked']:.4f}")
+        if "psnr_edge" in res:
+            print(f"  inside the mask: interior PSNR {res['psnr_interior']:.2f} dB, outline band "
+                  f"({args.edge} px, {100 * res['edge_share']:.0f} % of the mask) {res['psnr_edge']:.2f} dB")
+        print(f"sheet: {sheet}")
     return 0
