@@ -36,6 +36,31 @@ class Frame:
     mask: str
     pose: np.ndarray  # [4, 4] head -> camera
     expression: np.ndarray  # [dim]
+    valid: np.ndarray | None = None
+    """[4, 2] convex quad (pixels of the stored frame, edge origin) of the part that shows the
+    source video; outside it the image is padding whose content nobody knows. None = all of it."""
+
+
+def quad_mask(quad: np.ndarray | None, w: int, h: int, scale: float = 1.0) -> np.ndarray:
+    """bool [h, w]: pixels whose centre lies inside the convex ``quad`` [4, 2] (edge-origin
+    pixels, times ``scale``); all True when ``quad`` is None.
+
+    >>> quad_mask(np.array([[1, 0], [4, 0], [4, 2], [1, 2]]), 5, 3).astype(int)
+    array([[0, 1, 1, 1, 0],
+           [0, 1, 1, 1, 0],
+           [0, 0, 0, 0, 0]])
+    """
+    if quad is None:
+        return np.ones((h, w), bool)
+    q = np.asarray(quad, np.float64) * scale
+    # The polygon's orientation decides which side of each edge is inside.
+    area2 = np.sum(q[:, 0] * np.roll(q[:, 1], -1) - np.roll(q[:, 0], -1) * q[:, 1])
+    x, y = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    inside = np.ones((h, w), bool)
+    for a, b in zip(q, np.roll(q, -1, axis=0)):
+        cross = (b[0] - a[0]) * (y - a[1]) - (b[1] - a[1]) * (x - a[0])
+        inside &= cross * np.sign(area2) >= 0
+    return inside
 
 
 @dataclass
@@ -74,6 +99,11 @@ class Dataset:
         """uint8 [H, W] foreground mask of frame i."""
         return _read(self.root / self.frames[i].mask, cv2.IMREAD_GRAYSCALE)
 
+    def valid_mask(self, i: int, w: int | None = None, h: int | None = None) -> np.ndarray:
+        """bool [h, w] (default the stored size): where frame i shows the source video."""
+        w, h = w or self.width, h or self.height
+        return quad_mask(self.frames[i].valid, w, h, w / self.width)
+
 
 def _read(path: Path, flags: int) -> np.ndarray:
     img = cv2.imread(str(path), flags)
@@ -108,7 +138,8 @@ def save_dataset(ds: Dataset) -> Path:
         "frames": [
             {"index": f.index, "time": round(float(f.time), 6), "image": f.image, "mask": f.mask,
              "pose": np.asarray(f.pose, dtype=np.float64).round(8).tolist(),
-             "expression": np.asarray(f.expression, dtype=np.float64).round(6).tolist()}
+             "expression": np.asarray(f.expression, dtype=np.float64).round(6).tolist(),
+             **({} if f.valid is None else {"valid": np.asarray(f.valid, np.float64).round(3).tolist()})}
             for f in ds.frames
         ],
     }
@@ -149,8 +180,13 @@ def load_dataset(root: str | os.PathLike) -> Dataset:
             if pose.shape != (4, 4) or e.shape != (len(names),):
                 raise DatasetError(f"{path}: frame {fr.get('index')} has pose {pose.shape} / "
                                    f"expression {e.shape}, expected (4, 4) / ({len(names)},)")
+            valid = fr.get("valid")
+            if valid is not None:
+                valid = np.asarray(valid, dtype=np.float64)
+                if valid.shape != (4, 2):
+                    raise DatasetError(f"{path}: frame {fr.get('index')} has valid {valid.shape}, expected (4, 2)")
             frames.append(Frame(int(fr["index"]), float(fr["time"]), str(fr["image"]),
-                                str(fr["mask"]), pose, e))
+                                str(fr["mask"]), pose, e, valid))
     except DatasetError:
         raise
     except (KeyError, TypeError, ValueError) as exc:

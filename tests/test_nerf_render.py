@@ -129,14 +129,13 @@ def test_basis_blends_use_each_coefficient_extreme():
     assert rows == {(0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.2, 0.0), (0.0, -0.5, 0.0)}
 
 
-def test_visual_hull_keeps_the_object_and_carves_the_rest():
+def _ball_views(n=8):
+    """Analytic masks of a ball of radius 0.1 at the origin seen from n yaws: (masks, poses, K)."""
     from formats.camera import Intrinsics, orbit_pose
-    # A ball of radius 0.1 at the origin seen from 8 yaws; masks drawn analytically.
     k = Intrinsics.from_fov(40, 64, 64)
     masks, poses = [], []
-    for yaw in np.linspace(-60, 60, 8):
+    for yaw in np.linspace(-60, 60, n):
         c2h = orbit_pose(yaw, 0.0, 0.5)
-        h2c = np.linalg.inv(c2h)
         u = (np.arange(64) + 0.5 - k.cx) / k.fx
         uu, vv = np.meshgrid(u, u)
         d = np.stack([uu, vv, np.ones_like(uu)], -1) @ c2h[:3, :3].T
@@ -145,13 +144,38 @@ def test_visual_hull_keeps_the_object_and_carves_the_rest():
         a = (d * d).sum(-1)
         disc = b * b - 4 * a * (o @ o - 0.01)
         masks.append(((disc > 0) * 255).astype(np.uint8))
-        poses.append(h2c)
-    hull = visual_hull(np.stack(masks), np.stack(poses), k.fx, k.fy, k.cx, k.cy, 0.3, 24).reshape(24, 24, 24)
-    c = (np.arange(24) + 0.5) / 24 * 0.6 - 0.3
+        poses.append(np.linalg.inv(c2h))
+    return np.stack(masks), np.stack(poses), k
+
+
+def _cell_radii(g=24, bound=0.3):
+    c = (np.arange(g) + 0.5) / g * 2 * bound - bound
     gx, gy, gz = np.meshgrid(c, c, c, indexing="ij")
-    r = np.sqrt(gx ** 2 + gy ** 2 + gz ** 2)
+    return np.sqrt(gx ** 2 + gy ** 2 + gz ** 2), gy
+
+
+def test_visual_hull_keeps_the_object_and_carves_the_rest():
+    masks, poses, k = _ball_views()
+    hull = visual_hull(masks, poses, k.fx, k.fy, k.cx, k.cy, 0.3, 24).reshape(24, 24, 24)
+    r, _ = _cell_radii()
     assert hull.numpy()[r < 0.1].all()  # never carves the object
     assert hull.numpy()[r > 0.25].mean() < 0.05  # carves most of the empty box
+
+
+def test_visual_hull_ignores_padding_where_a_crop_left_the_video():
+    # Every other view lost its lower half to padding: black, mask 0 there. Read as background
+    # it carves the ball's lower half; marked not valid, those views say nothing about it.
+    masks, poses, k = _ball_views()
+    valid = np.ones(masks.shape, bool)
+    valid[::2, 32:] = False
+    masks[~valid] = 0
+    r, y = _cell_radii()
+    lower_ball = (r < 0.1) & (y < -0.02)  # image rows 32+ show the head frame's -y (OpenCV y is down)
+    naive = visual_hull(masks, poses, k.fx, k.fy, k.cx, k.cy, 0.3, 24).reshape(24, 24, 24).numpy()
+    hull = visual_hull(masks, poses, k.fx, k.fy, k.cx, k.cy, 0.3, 24, valid=valid).reshape(24, 24, 24).numpy()
+    assert naive[lower_ball].mean() < 0.5
+    assert hull[r < 0.1].all()
+    assert hull[(r > 0.25) & (y > 0)].mean() < 0.05  # where every view sees, it carves as before
 
 
 def test_sh_encoding_is_orthonormal_on_the_sphere():

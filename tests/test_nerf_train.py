@@ -100,3 +100,47 @@ def test_train_rejects_a_missing_dataset_in_one_line(tmp_path):
     r = _bake("train", tmp_path / "nope", "-o", out, "--steps", 1)
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "dataset.json" in r.stderr
     assert not out.exists()
+
+
+def _first_step_loss(root) -> float:
+    from bake.dataset import load_dataset
+    from bake.nerf.config import preset
+    from bake.nerf.trainer import Trainer
+    trainer = Trainer(preset("tiny", rays_per_batch=512), load_dataset(root), 48, torch.device("cpu"))
+    return trainer.step(0.1)[0]
+
+
+def test_padding_outside_the_valid_quad_carries_no_loss(tmp_path):
+    # Two copies of a dataset that differ only in the right quarter of every image, which the
+    # frames' `valid` quad marks as padding (where a crop left the video): the training loss must
+    # not see the difference. A control without the quad shows the difference is visible.
+    import shutil
+    from bake.dataset import load_dataset, save_dataset
+    a = write_toy_dataset(tmp_path / "a", n_frames=12)
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    rng = np.random.default_rng(1)
+    ds_b = load_dataset(b)
+    for f in ds_b.frames:
+        img = cv2.imread(str(b / f.image))
+        img[:, 36:] = rng.integers(0, 256, img[:, 36:].shape)
+        cv2.imwrite(str(b / f.image), img)
+    assert _first_step_loss(a) != _first_step_loss(b)  # control: the noise is seen without a quad
+    for root in (a, b):
+        ds = load_dataset(root)
+        for f in ds.frames:
+            f.valid = np.array([[0.0, 0.0], [36.0, 0.0], [36.0, 48.0], [0.0, 48.0]])
+        save_dataset(ds)
+        assert load_dataset(root).frames[3].valid is not None  # round trip through dataset.json
+    assert _first_step_loss(a) == _first_step_loss(b)
+
+
+def test_a_malformed_valid_quad_is_a_one_line_dataset_error(tmp_path):
+    import json
+    from bake.dataset import DatasetError, load_dataset
+    root = write_toy_dataset(tmp_path / "t", n_frames=4)
+    doc = json.loads((root / "dataset.json").read_text())
+    doc["frames"][1]["valid"] = [[0, 0], [1, 1]]
+    (root / "dataset.json").write_text(json.dumps(doc))
+    with pytest.raises(DatasetError, match="valid"):
+        load_dataset(root)

@@ -109,6 +109,24 @@ def test_tracked_masks_cover_the_head_only(tracked):
 
 
 @needs_tracker
+@needs_video
+def test_black_bars_are_found_and_left_out_of_each_frame(tracked):
+    # d0 ends in a black bar (its last ~27 rows never light up); a frame's `valid` quad is the
+    # part of the crop that shows the picture, so every pixel outside it is black padding or bar.
+    ds = load_dataset(tracked)
+    x0, y0, x1, y1 = ds.extra["content_box"]
+    assert (x0, y0, x1) == (0, 0, 512) and 470 < y1 < 500
+    for i in range(0, len(ds.frames), 10):
+        img = ds.load_image(i).max(axis=2)
+        valid = ds.valid_mask(i)
+        assert 0.02 < 1 - valid.mean() < 0.5  # the crop reaches the bar
+        # one pixel of interpolation at the quad's edges
+        inner_pad = ~cv2.dilate(valid.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        assert img[inner_pad].max() <= 24
+        assert not (ds.load_mask(i) > 127)[~valid].any()
+
+
+@needs_tracker
 def test_model_file_is_the_pinned_one():
     from bake.track.model import MODEL_SHA256, load_canonical_face, model_path
     assert hashlib.sha256(model_path().read_bytes()).hexdigest() == MODEL_SHA256

@@ -210,10 +210,12 @@ def _eval(args) -> int:
             gt = img.astype(np.float32) / 255.0 * mf[..., None]  # the head over black, like the render
             cam = Camera(intr, np.linalg.inv(ds.frames[i].pose))
             rgb, _, _ = fld.render(cam, ds.frames[i].expression)
-            inside = m > 127
-            vals["psnr"].append(psnr(rgb, gt))
-            vals["ssim"].append(ssim(rgb, gt))
-            vals["l1"].append(l1(rgb, gt))
+            valid = ds.valid_mask(i, w, h)
+            inside = (m > 127) & valid
+            rgb = rgb * valid[..., None]  # where the crop left the video there is nothing to compare
+            vals["psnr"].append(psnr(rgb, gt, valid))
+            vals["ssim"].append(ssim(rgb, gt, valid))
+            vals["l1"].append(l1(rgb, gt, valid))
             if inside.any():
                 vals["psnr_masked"].append(psnr(rgb, gt, inside))
                 vals["ssim_masked"].append(ssim(rgb, gt, inside))

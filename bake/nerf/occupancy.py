@@ -92,12 +92,15 @@ def expression_occupancy(model: NeRFBlendShape, occ: torch.Tensor, table: torch.
 
 
 def visual_hull(masks: np.ndarray, head_to_cam: np.ndarray, fx: float, fy: float, cx: float, cy: float,
-                bound: float, g: int, min_fraction: float = 0.9, max_views: int = 64) -> torch.Tensor:
+                bound: float, g: int, min_fraction: float = 0.9, max_views: int = 64,
+                valid: np.ndarray | None = None) -> torch.Tensor:
     """Cells [G^3] bool whose centre falls inside the (dilated) head mask in at least ``min_fraction``
     of the views that see it: the grid's starting point, so the first steps already skip the empty
     box instead of marching through all of it.
 
-    masks uint8 [N, H, W]; head_to_cam [N, 4, 4] (dataset poses); box [-bound, bound]^3.
+    masks uint8 [N, H, W]; head_to_cam [N, 4, 4] (dataset poses); box [-bound, bound]^3;
+    valid bool [N, H, W] or None: where a frame shows the source video (a view sees a cell only
+    there: the padding where a crop leaves the video carves nothing).
     A cell's half-diagonal in pixels is added as mask dilation, so thin parts are never carved.
     """
     n, h, w = masks.shape
@@ -116,6 +119,8 @@ def visual_hull(masks: np.ndarray, head_to_cam: np.ndarray, fx: float, fy: float
         m = cv2.dilate((masks[i] > 127).astype(np.uint8), np.ones((2 * rad + 1, 2 * rad + 1), np.uint8))
         ui, vi = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
         vis = (pc[:, 2] > 0) & (ui >= 0) & (ui < w) & (vi >= 0) & (vi < h)
+        if valid is not None:
+            vis[vis] = valid[i][vi[vis], ui[vis]]
         seen += vis
         inside[vis] += m[vi[vis], ui[vis]]
     keep = (seen > 0) & (inside >= min_fraction * seen)  # no view saw it: no evidence, no samples

@@ -28,7 +28,9 @@ class FrameSet:
     """Frames of one split, resized, as tensors.
 
     images uint8 [N, H, W, 3]; masks uint8 [N, H, W]; cam_to_head [N, 4, 4]; expr [N, K];
-    fg: per frame, flat pixel indices of the dilated mask (where face-biased rays come from).
+    fg: per frame, flat pixel indices of the dilated mask (where face-biased rays come from);
+    valid: bool [N, H, W], where the frame shows the source video (``Frame.valid``): rays
+    elsewhere carry no loss, since the padding says nothing about the head behind it.
     """
 
     positions: list[int]
@@ -38,6 +40,7 @@ class FrameSet:
     expr: torch.Tensor
     intrinsics: Intrinsics
     fg: list[torch.Tensor]
+    valid: torch.Tensor
 
 
 def train_size(ds, size: int) -> tuple[int, int]:
@@ -57,20 +60,23 @@ def load_frame_at(ds, i: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
 def load_frames(ds, positions: list[int], size: int) -> FrameSet:
     w, h = train_size(ds, size)
     intr = ds.intrinsics.scaled(w, h)
-    imgs, masks, fg = [], [], []
+    imgs, masks, fg, valid = [], [], [], []
     k = max(3, (w // 16) | 1)
     kernel = np.ones((k, k), np.uint8)
     for i in positions:
         img, m = load_frame_at(ds, i, w, h)
+        v = ds.valid_mask(i, w, h)
         imgs.append(img)
         masks.append(m)
-        dil = cv2.dilate((m > 127).astype(np.uint8), kernel)
+        valid.append(v)
+        dil = cv2.dilate((m > 127).astype(np.uint8), kernel) & v
         idx = np.flatnonzero(dil.reshape(-1))
-        fg.append(torch.from_numpy(idx if idx.size else np.arange(w * h)))
+        fg.append(torch.from_numpy(idx if idx.size else np.flatnonzero(v.reshape(-1))))
     poses = ds.poses()[positions]
     c2h = np.linalg.inv(poses)
     return FrameSet(list(positions), torch.from_numpy(np.stack(imgs)), torch.from_numpy(np.stack(masks)),
-                    torch.from_numpy(c2h).float(), torch.from_numpy(ds.expressions()[positions]), intr, fg)
+                    torch.from_numpy(c2h).float(), torch.from_numpy(ds.expressions()[positions]), intr, fg,
+                    torch.from_numpy(np.stack(valid)))
 
 
 class Trainer:
@@ -98,7 +104,7 @@ class Trainer:
         # empty: no ray samples them, so the model could never be asked about them anyway.
         k_ = self.train.intrinsics
         hull = visual_hull(self.train.masks.numpy(), np.linalg.inv(self.train.cam_to_head.double().numpy()),
-                           k_.fx, k_.fy, k_.cx, k_.cy, cfg.bound, cfg.grid_res)
+                           k_.fx, k_.fy, k_.cx, k_.cy, cfg.bound, cfg.grid_res, valid=self.train.valid.numpy())
         self.hull_cells = torch.nonzero(hull).squeeze(1).to(device)
         self.grid = hull.float().to(device) * (1.5 * self.threshold_sigma)
         self.step_count = 0
@@ -158,8 +164,9 @@ class Trainer:
         o, d = pixel_rays_torch(fs.cam_to_head[fr], k.fx, k.fy, k.cx, k.cy, px, py)
         rgb = fs.images[fr, py, px].float() / 255.0
         m = fs.masks[fr, py, px].float() / 255.0
+        v = fs.valid[fr, py, px].float()
         dev = self.device
-        return (o.to(dev), d.to(dev), bidx.to(dev), rgb.to(dev), m.to(dev),
+        return (o.to(dev), d.to(dev), bidx.to(dev), rgb.to(dev), m.to(dev), v.to(dev),
                 fs.expr[torch.from_numpy(frames)].to(dev))
 
     def render_train(self, o, d, bidx, tables, occ):
@@ -184,7 +191,7 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = cfg.lr * cfg.lr_final ** min(frac, 1.0)
         self.model.train()
-        o, d, bidx, rgb_gt, m, w = self.sample_rays()
+        o, d, bidx, rgb_gt, m, v, w = self.sample_rays()
         tables = self.model.blend(w)
         occ = self.occupancy()
         rgb, alpha, _ = self.render_train(o, d, bidx, tables, occ)
@@ -193,11 +200,12 @@ class Trainer:
         bg = torch.rand_like(rgb)
         pred = rgb + (1.0 - alpha[:, None]) * bg
         target = rgb_gt * m[:, None] + bg * (1.0 - m[:, None])
-        loss = (pred - target).abs().mean()
+        n_valid = v.sum().clamp_min(1.0)
+        loss = ((pred - target).abs().mean(-1) * v).sum() / n_valid
         if frac < cfg.mask_fraction:
             # Squared, not L1: with most rays on the face, L1's median optimum is "opaque
             # everywhere" until the hash features can tell head from background.
-            loss = loss + cfg.mask_weight * ((alpha - m) ** 2).mean()
+            loss = loss + cfg.mask_weight * (((alpha - m) ** 2) * v).sum() / n_valid
         if self.perceptual is not None and frac >= cfg.mask_fraction:
             loss = loss + cfg.perceptual_weight * self.perceptual_patch_loss()
         self.optimizer.zero_grad(set_to_none=True)
@@ -208,7 +216,7 @@ class Trainer:
             self.model.eval()
             update_grid(self.model, self.grid, self.blends, cfg.grid_decay, self.hull_cells)
         with torch.no_grad():
-            mse = float(((pred - target) ** 2).mean())
+            mse = float((((pred - target) ** 2).mean(-1) * v).sum() / n_valid)
         psnr = -10.0 * math.log10(max(mse, 1e-10))
         return float(loss.detach()), psnr
 
@@ -227,8 +235,10 @@ class Trainer:
         bidx = torch.zeros(px.numel(), dtype=torch.int32, device=self.device)
         rgb, _, _ = self.render_train(o.to(self.device), d.to(self.device), bidx, tables, self.occupancy())
         gt = fs.images[f, py, px].float() / 255.0 * (fs.masks[f, py, px].float() / 255.0)[:, None]
+        v = fs.valid[f, py, px].float()[:, None].to(self.device)
+        rgb, gt = rgb * v, gt.to(self.device) * v  # the padding compares black with black
         to_img = lambda x: x.reshape(p, p, 3).permute(2, 0, 1)[None]  # noqa: E731
-        return self.perceptual(to_img(rgb), to_img(gt.to(self.device)))
+        return self.perceptual(to_img(rgb), to_img(gt))
 
     # -- validation --------------------------------------------------------------------------------
     def field(self) -> NerfField:
@@ -245,8 +255,9 @@ class Trainer:
             cam = Camera(fs.intrinsics, fs.cam_to_head[j].double().numpy())
             rgb, _, _ = fld.render(cam, fs.expr[j].numpy())
             gt = fs.images[j].numpy().astype(np.float32) / 255.0 * (fs.masks[j].numpy()[..., None] / 255.0)
-            err = np.abs(rgb - gt)
-            mses.append(float((err ** 2).mean()))
+            v = fs.valid[j].numpy()
+            err = np.abs(rgb - gt) * v[..., None]  # the padding is nobody's error
+            mses.append(float((err[v] ** 2).mean()))
             rows.append(np.concatenate([gt, rgb, np.clip(err * 4, 0, 1)], 1))
         self.model.train()
         sheet = (np.concatenate(rows, 0) * 255 + 0.5).astype(np.uint8)

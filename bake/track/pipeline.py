@@ -26,7 +26,7 @@ from bake.track import pose as P
 from bake.track.expression import EXPRESSION_SPACE, expressions
 from bake.track.mask import MaskConfig, head_mask
 from bake.track.model import Landmarker, load_canonical_face
-from bake.track.video import expected_count, frames, probe
+from bake.track.video import content_box, expected_count, frames, probe
 from formats.camera import Intrinsics, view_angles
 from formats.progress import Progress
 
@@ -145,9 +145,12 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
     n_expected = expected_count(info, cfg.fps, cfg.max_seconds)
     src_idx, times, lms, raws, names = [], [], [], [], None
     n_read = 0
+    peak = None  # brightest value per pixel over the clip: finds black bars (content_box)
     with Landmarker() as lmk, Progress(n_expected, "track: landmarks", disable=not cfg.progress) as bar:
         for i, t, bgr in frames(info, cfg.fps, cfg.max_seconds):
             n_read += 1
+            gray_max = bgr.max(axis=2)
+            peak = gray_max if peak is None else np.maximum(peak, gray_max, out=peak)
             det = lmk.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t)
             bar.update(1)
             if det is None:
@@ -206,7 +209,10 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
         (tmp / "masks").mkdir()
         pos = {i: j for j, i in enumerate(src_idx)}
         errs_all, errs_rigid, out_frames = [], [], []
-        valid_src = np.full((info.height, info.width), 255, np.uint8)
+        bx0, by0, bx1, by1 = content_box(peak)
+        valid_src = np.zeros((info.height, info.width), np.uint8)
+        valid_src[by0:by1, bx0:bx1] = 255
+        src_corners = np.array([[bx0, by0], [bx1, by0], [bx1, by1], [bx0, by1]], np.float64)
 
         def crop_one(i: int, t: float, bgr: np.ndarray, j: int):
             """Warp, mask and write frame j; returns (Frame, landmark errors [468])."""
@@ -222,8 +228,9 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
             cv2.imwrite(str(tmp / "images" / f"{name}.jpg"), img,
                         [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
             cv2.imwrite(str(tmp / "masks" / f"{name}.png"), m)
+            quad = crop_mod.apply_homography(h, src_corners)
             return Frame(index=i, time=float(t), image=f"images/{name}.jpg",
-                         mask=f"masks/{name}.png", pose=poses_out[j], expression=expr[j]), e
+                         mask=f"masks/{name}.png", pose=poses_out[j], expression=expr[j], valid=quad), e
 
         # GrabCut, warps and encoders release the GIL: frames are processed on worker threads,
         # a bounded number in flight (memory stays flat), results collected in order.
@@ -278,6 +285,7 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
                          "head_centre_canonical_cm": P.HEAD_CENTRE_CANONICAL_CM.tolist(),
                          "expression_offset": [round(float(v), 6) for v in offset],
                          "crop_extent_m": cfg.crop_extent_m, "head_depth_m": depth,
+                         "content_box": [bx0, by0, bx1, by1],
                      })
         save_dataset(ds)
         if out_dir.exists():

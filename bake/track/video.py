@@ -83,3 +83,23 @@ def expected_count(info: VideoInfo, fps: float | None, max_seconds: float | None
     if max_seconds is not None:
         n = min(n, int(np.ceil(max_seconds * info.fps)))
     return sum(keep_frame(i, info.fps, fps) for i in range(n))
+
+
+def content_box(peak: np.ndarray, dark: int = 24) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1), end exclusive: the picture inside a video's black bars.
+
+    ``peak`` uint8 [H, W] is the brightest value each pixel reached over the clip; rows and
+    columns at the borders that never rose above ``dark`` are letterbox / pillarbox bars, whose
+    black says nothing about the scene. The whole frame when nothing is that dark, or when
+    everything is (a dark clip has no bars to find).
+
+    >>> p = np.full((4, 6), 200, np.uint8); p[:, :2] = 3; p[3] = 10
+    >>> content_box(p)
+    (2, 0, 6, 3)
+    """
+    rows = np.flatnonzero(peak.max(axis=1) > dark)
+    cols = np.flatnonzero(peak.max(axis=0) > dark)
+    h, w = peak.shape
+    if rows.size == 0 or cols.size == 0:
+        return 0, 0, w, h
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
