@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bake.dataset import Dataset, Frame, default_split, save_dataset
+from bake.dataset import Dataset, Frame, default_split, quad_mask, save_dataset
 from bake.track import crop as crop_mod
 from bake.track import pose as P
 from bake.track.expression import EXPRESSION_SPACE, expressions
@@ -210,15 +210,14 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
         pos = {i: j for j, i in enumerate(src_idx)}
         errs_all, errs_rigid, out_frames = [], [], []
         bx0, by0, bx1, by1 = content_box(peak)
-        valid_src = np.zeros((info.height, info.width), np.uint8)
-        valid_src[by0:by1, bx0:bx1] = 255
         src_corners = np.array([[bx0, by0], [bx1, by0], [bx1, by1], [bx0, by1]], np.float64)
 
         def crop_one(i: int, t: float, bgr: np.ndarray, j: int):
             """Warp, mask and write frame j; returns (Frame, landmark errors [468])."""
             h = crop_mod.homography(k_src, k_out, r_v[j])
             img = crop_mod.warp(bgr, h, cfg.size)
-            valid = crop_mod.warp(valid_src, h, cfg.size) > 127
+            quad = crop_mod.apply_homography(h, src_corners)  # where the frame shows the video
+            valid = quad_mask(quad, cfg.size, cfg.size)
             lm_out = crop_mod.apply_homography(h, lm[j])
             e = np.linalg.norm(P.project(shape, poses_out[j], k_out) - lm_out[:468], axis=-1)
             cv2.setRNGSeed(j)  # GrabCut's k-means uses this thread's RNG: same mask on any thread
@@ -228,7 +227,6 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
             cv2.imwrite(str(tmp / "images" / f"{name}.jpg"), img,
                         [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
             cv2.imwrite(str(tmp / "masks" / f"{name}.png"), m)
-            quad = crop_mod.apply_homography(h, src_corners)
             return Frame(index=i, time=float(t), image=f"images/{name}.jpg",
                          mask=f"masks/{name}.png", pose=poses_out[j], expression=expr[j], valid=quad), e
 
