@@ -13,7 +13,7 @@ import pytest
 from bake.track import crop as C
 from bake.track import pose as P
 from bake.track.expression import neutralise
-from bake.track.mask import MaskConfig, head_mask, seed_labels
+from bake.track.mask import MaskConfig, head_mask, head_shift, seed_labels, temporal_vote
 from bake.track.model import N_MESH, parse_geometry_metadata
 from bake.track.video import keep_frame
 
@@ -185,6 +185,64 @@ def test_head_mask_on_a_drawn_head():
     valid[:, :40] = False
     m2 = head_mask(img, lm, pose, k, valid, MaskConfig(work=128))
     assert not (m2[:, :40] > 0).any()
+
+
+def _disc(size: int, centre_px, radius: float) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size] + 0.5  # edge-origin pixel centres
+    return (((xx - centre_px[0]) ** 2 + (yy - centre_px[1]) ** 2 <= radius ** 2) * 255).astype(np.uint8)
+
+
+def test_head_shift_moves_the_head_centre_onto_itself():
+    k = P.intrinsics_matrix(300.0, 300.0, 128.0, 128.0)
+    centre = np.array(MaskConfig.skull_centre)
+    a, b = _pose(4, -3, 0, (0.01, 0.0, 0.6)), _pose(4, -3, 0, (-0.02, 0.015, 0.5))
+    pa, pb = P.project(centre[None], a, k)[0], P.project(centre[None], b, k)[0]
+    m = head_shift(a, b, k)
+    # A disc the size of the head around the centre in frame a lands around the centre in frame
+    # b, scaled by the depth ratio (first order), within a fraction of a pixel.
+    moved = cv2.warpAffine(_disc(256, pa, 30).astype(np.float32), m, (256, 256), flags=cv2.INTER_LINEAR)
+    yy, xx = np.mgrid[:256, :256] + 0.5
+    got = np.array([(moved * xx).sum(), (moved * yy).sum()]) / moved.sum()
+    assert np.abs(got - pb).max() < 0.05, (got, pb)
+    za, zb = (a[:3, :3] @ centre + a[:3, 3])[2], (b[:3, :3] @ centre + b[:3, 3])[2]
+    assert np.isclose(np.sqrt(moved.sum() / 255 / np.pi), 30 * za / zb, rtol=0.01)
+    assert np.allclose(head_shift(a, a, k), [[1, 0, 0], [0, 1, 0]])
+
+
+def test_temporal_vote_removes_flicker_and_follows_the_head():
+    k = P.intrinsics_matrix(300.0, 300.0, 128.0, 128.0)
+    centre = np.array(MaskConfig.skull_centre)
+    # The head sways 1.5 cm out and back over 5 frames (~7.5 px in the crop), moving in depth too.
+    poses = [_pose(0, 0, 0, (0.0075 * (2 - abs(i - 2)), 0.0, 0.6 - 0.01 * i)) for i in range(5)]
+    truth = [_disc(256, P.project(centre[None], p, k)[0], 40) for p in poses]
+    valid = [np.ones((256, 256), bool)] * 5
+    masks = [t.copy() for t in truth]
+    masks[2][40:60, 120:140] = 255  # a blob GrabCut grabbed in one frame only
+    masks[1][100:130, 60:100] = 0  # and a bite it lost in another
+    shifts = [head_shift(p, poses[2], k) for p in poses]
+    out = temporal_vote(masks, valid, shifts, 2) > 127
+    t2 = truth[2] > 127
+    assert (out != t2).sum() <= 0.005 * t2.sum(), (out != t2).sum()
+    # Control: the same votes without the head's motion cut the moving edges away.
+    still = temporal_vote(masks, valid, [np.eye(2, 3)] * 5, 2) > 127
+    assert (still != t2).sum() > 0.05 * t2.sum()
+
+
+def test_temporal_vote_ignores_padding():
+    m = _disc(64, (32, 32), 20)
+    shifts = [np.eye(2, 3)] * 3
+    padded = np.ones((64, 64), bool)
+    padded[40:] = False  # where the crop left the video: black, mask 0, no evidence
+    zero = m.copy()
+    zero[40:] = 0
+    # Two neighbours lost the chin to padding; the centre frame still shows it, and keeps it.
+    out = temporal_vote([zero, m, zero], [padded, np.ones((64, 64), bool), padded], shifts, 1)
+    assert (out == m).all()
+    # Control: counted as "no head", the padding outvotes the centre.
+    assert not (temporal_vote([zero, m, zero], [np.ones((64, 64), bool)] * 3, shifts, 1)[40:] > 0).any()
+    # The centre's own padding stays background whatever the others say.
+    out = temporal_vote([m, zero, m], [np.ones((64, 64), bool), padded, np.ones((64, 64), bool)], shifts, 1)
+    assert not (out[40:] > 0).any() and (out[:40] == m[:40]).all()
 
 
 def test_neutralise_offsets_by_percentile():

@@ -126,6 +126,44 @@ def test_black_bars_are_found_and_left_out_of_each_frame(tracked):
         assert not (ds.load_mask(i) > 127)[~valid].any()
 
 
+def _aligned_flicker(ds) -> float:
+    """Mean share of a mask's pixels that differ from the previous frame's mask moved onto it by
+    the head's motion (``head_shift``), where both frames show the video."""
+    from bake.track.mask import head_shift
+    k = np.array([[ds.intrinsics.fx, 0, ds.intrinsics.cx], [0, ds.intrinsics.fy, ds.intrinsics.cy], [0, 0, 1]])
+    out = []
+    for j in range(1, len(ds.frames)):
+        a = head_shift(ds.frames[j - 1].pose, ds.frames[j].pose, k)
+        size = (ds.width, ds.height)
+        prev = cv2.warpAffine((ds.load_mask(j - 1) > 127).astype(np.uint8), a, size, flags=cv2.INTER_NEAREST) > 0
+        pv = cv2.warpAffine(ds.valid_mask(j - 1).astype(np.uint8), a, size, flags=cv2.INTER_NEAREST) > 0
+        cur = ds.load_mask(j) > 127
+        out.append(((prev != cur) & pv & ds.valid_mask(j)).sum() / max(cur.sum(), 1))
+    return float(np.mean(out))
+
+
+@needs_tracker
+@needs_video
+def test_mask_vote_steadies_the_masks(tracked, tmp_path):
+    # The same 2 s tracked without the vote: same crops, GrabCut's masks as they came.
+    from bake.track.cli import main
+    raw_dir = tmp_path / "raw"
+    assert main([str(VIDEO), "-o", str(raw_dir), "--size", "256", "--max-seconds", "2", "--mask-vote", "0",
+                 "--quiet"]) == 0
+    voted, raw = load_dataset(tracked), load_dataset(raw_dir)
+    assert voted.extra["mask_vote_half_window_s"] == 0.07 and raw.extra["mask_vote_half_window_s"] == 0
+    assert len(voted.frames) == len(raw.frames)
+    changed = [((voted.load_mask(i) > 127) != (raw.load_mask(i) > 127)).sum() / (raw.load_mask(i) > 127).sum()
+               for i in range(len(raw.frames))]
+    assert np.mean(changed) < 0.03  # the vote trims the edge's noise, it does not redraw the head
+    f_voted, f_raw = _aligned_flicker(voted), _aligned_flicker(raw)
+    assert f_voted < 0.8 * f_raw, (f_voted, f_raw)
+    for i in range(0, len(voted.frames), 10):
+        assert np.array_equal(voted.load_image(i), raw.load_image(i))
+        assert not (voted.load_mask(i) > 127)[~voted.valid_mask(i)].any()
+    assert main([str(VIDEO), "-o", str(tmp_path / "x"), "--mask-vote", "2"]) == 2
+
+
 @needs_tracker
 def test_model_file_is_the_pinned_one():
     from bake.track.model import MODEL_SHA256, load_canonical_face, model_path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bake.track.mask import MaskConfig
 from bake.track.pipeline import TrackConfig, TrackError, track_video
 
 
@@ -26,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="horizontal field of view of the video (default 40; a phone's main "
                           "camera is ~65, a cropped talking-head clip ~20-40)")
     p.add_argument("--max-seconds", type=float, default=None, metavar="S", help="track only the first S seconds")
+    p.add_argument("--mask-vote", type=float, default=MaskConfig.vote_half_window_s, metavar="S",
+                   help="each mask is the majority of the head-aligned masks within S seconds of its "
+                        f"frame, which steadies GrabCut's flickering edge (default {MaskConfig.vote_half_window_s}; "
+                        "0 = off)")
     p.add_argument("--overwrite", action="store_true", help="replace DATASET if it exists")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
@@ -38,12 +43,16 @@ def main(argv: list[str] | None = None) -> int:
         if v is not None and not v > 0:
             print(f"bake track: --{name.replace('_', '-')} must be > 0", file=sys.stderr)
             return 2
+    if not 0 <= args.mask_vote <= 1:
+        print("bake track: --mask-vote must be between 0 and 1 seconds", file=sys.stderr)
+        return 2
     if args.fov is not None and not 1 < args.fov < 170:
         print("bake track: --fov must be between 1 and 170 degrees", file=sys.stderr)
         return 2
     cfg = TrackConfig(size=args.size, fps=args.fps, focal=args.focal,
                       fov=args.fov if args.fov is not None else TrackConfig.fov,
-                      max_seconds=args.max_seconds, progress=not args.quiet)
+                      max_seconds=args.max_seconds, progress=not args.quiet,
+                      mask=MaskConfig(vote_half_window_s=args.mask_vote))
     from bake.track.model import TrackerUnavailable
     from bake.track.video import VideoError
     try:

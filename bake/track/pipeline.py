@@ -24,7 +24,7 @@ from bake.dataset import Dataset, Frame, default_split, quad_mask, save_dataset
 from bake.track import crop as crop_mod
 from bake.track import pose as P
 from bake.track.expression import EXPRESSION_SPACE, expressions
-from bake.track.mask import MaskConfig, head_mask
+from bake.track.mask import MaskConfig, head_mask, head_shift, temporal_vote
 from bake.track.model import Landmarker, load_canonical_face
 from bake.track.video import content_box, expected_count, frames, probe
 from formats.camera import Intrinsics, view_angles
@@ -256,6 +256,8 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
         if len(out_frames) != len(src_idx):
             raise TrackError(f"{video}: the second read returned {len(out_frames)} of "
                              f"{len(src_idx)} frames (variable-rate video? re-encode it with ffmpeg)")
+        if cfg.mask.vote_half_window_s > 0:
+            vote_masks(tmp, out_frames, poses_out, k_out, cfg.size, cfg.mask.vote_half_window_s, cfg.progress)
         errs_all_a, errs_rigid_a = np.stack(errs_all), np.stack(errs_rigid)
         angles = np.array([view_angles(np.linalg.inv(p))[:2] for p in poses_out])  # [T, 2]
         yaw_r = (float(angles[:, 0].min()), float(angles[:, 0].max()))
@@ -284,6 +286,7 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
                          "expression_offset": [round(float(v), 6) for v in offset],
                          "crop_extent_m": cfg.crop_extent_m, "head_depth_m": depth,
                          "content_box": [bx0, by0, bx1, by1],
+                         "mask_vote_half_window_s": cfg.mask.vote_half_window_s,
                      })
         save_dataset(ds)
         if out_dir.exists():
@@ -294,3 +297,31 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
         raise
     summary.seconds = time.monotonic() - t_start
     return summary
+
+
+def vote_masks(root: Path, frames: list[Frame], poses: np.ndarray, k: np.ndarray, size: int,
+               half_window_s: float, progress: bool = False) -> None:
+    """Replace every mask under ``root`` by its ``temporal_vote`` over the frames within
+    ``half_window_s`` seconds; votes read the masks as GrabCut left them, never a voted one.
+    Only the sliding window's masks are in memory, each read once."""
+    times = np.array([f.time for f in frames])
+    voted = root / "masks.voted"
+    voted.mkdir()
+    window: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # frame -> (mask, valid)
+    with Progress(len(frames), "track: mask vote", disable=not progress) as bar:
+        for j, fr in enumerate(frames):
+            lo = int(np.searchsorted(times, times[j] - half_window_s - 1e-9, "left"))
+            hi = int(np.searchsorted(times, times[j] + half_window_s + 1e-9, "right"))
+            for i in [i for i in window if i < lo]:
+                del window[i]
+            for i in range(lo, hi):
+                if i not in window:
+                    m = cv2.imread(str(root / frames[i].mask), cv2.IMREAD_GRAYSCALE)
+                    window[i] = (m, quad_mask(frames[i].valid, size, size))
+            idx = range(lo, hi)
+            out = temporal_vote([window[i][0] for i in idx], [window[i][1] for i in idx],
+                                [head_shift(poses[i], poses[j], k) for i in idx], j - lo)
+            cv2.imwrite(str(voted / Path(fr.mask).name), out)
+            bar.update(1)
+    shutil.rmtree(root / "masks")
+    os.replace(voted, root / "masks")
