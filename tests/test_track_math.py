@@ -13,7 +13,7 @@ import pytest
 from bake.track import crop as C
 from bake.track import pose as P
 from bake.track.expression import neutralise
-from bake.track.mask import MaskConfig, head_mask, head_shift, seed_labels, temporal_vote
+from bake.track.mask import MaskConfig, head_mask, head_shift, person_head_mask, seed_labels, temporal_vote
 from bake.track.model import N_MESH, parse_geometry_metadata
 from bake.track.video import keep_frame
 
@@ -185,6 +185,39 @@ def test_head_mask_on_a_drawn_head():
     valid[:, :40] = False
     m2 = head_mask(img, lm, pose, k, valid, MaskConfig(work=128))
     assert not (m2[:, :40] > 0).any()
+
+
+def test_person_head_mask_cuts_the_head_out_of_the_person():
+    k = P.intrinsics_matrix(420.0, 420.0, 128.0, 128.0)
+    pose = _pose(0, 0, 0, (0.0, 0.0, 0.6))
+    _, truth, lm = _draw_head(256, pose, k)
+    head = truth > 0
+    # What a person segmenter sees: the head and neck, the shoulders and chest below them, an
+    # object beside the head, a second blob inside the skull ellipse but apart from the head,
+    # and a glint it missed in the hair; soft values around 0.5 at the edges.
+    person = head.astype(np.float32) * 0.9
+    shoulders = np.zeros_like(head)
+    shoulders[215:, 20:236] = True
+    person[shoulders] = 0.8
+    person[20:40, 225:245] = 0.95  # a bottle on the shelf
+    person[20:26, 60:66] = 0.7  # a speck of wall the segmenter liked, inside the skull ellipse
+    hole = np.zeros_like(head)
+    hole[60:66, 120:126] = True
+    person[hole] = 0.2
+    m = person_head_mask(person, lm, pose, k) > 0
+    lab = seed_labels(lm, pose, k, 256, MaskConfig(work=256))
+    allowed, face = lab != cv2.GC_BGD, lab == cv2.GC_FGD
+    assert not m[~allowed].any()  # no shoulders beside the neck column, no bottle
+    assert not m[20:40, 225:245].any() and not m[20:26, 60:66].any()
+    assert m[hole].all()  # the glint is filled
+    # Within the allowed region the mask is the person (the head, and the neck column's part of
+    # the shoulders) and the landmarks' face hull, which is always head.
+    assert (m & head).sum() / head.sum() > 0.99
+    assert (m & ~head & ~shoulders & ~face).sum() == 0
+    # Padding is background.
+    valid = np.ones_like(head)
+    valid[:, :100] = False
+    assert not (person_head_mask(person, lm, pose, k, valid) > 0)[:, :100].any()
 
 
 def _disc(size: int, centre_px, radius: float) -> np.ndarray:

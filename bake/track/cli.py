@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="horizontal field of view of the video (default 40; a phone's main "
                           "camera is ~65, a cropped talking-head clip ~20-40)")
     p.add_argument("--max-seconds", type=float, default=None, metavar="S", help="track only the first S seconds")
+    p.add_argument("--mask-method", choices=("segmenter", "grabcut"), default=MaskConfig.method,
+                   help="head mask from the bundled person segmentation model, cut to the head "
+                        "(default), or from GrabCut on colour alone (loses dark hair against a dark room)")
     p.add_argument("--mask-vote", type=float, default=MaskConfig.vote_half_window_s, metavar="S",
                    help="each mask is the majority of the head-aligned masks within S seconds of its "
                         f"frame, which steadies GrabCut's flickering edge (default {MaskConfig.vote_half_window_s}; "
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrackConfig(size=args.size, fps=args.fps, focal=args.focal,
                       fov=args.fov if args.fov is not None else TrackConfig.fov,
                       max_seconds=args.max_seconds, progress=not args.quiet,
-                      mask=MaskConfig(vote_half_window_s=args.mask_vote))
+                      mask=MaskConfig(method=args.mask_method, vote_half_window_s=args.mask_vote))
     from bake.track.model import TrackerUnavailable
     from bake.track.video import VideoError
     try:

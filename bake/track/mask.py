@@ -1,21 +1,24 @@
-"""Head + hair + neck mask: GrabCut seeded by the face landmarks and a coarse 3-D head model.
+"""Head + hair + neck mask: a person segmenter or GrabCut, cut to the head by a coarse 3-D head model.
 
-mediapipe 1.x ships no person/hair segmenter, so the mask is built from what the tracker knows:
+Two ways, the same cut (``MaskConfig.method``):
+- ``segmenter`` (default): the bundled selfie segmentation model (``bake.track.segment``) says
+  where the person is (hair included, whatever its colour against the room); everything outside
+  the allowed region below is cut (shoulders, clothes, the wall), and the largest blob holding
+  the face is kept with its small holes filled (``person_head_mask``).
+- ``grabcut``: GrabCut decides from colour alone (``head_mask``), at a working size of ``work``
+  pixels; thin strands are opened away, the largest blob touching the face kept, small holes
+  filled, and the result upsampled with a smooth edge.
+The seeds and the cut, placed with the head pose so they turn with the head:
 - sure foreground: the face's landmark hull (slightly eroded);
-- probable foreground: an ellipse around the skull (hair) and a neck column below the chin, both
-  placed with the head pose so they turn with the head;
+- probable foreground: an ellipse around the skull (hair) and a neck column below the chin;
 - allowed region: a larger ellipse and a wider neck column; everything outside is sure background,
-  which also cuts the neck off above the shoulders and keeps clothes out;
-- GrabCut (colour GMMs re-learned per frame) decides the probable pixels at a working size of
-  ``work`` pixels, then thin strands are opened away, the largest blob touching the face is
-  kept, small holes are filled, and the
-  result is upsampled with a smooth edge.
+  which also cuts the neck off above the shoulders and keeps clothes out.
 All sizes are in head-frame metres (``formats.camera`` conventions).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -44,6 +47,9 @@ class MaskConfig:
     """GrabCut iterations (a third changed masks by < 0.2 % IoU on d9 and d14 and cost ~40 %)."""
     roi_margin: int = 8
     """Sure-background band (working pixels) kept around the probable region for GrabCut."""
+    method: str = "segmenter"
+    """"segmenter" (the person segmentation model, cut to the head) or "grabcut" (colour only:
+    black hair against a dark room goes to the room)."""
     vote_half_window_s: float = 0.07
     """Each mask is the majority of the masks within this many seconds of its frame, aligned on
     the head (``temporal_vote``): GrabCut decides every frame afresh, and its edge through dark
@@ -156,6 +162,26 @@ def temporal_vote(masks: list[np.ndarray], valids: list[np.ndarray], shifts: lis
     twice = 2 * acc
     out = (twice > cnt + 1e-4) | ((np.abs(twice - cnt) <= 1e-4) & own)
     return (out & valids[centre]).astype(np.uint8) * 255
+
+
+def person_head_mask(person: np.ndarray, landmarks: np.ndarray, pose: np.ndarray, k: np.ndarray,
+                     valid: np.ndarray | None = None, cfg: MaskConfig = MaskConfig()) -> np.ndarray:
+    """uint8 [S, S] mask (255 = head, hair, neck) from a person probability map ``person`` float
+    [S, S] of the crop: the person (p >= 0.5) inside the allowed region of ``seed_labels`` (skull
+    ellipse and neck column, turned with the head: no shoulders, no clothes below the neck, no
+    other person or object beside the head), joined with the face hull, the largest blob holding
+    the face kept and its small holes filled; ``valid`` [S, S] bool: padding is background."""
+    size = person.shape[0]
+    lab = seed_labels(landmarks, pose, k, size, replace(cfg, work=size))
+    face = lab == cv2.GC_FGD
+    m = (person >= 0.5) & (lab != cv2.GC_BGD)
+    if valid is not None:
+        m &= valid
+    m = _largest_with(m | face, face)
+    m = _fill_small_holes(m, face | (lab == cv2.GC_PR_FGD), 0.01)
+    if valid is not None:
+        m &= valid
+    return m.astype(np.uint8) * 255
 
 
 def head_mask(rgb: np.ndarray, landmarks: np.ndarray, pose: np.ndarray, k: np.ndarray,

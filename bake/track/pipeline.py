@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +25,9 @@ from bake.dataset import Dataset, Frame, default_split, quad_mask, save_dataset
 from bake.track import crop as crop_mod
 from bake.track import pose as P
 from bake.track.expression import EXPRESSION_SPACE, expressions
-from bake.track.mask import MaskConfig, head_mask, head_shift, temporal_vote
+from bake.track.mask import MaskConfig, head_mask, head_shift, person_head_mask, temporal_vote
 from bake.track.model import Landmarker, load_canonical_face
+from bake.track.segment import Segmenter
 from bake.track.video import content_box, expected_count, frames, probe
 from formats.camera import Intrinsics, view_angles
 from formats.progress import Progress
@@ -220,9 +222,12 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
             valid = quad_mask(quad, cfg.size, cfg.size)
             lm_out = crop_mod.apply_homography(h, lm[j])
             e = np.linalg.norm(P.project(shape, poses_out[j], k_out) - lm_out[:468], axis=-1)
-            cv2.setRNGSeed(j)  # GrabCut's k-means uses this thread's RNG: same mask on any thread
-            m = head_mask(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), lm_out, poses_out[j], k_out,
-                          valid, cfg.mask)
+            rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+            if cfg.mask.method == "segmenter":
+                m = person_head_mask(thread_segmenter().person(rgb), lm_out, poses_out[j], k_out, valid, cfg.mask)
+            else:
+                cv2.setRNGSeed(j)  # GrabCut's k-means uses this thread's RNG: same mask on any thread
+                m = head_mask(rgb, lm_out, poses_out[j], k_out, valid, cfg.mask)
             name = f"{j:06d}"
             cv2.imwrite(str(tmp / "images" / f"{name}.jpg"), img,
                         [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
@@ -230,29 +235,42 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
             return Frame(index=i, time=float(t), image=f"images/{name}.jpg",
                          mask=f"masks/{name}.png", pose=poses_out[j], expression=expr[j], valid=quad), e
 
-        # GrabCut, warps and encoders release the GIL: frames are processed on worker threads,
-        # a bounded number in flight (memory stays flat), results collected in order.
+        # The segmenter (one per worker: a task is not thread-safe), GrabCut, warps and encoders
+        # release the GIL: frames are processed on worker threads, a bounded number in flight
+        # (memory stays flat), results collected in order.
+        local, segmenters = threading.local(), []
+
+        def thread_segmenter() -> Segmenter:
+            if getattr(local, "seg", None) is None:
+                local.seg = Segmenter()
+                segmenters.append(local.seg)
+            return local.seg
+
         workers = max(1, min(cfg.workers or (os.cpu_count() or 1), 8))
-        with Progress(len(src_idx), "track: crops+masks", disable=not cfg.progress) as bar, \
-                ThreadPoolExecutor(max_workers=workers) as pool:
-            pending: deque = deque()
+        try:
+            with Progress(len(src_idx), "track: crops+masks", disable=not cfg.progress) as bar, \
+                    ThreadPoolExecutor(max_workers=workers) as pool:
+                pending: deque = deque()
 
-            def collect_one():
-                fr, e = pending.popleft().result()
-                out_frames.append(fr)
-                errs_all.append(e)
-                errs_rigid.append(e[face.basis_ids])
-                bar.update(1)
+                def collect_one():
+                    fr, e = pending.popleft().result()
+                    out_frames.append(fr)
+                    errs_all.append(e)
+                    errs_rigid.append(e[face.basis_ids])
+                    bar.update(1)
 
-            for i, t, bgr in frames(info, cfg.fps, cfg.max_seconds):
-                j = pos.get(i)
-                if j is None:
-                    continue
-                pending.append(pool.submit(crop_one, i, t, bgr, j))
-                if len(pending) >= 2 * workers:
+                for i, t, bgr in frames(info, cfg.fps, cfg.max_seconds):
+                    j = pos.get(i)
+                    if j is None:
+                        continue
+                    pending.append(pool.submit(crop_one, i, t, bgr, j))
+                    if len(pending) >= 2 * workers:
+                        collect_one()
+                while pending:
                     collect_one()
-            while pending:
-                collect_one()
+        finally:
+            for seg in segmenters:  # after the pool: no worker uses them any more
+                seg.close()
         if len(out_frames) != len(src_idx):
             raise TrackError(f"{video}: the second read returned {len(out_frames)} of "
                              f"{len(src_idx)} frames (variable-rate video? re-encode it with ffmpeg)")
@@ -286,6 +304,7 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
                          "expression_offset": [round(float(v), 6) for v in offset],
                          "crop_extent_m": cfg.crop_extent_m, "head_depth_m": depth,
                          "content_box": [bx0, by0, bx1, by1],
+                         "mask_method": cfg.mask.method,
                          "mask_vote_half_window_s": cfg.mask.vote_half_window_s,
                      })
         save_dataset(ds)
