@@ -52,9 +52,8 @@ class MaskConfig:
     black hair against a dark room goes to the room)."""
     vote_half_window_s: float = 0.07
     """Each mask is the majority of the masks within this many seconds of its frame, aligned on
-    the head (``temporal_vote``): GrabCut decides every frame afresh, and its edge through dark
-    hair against a dark room flickers by pixels that no model can predict. 0 = off; at 30
-    frames/s the default votes over 5 frames."""
+    the head (``temporal_vote``): each frame is segmented afresh, and the edge flickers by pixels
+    that no model can predict. 0 = off; at 30 frames/s the default votes over 5 frames."""
 
 
 def _head_ellipse(centre_h: np.ndarray, radii: tuple, pose: np.ndarray, k: np.ndarray):
