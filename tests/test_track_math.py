@@ -218,6 +218,14 @@ def test_person_head_mask_cuts_the_head_out_of_the_person():
     valid = np.ones_like(head)
     valid[:, :100] = False
     assert not (person_head_mask(person, lm, pose, k, valid) > 0)[:, :100].any()
+    # Given the crop, person pixels below the chin must be skin: the shirt goes, the neck stays.
+    img, _, _ = _draw_head(256, pose, k)
+    img[shoulders & ~head] = (40, 70, 50)  # a dark green sweater
+    with_rgb = person_head_mask(person, lm, pose, k, rgb=img) > 0
+    assert not (with_rgb & shoulders & ~head).any() and (m & shoulders & ~head).sum() > 500
+    neck = head & shoulders  # the drawn neck where it meets the sweater: skin
+    assert with_rgb[neck].mean() > 0.95
+    assert (with_rgb ^ m)[:200].sum() == 0  # above the chin nothing changes
 
 
 def _disc(size: int, centre_px, radius: float) -> np.ndarray:

@@ -47,6 +47,10 @@ class MaskConfig:
     """GrabCut iterations (a third changed masks by < 0.2 % IoU on d9 and d14 and cost ~40 %)."""
     roi_margin: int = 8
     """Sure-background band (working pixels) kept around the probable region for GrabCut."""
+    neck_skin_sigmas: float = 3.0
+    """Segmenter masks: below the chin only skin is neck. A person pixel there is kept when its
+    chroma (YCrCb Cr, Cb) lies within this many robust sigmas of the face's skin; shirts,
+    collars and jackets, which the segmenter counts as person, do not. 0 = keep all."""
     method: str = "segmenter"
     """"segmenter" (the person segmentation model, cut to the head) or "grabcut" (colour only:
     black hair against a dark room goes to the room)."""
@@ -163,19 +167,48 @@ def temporal_vote(masks: list[np.ndarray], valids: list[np.ndarray], shifts: lis
     return (out & valids[centre]).astype(np.uint8) * 255
 
 
+def skin_like(rgb: np.ndarray, face: np.ndarray, sigmas: float) -> np.ndarray:
+    """bool [H, W]: pixels of ``rgb`` whose chroma (YCrCb Cr, Cb) lies within ``sigmas`` robust
+    standard deviations (1.4826 MAD, at least 3 levels) of the median over ``face`` (bool)."""
+    crcb = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)[..., 1:].astype(np.float32)
+    ref = crcb[face]
+    med = np.median(ref, axis=0)
+    sd = np.maximum(1.4826 * np.median(np.abs(ref - med), axis=0), 3.0)
+    return (((crcb - med) / sd) ** 2).sum(-1) <= sigmas ** 2
+
+
+def below_chin(landmarks: np.ndarray, pose: np.ndarray, k: np.ndarray, size: int) -> np.ndarray:
+    """bool [size, size]: pixels below the chin along the head's up direction in the image (the
+    line across the head, rolled with it, through the face landmark lowest along that
+    direction: the chin)."""
+    c = np.asarray(MaskConfig.skull_centre, np.float64)
+    uv = project(np.stack([c, c + [0.0, 0.05, 0.0]]), pose, k)
+    up = (uv[1] - uv[0]) / max(np.linalg.norm(uv[1] - uv[0]), 1e-9)
+    yy, xx = np.mgrid[:size, :size] + 0.5
+    face = landmarks[:468]
+    chin = face[np.argmin(face @ up)]
+    return (xx - chin[0]) * up[0] + (yy - chin[1]) * up[1] < 0
+
+
 def person_head_mask(person: np.ndarray, landmarks: np.ndarray, pose: np.ndarray, k: np.ndarray,
-                     valid: np.ndarray | None = None, cfg: MaskConfig = MaskConfig()) -> np.ndarray:
+                     valid: np.ndarray | None = None, cfg: MaskConfig = MaskConfig(),
+                     rgb: np.ndarray | None = None) -> np.ndarray:
     """uint8 [S, S] mask (255 = head, hair, neck) from a person probability map ``person`` float
     [S, S] of the crop: the person (p >= 0.5) inside the allowed region of ``seed_labels`` (skull
     ellipse and neck column, turned with the head: no shoulders, no clothes below the neck, no
     other person or object beside the head), joined with the face hull, the largest blob holding
-    the face kept and its small holes filled; ``valid`` [S, S] bool: padding is background."""
+    the face kept and its small holes filled; ``valid`` [S, S] bool: padding is background.
+    With the crop ``rgb`` uint8 [S, S, 3], person pixels below the chin must be skin-coloured
+    (``skin_like``, ``cfg.neck_skin_sigmas``): the segmenter counts clothes as person."""
     size = person.shape[0]
     lab = seed_labels(landmarks, pose, k, size, replace(cfg, work=size))
     face = lab == cv2.GC_FGD
     m = (person >= 0.5) & (lab != cv2.GC_BGD)
     if valid is not None:
         m &= valid
+    if rgb is not None and cfg.neck_skin_sigmas > 0 and face.any():
+        m &= ~below_chin(landmarks, pose, k, size) | skin_like(rgb, face, cfg.neck_skin_sigmas)
+        m = cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
     m = _largest_with(m | face, face)
     m = _fill_small_holes(m, face | (lab == cv2.GC_PR_FGD), 0.01)
     if valid is not None:

@@ -224,7 +224,8 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
             e = np.linalg.norm(P.project(shape, poses_out[j], k_out) - lm_out[:468], axis=-1)
             rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
             if cfg.mask.method == "segmenter":
-                m = person_head_mask(thread_segmenter().person(rgb), lm_out, poses_out[j], k_out, valid, cfg.mask)
+                m = person_head_mask(thread_segmenter().person(rgb), lm_out, poses_out[j], k_out, valid, cfg.mask,
+                                     rgb)
             else:
                 cv2.setRNGSeed(j)  # GrabCut's k-means uses this thread's RNG: same mask on any thread
                 m = head_mask(rgb, lm_out, poses_out[j], k_out, valid, cfg.mask)
