@@ -173,9 +173,26 @@ class Detection:
     names: list[str]
 
 
-class Landmarker:
-    """mediapipe FaceLandmarker in VIDEO mode. Use as a context manager: ``close()`` is explicit
-    because mediapipe's own ``__del__`` errors at interpreter exit."""
+class MediapipeTask:
+    """Holds one mediapipe Tasks object in ``_task``. Use as a context manager: ``close()`` is
+    explicit because mediapipe's own ``__del__`` errors at interpreter exit."""
+
+    _task = None
+
+    def __enter__(self) -> "MediapipeTask":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.close()
+            self._task = None
+
+
+class Landmarker(MediapipeTask):
+    """mediapipe FaceLandmarker in VIDEO mode (a context manager, see ``MediapipeTask``)."""
 
     def __init__(self, min_confidence: float = 0.5):
         # mediapipe's C++ logging prints INFO/WARNING lines to stderr; keep errors only.
@@ -198,17 +215,6 @@ class Landmarker:
             self._task = vision.FaceLandmarker.create_from_options(opts)
         self._last_ms = -1
         self._warm = False
-
-    def __enter__(self) -> "Landmarker":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._task is not None:
-            self._task.close()
-            self._task = None
 
     def detect(self, rgb: np.ndarray, time_s: float) -> Detection | None:
         """Landmarks of the one face in ``rgb`` (uint8 [H, W, 3]) at ``time_s``; None if no face."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bake.track.model import INSTALL_HINT, TrackerUnavailable, _quiet_native_stderr
+from bake.track.model import INSTALL_HINT, MediapipeTask, TrackerUnavailable, _quiet_native_stderr
 
 SEGMENTER_SHA256 = "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c"
 SEGMENTER_SIZE = 249_505
@@ -36,10 +36,10 @@ def segmenter_path() -> Path:
     return path
 
 
-class Segmenter:
+class Segmenter(MediapipeTask):
     """mediapipe ImageSegmenter in IMAGE mode (each frame on its own, so the result does not
-    depend on which thread saw which frame before). Not thread-safe: one per thread. Use as a
-    context manager: ``close()`` is explicit (mediapipe's ``__del__`` errors at exit)."""
+    depend on which thread saw which frame before). Not thread-safe: one per thread. A context
+    manager (``MediapipeTask``)."""
 
     def __init__(self):
         try:
@@ -55,17 +55,6 @@ class Segmenter:
         with _quiet_native_stderr():
             self._task = vision.ImageSegmenter.create_from_options(opts)
             self._task.segment(self._image(np.zeros((8, 8, 3), np.uint8)))  # set-up logs on the first frame
-
-    def __enter__(self) -> "Segmenter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._task is not None:
-            self._task.close()
-            self._task = None
 
     def _image(self, rgb: np.ndarray):
         return self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
