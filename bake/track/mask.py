@@ -59,6 +59,10 @@ class MaskConfig:
     the head (``temporal_vote``): each frame is segmented afresh, and the edge flickers by pixels
     that no model can predict. 0 = off; at 30 frames/s the default votes over 5 frames."""
 
+    def __post_init__(self):
+        if self.method not in ("segmenter", "grabcut"):
+            raise ValueError(f"mask method must be 'segmenter' or 'grabcut', got {self.method!r}")
+
 
 def _head_ellipse(centre_h: np.ndarray, radii: tuple, pose: np.ndarray, k: np.ndarray):
     """cv2.ellipse box ((cx, cy), (w, h), angle) of a head-frame ellipsoid's image: half-axes
