@@ -179,6 +179,25 @@ class MediapipeTask:
 
     _task = None
 
+    def __init__(self):
+        """Imports mediapipe (a clear TrackerUnavailable if it is missing) and keeps only its
+        errors on stderr; subclasses then create ``_task`` from ``self._vision`` and
+        ``self._base_options``."""
+        # mediapipe's C++ logging prints INFO/WARNING lines to stderr; keep errors only.
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        try:
+            import mediapipe as mp
+            from mediapipe.tasks.python import vision
+            from mediapipe.tasks.python.core.base_options import BaseOptions
+        except ImportError as exc:
+            raise TrackerUnavailable(f"mediapipe cannot be imported ({exc}): {INSTALL_HINT}") from None
+        self._mp, self._vision, self._base_options = mp, vision, BaseOptions
+
+    def _image(self, rgb: np.ndarray):
+        """uint8 [H, W, 3] RGB as a mediapipe image."""
+        return self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+
     def __enter__(self) -> "MediapipeTask":
         return self
 
@@ -195,18 +214,10 @@ class Landmarker(MediapipeTask):
     """mediapipe FaceLandmarker in VIDEO mode (a context manager, see ``MediapipeTask``)."""
 
     def __init__(self, min_confidence: float = 0.5):
-        # mediapipe's C++ logging prints INFO/WARNING lines to stderr; keep errors only.
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        try:
-            from mediapipe.tasks.python import vision
-            from mediapipe.tasks.python.core.base_options import BaseOptions
-            import mediapipe as mp
-        except ImportError as exc:
-            raise TrackerUnavailable(f"mediapipe cannot be imported ({exc}): {INSTALL_HINT}") from None
-        self._mp = mp
+        super().__init__()
+        vision = self._vision
         opts = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(model_path())),
+            base_options=self._base_options(model_asset_path=str(model_path())),
             running_mode=vision.RunningMode.VIDEO, num_faces=1,
             output_face_blendshapes=True, output_facial_transformation_matrixes=False,
             min_face_detection_confidence=min_confidence,
@@ -221,7 +232,7 @@ class Landmarker(MediapipeTask):
         ms = max(int(round(time_s * 1000)), self._last_ms + 1)  # VIDEO mode needs increasing stamps
         self._last_ms = ms
         h, w = rgb.shape[:2]
-        img = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        img = self._image(rgb)
         if not self._warm:  # the graph logs its set-up on the first frame too
             with _quiet_native_stderr():
                 res = self._task.detect_for_video(img, ms)

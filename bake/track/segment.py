@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bake.track.model import INSTALL_HINT, MediapipeTask, TrackerUnavailable, _quiet_native_stderr
+from bake.track.model import MediapipeTask, TrackerUnavailable, _quiet_native_stderr
 
 SEGMENTER_SHA256 = "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c"
 SEGMENTER_SIZE = 249_505
@@ -42,22 +42,14 @@ class Segmenter(MediapipeTask):
     manager (``MediapipeTask``)."""
 
     def __init__(self):
-        try:
-            import mediapipe as mp
-            from mediapipe.tasks.python import vision
-            from mediapipe.tasks.python.core.base_options import BaseOptions
-        except ImportError as exc:
-            raise TrackerUnavailable(f"mediapipe cannot be imported ({exc}): {INSTALL_HINT}") from None
-        self._mp = mp
+        super().__init__()
+        vision = self._vision
         opts = vision.ImageSegmenterOptions(
-            base_options=BaseOptions(model_asset_path=str(segmenter_path())),
+            base_options=self._base_options(model_asset_path=str(segmenter_path())),
             running_mode=vision.RunningMode.IMAGE, output_confidence_masks=True, output_category_mask=False)
         with _quiet_native_stderr():
             self._task = vision.ImageSegmenter.create_from_options(opts)
             self._task.segment(self._image(np.zeros((8, 8, 3), np.uint8)))  # set-up logs on the first frame
-
-    def _image(self, rgb: np.ndarray):
-        return self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
 
     def person(self, rgb: np.ndarray) -> np.ndarray:
         """float32 [H, W] in [0, 1]: the probability that each pixel of ``rgb`` (uint8 [H, W, 3])
