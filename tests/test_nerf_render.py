@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from bake.nerf.occupancy import basis_blends, visual_hull
-from bake.nerf.render import composite, march, march_torch, ray_box
+from bake.nerf.render import composite, march, march_torch, median_depth, ray_box
 from bake.nerf.sh import sh_encode
 
 
@@ -30,6 +30,47 @@ def test_composite_matches_naive_per_ray_loop():
         torch.testing.assert_close(c[r], cc, atol=1e-5, rtol=1e-5)
         assert abs(float(a[r]) - aa) < 1e-5 and abs(float(z[r]) - zz) < 1e-4
     assert float(a[5]) == 0.0  # a ray with no samples is empty
+
+
+def test_median_depth_is_where_opacity_reaches_half_its_alpha():
+    # Per ray, a run of samples with random densities (some empty) on a step grid. The reference
+    # subdivides every step finely (density constant within a step) and scans for the point where
+    # the accumulated opacity reaches half the ray's alpha.
+    g = torch.Generator().manual_seed(1)
+    dt, n_rays = 0.02, 7
+    dt_t = torch.rand(n_rays, generator=g) * 0.02 + 0.01
+    rays, ts, sig = [], [], []
+    for r in range(n_rays - 1):  # the last ray has no samples
+        k = torch.sort(torch.randperm(40, generator=g)[:12]).values.float()
+        s = torch.rand(12, generator=g) * 80 * (torch.rand(12, generator=g) > 0.3)
+        rays.append(torch.full((12,), r))
+        ts.append(0.3 + (k + 0.5) * dt_t[r])
+        sig.append(s)
+    ray, t, sigma = torch.cat(rays), torch.cat(ts), torch.cat(sig)
+    depth = median_depth(ray, t, sigma, dt, dt_t, n_rays)
+    for r in range(n_rays - 1):
+        m = ray == r
+        sub = 2000
+        tau = np.repeat(sigma[m].double().numpy() * dt / sub, sub)
+        pos = (t[m].double().numpy()[:, None] + (np.arange(sub) + 1.0) / sub * float(dt_t[r]) - 0.5 * float(dt_t[r]))
+        opacity = 1 - np.exp(-np.cumsum(tau))
+        ref = pos.reshape(-1)[np.searchsorted(opacity, 0.5 * opacity[-1])]
+        assert abs(float(depth[r]) - ref) < 2e-3 * float(dt_t[r]), (r, float(depth[r]), ref)
+    assert float(depth[-1]) == 0.0
+
+
+def test_median_depth_stays_on_the_surface_behind_a_soft_edge():
+    # A faint front layer (alpha 0.3) then an opaque wall: the weighted mean lands between them,
+    # the median on the wall, which holds most of the pixel.
+    dt, n = 0.01, 1
+    t = torch.tensor([1.0, 2.0, 2.01, 2.02])
+    sigma = torch.tensor([-math.log(0.7) / dt, 1e4, 1e4, 1e4])
+    ray = torch.zeros(4, dtype=torch.long)
+    _, a, z = composite(ray, t, sigma, torch.ones(4, 3), dt, n)
+    mean = float(z[0] / a[0])
+    med = float(median_depth(ray, t, sigma, dt, torch.tensor([0.01]), n)[0])
+    assert 1.6 < mean < 1.8
+    assert abs(med - 1.995) < 1e-3  # the wall's front face (its first step starts at 1.995)
 
 
 def test_ray_box_slab():

@@ -12,7 +12,7 @@ from bake.field import Capture, CheckpointError
 from bake.nerf.config import NerfConfig
 from bake.nerf.model import NeRFBlendShape
 from bake.nerf.occupancy import alpha_threshold_sigma, expression_occupancy
-from bake.nerf.render import composite, march
+from bake.nerf.render import composite, march, median_depth
 from formats.camera import Camera, pixel_rays
 
 KIND = "nerf-blendshape"
@@ -93,8 +93,10 @@ class NerfField:
         if s.ray.numel() == 0:
             return torch.zeros(n, 3, device=self.device), torch.zeros(n, device=self.device), torch.zeros(n, device=self.device)
         rgb = m.color_rays(s.geo, s.ray, d)
-        c, a, z = composite(s.ray, s.t, s.sigma, rgb, math.sqrt(3.0) / cfg.march_steps, n)
-        depth = torch.where(a > 1e-3, z / a.clamp_min(1e-6), torch.zeros_like(z))
+        dt = math.sqrt(3.0) / cfg.march_steps
+        c, a, _ = composite(s.ray, s.t, s.sigma, rgb, dt, n)
+        depth = median_depth(s.ray, s.t, s.sigma, dt, dt / dn.norm(dim=-1), n)
+        depth = torch.where(a > 1e-3, depth, torch.zeros_like(depth))
         return c.clamp(0, 1), a.clamp(0, 1), depth
 
     def render(self, camera: Camera, expression: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
