@@ -21,7 +21,8 @@ The frame pipeline, per frame (H, W = tile size; Ho, Wo = output size):
    the plain view weights (hole fill); a source the point projects outside of takes no part (the
    subject goes on past the frame edge). Only the lattice nodes (every ``stride``-th pixel) are
    projected where a cell lies on one surface; its pixels interpolate the nodes' source
-   coordinates and blend in fixed point.
+   coordinates and blend weights (the z-test and hole fill evaluated at the nodes: across an
+   occlusion edge inside a cell the weights ramp over the cell's few pixels) in fixed point.
    The warped frame is premultiplied RGBA in 8 bits (one 32-bit store per pixel: a float frame
    cost more to write than the composite pass it fed).
 5. ``composite`` (premultiplied colour over the background, rows flipped bottom-up for a GL
@@ -48,7 +49,7 @@ __all__ = ["view_weights", "blend_steps", "temporal_blend", "fade_blend", "splat
            "WarpScratch", "crossfade", "composite", "camera_arrays", "warm_up"]
 
 _EMPTY = np.float32(0.0)  # depth value meaning "nothing here"
-MODE_PIXEL, MODE_EMPTY, MODE_MESH = 0, 1, 2  # how ``warp`` fills a lattice cell
+MODE_PIXEL, MODE_EMPTY, MODE_MESH, MODE_MESH_RAMP = 0, 1, 2, 3  # how ``warp`` fills a lattice cell
 
 
 # --- (a) bilinear weights of the 4 nearest grid views -------------------------------------------
@@ -390,16 +391,26 @@ _SLOTS = _slot_table()
 
 
 @njit(inline="always")
-def _slot_fx(nodes, wtab, bits, slot, n_src, jn, i_n, ty, recip, hw):
-    """(u, v, du, dv, weight, base) in fixed point of a MESH cell's row span for source ``slot``
-    (see ``_warp``); a slot that is not a used source: weight 0, coordinates (0, 0) of source 0."""
+def _slot_fx(nodes, bits, slot, n_src, jn, i_n, ty, recip, hw):
+    """(u, v, w, du, dv, dw, base) in fixed point of a MESH cell's row span for source ``slot``
+    (see ``_warp``): coordinates and 1/256 weight in 16.16 at the span's start and their steps
+    per pixel; a slot that is not a used source: weight 0, coordinates (0, 0) of source 0."""
     if slot >= n_src or not (bits >> slot) & 1:
-        return np.int64(0), np.int64(0), np.int64(0), np.int64(0), np.int64(0), np.int64(0)
+        z = np.int64(0)
+        return z, z, z, z, z, z, z
     u0 = _row_fx(nodes, slot, 0, jn, i_n, ty)
     v0 = _row_fx(nodes, slot, 1, jn, i_n, ty)
+    w0 = _row_fx(nodes, slot, 2, jn, i_n, ty)
     du = ((_row_fx(nodes, slot, 0, jn, i_n + 1, ty) - u0) * recip) >> 16
     dv = ((_row_fx(nodes, slot, 1, jn, i_n + 1, ty) - v0) * recip) >> 16
-    return u0, v0, du, dv, wtab[bits, slot], np.int64(slot * hw)
+    dw = ((_row_fx(nodes, slot, 2, jn, i_n + 1, ty) - w0) * recip) >> 16
+    return u0, v0, w0, du, dv, dw, np.int64(slot * hw)
+
+
+@njit(inline="always")
+def _ramp_w(w0, dw, t):
+    """A MESH_RAMP slot's 1/256 weight at span pixel t: floored, never below 0."""
+    return max((w0 + dw * t) >> 16, 0)
 
 
 @njit(inline="always")
@@ -654,10 +665,10 @@ def _sample(src32, s, u, v):
 
 @njit("void(u1[:,:,:,::1], f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], "
       "f8[:,::1], f8[::1], f4[:,::1], i8, i8, f8, f8, i8, b1, f8[:,:,:,::1], f8[:,::1], u1[:,:,::1], "
-      "u1[:,::1], u1[:,::1], f8[:,:,::1], i8[::1], i8[:,::1], u1[:,:,::1])",
+      "u1[:,::1], u1[:,::1], f8[:,:,::1], i8[::1], u1[:,::1], u1[:,:,::1])",
       cache=True, nogil=True, parallel=True, fastmath=True)
 def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, zstride, stride,
-          ztol, disc, n_refine, mesh, nodes, node_z, see, mode, used, geo, vw8, wtab, out):
+          ztol, disc, n_refine, mesh, nodes, node_z, see, mode, used, geo, vw8, rem, out):
     n_src = src_depth.shape[0]
     # One 32-bit load per RGBA tap instead of four byte loads (little-endian: R in the low byte).
     src32 = src_rgba.view(np.uint32).reshape((n_src, src_rgba.shape[1], src_rgba.shape[2]))
@@ -667,10 +678,6 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
     out32 = out.view(np.uint32).reshape((ho, wo))  # one store per RGBA pixel
     _weights_256(src_w, (1 << n_src) - 1, vw8)
     recip = (65536 + stride // 2) // stride  # 1 / stride in 16.16
-    # View weights in 1/256 renormalised over every subset of sources (a MESH cell uses the
-    # subset that sees it): wtab[bits, s], each row summing to 256.
-    for bits in range(1 << n_src):
-        _weights_256(vw8, bits, wtab[bits])
     hn, wn = nodes.shape[2], nodes.shape[3]
     fx_t, fy_t, cx_t, cy_t = tgt_k[0], tgt_k[1], tgt_k[2], tgt_k[3]
     # Target camera -> each source camera: q = Rs^T (Rt p + Ct - Cs).
@@ -682,10 +689,12 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
     for s in range(n_src):
         if src_w[s] > 0 and (ref < 0 or src_w[s] > src_w[ref]):
             ref = s
-    # 1. Geometry on the node lattice (every stride-th pixel): nodes[s] = (u, v) and, per node,
-    #    bit masks of the sources that see it (see[0]: inside the image with a whole bilinear
-    #    footprint, not occluded) and that surely do not (see[1]: outside the image, or fully
-    #    occluded); neither bit where it has no surface or the frame does not use the source.
+    # 1. Geometry on the node lattice (every stride-th pixel): nodes[s] = (u, v, weight) with the
+    #    blend weight in 1/256 that the pixel rule gives the node (view weight x z-test over the
+    #    sources that see it inside their image, else the hole fill's view weights; summing to
+    #    256, 0 for every source where it has no surface), and per node the bit masks of the
+    #    sources whose bilinear footprint lies whole inside their image (see[0]) and of those with
+    #    a weight (see[1]).
     for jn in prange(hn):
         y = jn * stride
         ay = (y + 0.5 - cy_t) / fy_t
@@ -694,29 +703,56 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
             ax = (x + 0.5 - cx_t) / fx_t
             z = _pixel_depth(zb, zstride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
             node_z[jn, i_n] = z
-            sees = 0
-            blind = 0
+            safe = 0
+            inside = 0
+            tot_v = 0.0  # the z-tested view weights of the sources the node projects inside
+            tot_a = 0.0  # the plain ones (hole fill)
             for s in range(n_src):
-                if z <= 0 or src_w[s] <= 0:  # no surface, or a source the frame does not use
+                nodes[s, 2, jn, i_n] = 0.0
+                if z <= 0 or vw8[s] <= 0:  # no surface, or a source the frame does not use
                     continue
                 u, v, vis, flag = _project(src_depth, src_k, ms, os_, s, ax, ay, z, ztol)
                 nodes[s, 0, jn, i_n] = u
                 nodes[s, 1, jn, i_n] = v
-                if flag == 2 and vis >= 1.0 and 0.0 <= u < w_s - 1.01 and 0.0 <= v < h_s - 1.01:
-                    sees |= 1 << s
-                elif flag == 1 or (flag == 2 and vis <= 0.0):
-                    blind |= 1 << s
-            see[0, jn, i_n] = sees
-            see[1, jn, i_n] = blind
+                if flag != 2:
+                    continue
+                inside |= 1 << s
+                if 0.0 <= u < w_s - 1.01 and 0.0 <= v < h_s - 1.01:
+                    safe |= 1 << s
+                nodes[s, 2, jn, i_n] = vw8[s] * vis
+                tot_v += vw8[s] * vis
+                tot_a += vw8[s]
+            # Normalised to 1/256 like ``_weights_256`` (the last source takes the remainder).
+            use_v = tot_v > 1e-3 * tot_a and tot_v > 0
+            tot = tot_v if use_v else tot_a
+            acc = 0
+            last = -1
+            for s in range(n_src):
+                if not (inside >> s) & 1:
+                    continue
+                xw = nodes[s, 2, jn, i_n] if use_v else np.float64(vw8[s])
+                q = int(xw / tot * 256.0 + 0.5) if xw > 0 else 0
+                nodes[s, 2, jn, i_n] = q
+                if xw > 0:
+                    acc += q
+                    last = s
+            weighted = 0
+            if last >= 0:
+                nodes[last, 2, jn, i_n] += 256 - acc
+                for s in range(n_src):
+                    if nodes[s, 2, jn, i_n] > 0:
+                        weighted |= 1 << s
+            see[0, jn, i_n] = safe
+            see[1, jn, i_n] = weighted
     # 2. Cell modes: EMPTY (no surface near: transparent), MESH (pixels interpolate the corners'
-    #    source coordinates) or PIXEL (projected one by one). A cell is MESH when its corners lie
-    #    on one surface (no depth edge between them, no fold) and each used source either sees
-    #    all 4 corners (taps inside its image, not occluded) or none of them (occluded or
-    #    outside at all 4): ``used`` holds the bit mask of the sources that see it.
-    need = 0  # the sources a cell must account for: those with a weight in 1/256
-    for s in range(n_src):
-        if vw8[s] > 0:
-            need |= 1 << s
+    #    source coordinates and blend weights) or PIXEL (projected one by one). A cell is MESH
+    #    when its corners lie on one surface (no depth edge between them, no fold), every corner
+    #    has weights, and each source weighted at some corner has its bilinear footprint inside its
+    #    image at all 4: ``used`` holds those sources. MESH cells whose corners' weights differ
+    #    (a z-test or the hole fill changes across the cell) are MESH_RAMP: the weights step
+    #    across the cell in fixed point, the rounding remainder going to ``rem``, the source
+    #    with the largest smallest corner weight (PIXEL when that is 0: the remainder could then
+    #    land on a source with no weight).
     for jn in prange(hn - 1):
         for i_n in range(wn - 1):
             m = MODE_PIXEL
@@ -736,15 +772,34 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                           and nodes[ref, 1, jn + 1, i_n] > nodes[ref, 1, jn, i_n]
                           and nodes[ref, 1, jn + 1, i_n + 1] > nodes[ref, 1, jn, i_n + 1])
                 if ok:
-                    # Each needed source sees all 4 corners or surely misses all 4.
-                    all_see = see[0, jn, i_n] & see[0, jn, i_n + 1] & see[0, jn + 1, i_n] & see[0, jn + 1, i_n + 1]
-                    all_blind = (see[1, jn, i_n] & see[1, jn, i_n + 1] & see[1, jn + 1, i_n]
-                                 & see[1, jn + 1, i_n + 1])
-                    bits = all_see & need
-                    ok = (all_see | all_blind) & need == need
-                if ok and bits != 0:
+                    w00 = np.int64(see[1, jn, i_n])
+                    w01 = np.int64(see[1, jn, i_n + 1])
+                    w10 = np.int64(see[1, jn + 1, i_n])
+                    w11 = np.int64(see[1, jn + 1, i_n + 1])
+                    bits = w00 | w01 | w10 | w11
+                    safe = np.int64(see[0, jn, i_n] & see[0, jn, i_n + 1] & see[0, jn + 1, i_n] & see[0, jn + 1, i_n + 1])
+                    ok = w00 != 0 and w01 != 0 and w10 != 0 and w11 != 0 and bits & ~safe == 0
+                if ok:
                     m = MODE_MESH
+                    best = -1
+                    best_w = 0.0
+                    for s in range(n_src):
+                        if not (bits >> s) & 1:
+                            continue
+                        c = nodes[s, 2, jn, i_n]
+                        if (nodes[s, 2, jn, i_n + 1] != c or nodes[s, 2, jn + 1, i_n] != c
+                                or nodes[s, 2, jn + 1, i_n + 1] != c):
+                            m = MODE_MESH_RAMP
+                        lo = min(min(c, nodes[s, 2, jn, i_n + 1]),
+                                 min(nodes[s, 2, jn + 1, i_n], nodes[s, 2, jn + 1, i_n + 1]))
+                        if lo > best_w:
+                            best = s
+                            best_w = lo
+                    rem[jn, i_n] = max(best, 0)
+                    if m == MODE_MESH_RAMP and best < 0:
+                        m = MODE_PIXEL
             if m == MODE_PIXEL:
+                bits = 0
                 # Empty: no coarse cell that the cell's pixels read holds a surface.
                 # (The z-buffer cells that ``_target_depth`` reads for the cell's pixels.)
                 hc, wc = zb.shape
@@ -776,11 +831,12 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 for x in range(x0, x1):
                     out32[y, x] = 0
                 continue
-            if mode[jn, i_n] == MODE_MESH:
+            cm = mode[jn, i_n]
+            if cm == MODE_MESH or cm == MODE_MESH_RAMP:
                 # Fixed point, so the inner loop is integer adds, shifts and multiplies: source
-                # coordinates in 16.16 stepping along the span; bilinear and view weights in
-                # 1/256, each summing to exactly 256; two channels per integer (R|B and G|A in
-                # 16-bit lanes: 255 * 256 fits one lane, so no carry crosses into the next).
+                # coordinates (and a ramp's weights) in 16.16 stepping along the span; bilinear
+                # and blend weights in 1/256, each summing to exactly 256; the four channels in
+                # 16-bit lanes of one integer (``_spread``).
                 # Up to four source slots in registers, the cell's sources packed into the first
                 # ones (a slot past them has weight 0 and reads source 0 at its first pixel):
                 # fixed code, no per-pixel loop over a scratch array, and a cell or frame that
@@ -791,10 +847,41 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 sb = _SLOTS[bits, 1]
                 sc = _SLOTS[bits, 2]
                 sd = _SLOTS[bits, 3]
-                ua, va, dua, dva, wa_, ba = _slot_fx(nodes, wtab, bits, sa, n_src, jn, i_n, ty, recip, h_s * w_s)
-                ub, vb, dub, dvb, wb_, bb = _slot_fx(nodes, wtab, bits, sb, n_src, jn, i_n, ty, recip, h_s * w_s)
-                uc, vc, duc, dvc, wc_, bc = _slot_fx(nodes, wtab, bits, sc, n_src, jn, i_n, ty, recip, h_s * w_s)
-                ud, vd, dud, dvd, wd_, bd = _slot_fx(nodes, wtab, bits, sd, n_src, jn, i_n, ty, recip, h_s * w_s)
+                hw = h_s * w_s
+                ua, va, wa0, dua, dva, dwa, ba = _slot_fx(nodes, bits, sa, n_src, jn, i_n, ty, recip, hw)
+                ub, vb, wb0, dub, dvb, dwb, bb = _slot_fx(nodes, bits, sb, n_src, jn, i_n, ty, recip, hw)
+                uc, vc, wc0, duc, dvc, dwc, bc = _slot_fx(nodes, bits, sc, n_src, jn, i_n, ty, recip, hw)
+                ud, vd, wd0, dud, dvd, dwd, bd = _slot_fx(nodes, bits, sd, n_src, jn, i_n, ty, recip, hw)
+                if cm == MODE_MESH_RAMP:
+                    # Weights step across the span; the remainder to 256 goes to the slot of
+                    # source rem (its weight is >= 1 all over the cell, so it stays >= 0).
+                    r = rem[jn, i_n]
+                    for x in range(x0, x1):
+                        t = x - x0
+                        wa_ = _ramp_w(wa0, dwa, t)
+                        wb_ = _ramp_w(wb0, dwb, t)
+                        wc_ = _ramp_w(wc0, dwc, t)
+                        wd_ = _ramp_w(wd0, dwd, t)
+                        left = 256 - wa_ - wb_ - wc_ - wd_
+                        if sa == r:
+                            wa_ += left
+                        elif sb == r:
+                            wb_ += left
+                        elif sc == r:
+                            wc_ += left
+                        else:
+                            wd_ += left
+                        acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
+                        acc = _acc_fx(flat, w_s, bb, ub + dub * t, vb + dvb * t, wb_, acc)
+                        acc = _acc_fx(flat, w_s, bc, uc + duc * t, vc + dvc * t, wc_, acc)
+                        acc = _acc_fx(flat, w_s, bd, ud + dud * t, vd + dvd * t, wd_, acc)
+                        _store_fx(out32, y, x, acc)
+                    continue
+                # The corners agree: constant weights (exact: the 16.16 start is a whole number).
+                wa_ = wa0 >> 16
+                wb_ = wb0 >> 16
+                wc_ = wc0 >> 16
+                wd_ = wd0 >> 16
                 # One loop per tap count: a test on the count inside one loop made 4-source
                 # frames ~30 % slower (measured side by side); 3 sources share the 4-tap loop
                 # (the 4th slot weighs 0).
@@ -867,23 +954,23 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
 
 class WarpScratch(NamedTuple):
     """Every buffer ``warp`` (and ``splat_depth``) works in, allocated once per output size."""
-    nodes: np.ndarray  # float64 [S, 2, Hn, Wn]: per source (u, v) at the lattice nodes
+    nodes: np.ndarray  # float64 [S, 3, Hn, Wn]: per source (u, v, blend weight in 1/256) at the nodes
     node_z: np.ndarray  # float64 [Hn, Wn]: target depth at the nodes (0 = no surface)
-    see: np.ndarray  # uint8 [2, Hn, Wn]: bit masks of the sources that see / surely miss each node
-    mode: np.ndarray  # uint8 [Hn, Wn]: MODE_PIXEL / MODE_EMPTY / MODE_MESH per cell
+    see: np.ndarray  # uint8 [2, Hn, Wn]: bit masks of the sources whose taps lie inside / that weigh
+    mode: np.ndarray  # uint8 [Hn, Wn]: MODE_PIXEL / MODE_EMPTY / MODE_MESH / MODE_MESH_RAMP per cell
     used: np.ndarray  # uint8 [Hn, Wn]: bit mask of the sources a MESH cell blends
     geo: np.ndarray  # float64 [S, 4, 3]: camera-to-camera affine maps (rows 0-2 M, row 3 o)
     vw8: np.ndarray  # int64 [S]: view weights in 1/256
-    wtab: np.ndarray  # int64 [2^S, S]: the view weights renormalised over each source subset
+    rem: np.ndarray  # uint8 [Hn, Wn]: the source a MESH_RAMP cell gives the weights' rounding remainder
 
 
 def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int) -> WarpScratch:
     """Buffers for ``warp`` at output size ``out_shape`` [Ho, Wo] and lattice ``stride``."""
     hn = (out_shape[0] - 1) // stride + 2
     wn = (out_shape[1] - 1) // stride + 2
-    return WarpScratch(np.zeros((n_src, 2, hn, wn)), np.zeros((hn, wn)), np.zeros((2, hn, wn), np.uint8),
+    return WarpScratch(np.zeros((n_src, 3, hn, wn)), np.zeros((hn, wn)), np.zeros((2, hn, wn), np.uint8),
                        np.zeros((hn, wn), np.uint8), np.zeros((hn, wn), np.uint8), np.zeros((n_src, 4, 3)),
-                       np.zeros(n_src, np.int64), np.zeros((1 << n_src, n_src), np.int64))
+                       np.zeros(n_src, np.int64), np.zeros((hn, wn), np.uint8))
 
 
 def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam,
@@ -905,9 +992,10 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     where no source sees the point the plain view weights fill the hole (sources the point projects
     outside of take no part; none left = transparent); the blend rounded to 8 bits per channel.
     Cells of the stride lattice whose corners
-    lie on one surface, each source seeing all 4 corners or none, are MESH cells: their pixels
-    step the corners' source coordinates linearly and blend the sources that see the cell in
-    fixed point (1/256 weights; within 1 LSB of the float blend). At most 4 sources.
+    lie on one surface, every source weighted at a corner having its taps inside its image at all
+    4, are MESH cells: their pixels step the corners' source coordinates and blend weights (the
+    rule above evaluated at the corners, in 1/256) linearly and blend in fixed point (within
+    1 LSB of the float blend where the corners' weights agree). At most 4 sources.
     """
     sk, sr, sc = src_cams
     tk, tr, tc = tgt_cam
@@ -919,15 +1007,15 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
         (coarse.shape, zstride, out.shape)
     sc_ = scratch if scratch is not None else warp_scratch(src_rgba.shape[0], out.shape[:2], stride)
     nodes, node_z, see, mode, used = sc_.nodes, sc_.node_z, sc_.see, sc_.mode, sc_.used
-    assert sc_.geo.shape == (src_rgba.shape[0], 4, 3) and sc_.wtab.shape == (1 << src_rgba.shape[0], src_rgba.shape[0])
-    assert nodes.shape[:2] == (src_rgba.shape[0], 2) and mode.shape == used.shape == node_z.shape == nodes.shape[2:], \
+    assert sc_.geo.shape == (src_rgba.shape[0], 4, 3) and sc_.rem.shape == node_z.shape, (sc_.geo.shape, sc_.rem.shape)
+    assert nodes.shape[:2] == (src_rgba.shape[0], 3) and mode.shape == used.shape == node_z.shape == nodes.shape[2:], \
         (nodes.shape, mode.shape)
     assert see.shape == (2,) + node_z.shape, see.shape
     assert (nodes.shape[2] - 1) * stride >= out.shape[0] - 1, (nodes.shape, stride, out.shape)
     assert src_rgba.shape[0] <= 4, "at most 4 sources (the MESH path has 4 slots)"
     _warp(src_rgba, src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], zstride, int(stride),
           float(ztol), float(disc), int(n_refine), bool(mesh), nodes, node_z, see, mode, used, sc_.geo,
-          sc_.vw8, sc_.wtab, out)
+          sc_.vw8, sc_.rem, out)
 
 
 # --- (d) crossfade, (e) composite ----------------------------------------------------------------

@@ -250,23 +250,43 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
     zn = np.where(zn > 0, zn, 0.0)
     h, w = src_depth.shape[1:]
     vw8 = weights_256(src_w)
+    # Node blend weights in 1/256: the pixel rule (z-tested view weights of the sources the node
+    # projects inside, else the plain ones) on the integer view weights, normalised like
+    # weights_256 (the last weighted source takes the remainder).
+    inside = np.stack([(gn[s, 3] == 2) & (vw8[s] > 0) & (zn > 0) for s in range(n_src)])
+    xv = np.where(inside, vw8[:, None, None] * gn[:, 2], 0.0)
+    xa = np.where(inside, vw8[:, None, None].astype(float), 0.0)
+    use_v = (xv.sum(0) > 1e-3 * xa.sum(0)) & (xv.sum(0) > 0)
+    xw = np.where(use_v, xv, xa)
+    tot = xw.sum(0)
+    nw = np.where(xw > 0, np.floor(xw / np.where(tot > 0, tot, 1) * 256.0 + 0.5), 0).astype(np.int64)
+    last = np.where(xw > 0, np.arange(n_src)[:, None, None], -1).max(0)
+    for s in range(n_src):
+        nw[s] += np.where(last == s, 256 - nw.sum(0), 0)
     corners = lambda a: np.stack([a[:-1, :-1], a[:-1, 1:], a[1:, :-1], a[1:, 1:]])  # [4, Hn-1, Wn-1]
     zc = corners(zn)
     ok = (zc.min(0) > 0) & (zc.max(0) - zc.min(0) <= disc * zc.min(0))
     bits = np.zeros((hn - 1, wn - 1), np.int64)
+    rem = np.zeros((hn - 1, wn - 1), np.int64)
     if ref >= 0 and mesh:
         u, v = gn[ref, 0], gn[ref, 1]
         ok &= (u[:-1, 1:] > u[:-1, :-1]) & (u[1:, 1:] > u[1:, :-1])  # no fold
         ok &= (v[1:, :-1] > v[:-1, :-1]) & (v[1:, 1:] > v[:-1, 1:])
+        ok &= (corners(nw.sum(0)) > 0).all(0)  # every corner has weights
+        best_w = np.zeros((hn - 1, wn - 1))
+        ramp = np.zeros((hn - 1, wn - 1), bool)
         for s in range(n_src):
-            if vw8[s] <= 0:
-                continue
-            u, v, vis, flag = (corners(g) for g in gn[s])
-            see = (flag == 2) & (vis >= 1.0) & (u >= 0) & (u < w - 1.01) & (v >= 0) & (v < h - 1.01)
-            not_ = (flag == 1) | ((flag == 2) & (vis <= 0.0))
-            all_see = see.all(0)
-            ok &= all_see | not_.all(0)
-            bits |= np.where(all_see, 1 << s, 0)
+            wc = corners(nw[s])
+            weighted = (wc > 0).any(0)
+            u, v, flag = (corners(g) for g in (gn[s, 0], gn[s, 1], gn[s, 3]))
+            safe = ((flag == 2) & (u >= 0) & (u < w - 1.01) & (v >= 0) & (v < h - 1.01)).all(0)
+            ok &= ~weighted | safe
+            bits |= np.where(weighted, 1 << s, 0)
+            ramp |= weighted & (wc != wc[0]).any(0)
+            lo = wc.min(0)
+            rem = np.where(lo > best_w, s, rem)
+            best_w = np.maximum(best_w, lo)
+        ok &= ~ramp | (best_w > 0)  # a ramp's remainder needs a source weighted all over the cell
     else:
         ok[:] = False
     cell_mesh = ok & (bits != 0)
@@ -276,18 +296,26 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
     m = cell_mesh[jn, i_n]
     b = bits[jn, i_n]
     recip = (65536 + stride // 2) // stride
+
+    def row_fx(g):  # a node quantity interpolated down to the pixel's row, then stepped along it (16.16)
+        i1 = np.minimum(i_n + 1, wn - 1)
+        f0 = np.floor(((1 - ty) * g[jn, i_n] + ty * g[jn + 1, i_n]) * 65536.0 + 0.5).astype(np.int64)
+        f1 = np.floor(((1 - ty) * g[jn, i1] + ty * g[jn + 1, i1]) * 65536.0 + 0.5).astype(np.int64)
+        return f0 + (((f1 - f0) * recip) >> 16) * t
+
+    # Per-pixel weights: each weighted source's ramp floored at 0, the remainder to 256 to rem.
+    wpx = np.stack([np.where(m & ((b >> s) & 1 == 1), np.maximum(row_fx(nw[s].astype(float)) >> 16, 0), 0)
+                    for s in range(n_src)])
+    r = rem[jn, i_n]
+    left = 256 - wpx.sum(0)
+    for s in range(n_src):
+        wpx[s] += np.where(m & (r == s), left, 0)
     acc = np.zeros((ho, wo, 4), np.int64)
     for s in range(n_src):
         use = m & ((b >> s) & 1 == 1)
         if not use.any():
             continue
-        wt = np.array([weights_256(np.where((bb >> np.arange(n_src)) & 1 == 1, vw8, 0).astype(np.float32))[s]
-                       for bb in range(1 << n_src)])[b]
-        fx = [np.floor(((1 - ty) * g[jn, col] + ty * g[jn + 1, col]) * 65536.0 + 0.5).astype(np.int64)
-              for g in (gn[s, 0], gn[s, 1]) for col in (i_n, np.minimum(i_n + 1, wn - 1))]
-        uf = fx[0] + (((fx[1] - fx[0]) * recip) >> 16) * t
-        vf = fx[2] + (((fx[3] - fx[2]) * recip) >> 16) * t
-        uf, vf = np.where(use, uf, 0), np.where(use, vf, 0)
+        uf, vf = np.where(use, row_fx(gn[s, 0]), 0), np.where(use, row_fx(gn[s, 1]), 0)
         fu, fv = (uf >> 8) & 255, (vf >> 8) & 255
         w01 = ((256 - fv) * fu) >> 8
         w00 = 256 - fv - w01
@@ -297,7 +325,7 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
         img = src_rgba[s].astype(np.int64)
         tap = (img[j0, i0] * w00[..., None] + img[j0, i0 + 1] * w01[..., None]
                + img[j0 + 1, i0] * w10[..., None] + img[j0 + 1, i0 + 1] * w11[..., None])
-        acc += np.where(use[..., None], ((tap + 128) >> 8) * wt[..., None], 0)
+        acc += np.where(use[..., None], ((tap + 128) >> 8) * wpx[s][..., None], 0)
     res[m] = (((acc + 128) >> 8).astype(np.float32) / np.float32(255.0))[m]
     return res.astype(np.float32)
 

@@ -228,6 +228,11 @@ def test_splat_and_warp_match_twins(stride, zoom, zstride):
     close = np.abs(out - ref).max(-1) < 2e-3
     assert close.mean() > 0.995, close.mean()  # float32 vs float64 can flip a z-test edge pixel
     assert np.abs(out - ref).mean() < 1e-3
+    # MESH_RAMP cells (the z-test changes across the cell: weights step in fixed point) are
+    # there and match the twin's fixed point too.
+    ramp = np.kron(mode == K.MODE_MESH_RAMP, np.ones((stride, stride), bool))[:48, :48]
+    assert ramp.sum() >= 2 * stride * stride, ramp.sum()
+    assert close[ramp].mean() > 0.99, close[ramp].mean()
 
 
 @pytest.mark.parametrize("target,n_views", [((-9.0, -7.0), 1), ((0.0, -7.0), 2), ((0.0, 0.0), 4)])
@@ -385,7 +390,7 @@ def frame():
     K.warp(rgba, depth, w, src, tgt, coarse, 4, out, scratch=sc)
 splat_args = (depth, w, *src, *tgt, coarse, sc.geo)
 warp_args = (rgba, depth, w, *src, *tgt, coarse[0], sc.nodes, sc.node_z, sc.see, sc.mode, sc.used, sc.geo,
-             sc.vw8, sc.wtab, out)
+             sc.vw8, sc.rem, out)
 def count(f):
     f()
     a = rtsys.get_allocation_stats().alloc
