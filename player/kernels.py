@@ -408,6 +408,12 @@ def _slot_fx(nodes, bits, slot, n_src, jn, i_n, ty, recip, hw):
 
 
 @njit(inline="always")
+def _clamp(f, hi):
+    """A 16.16 coordinate clamped to [0, hi]."""
+    return min(max(f, np.int64(0)), hi)
+
+
+@njit(inline="always")
 def _ramp_w(w0, dw, t):
     """A MESH_RAMP slot's 1/256 weight at span pixel t: floored, never below 0."""
     return max((w0 + dw * t) >> 16, 0)
@@ -693,8 +699,9 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
     #    blend weight in 1/256 that the pixel rule gives the node (view weight x z-test over the
     #    sources that see it inside their image, else the hole fill's view weights; summing to
     #    256, 0 for every source where it has no surface), and per node the bit masks of the
-    #    sources whose bilinear footprint lies whole inside their image (see[0]) and of those with
-    #    a weight (see[1]).
+    #    sources whose bilinear footprint lies whole inside their image (see[0]), of those with
+    #    a weight (see[1]) and of those it projects inside (see[2]: within a pixel of the image,
+    #    where the per-pixel path samples with clamped coordinates).
     for jn in prange(hn):
         y = jn * stride
         ay = (y + 0.5 - cy_t) / fy_t
@@ -744,15 +751,17 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                         weighted |= 1 << s
             see[0, jn, i_n] = safe
             see[1, jn, i_n] = weighted
+            see[2, jn, i_n] = inside
     # 2. Cell modes: EMPTY (no surface near: transparent), MESH (pixels interpolate the corners'
     #    source coordinates and blend weights) or PIXEL (projected one by one). A cell is MESH
     #    when its corners lie on one surface (no depth edge between them, no fold), every corner
-    #    has weights, and each source weighted at some corner has its bilinear footprint inside its
-    #    image at all 4: ``used`` holds those sources. MESH cells whose corners' weights differ
-    #    (a z-test or the hole fill changes across the cell) are MESH_RAMP: the weights step
-    #    across the cell in fixed point, the rounding remainder going to ``rem``, the source
-    #    with the largest smallest corner weight (PIXEL when that is 0: the remainder could then
-    #    land on a source with no weight).
+    #    has weights, and each source weighted at some corner projects inside its image at all 4:
+    #    ``used`` holds those sources. MESH cells whose corners' weights differ (a z-test or the
+    #    hole fill changes across the cell), or where a used source's footprint reaches past its
+    #    image edge (a neck cut by the frame), are MESH_RAMP: the weights step across the cell in
+    #    fixed point and the coordinates are clamped to the image, the rounding remainder going
+    #    to ``rem``, the source with the largest smallest corner weight (PIXEL when that is 0:
+    #    the remainder could then land on a source with no weight).
     for jn in prange(hn - 1):
         for i_n in range(wn - 1):
             m = MODE_PIXEL
@@ -778,9 +787,10 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                     w11 = np.int64(see[1, jn + 1, i_n + 1])
                     bits = w00 | w01 | w10 | w11
                     safe = np.int64(see[0, jn, i_n] & see[0, jn, i_n + 1] & see[0, jn + 1, i_n] & see[0, jn + 1, i_n + 1])
-                    ok = w00 != 0 and w01 != 0 and w10 != 0 and w11 != 0 and bits & ~safe == 0
+                    seen = np.int64(see[2, jn, i_n] & see[2, jn, i_n + 1] & see[2, jn + 1, i_n] & see[2, jn + 1, i_n + 1])
+                    ok = w00 != 0 and w01 != 0 and w10 != 0 and w11 != 0 and bits & ~seen == 0
                 if ok:
-                    m = MODE_MESH
+                    m = MODE_MESH if bits & ~safe == 0 else MODE_MESH_RAMP
                     best = -1
                     best_w = 0.0
                     for s in range(n_src):
@@ -855,7 +865,10 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 if cm == MODE_MESH_RAMP:
                     # Weights step across the span; the remainder to 256 goes to the slot of
                     # source rem (its weight is >= 1 all over the cell, so it stays >= 0).
+                    # Coordinates clamped so a tap's 2x2 footprint stays inside its image.
                     r = rem[jn, i_n]
+                    umax = np.int64(((w_s - 1) << 16) - 1)
+                    vmax = np.int64(((h_s - 1) << 16) - 1)
                     for x in range(x0, x1):
                         t = x - x0
                         wa_ = _ramp_w(wa0, dwa, t)
@@ -871,10 +884,11 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                             wc_ += left
                         else:
                             wd_ += left
-                        acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
-                        acc = _acc_fx(flat, w_s, bb, ub + dub * t, vb + dvb * t, wb_, acc)
-                        acc = _acc_fx(flat, w_s, bc, uc + duc * t, vc + dvc * t, wc_, acc)
-                        acc = _acc_fx(flat, w_s, bd, ud + dud * t, vd + dvd * t, wd_, acc)
+                        acc = _acc_fx(flat, w_s, ba, _clamp(ua + dua * t, umax), _clamp(va + dva * t, vmax),
+                                      wa_, np.uint64(0))
+                        acc = _acc_fx(flat, w_s, bb, _clamp(ub + dub * t, umax), _clamp(vb + dvb * t, vmax), wb_, acc)
+                        acc = _acc_fx(flat, w_s, bc, _clamp(uc + duc * t, umax), _clamp(vc + dvc * t, vmax), wc_, acc)
+                        acc = _acc_fx(flat, w_s, bd, _clamp(ud + dud * t, umax), _clamp(vd + dvd * t, vmax), wd_, acc)
                         _store_fx(out32, y, x, acc)
                     continue
                 # The corners agree: constant weights (exact: the 16.16 start is a whole number).
@@ -956,7 +970,7 @@ class WarpScratch(NamedTuple):
     """Every buffer ``warp`` (and ``splat_depth``) works in, allocated once per output size."""
     nodes: np.ndarray  # float64 [S, 3, Hn, Wn]: per source (u, v, blend weight in 1/256) at the nodes
     node_z: np.ndarray  # float64 [Hn, Wn]: target depth at the nodes (0 = no surface)
-    see: np.ndarray  # uint8 [2, Hn, Wn]: bit masks of the sources whose taps lie inside / that weigh
+    see: np.ndarray  # uint8 [3, Hn, Wn]: bit masks of the sources whose taps lie inside / that weigh / seen inside
     mode: np.ndarray  # uint8 [Hn, Wn]: MODE_PIXEL / MODE_EMPTY / MODE_MESH / MODE_MESH_RAMP per cell
     used: np.ndarray  # uint8 [Hn, Wn]: bit mask of the sources a MESH cell blends
     geo: np.ndarray  # float64 [S, 4, 3]: camera-to-camera affine maps (rows 0-2 M, row 3 o)
@@ -968,7 +982,7 @@ def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int) -> WarpScr
     """Buffers for ``warp`` at output size ``out_shape`` [Ho, Wo] and lattice ``stride``."""
     hn = (out_shape[0] - 1) // stride + 2
     wn = (out_shape[1] - 1) // stride + 2
-    return WarpScratch(np.zeros((n_src, 3, hn, wn)), np.zeros((hn, wn)), np.zeros((2, hn, wn), np.uint8),
+    return WarpScratch(np.zeros((n_src, 3, hn, wn)), np.zeros((hn, wn)), np.zeros((3, hn, wn), np.uint8),
                        np.zeros((hn, wn), np.uint8), np.zeros((hn, wn), np.uint8), np.zeros((n_src, 4, 3)),
                        np.zeros(n_src, np.int64), np.zeros((hn, wn), np.uint8))
 
@@ -992,8 +1006,8 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     where no source sees the point the plain view weights fill the hole (sources the point projects
     outside of take no part; none left = transparent); the blend rounded to 8 bits per channel.
     Cells of the stride lattice whose corners
-    lie on one surface, every source weighted at a corner having its taps inside its image at all
-    4, are MESH cells: their pixels step the corners' source coordinates and blend weights (the
+    lie on one surface, every source weighted at a corner projecting inside its image at all 4,
+    are MESH cells: their pixels step the corners' source coordinates and blend weights (the
     rule above evaluated at the corners, in 1/256) linearly and blend in fixed point (within
     1 LSB of the float blend where the corners' weights agree). At most 4 sources.
     """
@@ -1010,7 +1024,7 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     assert sc_.geo.shape == (src_rgba.shape[0], 4, 3) and sc_.rem.shape == node_z.shape, (sc_.geo.shape, sc_.rem.shape)
     assert nodes.shape[:2] == (src_rgba.shape[0], 3) and mode.shape == used.shape == node_z.shape == nodes.shape[2:], \
         (nodes.shape, mode.shape)
-    assert see.shape == (2,) + node_z.shape, see.shape
+    assert see.shape == (3,) + node_z.shape, see.shape
     assert (nodes.shape[2] - 1) * stride >= out.shape[0] - 1, (nodes.shape, stride, out.shape)
     assert src_rgba.shape[0] <= 4, "at most 4 sources (the MESH path has 4 slots)"
     _warp(src_rgba, src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], zstride, int(stride),

@@ -280,9 +280,10 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
             weighted = (wc > 0).any(0)
             u, v, flag = (corners(g) for g in (gn[s, 0], gn[s, 1], gn[s, 3]))
             safe = ((flag == 2) & (u >= 0) & (u < w - 1.01) & (v >= 0) & (v < h - 1.01)).all(0)
-            ok &= ~weighted | safe
+            ok &= ~weighted | (flag == 2).all(0)
             bits |= np.where(weighted, 1 << s, 0)
-            ramp |= weighted & (wc != wc[0]).any(0)
+            # Weights that differ across the cell, or taps past the image edge (clamped).
+            ramp |= weighted & ((wc != wc[0]).any(0) | ~safe)
             lo = wc.min(0)
             rem = np.where(lo > best_w, s, rem)
             best_w = np.maximum(best_w, lo)
@@ -315,7 +316,9 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
         use = m & ((b >> s) & 1 == 1)
         if not use.any():
             continue
-        uf, vf = np.where(use, row_fx(gn[s, 0]), 0), np.where(use, row_fx(gn[s, 1]), 0)
+        # Clamped so the 2x2 footprint stays inside the image (a no-op where the taps are safe).
+        uf = np.clip(np.where(use, row_fx(gn[s, 0]), 0), 0, ((w - 1) << 16) - 1)
+        vf = np.clip(np.where(use, row_fx(gn[s, 1]), 0), 0, ((h - 1) << 16) - 1)
         fu, fv = (uf >> 8) & 255, (vf >> 8) & 255
         w01 = ((256 - fv) * fu) >> 8
         w00 = 256 - fv - w01

@@ -353,10 +353,19 @@ def test_warp_keeps_coverage_at_frame_edges(mesh):
     coarse = np.zeros((2, hc, hc), np.float32)
     K.splat_depth(depth, w, src, tgt, stride, 1, coarse)
     out8 = np.zeros((size, size, 4), np.uint8)
-    K.warp(rgba, depth, w, src, tgt, coarse, stride, out8, mesh=mesh)
+    scratch = K.warp_scratch(4, (size, size), stride)
+    K.warp(rgba, depth, w, src, tgt, coarse, stride, out8, mesh=mesh, scratch=scratch)
     out = out8 / 255.0
     ref = naive.warp(rgba, depth, w, src, tgt, coarse[0], stride, (size, size), mesh=mesh)
     assert out[..., 3].min() > 0.99 and ref[..., 3].min() > 0.99, (out[..., 3].min(), ref[..., 3].min())
+    if mesh:
+        # Cells where a source's taps reach past its image edge blend on the lattice too
+        # (MESH_RAMP, coordinates clamped like the per-pixel sampler), as the twin does.
+        past_edge = (scratch.see[1] & ~scratch.see[0]) != 0  # nodes weighted, footprint not inside
+        assert past_edge.sum() >= 10, past_edge.sum()
+        ramp = np.kron(scratch.mode[:-1, :-1] == K.MODE_MESH_RAMP, np.ones((stride, stride), bool))[:size, :size]
+        assert ramp.sum() >= 40, ramp.sum()
+        assert np.abs(out - ref).max(-1)[ramp].max() < 2e-3
     truth, _ = trace_sphere(0.0, 0.0, intr)
     assert psnr(out8, truth) > 26
 
