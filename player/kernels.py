@@ -700,8 +700,7 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
     #    sources that see it inside their image, else the hole fill's view weights; summing to
     #    256, 0 for every source where it has no surface), and per node the bit masks of the
     #    sources whose bilinear footprint lies whole inside their image (see[0]), of those with
-    #    a weight (see[1]) and of those it projects inside (see[2]: within a pixel of the image,
-    #    where the per-pixel path samples with clamped coordinates).
+    #    a weight (see[1]) and of those it lies in front of (see[2]: coordinates to interpolate).
     for jn in prange(hn):
         y = jn * stride
         ay = (y + 0.5 - cy_t) / fy_t
@@ -712,6 +711,7 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
             node_z[jn, i_n] = z
             safe = 0
             inside = 0
+            front = 0
             tot_v = 0.0  # the z-tested view weights of the sources the node projects inside
             tot_a = 0.0  # the plain ones (hole fill)
             for s in range(n_src):
@@ -721,6 +721,8 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 u, v, vis, flag = _project(src_depth, src_k, ms, os_, s, ax, ay, z, ztol)
                 nodes[s, 0, jn, i_n] = u
                 nodes[s, 1, jn, i_n] = v
+                if flag != 0:
+                    front |= 1 << s
                 if flag != 2:
                     continue
                 inside |= 1 << s
@@ -751,15 +753,16 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                         weighted |= 1 << s
             see[0, jn, i_n] = safe
             see[1, jn, i_n] = weighted
-            see[2, jn, i_n] = inside
+            see[2, jn, i_n] = front
     # 2. Cell modes: EMPTY (no surface near: transparent), MESH (pixels interpolate the corners'
     #    source coordinates and blend weights) or PIXEL (projected one by one). A cell is MESH
     #    when its corners lie on one surface (no depth edge between them, no fold), every corner
-    #    has weights, and each source weighted at some corner projects inside its image at all 4:
-    #    ``used`` holds those sources. MESH cells whose corners' weights differ (a z-test or the
-    #    hole fill changes across the cell), or where a used source's footprint reaches past its
-    #    image edge (a neck cut by the frame), are MESH_RAMP: the weights step across the cell in
-    #    fixed point and the coordinates are clamped to the image, the rounding remainder going
+    #    has weights, and each source weighted at some corner is in front of it at all 4: ``used``
+    #    holds those sources. MESH cells whose corners' weights differ (a z-test, the hole fill or
+    #    the image edge changes across the cell), or where a used source's footprint reaches past
+    #    its image edge (a neck cut by the frame), are MESH_RAMP: the weights step across the cell
+    #    in fixed point and the coordinates are clamped to the image (a source's weight is 0 at a
+    #    corner outside its image, as in the per-pixel rule), the rounding remainder going
     #    to ``rem``, the source with the largest smallest corner weight (PIXEL when that is 0:
     #    the remainder could then land on a source with no weight).
     for jn in prange(hn - 1):
@@ -787,8 +790,8 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                     w11 = np.int64(see[1, jn + 1, i_n + 1])
                     bits = w00 | w01 | w10 | w11
                     safe = np.int64(see[0, jn, i_n] & see[0, jn, i_n + 1] & see[0, jn + 1, i_n] & see[0, jn + 1, i_n + 1])
-                    seen = np.int64(see[2, jn, i_n] & see[2, jn, i_n + 1] & see[2, jn + 1, i_n] & see[2, jn + 1, i_n + 1])
-                    ok = w00 != 0 and w01 != 0 and w10 != 0 and w11 != 0 and bits & ~seen == 0
+                    front = np.int64(see[2, jn, i_n] & see[2, jn, i_n + 1] & see[2, jn + 1, i_n] & see[2, jn + 1, i_n + 1])
+                    ok = w00 != 0 and w01 != 0 and w10 != 0 and w11 != 0 and bits & ~front == 0
                 if ok:
                     m = MODE_MESH if bits & ~safe == 0 else MODE_MESH_RAMP
                     best = -1

@@ -280,7 +280,7 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
             weighted = (wc > 0).any(0)
             u, v, flag = (corners(g) for g in (gn[s, 0], gn[s, 1], gn[s, 3]))
             safe = ((flag == 2) & (u >= 0) & (u < w - 1.01) & (v >= 0) & (v < h - 1.01)).all(0)
-            ok &= ~weighted | (flag == 2).all(0)
+            ok &= ~weighted | (flag != 0).all(0)  # in front at every corner: coordinates to step
             bits |= np.where(weighted, 1 << s, 0)
             # Weights that differ across the cell, or taps past the image edge (clamped).
             ramp |= weighted & ((wc != wc[0]).any(0) | ~safe)
