@@ -732,25 +732,29 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 tot_v += vw8[s] * vis
                 tot_a += vw8[s]
             # Normalised to 1/256 like ``_weights_256`` (the last source takes the remainder).
-            use_v = tot_v > 1e-3 * tot_a and tot_v > 0
-            tot = tot_v if use_v else tot_a
-            acc = 0
-            last = -1
-            for s in range(n_src):
-                if not (inside >> s) & 1:
-                    continue
-                xw = nodes[s, 2, jn, i_n] if use_v else np.float64(vw8[s])
-                q = int(xw / tot * 256.0 + 0.5) if xw > 0 else 0
-                nodes[s, 2, jn, i_n] = q
-                if xw > 0:
-                    acc += q
-                    last = s
             weighted = 0
-            if last >= 0:
-                nodes[last, 2, jn, i_n] += 256 - acc
+            if inside:
+                use_v = tot_v > 1e-3 * tot_a and tot_v > 0
+                scale = 256.0 / (tot_v if use_v else tot_a)
+                acc = 0
+                last = -1
                 for s in range(n_src):
-                    if nodes[s, 2, jn, i_n] > 0:
-                        weighted |= 1 << s
+                    if not (inside >> s) & 1:
+                        continue
+                    xw = nodes[s, 2, jn, i_n] if use_v else np.float64(vw8[s])
+                    if xw > 0:
+                        q = int(xw * scale + 0.5)
+                        nodes[s, 2, jn, i_n] = q
+                        acc += q
+                        last = s
+                        if q > 0:
+                            weighted |= 1 << s
+                    else:
+                        nodes[s, 2, jn, i_n] = 0.0
+                if last >= 0:
+                    q = nodes[last, 2, jn, i_n] + (256 - acc)
+                    nodes[last, 2, jn, i_n] = q
+                    weighted = (weighted | (1 << last)) if q > 0 else (weighted & ~(1 << last))
             see[0, jn, i_n] = safe
             see[1, jn, i_n] = weighted
             see[2, jn, i_n] = front

@@ -259,7 +259,7 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
     use_v = (xv.sum(0) > 1e-3 * xa.sum(0)) & (xv.sum(0) > 0)
     xw = np.where(use_v, xv, xa)
     tot = xw.sum(0)
-    nw = np.where(xw > 0, np.floor(xw / np.where(tot > 0, tot, 1) * 256.0 + 0.5), 0).astype(np.int64)
+    nw = np.where(xw > 0, np.floor(xw * (256.0 / np.where(tot > 0, tot, 1)) + 0.5), 0).astype(np.int64)
     last = np.where(xw > 0, np.arange(n_src)[:, None, None], -1).max(0)
     for s in range(n_src):
         nw[s] += np.where(last == s, 256 - nw.sum(0), 0)
