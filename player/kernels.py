@@ -728,7 +728,7 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 inside |= 1 << s
                 if 0.0 <= u < w_s - 1.01 and 0.0 <= v < h_s - 1.01:
                     safe |= 1 << s
-                nodes[s, 2, jn, i_n] = vw8[s] * vis
+                nodes[s, 2, jn, i_n] = vw8[s] * vis  # unnormalised until the pass below
                 tot_v += vw8[s] * vis
                 tot_a += vw8[s]
             # Normalised to 1/256 like ``_weights_256`` (the last source takes the remainder).
