@@ -46,7 +46,7 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = ["view_weights", "blend_steps", "temporal_blend", "fade_blend", "splat_depth", "warp", "warp_scratch",
-           "WarpScratch", "crossfade", "composite", "camera_arrays", "warm_up"]
+           "WarpScratch", "crossfade", "composite", "camera_arrays", "upsample_depth", "warm_up"]
 
 _EMPTY = np.float32(0.0)  # depth value meaning "nothing here"
 MODE_PIXEL, MODE_EMPTY, MODE_MESH, MODE_MESH_RAMP = 0, 1, 2, 3  # how ``warp`` fills a lattice cell
@@ -238,6 +238,55 @@ def _relative(ra, ca, rb, cb, g):
         for k in range(3):
             acc += ra[k, i] * (cb[k] - ca[k])
         g[3, i] = acc
+
+
+# --- depth tiles stored at 1/s resolution, brought to the tile's size on decode ----------------
+
+@njit("void(f4[:,::1], i8[::1], i8[::1], f4[::1], i8[::1], i8[::1], f4[::1], i8, f4, f4[:,::1])",
+      cache=True, nogil=True)
+def _upsample_depth(small, i0, i1, ty, j0, j1, tx, s, disc, out):
+    hs, ws = small.shape
+    one = np.float32(1.0)
+    for y in range(out.shape[0]):
+        a0, a1, t = i0[y], i1[y], ty[y]
+        ny = min(y // s, hs - 1)
+        for x in range(out.shape[1]):
+            b0, b1, u = j0[x], j1[x], tx[x]
+            z00 = small[a0, b0]
+            z01 = small[a0, b1]
+            z10 = small[a1, b0]
+            z11 = small[a1, b1]
+            zmin = min(min(z00, z01), min(z10, z11))
+            zmax = max(max(z00, z01), max(z10, z11))
+            if zmin > 0 and zmax - zmin <= disc * zmin:
+                out[y, x] = (one - t) * ((one - u) * z00 + u * z01) + t * ((one - u) * z10 + u * z11)
+            else:
+                out[y, x] = small[ny, min(x // s, ws - 1)]
+
+
+def _sample_axis(n_small: int, s: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(k0, k1, t) per full-resolution index 0..n-1: the stored samples on either side (sample k
+    sits at min(k s + s//2, n-1)) and the fraction between them, clamped to [0, 1]."""
+    pos = np.minimum(np.arange(n_small) * s + s // 2, n - 1).astype(np.float32)
+    k1 = np.clip(np.searchsorted(pos, np.arange(n, dtype=np.float32), side="right"), 1, max(n_small - 1, 1))
+    k0 = np.maximum(k1 - 1, 0)
+    k1 = np.minimum(k1, n_small - 1)
+    t = np.clip((np.arange(n) - pos[k0]) / np.maximum(pos[k1] - pos[k0], 1), 0, 1).astype(np.float32)
+    return k0.astype(np.int64), k1.astype(np.int64), t
+
+
+def upsample_depth(small: np.ndarray, s: int, h: int, w: int, disc: float = 0.05) -> np.ndarray:
+    """Full-resolution depth float32 [h, w] from a depth tile stored at 1/s (docs/p4d-format.md:
+    sample (i, j) sits at pixel (min(i s + s//2, h-1), min(j s + s//2, w-1))). Bilinear between
+    the 4 samples around a pixel where they lie on one surface (all > 0, spread <= disc x the
+    nearest); else the sample of the pixel's own s x s block: a mean across a silhouette or depth
+    edge is a depth that is neither surface. On the decode thread, without the GIL."""
+    small = np.ascontiguousarray(small, dtype=np.float32)
+    assert small.ndim == 2 and s >= 1 and small.shape == (-(-h // s), -(-w // s)), (small.shape, s, h, w)
+    out = np.empty((h, w), np.float32)
+    _upsample_depth(small, *_sample_axis(small.shape[0], s, h), *_sample_axis(small.shape[1], s, w), int(s),
+                    np.float32(disc), out)
+    return out
 
 
 # --- (b) depth-aware reprojection: coarse target depth, then backward warp ----------------------
@@ -1126,3 +1175,4 @@ def warm_up() -> None:
     crossfade(out, out, 0.5, out)
     composite(out, (0.0, 0.0, 0.0), np.zeros((h, w, 4), np.uint8))
     view_weights(np.array([0.0, 1.0]), np.array([0.0]), 0.5, 0.0)
+    upsample_depth(np.ones((2, 2), np.float32), 4, 8, 8)

@@ -360,3 +360,25 @@ def composite(src, background):
     out[..., :3] = np.clip(rgb, 0, 255).astype(np.uint8)
     out[..., 3] = 255
     return out[::-1].copy()
+
+
+def upsample_depth(small: np.ndarray, s: int, h: int, w: int, disc: float = 0.05) -> np.ndarray:
+    """Full-resolution depth [h, w] from a depth tile stored at 1/s: bilinear between the samples
+    around a pixel where they lie on one surface, else its own block's sample."""
+    hs, ws = small.shape
+    py = np.minimum(np.arange(hs) * s + s // 2, h - 1).astype(np.float32)
+    px = np.minimum(np.arange(ws) * s + s // 2, w - 1).astype(np.float32)
+    i1 = np.clip(np.searchsorted(py, np.arange(h, dtype=np.float32), side="right"), 1, max(hs - 1, 1))
+    j1 = np.clip(np.searchsorted(px, np.arange(w, dtype=np.float32), side="right"), 1, max(ws - 1, 1))
+    i0, j0 = np.maximum(i1 - 1, 0), np.maximum(j1 - 1, 0)
+    i1, j1 = np.minimum(i1, hs - 1), np.minimum(j1, ws - 1)
+    ty = np.clip((np.arange(h) - py[i0]) / np.maximum(py[i1] - py[i0], 1), 0, 1).astype(np.float32)[:, None]
+    tx = np.clip((np.arange(w) - px[j0]) / np.maximum(px[j1] - px[j0], 1), 0, 1).astype(np.float32)[None, :]
+    z00, z01 = small[i0][:, j0], small[i0][:, j1]
+    z10, z11 = small[i1][:, j0], small[i1][:, j1]
+    lin = (1 - ty) * ((1 - tx) * z00 + tx * z01) + ty * ((1 - tx) * z10 + tx * z11)
+    zs = np.stack([z00, z01, z10, z11])
+    zmin, zmax = zs.min(0), zs.max(0)
+    near = small[np.minimum(np.arange(h) // s, hs - 1)][:, np.minimum(np.arange(w) // s, ws - 1)]
+    smooth = (zmin > 0) & (zmax - zmin <= disc * zmin)
+    return np.where(smooth, lin, near).astype(np.float32)

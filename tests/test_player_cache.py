@@ -74,7 +74,7 @@ def test_prefetch_decodes_on_the_worker_then_gets_hit():
 
 def test_depth_stored_at_lower_resolution_is_upsampled_to_the_tile():
     from formats.p4d import downscale_depth
-    from player.cache import upsample_depth
+    from player.kernels import upsample_depth
     y, x = np.mgrid[0:37, 0:41]
     full = (0.5 + 0.001 * x + 0.002 * y).astype(np.float32)  # a tilted plane ...
     full[:, 30:] = 0  # ... ending in a silhouette

@@ -132,6 +132,22 @@ def test_temporal_blend_matches_twin():
         K.temporal_blend(a, b, da, db, 0.5, out, dout, box=(0, 18, 0, 23))
 
 
+@pytest.mark.parametrize("s,h,w", [(1, 9, 7), (2, 17, 23), (4, 37, 41), (4, 64, 64), (8, 29, 70), (8, 5, 6)])
+def test_upsample_depth_matches_twin(s, h, w):
+    from formats.p4d import downscale_depth
+    rng = np.random.default_rng(s * 1000 + h)
+    y, x = np.mgrid[0:h, 0:w]
+    full = (0.5 + 0.002 * x + 0.003 * y).astype(np.float32)
+    full[(x - w / 2) ** 2 + (y - h / 2) ** 2 > (0.4 * min(h, w)) ** 2] = 0  # a silhouette
+    full[: h // 3, : w // 3] += np.float32(0.2)  # a depth edge
+    full[rng.random((h, w)) < 0.05] *= np.float32(1.03)  # spreads near the smoothness bound
+    small = downscale_depth(full, s)
+    got = K.upsample_depth(small, s, h, w)
+    ref = naive.upsample_depth(small, s, h, w)
+    assert got.shape == (h, w) and got.dtype == np.float32
+    assert np.array_equal(got, ref), np.abs(got - ref).max()
+
+
 def test_fade_blend_is_three_temporal_blends_in_one_pass():
     rng = np.random.default_rng(5)
     tiles = [rng.integers(0, 256, (17, 23, 4), dtype=np.uint8) for _ in range(4)]
