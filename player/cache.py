@@ -2,7 +2,8 @@
 
 A "tile source" is anything with ``meta`` (the .p4d metadata dict) and
 ``tile(keyframe, view, kind) -> np.ndarray`` (``formats.P4DReader`` is one; tests pass arrays).
-Decoding releases the GIL inside opencv/zstd, so the prefetch thread runs beside the frame loop.
+Decoding releases the GIL inside opencv/zstd and the depth upsampling kernel, so the prefetch
+thread runs beside the frame loop.
 """
 
 from __future__ import annotations

@@ -30,6 +30,9 @@ The frame pipeline, per frame (H, W = tile size; Ho, Wo = output size):
    fade in output pixels; the renderer fades in source pixels instead, which costs one warp, not
    two).
 
+Off the frame path, on the decode thread: ``upsample_depth`` brings a depth tile stored at 1/s
+(``tiles.depth_scale``) to the tile's size.
+
 Coarse depth + backward sampling keeps the cost at one projection and one bilinear fetch per
 (target pixel, source) instead of splatting every source pixel.
 
