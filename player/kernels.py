@@ -48,6 +48,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from formats.p4d import depth_sample_index
+
 __all__ = ["view_weights", "blend_steps", "temporal_blend", "fade_blend", "splat_depth", "warp", "warp_scratch",
            "WarpScratch", "crossfade", "composite", "camera_arrays", "upsample_depth", "warm_up"]
 
@@ -267,10 +269,11 @@ def _upsample_depth(small, i0, i1, ty, j0, j1, tx, s, disc, out):
                 out[y, x] = small[ny, min(x // s, ws - 1)]
 
 
-def _sample_axis(n_small: int, s: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(k0, k1, t) per full-resolution index 0..n-1: the stored samples on either side (sample k
-    sits at min(k s + s//2, n-1)) and the fraction between them, clamped to [0, 1]."""
-    pos = np.minimum(np.arange(n_small) * s + s // 2, n - 1).astype(np.float32)
+def _sample_axis(s: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(k0, k1, t) per full-resolution index 0..n-1: the stored samples on either side (at
+    ``depth_sample_index``) and the fraction between them, clamped to [0, 1]."""
+    pos = depth_sample_index(n, s).astype(np.float32)
+    n_small = len(pos)
     k1 = np.clip(np.searchsorted(pos, np.arange(n, dtype=np.float32), side="right"), 1, max(n_small - 1, 1))
     k0 = np.maximum(k1 - 1, 0)
     k1 = np.minimum(k1, n_small - 1)
@@ -287,7 +290,7 @@ def upsample_depth(small: np.ndarray, s: int, h: int, w: int, disc: float = 0.05
     small = np.ascontiguousarray(small, dtype=np.float32)
     assert small.ndim == 2 and s >= 1 and small.shape == (-(-h // s), -(-w // s)), (small.shape, s, h, w)
     out = np.empty((h, w), np.float32)
-    _upsample_depth(small, *_sample_axis(small.shape[0], s, h), *_sample_axis(small.shape[1], s, w), int(s),
+    _upsample_depth(small, *_sample_axis(s, h), *_sample_axis(s, w), int(s),
                     np.float32(disc), out)
     return out
 
