@@ -30,9 +30,10 @@ class RenderConfig:
     background: tuple[float, float, float] = (0.08, 0.08, 0.09)
     """RGB in [0, 1] behind the portrait"""
     stride: int | None = None
-    """node lattice spacing in output pixels (default: output size / 128, at least 1)"""
+    """node lattice spacing in output pixels (default: output size / 64, at least 1)"""
     zstride: int | None = None
-    """coarse z-buffer cell in output pixels (default: the stride)"""
+    """coarse z-buffer cell in output pixels (default: output size / 128, at least 1, at most the
+    stride)"""
     ztol: float = 0.02
     """relative depth tolerance of the occlusion test"""
     depth_aware: bool = True
@@ -68,7 +69,12 @@ class Renderer:
             ho, wo = h, w
         self.out_shape = (ho, wo)
         self.out_intr = self.intr.scaled(wo, ho)
-        self.stride = config.stride or max(1, min(ho, wo) // 128)
+        # Lattice and z-buffer at different pitches: the z-buffer's cell is what finds the
+        # silhouette and the depth edges (at 1/64 of the output, in-between views lost 2.6 dB),
+        # while a node every 1/64 costs a quarter of the projections of a node every 1/128 at the
+        # same quality (bench/interp_quality.py: 34.30 -> 34.22 dB at 512 px) and the frame
+        # ~7 % less.
+        self.stride = config.stride or max(1, min(ho, wo) // 64)
         # Every grid camera, once: K [V, 4], R [V, 3, 3], C [V, 3].
         cams = [K.camera_arrays(self.intr, orbit_pose(y, p, self.radius, self.center))
                 for p in self.pitches for y in self.yaws]
@@ -77,7 +83,7 @@ class Renderer:
         self.src_rgba = np.zeros((4, h, w, 4), np.uint8)
         self.src_depth = np.zeros((4, h, w), np.float32)
         self.warped = np.zeros((ho, wo, 4), np.uint8)
-        self.zstride = config.zstride or self.stride
+        self.zstride = config.zstride or min(self.stride, max(1, min(ho, wo) // 128))
         self.coarse = np.zeros((2, -(-ho // self.zstride), -(-wo // self.zstride)), np.float32)
         self.scratch = K.warp_scratch(4, (ho, wo), self.stride)
         self.image = np.zeros((ho, wo, 4), np.uint8)
