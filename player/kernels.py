@@ -9,7 +9,8 @@ The frame pipeline, per frame (H, W = tile size; Ho, Wo = output size):
    only inside the tiles' content boxes (outside them everything is 0). During a jump the two
    streams' tiles are mixed the same way (the crossfade, in source pixels), so a jump frame
    still warps once.
-3. ``splat_depth``: the 4 source depth tiles forward-splatted, subsampled by ``stride``, into a
+3. ``splat_depth``: the 4 source depth tiles forward-splatted, subsampled by the z-buffer's cell
+   size (``zstride``; the renderer's default is 1/128 of the output, the lattice's 1/64), into a
    coarse z-buffer of the target view (z-min = nearest surface wins), cracks closed (a cell
    between surface cells is filled; the silhouette is not grown).
 4. ``warp``: backward warp. Each target pixel takes its depth from the coarse z-buffer, refined
