@@ -24,6 +24,9 @@ The frame pipeline, per frame (H, W = tile size; Ho, Wo = output size):
    projected where a cell lies on one surface; its pixels interpolate the nodes' source
    coordinates and blend weights (the z-test and hole fill evaluated at the nodes: across an
    occlusion edge inside a cell the weights ramp over the cell's few pixels) in fixed point.
+   A cell off one surface (a depth edge, a fold or a view's visibility edge crosses it) is split
+   into four cells of half the stride under the same rule (an even stride of 8 or more); pixels
+   still off one surface are projected one by one.
    The warped frame is premultiplied RGBA in 8 bits (one 32-bit store per pixel: a float frame
    cost more to write than the composite pass it fed).
 5. ``composite`` (premultiplied colour over the background, rows flipped bottom-up for a GL
@@ -52,7 +55,7 @@ from numba import njit, prange
 from formats.p4d import depth_sample_index
 
 __all__ = ["view_weights", "blend_steps", "temporal_blend", "fade_blend", "splat_depth", "warp", "warp_scratch",
-           "WarpScratch", "crossfade", "composite", "camera_arrays", "upsample_depth", "warm_up"]
+           "warp_split", "WarpScratch", "crossfade", "composite", "camera_arrays", "upsample_depth", "warm_up"]
 
 _EMPTY = np.float32(0.0)  # depth value meaning "nothing here"
 MODE_PIXEL, MODE_EMPTY, MODE_MESH, MODE_MESH_RAMP = 0, 1, 2, 3  # how ``warp`` fills a lattice cell
@@ -425,10 +428,10 @@ def _weights_256(w, bits, out):
 
 
 @njit(inline="always")
-def _row_fx(nodes, s, c, jn, i_n, ty):
-    """Node coordinate c (0 = u, 1 = v) of source s interpolated down column i_n to the row at
-    ty in [0, 1) of cell row jn, in 16.16 fixed point."""
-    return np.int64(((1 - ty) * nodes[s, c, jn, i_n] + ty * nodes[s, c, jn + 1, i_n]) * 65536.0 + 0.5)
+def _row_fx(nodes, s, c, jn, i_n, k, ty):
+    """Node quantity c (0 = u, 1 = v, 2 = weight) of source s interpolated down column i_n to the
+    row at ty in [0, 1) of the cell whose top row is jn and bottom row jn + k, in 16.16 fixed point."""
+    return np.int64(((1 - ty) * nodes[s, c, jn, i_n] + ty * nodes[s, c, jn + k, i_n]) * 65536.0 + 0.5)
 
 
 def _slot_table() -> np.ndarray:
@@ -447,19 +450,20 @@ _SLOTS = _slot_table()
 
 
 @njit(inline="always")
-def _slot_fx(nodes, bits, slot, n_src, jn, i_n, ty, recip, hw):
+def _slot_fx(nodes, bits, slot, n_src, jn, i_n, k, ty, recip, hw):
     """(u, v, w, du, dv, dw, base) in fixed point of a MESH cell's row span for source ``slot``
-    (see ``_warp``): coordinates and 1/256 weight in 16.16 at the span's start and their steps
-    per pixel; a slot that is not a used source: weight 0, coordinates (0, 0) of source 0."""
+    (see ``_warp``; the cell's corner nodes are (jn, i_n) and k nodes on): coordinates and 1/256
+    weight in 16.16 at the span's start and their steps per pixel; a slot that is not a used
+    source: weight 0, coordinates (0, 0) of source 0."""
     if slot >= n_src or not (bits >> slot) & 1:
         z = np.int64(0)
         return z, z, z, z, z, z, z
-    u0 = _row_fx(nodes, slot, 0, jn, i_n, ty)
-    v0 = _row_fx(nodes, slot, 1, jn, i_n, ty)
-    w0 = _row_fx(nodes, slot, 2, jn, i_n, ty)
-    du = ((_row_fx(nodes, slot, 0, jn, i_n + 1, ty) - u0) * recip) >> 16
-    dv = ((_row_fx(nodes, slot, 1, jn, i_n + 1, ty) - v0) * recip) >> 16
-    dw = ((_row_fx(nodes, slot, 2, jn, i_n + 1, ty) - w0) * recip) >> 16
+    u0 = _row_fx(nodes, slot, 0, jn, i_n, k, ty)
+    v0 = _row_fx(nodes, slot, 1, jn, i_n, k, ty)
+    w0 = _row_fx(nodes, slot, 2, jn, i_n, k, ty)
+    du = ((_row_fx(nodes, slot, 0, jn, i_n + k, k, ty) - u0) * recip) >> 16
+    dv = ((_row_fx(nodes, slot, 1, jn, i_n + k, k, ty) - v0) * recip) >> 16
+    dw = ((_row_fx(nodes, slot, 2, jn, i_n + k, k, ty) - w0) * recip) >> 16
     return u0, v0, w0, du, dv, dw, np.int64(slot * hw)
 
 
@@ -725,12 +729,142 @@ def _sample(src32, s, u, v):
     return c0, c1, c2, c3
 
 
+@njit(inline="always")
+def _node(zb, zstride, disc, n_refine, ref, ztol, src_depth, src_k, ms, os_, tgt_k, vw8, x, y,
+          nodes, node_z, see, jn, i_n):
+    """Geometry at the lattice node (jn, i_n), target pixel (x, y): its depth, and per source
+    (u, v, blend weight in 1/256) into nodes[:, :, jn, i_n] and the bit masks into see[:, jn, i_n]
+    (see ``_warp``, step 1)."""
+    n_src = src_depth.shape[0]
+    h_s, w_s = src_depth.shape[1], src_depth.shape[2]
+    ax = (x + 0.5 - tgt_k[2]) / tgt_k[0]
+    ay = (y + 0.5 - tgt_k[3]) / tgt_k[1]
+    z = _pixel_depth(zb, zstride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
+    node_z[jn, i_n] = z
+    safe = 0
+    inside = 0
+    front = 0
+    tot_v = 0.0  # the z-tested view weights of the sources the node projects inside
+    tot_a = 0.0  # the plain ones (hole fill)
+    for s in range(n_src):
+        nodes[s, 2, jn, i_n] = 0.0
+        if z <= 0 or vw8[s] <= 0:  # no surface, or a source the frame does not use
+            continue
+        u, v, vis, flag = _project(src_depth, src_k, ms, os_, s, ax, ay, z, ztol)
+        nodes[s, 0, jn, i_n] = u
+        nodes[s, 1, jn, i_n] = v
+        if flag != 0:
+            front |= 1 << s
+        if flag != 2:
+            continue
+        inside |= 1 << s
+        if 0.0 <= u < w_s - 1.01 and 0.0 <= v < h_s - 1.01:
+            safe |= 1 << s
+        nodes[s, 2, jn, i_n] = vw8[s] * vis  # unnormalised until the pass below
+        tot_v += vw8[s] * vis
+        tot_a += vw8[s]
+    # Normalised to 1/256 like ``_weights_256`` (the last source takes the remainder).
+    weighted = 0
+    if inside:
+        use_v = tot_v > 1e-3 * tot_a and tot_v > 0
+        scale = 256.0 / (tot_v if use_v else tot_a)
+        acc = 0
+        last = -1
+        for s in range(n_src):
+            if not (inside >> s) & 1:
+                continue
+            xw = nodes[s, 2, jn, i_n] if use_v else np.float64(vw8[s])
+            if xw > 0:
+                q = int(xw * scale + 0.5)
+                nodes[s, 2, jn, i_n] = q
+                acc += q
+                last = s
+                if q > 0:
+                    weighted |= 1 << s
+            else:
+                nodes[s, 2, jn, i_n] = 0.0
+        if last >= 0:
+            q = nodes[last, 2, jn, i_n] + (256 - acc)
+            nodes[last, 2, jn, i_n] = q
+            weighted = (weighted | (1 << last)) if q > 0 else (weighted & ~(1 << last))
+    see[0, jn, i_n] = safe
+    see[1, jn, i_n] = weighted
+    see[2, jn, i_n] = front
+
+
+@njit(inline="always")
+def _cell_mode(nodes, node_z, see, zb, zstride, disc, mesh, ref, jn, i_n, k, y0, y1, x0, x1):
+    """(mode, used, rem) of the lattice cell with corner nodes (jn, i_n) and k nodes on, covering
+    target pixels [y0, y1) x [x0, x1) (see ``_warp``, step 2)."""
+    n_src = nodes.shape[0]
+    m = MODE_PIXEL
+    bits = 0
+    best = -1
+    j1 = jn + k
+    i1 = i_n + k
+    if mesh and ref >= 0:
+        z00 = node_z[jn, i_n]
+        z01 = node_z[jn, i1]
+        z10 = node_z[j1, i_n]
+        z11 = node_z[j1, i1]
+        zlo = min(min(z00, z01), min(z10, z11))
+        zhi = max(max(z00, z01), max(z10, z11))
+        ok = zlo > 0 and zhi - zlo <= disc * zlo
+        if ok:
+            # No fold: the nearest view's coordinates advance along both axes.
+            ok = (nodes[ref, 0, jn, i1] > nodes[ref, 0, jn, i_n]
+                  and nodes[ref, 0, j1, i1] > nodes[ref, 0, j1, i_n]
+                  and nodes[ref, 1, j1, i_n] > nodes[ref, 1, jn, i_n]
+                  and nodes[ref, 1, j1, i1] > nodes[ref, 1, jn, i1])
+        if ok:
+            w00 = np.int64(see[1, jn, i_n])
+            w01 = np.int64(see[1, jn, i1])
+            w10 = np.int64(see[1, j1, i_n])
+            w11 = np.int64(see[1, j1, i1])
+            bits = w00 | w01 | w10 | w11
+            safe = np.int64(see[0, jn, i_n] & see[0, jn, i1] & see[0, j1, i_n] & see[0, j1, i1])
+            front = np.int64(see[2, jn, i_n] & see[2, jn, i1] & see[2, j1, i_n] & see[2, j1, i1])
+            ok = w00 != 0 and w01 != 0 and w10 != 0 and w11 != 0 and bits & ~front == 0
+        if ok:
+            m = MODE_MESH if bits & ~safe == 0 else MODE_MESH_RAMP
+            best_w = 0.0
+            for s in range(n_src):
+                if not (bits >> s) & 1:
+                    continue
+                c = nodes[s, 2, jn, i_n]
+                if nodes[s, 2, jn, i1] != c or nodes[s, 2, j1, i_n] != c or nodes[s, 2, j1, i1] != c:
+                    m = MODE_MESH_RAMP
+                lo = min(min(c, nodes[s, 2, jn, i1]), min(nodes[s, 2, j1, i_n], nodes[s, 2, j1, i1]))
+                if lo > best_w:
+                    best = s
+                    best_w = lo
+            if m == MODE_MESH_RAMP and best < 0:
+                m = MODE_PIXEL
+    if m == MODE_PIXEL:
+        bits = 0
+        # Empty: no coarse cell that the cell's pixels read holds a surface.
+        # (The z-buffer cells that ``_target_depth`` reads for the cell's pixels.)
+        hc, wc = zb.shape
+        empty = True
+        j_lo = max(int(np.floor((y0 + 0.5) / zstride - 0.5)), 0)
+        j_hi = min(int(np.floor((y1 - 0.5) / zstride - 0.5)) + 2, hc)
+        i_lo = max(int(np.floor((x0 + 0.5) / zstride - 0.5)), 0)
+        i_hi = min(int(np.floor((x1 - 0.5) / zstride - 0.5)) + 2, wc)
+        for jj in range(j_lo, j_hi):
+            for ii in range(i_lo, i_hi):
+                if zb[jj, ii] > 0:
+                    empty = False
+        if empty:
+            m = MODE_EMPTY
+    return m, bits, max(best, 0)
+
+
 @njit("void(u1[:,:,:,::1], f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], "
-      "f8[:,::1], f8[::1], f4[:,::1], i8, i8, f8, f8, i8, b1, f8[:,:,:,::1], f8[:,::1], u1[:,:,::1], "
-      "u1[:,::1], u1[:,::1], f8[:,:,::1], i8[::1], u1[:,::1], u1[:,:,::1])",
+      "f8[:,::1], f8[::1], f4[:,::1], i8, i8, i8, f8, f8, i8, b1, f8[:,:,:,::1], f8[:,::1], u1[:,:,::1], "
+      "u1[:,::1], u1[:,::1], u1[:,::1], u1[:,::1], u1[:,::1], u1[:,::1], f8[:,:,::1], i8[::1], u1[:,:,::1])",
       cache=True, nogil=True, parallel=True, fastmath=True)
-def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, zstride, stride,
-          ztol, disc, n_refine, mesh, nodes, node_z, see, mode, used, geo, vw8, rem, out):
+def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, zstride, stride, split,
+          ztol, disc, n_refine, mesh, nodes, node_z, see, mode, used, rem, fmode, fused, frem, geo, vw8, out):
     n_src = src_depth.shape[0]
     # One 32-bit load per RGBA tap instead of four byte loads (little-endian: R in the low byte).
     src32 = src_rgba.view(np.uint32).reshape((n_src, src_rgba.shape[1], src_rgba.shape[2]))
@@ -739,9 +873,10 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
     ho, wo = out.shape[0], out.shape[1]
     out32 = out.view(np.uint32).reshape((ho, wo))  # one store per RGBA pixel
     _weights_256(src_w, (1 << n_src) - 1, vw8)
-    recip = (65536 + stride // 2) // stride  # 1 / stride in 16.16
-    hn, wn = nodes.shape[2], nodes.shape[3]
-    fx_t, fy_t, cx_t, cy_t = tgt_k[0], tgt_k[1], tgt_k[2], tgt_k[3]
+    fine = stride // split  # the fine lattice's spacing; node arrays are indexed on it
+    recip_c = (65536 + stride // 2) // stride  # 1 / stride in 16.16
+    recip_f = (65536 + fine // 2) // fine
+    hn, wn = mode.shape  # the coarse lattice (every stride-th pixel)
     # Target camera -> each source camera: q = Rs^T (Rt p + Ct - Cs).
     for s in range(n_src):
         _relative(src_r[s], src_c[s], tgt_r, tgt_c, geo[s])
@@ -758,62 +893,9 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
     #    sources whose bilinear footprint lies whole inside their image (see[0]), of those with
     #    a weight (see[1]) and of those it lies in front of (see[2]: coordinates to interpolate).
     for jn in prange(hn):
-        y = jn * stride
-        ay = (y + 0.5 - cy_t) / fy_t
         for i_n in range(wn):
-            x = i_n * stride
-            ax = (x + 0.5 - cx_t) / fx_t
-            z = _pixel_depth(zb, zstride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
-            node_z[jn, i_n] = z
-            safe = 0
-            inside = 0
-            front = 0
-            tot_v = 0.0  # the z-tested view weights of the sources the node projects inside
-            tot_a = 0.0  # the plain ones (hole fill)
-            for s in range(n_src):
-                nodes[s, 2, jn, i_n] = 0.0
-                if z <= 0 or vw8[s] <= 0:  # no surface, or a source the frame does not use
-                    continue
-                u, v, vis, flag = _project(src_depth, src_k, ms, os_, s, ax, ay, z, ztol)
-                nodes[s, 0, jn, i_n] = u
-                nodes[s, 1, jn, i_n] = v
-                if flag != 0:
-                    front |= 1 << s
-                if flag != 2:
-                    continue
-                inside |= 1 << s
-                if 0.0 <= u < w_s - 1.01 and 0.0 <= v < h_s - 1.01:
-                    safe |= 1 << s
-                nodes[s, 2, jn, i_n] = vw8[s] * vis  # unnormalised until the pass below
-                tot_v += vw8[s] * vis
-                tot_a += vw8[s]
-            # Normalised to 1/256 like ``_weights_256`` (the last source takes the remainder).
-            weighted = 0
-            if inside:
-                use_v = tot_v > 1e-3 * tot_a and tot_v > 0
-                scale = 256.0 / (tot_v if use_v else tot_a)
-                acc = 0
-                last = -1
-                for s in range(n_src):
-                    if not (inside >> s) & 1:
-                        continue
-                    xw = nodes[s, 2, jn, i_n] if use_v else np.float64(vw8[s])
-                    if xw > 0:
-                        q = int(xw * scale + 0.5)
-                        nodes[s, 2, jn, i_n] = q
-                        acc += q
-                        last = s
-                        if q > 0:
-                            weighted |= 1 << s
-                    else:
-                        nodes[s, 2, jn, i_n] = 0.0
-                if last >= 0:
-                    q = nodes[last, 2, jn, i_n] + (256 - acc)
-                    nodes[last, 2, jn, i_n] = q
-                    weighted = (weighted | (1 << last)) if q > 0 else (weighted & ~(1 << last))
-            see[0, jn, i_n] = safe
-            see[1, jn, i_n] = weighted
-            see[2, jn, i_n] = front
+            _node(zb, zstride, disc, n_refine, ref, ztol, src_depth, src_k, ms, os_, tgt_k, vw8,
+                  i_n * stride, jn * stride, nodes, node_z, see, jn * split, i_n * split)
     # 2. Cell modes: EMPTY (no surface near: transparent), MESH (pixels interpolate the corners'
     #    source coordinates and blend weights) or PIXEL (projected one by one). A cell is MESH
     #    when its corners lie on one surface (no depth edge between them, no fold), every corner
@@ -827,84 +909,73 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
     #    the remainder could then land on a source with no weight).
     for jn in prange(hn - 1):
         for i_n in range(wn - 1):
-            m = MODE_PIXEL
-            bits = 0
-            if mesh and ref >= 0:
-                z00 = node_z[jn, i_n]
-                z01 = node_z[jn, i_n + 1]
-                z10 = node_z[jn + 1, i_n]
-                z11 = node_z[jn + 1, i_n + 1]
-                zlo = min(min(z00, z01), min(z10, z11))
-                zhi = max(max(z00, z01), max(z10, z11))
-                ok = zlo > 0 and zhi - zlo <= disc * zlo
-                if ok:
-                    # No fold: the nearest view's coordinates advance along both axes.
-                    ok = (nodes[ref, 0, jn, i_n + 1] > nodes[ref, 0, jn, i_n]
-                          and nodes[ref, 0, jn + 1, i_n + 1] > nodes[ref, 0, jn + 1, i_n]
-                          and nodes[ref, 1, jn + 1, i_n] > nodes[ref, 1, jn, i_n]
-                          and nodes[ref, 1, jn + 1, i_n + 1] > nodes[ref, 1, jn, i_n + 1])
-                if ok:
-                    w00 = np.int64(see[1, jn, i_n])
-                    w01 = np.int64(see[1, jn, i_n + 1])
-                    w10 = np.int64(see[1, jn + 1, i_n])
-                    w11 = np.int64(see[1, jn + 1, i_n + 1])
-                    bits = w00 | w01 | w10 | w11
-                    safe = np.int64(see[0, jn, i_n] & see[0, jn, i_n + 1] & see[0, jn + 1, i_n] & see[0, jn + 1, i_n + 1])
-                    front = np.int64(see[2, jn, i_n] & see[2, jn, i_n + 1] & see[2, jn + 1, i_n] & see[2, jn + 1, i_n + 1])
-                    ok = w00 != 0 and w01 != 0 and w10 != 0 and w11 != 0 and bits & ~front == 0
-                if ok:
-                    m = MODE_MESH if bits & ~safe == 0 else MODE_MESH_RAMP
-                    best = -1
-                    best_w = 0.0
-                    for s in range(n_src):
-                        if not (bits >> s) & 1:
-                            continue
-                        c = nodes[s, 2, jn, i_n]
-                        if (nodes[s, 2, jn, i_n + 1] != c or nodes[s, 2, jn + 1, i_n] != c
-                                or nodes[s, 2, jn + 1, i_n + 1] != c):
-                            m = MODE_MESH_RAMP
-                        lo = min(min(c, nodes[s, 2, jn, i_n + 1]),
-                                 min(nodes[s, 2, jn + 1, i_n], nodes[s, 2, jn + 1, i_n + 1]))
-                        if lo > best_w:
-                            best = s
-                            best_w = lo
-                    rem[jn, i_n] = max(best, 0)
-                    if m == MODE_MESH_RAMP and best < 0:
-                        m = MODE_PIXEL
-            if m == MODE_PIXEL:
-                bits = 0
-                # Empty: no coarse cell that the cell's pixels read holds a surface.
-                # (The z-buffer cells that ``_target_depth`` reads for the cell's pixels.)
-                hc, wc = zb.shape
-                empty = True
-                j_lo = max(int(np.floor((jn * stride + 0.5) / zstride - 0.5)), 0)
-                j_hi = min(int(np.floor(((jn + 1) * stride - 0.5) / zstride - 0.5)) + 2, hc)
-                i_lo = max(int(np.floor((i_n * stride + 0.5) / zstride - 0.5)), 0)
-                i_hi = min(int(np.floor(((i_n + 1) * stride - 0.5) / zstride - 0.5)) + 2, wc)
-                for jj in range(j_lo, j_hi):
-                    for ii in range(i_lo, i_hi):
-                        if zb[jj, ii] > 0:
-                            empty = False
-                if empty:
-                    m = MODE_EMPTY
+            m, bits, r = _cell_mode(nodes, node_z, see, zb, zstride, disc, mesh, ref, jn * split, i_n * split,
+                                    split, jn * stride, (jn + 1) * stride, i_n * stride, (i_n + 1) * stride)
             mode[jn, i_n] = m
             used[jn, i_n] = bits
-    # 3. Pixels, cell by cell along each row. MESH cells: source coordinates step linearly along
-    #    the row span (no per-pixel projection). PIXEL cells: one projection per pixel and source.
+            rem[jn, i_n] = r
+    if split == 2:
+        # 1b, 2b. A PIXEL cell (a depth edge, a fold, an edge of some view's visibility crosses
+        # it) is split into four on the fine lattice (its 5 midpoint nodes), each classified
+        # as above: most of it is then MESH again, the rest renders exactly as a lattice at the
+        # fine spacing would. Each midpoint is computed once: a cell takes its top, left and
+        # centre ones, its right and bottom ones only where the neighbour there is not split.
+        for jn in prange(hn - 1):
+            for i_n in range(wn - 1):
+                if mode[jn, i_n] != MODE_PIXEL:
+                    continue
+                right = i_n + 1 == wn - 1 or mode[jn, i_n + 1] != MODE_PIXEL
+                below = jn + 1 == hn - 1 or mode[jn + 1, i_n] != MODE_PIXEL
+                for q in range(5):
+                    dj = (0, 1, 1, 1, 2)[q]
+                    di = (1, 0, 1, 2, 1)[q]
+                    if (q == 3 and not right) or (q == 4 and not below):
+                        continue
+                    _node(zb, zstride, disc, n_refine, ref, ztol, src_depth, src_k, ms, os_, tgt_k, vw8,
+                          (2 * i_n + di) * fine, (2 * jn + dj) * fine, nodes, node_z, see, 2 * jn + dj,
+                          2 * i_n + di)
+        for jf in prange(2 * (hn - 1)):
+            for i_f in range(2 * (wn - 1)):
+                if mode[jf // 2, i_f // 2] != MODE_PIXEL:
+                    continue
+                m, bits, r = _cell_mode(nodes, node_z, see, zb, zstride, disc, mesh, ref, jf, i_f, 1,
+                                        jf * fine, (jf + 1) * fine, i_f * fine, (i_f + 1) * fine)
+                fmode[jf, i_f] = m
+                fused[jf, i_f] = bits
+                frem[jf, i_f] = r
+    # 3. Pixels, cell by cell along each row (a split cell's row crosses two fine cells). MESH
+    #    cells: source coordinates step linearly along the row span (no per-pixel projection).
+    #    PIXEL cells: one projection per pixel and source.
+    hw = h_s * w_s
     for y in prange(ho):
-        ay = (y + 0.5 - cy_t) / fy_t
-        jn = y // stride
-        ty = (y - jn * stride) / stride
-        for i_n in range(wn - 1):
-            x0 = i_n * stride
+        ay = (y + 0.5 - tgt_k[3]) / tgt_k[1]
+        jc = y // stride
+        jf = y // fine
+        i = 0  # the current cell's left node on the node arrays
+        while i < split * (wn - 1):
+            x0 = i * fine
             if x0 >= wo:
                 break
-            x1 = min(x0 + stride, wo)
-            if mode[jn, i_n] == MODE_EMPTY:
+            cm = mode[jc, i // split]
+            if cm == MODE_PIXEL and split == 2:
+                cm = fmode[jf, i]
+                bits = fused[jf, i]
+                r = frem[jf, i]
+                j0 = jf
+                k = 1
+                recip = recip_f
+            else:
+                bits = used[jc, i // split]
+                r = rem[jc, i // split]
+                j0 = jc * split
+                k = split
+                recip = recip_c
+            i += k
+            x1 = min(x0 + k * fine, wo)
+            if cm == MODE_EMPTY:
                 for x in range(x0, x1):
                     out32[y, x] = 0
                 continue
-            cm = mode[jn, i_n]
             if cm == MODE_MESH or cm == MODE_MESH_RAMP:
                 # Fixed point, so the inner loop is integer adds, shifts and multiplies: source
                 # coordinates (and a ramp's weights) in 16.16 stepping along the span; bilinear
@@ -914,22 +985,21 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 # ones (a slot past them has weight 0 and reads source 0 at its first pixel):
                 # fixed code, no per-pixel loop over a scratch array, and a cell or frame that
                 # uses fewer sources taps only those.
-                bits = used[jn, i_n]
+                ty = (y - j0 * fine) / (k * fine)
+                i_n = i - k
                 n_used = _SLOTS[bits, 4]
                 sa = _SLOTS[bits, 0]
                 sb = _SLOTS[bits, 1]
                 sc = _SLOTS[bits, 2]
                 sd = _SLOTS[bits, 3]
-                hw = h_s * w_s
-                ua, va, wa0, dua, dva, dwa, ba = _slot_fx(nodes, bits, sa, n_src, jn, i_n, ty, recip, hw)
-                ub, vb, wb0, dub, dvb, dwb, bb = _slot_fx(nodes, bits, sb, n_src, jn, i_n, ty, recip, hw)
-                uc, vc, wc0, duc, dvc, dwc, bc = _slot_fx(nodes, bits, sc, n_src, jn, i_n, ty, recip, hw)
-                ud, vd, wd0, dud, dvd, dwd, bd = _slot_fx(nodes, bits, sd, n_src, jn, i_n, ty, recip, hw)
+                ua, va, wa0, dua, dva, dwa, ba = _slot_fx(nodes, bits, sa, n_src, j0, i_n, k, ty, recip, hw)
+                ub, vb, wb0, dub, dvb, dwb, bb = _slot_fx(nodes, bits, sb, n_src, j0, i_n, k, ty, recip, hw)
+                uc, vc, wc0, duc, dvc, dwc, bc = _slot_fx(nodes, bits, sc, n_src, j0, i_n, k, ty, recip, hw)
+                ud, vd, wd0, dud, dvd, dwd, bd = _slot_fx(nodes, bits, sd, n_src, j0, i_n, k, ty, recip, hw)
                 if cm == MODE_MESH_RAMP:
                     # Weights step across the span; the remainder to 256 goes to the slot of
                     # source rem (its weight is >= 1 all over the cell, so it stays >= 0).
                     # Coordinates clamped so a tap's 2x2 footprint stays inside its image.
-                    r = rem[jn, i_n]
                     umax = np.int64(((w_s - 1) << 16) - 1)
                     vmax = np.int64(((h_s - 1) << 16) - 1)
                     for x in range(x0, x1):
@@ -992,7 +1062,7 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 b2 = 0.0
                 b3 = 0.0
                 wa = 0.0  # plain view weights (hole fill)
-                ax = (x + 0.5 - cx_t) / fx_t
+                ax = (x + 0.5 - tgt_k[2]) / tgt_k[0]
                 z = _pixel_depth(zb, zstride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
                 if z <= 0:
                     out32[y, x] = 0
@@ -1030,24 +1100,44 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
 
 
 class WarpScratch(NamedTuple):
-    """Every buffer ``warp`` (and ``splat_depth``) works in, allocated once per output size."""
-    nodes: np.ndarray  # float64 [S, 3, Hn, Wn]: per source (u, v, blend weight in 1/256) at the nodes
-    node_z: np.ndarray  # float64 [Hn, Wn]: target depth at the nodes (0 = no surface)
-    see: np.ndarray  # uint8 [3, Hn, Wn]: bit masks of the sources whose taps lie inside / that weigh / seen inside
+    """Every buffer ``warp`` (and ``splat_depth``) works in, allocated once per output size.
+
+    The node arrays hold the fine lattice (every stride / split-th pixel); the coarse lattice's
+    node (j, i) is their node (split j, split i). Cell arrays: coarse ones [Hn, Wn], fine ones
+    (meaningful inside split cells only) [Hf, Wf]."""
+    nodes: np.ndarray  # float64 [S, 3, Hf, Wf]: per source (u, v, blend weight in 1/256) at the nodes
+    node_z: np.ndarray  # float64 [Hf, Wf]: target depth at the nodes (0 = no surface)
+    see: np.ndarray  # uint8 [3, Hf, Wf]: bit masks of the sources whose taps lie inside / that weigh / seen inside
     mode: np.ndarray  # uint8 [Hn, Wn]: MODE_PIXEL / MODE_EMPTY / MODE_MESH / MODE_MESH_RAMP per cell
     used: np.ndarray  # uint8 [Hn, Wn]: bit mask of the sources a MESH cell blends
+    rem: np.ndarray  # uint8 [Hn, Wn]: the source a MESH_RAMP cell gives the weights' rounding remainder
+    fmode: np.ndarray  # uint8 [Hf, Wf]: mode of the fine cells inside a split (PIXEL) cell
+    fused: np.ndarray  # uint8 [Hf, Wf]: their ``used``
+    frem: np.ndarray  # uint8 [Hf, Wf]: their ``rem``
     geo: np.ndarray  # float64 [S, 4, 3]: camera-to-camera affine maps (rows 0-2 M, row 3 o)
     vw8: np.ndarray  # int64 [S]: view weights in 1/256
-    rem: np.ndarray  # uint8 [Hn, Wn]: the source a MESH_RAMP cell gives the weights' rounding remainder
+    split: int  # 2: PIXEL cells split into four on a lattice at half the stride; 1: no split
 
 
-def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int) -> WarpScratch:
-    """Buffers for ``warp`` at output size ``out_shape`` [Ho, Wo] and lattice ``stride``."""
+def warp_split(stride: int) -> int:
+    """2 where ``warp`` splits PIXEL cells (an even stride of at least 8), else 1. Splitting 4 px
+    cells into 2 px ones cost more than it spared (bench/warp_ab.py: 256 px output, 7 % slower)."""
+    return 2 if stride >= 8 and stride % 2 == 0 else 1
+
+
+def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int, split: bool = True) -> WarpScratch:
+    """Buffers for ``warp`` at output size ``out_shape`` [Ho, Wo] and lattice ``stride``; split:
+    split PIXEL cells where the stride allows (``warp_split``)."""
     hn = (out_shape[0] - 1) // stride + 2
     wn = (out_shape[1] - 1) // stride + 2
-    return WarpScratch(np.zeros((n_src, 3, hn, wn)), np.zeros((hn, wn)), np.zeros((3, hn, wn), np.uint8),
-                       np.zeros((hn, wn), np.uint8), np.zeros((hn, wn), np.uint8), np.zeros((n_src, 4, 3)),
-                       np.zeros(n_src, np.int64), np.zeros((hn, wn), np.uint8))
+    k = warp_split(stride) if split else 1
+    hf, wf = k * (hn - 1) + 1, k * (wn - 1) + 1
+    fine = (hf, wf) if k == 2 else (1, 1)
+    u8 = np.uint8
+    return WarpScratch(np.zeros((n_src, 3, hf, wf)), np.zeros((hf, wf)), np.zeros((3, hf, wf), u8),
+                       np.zeros((hn, wn), u8), np.zeros((hn, wn), u8), np.zeros((hn, wn), u8),
+                       np.zeros(fine, u8), np.zeros(fine, u8), np.zeros(fine, u8),
+                       np.zeros((n_src, 4, 3)), np.zeros(n_src, np.int64), k)
 
 
 def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam,
@@ -1059,7 +1149,8 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     src_rgba uint8 [S, H, W, 4] premultiplied RGBA; src_depth float32 [S, H, W]; src_w float32 [S];
     coarse float32 [2, Hc, Wc] from ``splat_depth`` at cell size ``zstride`` (default ``stride``;
     only ``coarse[0]`` is read); stride: the node lattice spacing;
-    out uint8 [Ho, Wo, 4] premultiplied RGBA, rows top-down; scratch from ``warp_scratch``.
+    out uint8 [Ho, Wo, 4] premultiplied RGBA, rows top-down; scratch from ``warp_scratch`` (it
+    says whether PIXEL cells split; a fresh one when None does).
     ztol: relative z-test tolerance; disc: relative depth jump treated as an edge;
     n_refine: fixed-point steps refining the coarse depth on the nearest source's depth tile;
     mesh: False projects every pixel (slower; for comparison).
@@ -1072,7 +1163,9 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     lie on one surface, every source weighted at a corner projecting inside its image at all 4,
     are MESH cells: their pixels step the corners' source coordinates and blend weights (the
     rule above evaluated at the corners, in 1/256) linearly and blend in fixed point (within
-    1 LSB of the float blend where the corners' weights agree). At most 4 sources.
+    1 LSB of the float blend where the corners' weights agree). With a split scratch
+    (``warp_split``) the other non-empty cells are split into four cells of half the stride
+    under the same rule. At most 4 sources.
     """
     sk, sr, sc = src_cams
     tk, tr, tc = tgt_cam
@@ -1083,16 +1176,19 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     assert coarse.shape[1] * zstride >= out.shape[0] and coarse.shape[2] * zstride >= out.shape[1], \
         (coarse.shape, zstride, out.shape)
     sc_ = scratch if scratch is not None else warp_scratch(src_rgba.shape[0], out.shape[:2], stride)
-    nodes, node_z, see, mode, used = sc_.nodes, sc_.node_z, sc_.see, sc_.mode, sc_.used
-    assert sc_.geo.shape == (src_rgba.shape[0], 4, 3) and sc_.rem.shape == node_z.shape, (sc_.geo.shape, sc_.rem.shape)
-    assert nodes.shape[:2] == (src_rgba.shape[0], 3) and mode.shape == used.shape == node_z.shape == nodes.shape[2:], \
-        (nodes.shape, mode.shape)
-    assert see.shape == (3,) + node_z.shape, see.shape
-    assert (nodes.shape[2] - 1) * stride >= out.shape[0] - 1, (nodes.shape, stride, out.shape)
+    k = sc_.split
+    hn, wn = (out.shape[0] - 1) // stride + 2, (out.shape[1] - 1) // stride + 2
+    fine = (k * (hn - 1) + 1, k * (wn - 1) + 1)
+    assert k in (1, warp_split(stride)), (k, stride)
+    assert sc_.mode.shape == sc_.used.shape == sc_.rem.shape == (hn, wn), (sc_.mode.shape, (hn, wn), stride)
+    assert sc_.nodes.shape == (src_rgba.shape[0], 3) + fine and sc_.node_z.shape == fine \
+        and sc_.see.shape == (3,) + fine, (sc_.nodes.shape, fine)
+    assert k == 1 or sc_.fmode.shape == sc_.fused.shape == sc_.frem.shape == fine, (sc_.fmode.shape, fine)
+    assert sc_.geo.shape == (src_rgba.shape[0], 4, 3), sc_.geo.shape
     assert src_rgba.shape[0] <= 4, "at most 4 sources (the MESH path has 4 slots)"
-    _warp(src_rgba, src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], zstride, int(stride),
-          float(ztol), float(disc), int(n_refine), bool(mesh), nodes, node_z, see, mode, used, sc_.geo,
-          sc_.vw8, sc_.rem, out)
+    _warp(src_rgba, src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], zstride, int(stride), int(k),
+          float(ztol), float(disc), int(n_refine), bool(mesh), sc_.nodes, sc_.node_z, sc_.see, sc_.mode,
+          sc_.used, sc_.rem, sc_.fmode, sc_.fused, sc_.frem, sc_.geo, sc_.vw8, out)
 
 
 # --- (d) crossfade, (e) composite ----------------------------------------------------------------

@@ -214,9 +214,11 @@ def _geometry(src_depth, src_w, src_cams, tgt_cam, zb, zstride, x, y, ztol, disc
 
 
 def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, ztol=0.02, disc=0.05,
-         n_refine=2, mesh=True, zstride=None):
+         n_refine=2, mesh=True, zstride=None, split=True):
     """Premultiplied float32 RGBA [Ho, Wo, 4] of the sources warped into the target view
-    (zb: the coarse z-buffer at cell size zstride, default stride; stride: the node lattice)."""
+    (zb: the coarse z-buffer at cell size zstride, default stride; stride: the node lattice;
+    split: where the stride is even and at least 8, cells that are not MESH take the MESH cells
+    of the lattice at half the stride)."""
     zstride = zstride or stride
     ho, wo = out_shape
     n_src = src_depth.shape[0]
@@ -243,7 +245,24 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
                    np.where((wa > 0)[..., None], acc_a / np.maximum(wa, 1e-30)[..., None], 0.0)) / 255.0
     res[z <= 0] = 0.0
     # MESH cells of the node lattice interpolate the nodes' source coordinates, in the kernel's
-    # fixed-point arithmetic (see kernels._warp).
+    # fixed-point arithmetic (see kernels._warp). Split: the pixels of the other cells take the
+    # MESH cells of the lattice at half the stride, where there are.
+    done = np.zeros((ho, wo), bool)
+    for st in (stride, stride // 2) if split and stride >= 8 and stride % 2 == 0 else (stride,):
+        m, val = _mesh_cells(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, st, (ho, wo), ztol, disc,
+                             n_refine, mesh, zstride, ref)
+        res[m & ~done] = val[m & ~done]
+        done |= m
+    return res.astype(np.float32)
+
+
+def _mesh_cells(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, ztol, disc, n_refine,
+                mesh, zstride, ref):
+    """(bool [Ho, Wo]: the pixel lies in a MESH cell of the lattice at ``stride``, float [Ho, Wo, 4]:
+    its value there)."""
+    ho, wo = out_shape
+    n_src = src_depth.shape[0]
+    y, x = np.mgrid[0:ho, 0:wo]
     hn, wn = (ho - 1) // stride + 2, (wo - 1) // stride + 2
     yn, xn = np.mgrid[0:hn, 0:wn] * stride
     zn, gn, _ = _geometry(src_depth, src_w, src_cams, tgt_cam, zb, zstride, xn, yn, ztol, disc, n_refine)
@@ -329,8 +348,7 @@ def warp(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_shape, z
         tap = (img[j0, i0] * w00[..., None] + img[j0, i0 + 1] * w01[..., None]
                + img[j0 + 1, i0] * w10[..., None] + img[j0 + 1, i0 + 1] * w11[..., None])
         acc += np.where(use[..., None], ((tap + 128) >> 8) * wpx[s][..., None], 0)
-    res[m] = (((acc + 128) >> 8).astype(np.float32) / np.float32(255.0))[m]
-    return res.astype(np.float32)
+    return m, ((acc + 128) >> 8).astype(np.float32) / np.float32(255.0)
 
 
 def weights_256(src_w):

@@ -220,20 +220,21 @@ def _setup(size=48, stride=4, target=(3.0, -2.0), zoom=1.0, fov=30.0):
     return intr, tintr, rgba[idx], depth[idx], w, (src[0][idx], src[1][idx], src[2][idx]), tgt, hc
 
 
-@pytest.mark.parametrize("stride,zoom,zstride", [(4, 1.0, 4), (2, 1.6, 2), (1, 0.8, 1), (4, 1.0, 2)])
-def test_splat_and_warp_match_twins(stride, zoom, zstride):
-    intr, tintr, rgba, depth, w, src, tgt, _ = _setup(stride=stride, zoom=zoom)
-    hc = -(-48 // zstride)
+@pytest.mark.parametrize("stride,zoom,zstride,size", [(4, 1.0, 4, 48), (2, 1.6, 2, 48), (1, 0.8, 1, 48),
+                                                     (4, 1.0, 2, 48), (8, 1.0, 4, 96)])
+def test_splat_and_warp_match_twins(stride, zoom, zstride, size):
+    intr, tintr, rgba, depth, w, src, tgt, _ = _setup(size=size, stride=stride, zoom=zoom)
+    hc = -(-size // zstride)
     coarse = np.zeros((2, hc, hc), np.float32)
     K.splat_depth(depth, w, src, tgt, zstride, 1, coarse)
     zb = naive.splat_depth(depth, w, src, tgt, zstride, 1, (hc, hc))
     np.testing.assert_allclose(coarse[0], zb, rtol=1e-5)
     assert (zb > 0).mean() > 0.2
-    out8 = np.zeros((48, 48, 4), np.uint8)
-    scratch = K.warp_scratch(4, (48, 48), stride)
+    out8 = np.zeros((size, size, 4), np.uint8)
+    scratch = K.warp_scratch(4, (size, size), stride)
     K.warp(rgba, depth, w, src, tgt, coarse, stride, out8, scratch=scratch, zstride=zstride)
     out = out8 / 255.0
-    ref = naive.warp(rgba, depth, w, src, tgt, zb, stride, (48, 48), zstride=zstride)
+    ref = naive.warp(rgba, depth, w, src, tgt, zb, stride, (size, size), zstride=zstride)
     # Both paths are exercised: MESH cells (fixed-point blend), some of them blending only the
     # sources that see them (the bump hides the sphere from some views), and per-pixel cells.
     mode, used = scratch.mode[:-1, :-1], scratch.used[:-1, :-1]
@@ -246,9 +247,41 @@ def test_splat_and_warp_match_twins(stride, zoom, zstride):
     assert np.abs(out - ref).mean() < 1e-3
     # MESH_RAMP cells (the z-test changes across the cell: weights step in fixed point) are
     # there and match the twin's fixed point too.
-    ramp = np.kron(mode == K.MODE_MESH_RAMP, np.ones((stride, stride), bool))[:48, :48]
+    ramp = np.kron(mode == K.MODE_MESH_RAMP, np.ones((stride, stride), bool))[:size, :size]
     assert ramp.sum() >= 2 * stride * stride, ramp.sum()
     assert close[ramp].mean() > 0.99, close[ramp].mean()
+    assert scratch.split == (2 if stride == 8 else 1)
+    if scratch.split == 2:
+        # PIXEL cells split into four on the stride-4 lattice, and some of those are MESH (the
+        # twin takes them from its own stride-4 lattice).
+        split = np.kron(mode == K.MODE_PIXEL, np.ones((2, 2), bool))
+        fine_mesh = split & (scratch.fmode[:-1, :-1] >= K.MODE_MESH)
+        assert fine_mesh.sum() >= 5, fine_mesh.sum()
+        px = np.kron(fine_mesh, np.ones((stride // 2, stride // 2), bool))[:size, :size]
+        assert close[px].mean() > 0.99, close[px].mean()
+
+
+@pytest.mark.parametrize("target", [(3.0, -2.0), (-7.0, 5.0)])
+def test_split_cells_render_as_the_half_stride_lattice(target):
+    # A split frame is the stride-8 frame outside its PIXEL cells and, inside them, exactly the
+    # frame of a stride-4 lattice (same nodes, same cell rule): no seam where the two meet.
+    intr, tintr, rgba, depth, w, src, tgt, _ = _setup(size=96, stride=8, target=target, fov=40.0)
+    coarse = np.zeros((2, 24, 24), np.float32)
+    K.splat_depth(depth, w, src, tgt, 4, 1, coarse)
+    outs, scratch = {}, {}
+    for name, stride, split in (("split", 8, True), ("coarse", 8, False), ("fine", 4, False)):
+        scratch[name] = K.warp_scratch(4, (96, 96), stride, split)
+        outs[name] = np.zeros((96, 96, 4), np.uint8)
+        K.warp(rgba, depth, w, src, tgt, coarse, stride, outs[name], scratch=scratch[name], zstride=4)
+    assert [scratch[n].split for n in outs] == [2, 1, 1]
+    mode, fmode = scratch["split"].mode[:-1, :-1], scratch["split"].fmode[:-1, :-1]
+    pixel = mode == K.MODE_PIXEL
+    inside = np.kron(pixel, np.ones((8, 8), bool))[:96, :96]
+    assert pixel.sum() >= 10 and (mode >= K.MODE_MESH).sum() >= 20, (pixel.sum(), (mode >= K.MODE_MESH).sum())
+    assert (np.kron(pixel, np.ones((2, 2), bool)) & (fmode >= K.MODE_MESH)).sum() >= 5
+    np.testing.assert_array_equal(outs["split"][~inside], outs["coarse"][~inside])
+    np.testing.assert_array_equal(outs["split"][inside], outs["fine"][inside])
+    assert (outs["split"][inside] != outs["coarse"][inside]).any()  # the split changed something
 
 
 @pytest.mark.parametrize("target,n_views", [((-9.0, -7.0), 1), ((0.0, -7.0), 2), ((0.0, 0.0), 4)])
@@ -406,16 +439,18 @@ from tests.test_player_kernels import _setup
 def touch(*arrays):  # unboxing its array arguments is all this does: the baseline
     return len(arrays)
 
-intr, tintr, rgba, depth, w, src, tgt, hc = _setup(stride=4)
+# The player's lattice at 512 px: stride 8 (PIXEL cells split), z-buffer cell 4.
+intr, tintr, rgba, depth, w, src, tgt, hc = _setup(size=96, stride=4)
 coarse = np.zeros((2, hc, hc), np.float32)
-sc = K.warp_scratch(4, (48, 48), 4)
-out = np.zeros((48, 48, 4), np.uint8)
+sc = K.warp_scratch(4, (96, 96), 8)
+assert sc.split == 2
+out = np.zeros((96, 96, 4), np.uint8)
 def frame():
     K.splat_depth(depth, w, src, tgt, 4, 1, coarse, sc.geo)
-    K.warp(rgba, depth, w, src, tgt, coarse, 4, out, scratch=sc)
+    K.warp(rgba, depth, w, src, tgt, coarse, 8, out, scratch=sc, zstride=4)
 splat_args = (depth, w, *src, *tgt, coarse, sc.geo)
-warp_args = (rgba, depth, w, *src, *tgt, coarse[0], sc.nodes, sc.node_z, sc.see, sc.mode, sc.used, sc.geo,
-             sc.vw8, sc.rem, out)
+warp_args = (rgba, depth, w, *src, *tgt, coarse[0], sc.nodes, sc.node_z, sc.see, sc.mode, sc.used, sc.rem,
+             sc.fmode, sc.fused, sc.frem, sc.geo, sc.vw8, out)
 def count(f):
     f()
     a = rtsys.get_allocation_stats().alloc
