@@ -951,152 +951,162 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
         ay = (y + 0.5 - tgt_k[3]) / tgt_k[1]
         jc = y // stride
         jf = y // fine
-        i = 0  # the current cell's left node on the node arrays
-        while i < split * (wn - 1):
-            x0 = i * fine
-            if x0 >= wo:
+        ty_c = (y - jc * stride) / stride  # where the row lies in a coarse cell, in a fine one
+        ty_f = (y - jf * fine) / fine
+        for ic in range(wn - 1):
+            if ic * stride >= wo:
                 break
-            cm = mode[jc, i // split]
-            if cm == MODE_PIXEL and split == 2:
-                cm = fmode[jf, i]
-                bits = fused[jf, i]
-                r = frem[jf, i]
-                j0 = jf
-                k = 1
-                recip = recip_f
-            else:
-                bits = used[jc, i // split]
-                r = rem[jc, i // split]
-                j0 = jc * split
-                k = split
-                recip = recip_c
-            i += k
-            x1 = min(x0 + k * fine, wo)
-            if cm == MODE_EMPTY:
+            n_sub = 2 if split == 2 and mode[jc, ic] == MODE_PIXEL else 1
+            for q in range(n_sub):
+                if n_sub == 2:  # a split cell: its two fine cells on this row
+                    i_n = 2 * ic + q  # the cell's left node on the node arrays
+                    cm = fmode[jf, i_n]
+                    bits = fused[jf, i_n]
+                    r = frem[jf, i_n]
+                    j0 = jf
+                    k = 1
+                    recip = recip_f
+                    ty = ty_f
+                else:
+                    i_n = ic * split
+                    cm = mode[jc, ic]
+                    bits = used[jc, ic]
+                    r = rem[jc, ic]
+                    j0 = jc * split
+                    k = split
+                    recip = recip_c
+                    ty = ty_c
+                x0 = i_n * fine
+                if x0 >= wo:
+                    break
+                x1 = min(x0 + k * fine, wo)
+                if cm == MODE_EMPTY:
+                    for x in range(x0, x1):
+                        out32[y, x] = 0
+                    continue
+                if cm == MODE_MESH or cm == MODE_MESH_RAMP:
+                    # Fixed point, so the inner loop is integer adds, shifts and multiplies: source
+                    # coordinates (and a ramp's weights) in 16.16 stepping along the span; bilinear
+                    # and blend weights in 1/256, each summing to exactly 256; the four channels in
+                    # 16-bit lanes of one integer (``_spread``).
+                    # Up to four source slots in registers, the cell's sources packed into the first
+                    # ones (a slot past them has weight 0 and reads source 0 at its first pixel):
+                    # fixed code, no per-pixel loop over a scratch array, and a cell or frame that
+                    # uses fewer sources taps only those.
+                    n_used = _SLOTS[bits, 4]
+                    sa = _SLOTS[bits, 0]
+                    sb = _SLOTS[bits, 1]
+                    sc = _SLOTS[bits, 2]
+                    sd = _SLOTS[bits, 3]
+                    ua, va, wa0, dua, dva, dwa, ba = _slot_fx(nodes, bits, sa, n_src, j0, i_n, k, ty, recip, hw)
+                    ub, vb, wb0, dub, dvb, dwb, bb = _slot_fx(nodes, bits, sb, n_src, j0, i_n, k, ty, recip, hw)
+                    uc, vc, wc0, duc, dvc, dwc, bc = _slot_fx(nodes, bits, sc, n_src, j0, i_n, k, ty, recip, hw)
+                    ud, vd, wd0, dud, dvd, dwd, bd = _slot_fx(nodes, bits, sd, n_src, j0, i_n, k, ty, recip, hw)
+                    if cm == MODE_MESH_RAMP:
+                        # Weights step across the span; the remainder to 256 goes to the slot of
+                        # source rem (its weight is >= 1 all over the cell, so it stays >= 0).
+                        # Coordinates clamped so a tap's 2x2 footprint stays inside its image.
+                        umax = np.int64(((w_s - 1) << 16) - 1)
+                        vmax = np.int64(((h_s - 1) << 16) - 1)
+                        for x in range(x0, x1):
+                            t = x - x0
+                            wa_ = _ramp_w(wa0, dwa, t)
+                            wb_ = _ramp_w(wb0, dwb, t)
+                            wc_ = _ramp_w(wc0, dwc, t)
+                            wd_ = _ramp_w(wd0, dwd, t)
+                            left = 256 - wa_ - wb_ - wc_ - wd_
+                            if sa == r:
+                                wa_ += left
+                            elif sb == r:
+                                wb_ += left
+                            elif sc == r:
+                                wc_ += left
+                            else:
+                                wd_ += left
+                            acc = _acc_fx(flat, w_s, ba, _clamp(ua + dua * t, umax), _clamp(va + dva * t, vmax),
+                                          wa_, np.uint64(0))
+                            acc = _acc_fx(flat, w_s, bb, _clamp(ub + dub * t, umax),
+                                          _clamp(vb + dvb * t, vmax), wb_, acc)
+                            acc = _acc_fx(flat, w_s, bc, _clamp(uc + duc * t, umax),
+                                          _clamp(vc + dvc * t, vmax), wc_, acc)
+                            acc = _acc_fx(flat, w_s, bd, _clamp(ud + dud * t, umax),
+                                          _clamp(vd + dvd * t, vmax), wd_, acc)
+                            _store_fx(out32, y, x, acc)
+                        continue
+                    # The corners agree: constant weights (exact: the 16.16 start is a whole number).
+                    wa_ = wa0 >> 16
+                    wb_ = wb0 >> 16
+                    wc_ = wc0 >> 16
+                    wd_ = wd0 >> 16
+                    # One loop per tap count: a test on the count inside one loop made 4-source
+                    # frames ~30 % slower (measured side by side); 3 sources share the 4-tap loop
+                    # (the 4th slot weighs 0).
+                    if n_used >= 3:
+                        for x in range(x0, x1):
+                            t = x - x0
+                            acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
+                            acc = _acc_fx(flat, w_s, bb, ub + dub * t, vb + dvb * t, wb_, acc)
+                            acc = _acc_fx(flat, w_s, bc, uc + duc * t, vc + dvc * t, wc_, acc)
+                            acc = _acc_fx(flat, w_s, bd, ud + dud * t, vd + dvd * t, wd_, acc)
+                            _store_fx(out32, y, x, acc)
+                    elif n_used == 2:
+                        for x in range(x0, x1):
+                            t = x - x0
+                            acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
+                            acc = _acc_fx(flat, w_s, bb, ub + dub * t, vb + dvb * t, wb_, acc)
+                            _store_fx(out32, y, x, acc)
+                    else:
+                        for x in range(x0, x1):
+                            t = x - x0
+                            acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
+                            _store_fx(out32, y, x, acc)
+                    continue
                 for x in range(x0, x1):
-                    out32[y, x] = 0
-                continue
-            if cm == MODE_MESH or cm == MODE_MESH_RAMP:
-                # Fixed point, so the inner loop is integer adds, shifts and multiplies: source
-                # coordinates (and a ramp's weights) in 16.16 stepping along the span; bilinear
-                # and blend weights in 1/256, each summing to exactly 256; the four channels in
-                # 16-bit lanes of one integer (``_spread``).
-                # Up to four source slots in registers, the cell's sources packed into the first
-                # ones (a slot past them has weight 0 and reads source 0 at its first pixel):
-                # fixed code, no per-pixel loop over a scratch array, and a cell or frame that
-                # uses fewer sources taps only those.
-                ty = (y - j0 * fine) / (k * fine)
-                i_n = i - k
-                n_used = _SLOTS[bits, 4]
-                sa = _SLOTS[bits, 0]
-                sb = _SLOTS[bits, 1]
-                sc = _SLOTS[bits, 2]
-                sd = _SLOTS[bits, 3]
-                ua, va, wa0, dua, dva, dwa, ba = _slot_fx(nodes, bits, sa, n_src, j0, i_n, k, ty, recip, hw)
-                ub, vb, wb0, dub, dvb, dwb, bb = _slot_fx(nodes, bits, sb, n_src, j0, i_n, k, ty, recip, hw)
-                uc, vc, wc0, duc, dvc, dwc, bc = _slot_fx(nodes, bits, sc, n_src, j0, i_n, k, ty, recip, hw)
-                ud, vd, wd0, dud, dvd, dwd, bd = _slot_fx(nodes, bits, sd, n_src, j0, i_n, k, ty, recip, hw)
-                if cm == MODE_MESH_RAMP:
-                    # Weights step across the span; the remainder to 256 goes to the slot of
-                    # source rem (its weight is >= 1 all over the cell, so it stays >= 0).
-                    # Coordinates clamped so a tap's 2x2 footprint stays inside its image.
-                    umax = np.int64(((w_s - 1) << 16) - 1)
-                    vmax = np.int64(((h_s - 1) << 16) - 1)
-                    for x in range(x0, x1):
-                        t = x - x0
-                        wa_ = _ramp_w(wa0, dwa, t)
-                        wb_ = _ramp_w(wb0, dwb, t)
-                        wc_ = _ramp_w(wc0, dwc, t)
-                        wd_ = _ramp_w(wd0, dwd, t)
-                        left = 256 - wa_ - wb_ - wc_ - wd_
-                        if sa == r:
-                            wa_ += left
-                        elif sb == r:
-                            wb_ += left
-                        elif sc == r:
-                            wc_ += left
-                        else:
-                            wd_ += left
-                        acc = _acc_fx(flat, w_s, ba, _clamp(ua + dua * t, umax), _clamp(va + dva * t, vmax),
-                                      wa_, np.uint64(0))
-                        acc = _acc_fx(flat, w_s, bb, _clamp(ub + dub * t, umax), _clamp(vb + dvb * t, vmax), wb_, acc)
-                        acc = _acc_fx(flat, w_s, bc, _clamp(uc + duc * t, umax), _clamp(vc + dvc * t, vmax), wc_, acc)
-                        acc = _acc_fx(flat, w_s, bd, _clamp(ud + dud * t, umax), _clamp(vd + dvd * t, vmax), wd_, acc)
-                        _store_fx(out32, y, x, acc)
-                    continue
-                # The corners agree: constant weights (exact: the 16.16 start is a whole number).
-                wa_ = wa0 >> 16
-                wb_ = wb0 >> 16
-                wc_ = wc0 >> 16
-                wd_ = wd0 >> 16
-                # One loop per tap count: a test on the count inside one loop made 4-source
-                # frames ~30 % slower (measured side by side); 3 sources share the 4-tap loop
-                # (the 4th slot weighs 0).
-                if n_used >= 3:
-                    for x in range(x0, x1):
-                        t = x - x0
-                        acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
-                        acc = _acc_fx(flat, w_s, bb, ub + dub * t, vb + dvb * t, wb_, acc)
-                        acc = _acc_fx(flat, w_s, bc, uc + duc * t, vc + dvc * t, wc_, acc)
-                        acc = _acc_fx(flat, w_s, bd, ud + dud * t, vd + dvd * t, wd_, acc)
-                        _store_fx(out32, y, x, acc)
-                elif n_used == 2:
-                    for x in range(x0, x1):
-                        t = x - x0
-                        acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
-                        acc = _acc_fx(flat, w_s, bb, ub + dub * t, vb + dvb * t, wb_, acc)
-                        _store_fx(out32, y, x, acc)
-                else:
-                    for x in range(x0, x1):
-                        t = x - x0
-                        _store_fx(out32, y, x, _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0)))
-                continue
-            for x in range(x0, x1):
-                a0 = 0.0
-                a1 = 0.0
-                a2 = 0.0
-                a3 = 0.0
-                wv = 0.0  # weights after the z-test
-                b0 = 0.0
-                b1 = 0.0
-                b2 = 0.0
-                b3 = 0.0
-                wa = 0.0  # plain view weights (hole fill)
-                ax = (x + 0.5 - tgt_k[2]) / tgt_k[0]
-                z = _pixel_depth(zb, zstride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
-                if z <= 0:
-                    out32[y, x] = 0
-                    continue
-                for s in range(n_src):
-                    ws = src_w[s]
-                    if ws <= 0:
+                    a0 = 0.0
+                    a1 = 0.0
+                    a2 = 0.0
+                    a3 = 0.0
+                    wv = 0.0  # weights after the z-test
+                    b0 = 0.0
+                    b1 = 0.0
+                    b2 = 0.0
+                    b3 = 0.0
+                    wa = 0.0  # plain view weights (hole fill)
+                    ax = (x + 0.5 - tgt_k[2]) / tgt_k[0]
+                    z = _pixel_depth(zb, zstride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
+                    if z <= 0:
+                        out32[y, x] = 0
                         continue
-                    u, v, vis, flag = _project(src_depth, src_k, ms, os_, s, ax, ay, z, ztol)
-                    if flag != 2:
-                        # Behind the source or outside its image: it knows nothing about the
-                        # point (the subject goes on past a frame edge), so it takes no part; were
-                        # it counted as transparent it would dilute the coverage at frame edges.
-                        continue
-                    c0, c1, c2, c3 = _sample(src32, s, u, v)
-                    b0 += ws * c0
-                    b1 += ws * c1
-                    b2 += ws * c2
-                    b3 += ws * c3
-                    wa += ws
-                    wvs = ws * vis
-                    a0 += wvs * c0
-                    a1 += wvs * c1
-                    a2 += wvs * c2
-                    a3 += wvs * c3
-                    wv += wvs
-                if wv > 1e-3 * wa and wv > 0:
-                    k = 1.0 / wv
-                    out32[y, x] = _pack_rgba(a0 * k, a1 * k, a2 * k, a3 * k)
-                elif wa > 0:
-                    k = 1.0 / wa
-                    out32[y, x] = _pack_rgba(b0 * k, b1 * k, b2 * k, b3 * k)
-                else:
-                    out32[y, x] = 0
+                    for s in range(n_src):
+                        ws = src_w[s]
+                        if ws <= 0:
+                            continue
+                        u, v, vis, flag = _project(src_depth, src_k, ms, os_, s, ax, ay, z, ztol)
+                        if flag != 2:
+                            # Behind the source or outside its image: it knows nothing about the
+                            # point (the subject goes on past a frame edge), so it takes no part; were
+                            # it counted as transparent it would dilute the coverage at frame edges.
+                            continue
+                        c0, c1, c2, c3 = _sample(src32, s, u, v)
+                        b0 += ws * c0
+                        b1 += ws * c1
+                        b2 += ws * c2
+                        b3 += ws * c3
+                        wa += ws
+                        wvs = ws * vis
+                        a0 += wvs * c0
+                        a1 += wvs * c1
+                        a2 += wvs * c2
+                        a3 += wvs * c3
+                        wv += wvs
+                    if wv > 1e-3 * wa and wv > 0:
+                        k = 1.0 / wv
+                        out32[y, x] = _pack_rgba(a0 * k, a1 * k, a2 * k, a3 * k)
+                    elif wa > 0:
+                        k = 1.0 / wa
+                        out32[y, x] = _pack_rgba(b0 * k, b1 * k, b2 * k, b3 * k)
+                    else:
+                        out32[y, x] = 0
 
 
 class WarpScratch(NamedTuple):
