@@ -1114,7 +1114,7 @@ class WarpScratch(NamedTuple):
 
     The node arrays hold the fine lattice (every stride / split-th pixel); the coarse lattice's
     node (j, i) is their node (split j, split i). Cell arrays: coarse ones [Hn, Wn], fine ones
-    (meaningful inside split cells only) [Hf, Wf]."""
+    [Hf, Wf] (meaningful inside split cells only; [1, 1] placeholders when split is 1)."""
     nodes: np.ndarray  # float64 [S, 3, Hf, Wf]: per source (u, v, blend weight in 1/256) at the nodes
     node_z: np.ndarray  # float64 [Hf, Wf]: target depth at the nodes (0 = no surface)
     see: np.ndarray  # uint8 [3, Hf, Wf]: bit masks of the sources whose taps lie inside / that weigh / seen inside
