@@ -58,13 +58,14 @@ def splat_depth(src_depth, src_w, src_cams, tgt_cam, stride, n_dilate, coarse_sh
         d = src_depth[s, ys, xs].astype(np.float64)
         keep = d > 0
         x, y, d = xs[keep], ys[keep], d[keep]
-        p = np.stack([(x + 0.5 - sk[s, 2]) / sk[s, 0] * d, (y + 0.5 - sk[s, 3]) / sk[s, 1] * d, d], -1)
+        p = np.stack([(x + 0.5 - sk[s, 2]) * (1.0 / sk[s, 0]) * d, (y + 0.5 - sk[s, 3]) / sk[s, 1] * d, d], -1)
         m, o = _relative(tr, tc, sr[s], sc[s])
         q = p @ m.T + o
         ok = q[:, 2] > 1e-6
         q = q[ok]
-        cu = (tk[0] * q[:, 0] / q[:, 2] + tk[2]) / stride - 0.5
-        cv = (tk[1] * q[:, 1] / q[:, 2] + tk[3]) / stride - 0.5
+        iz = 1.0 / q[:, 2]  # the kernel's arithmetic, so both pick the same cells
+        cu = q[:, 0] * iz * (tk[0] / stride) + (tk[2] / stride - 0.5)
+        cv = q[:, 1] * iz * (tk[1] / stride) + (tk[3] / stride - 0.5)
         z = q[:, 2].astype(np.float32).astype(np.float64)
         i0, j0 = np.floor(cu).astype(int), np.floor(cv).astype(int)
         for dj in (0, 1):
