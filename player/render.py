@@ -92,8 +92,13 @@ class Renderer:
         # None after a crossfade.
         self.held: list[tuple | None] = [None] * 4
         # Where each buffer may hold nonzero pixels: a blend covers this box and the new tiles'
-        # boxes, so whatever an earlier view left outside the new content is cleared on the way.
+        # boxes, so whatever an earlier view left outside the new content is cleared on the way;
+        # and the same row by row (``Tile.spans``; (W, 0) = an empty row), with the row spans
+        # a blend writes (scratch).
         self.dirty: list[tuple] = [EMPTY_BOX] * 4
+        self.dirty_spans = np.zeros((4, h, 2), np.int32)
+        self.dirty_spans[:, :, 0] = w
+        self.write_spans = np.zeros((h, 2), np.int32)
         self.idx = np.zeros(4, np.int32)
         self.w = np.zeros(4, np.float32)
         self.bg = np.asarray(config.background, np.float64)
@@ -117,6 +122,12 @@ class Renderer:
         a = self.cache.get(k0, v)
         return a, (self.cache.get(k1, v) if t8 else a)
 
+    def _write_spans(self, j: int, tiles: tuple) -> np.ndarray:
+        """The row spans a blend of ``tiles`` into buffer j writes: theirs and what the buffer
+        held (cleared on the way). The buffer's spans become the tiles' union."""
+        K.write_spans(self.dirty_spans[j], tuple(t.spans for t in tiles), self.write_spans)
+        return self.write_spans
+
     def _gather(self, k0: int, k1: int, phase: float) -> None:
         """Blend keyframes k0 -> k1 at ``phase`` for the 4 current views into the source buffers."""
         for j in range(4):
@@ -129,8 +140,9 @@ class Renderer:
                 continue
             a, b = self._tiles(v, k0, k1, t8)
             content = box_union(a.box, b.box)
+            spans = self._write_spans(j, (a, b))
             K.temporal_blend(a.rgba, b.rgba, a.depth, b.depth, t8 / 256, self.src_rgba[j], self.src_depth[j],
-                             box_union(content, self.dirty[j]))
+                             box_union(content, self.dirty[j]), spans)
             self.held[j] = key
             self.dirty[j] = content
 
@@ -145,9 +157,10 @@ class Renderer:
             a0, b0 = self._tiles(v, stream0[0], stream0[1], t0)
             a1, b1 = self._tiles(v, stream1[0], stream1[1], t1)
             content = box_union(box_union(a0.box, b0.box), box_union(a1.box, b1.box))
+            spans = self._write_spans(j, (a0, b0, a1, b1))
             K.fade_blend((a0.rgba, b0.rgba, a0.depth, b0.depth, t0 / 256),
                          (a1.rgba, b1.rgba, a1.depth, b1.depth, t1 / 256), t, self.src_rgba[j],
-                         self.src_depth[j], box_union(content, self.dirty[j]))
+                         self.src_depth[j], box_union(content, self.dirty[j]), spans)
             self.held[j] = None
             self.dirty[j] = content
 

@@ -128,8 +128,34 @@ def test_temporal_blend_matches_twin():
     assert np.array_equal(out[inside], ref[inside]) and (out[~inside] == 7).all()
     np.testing.assert_allclose(dout[inside], dref[inside], rtol=1e-6)
     assert (dout[~inside] == -1.0).all()
+    # Row spans: per row only their columns (none where empty), the box's rows only.
+    spans = np.array([[w0, w0 + 2 * y % 9] for y, w0 in enumerate(rng.integers(-2, 23, 17))], np.int32)
+    spans[5] = (23, 0)  # an empty row
+    spans[9] = (20, 30)  # past the edge: clamped
+    out, dout = np.full_like(a, 7), np.full_like(da, -1.0)
+    K.temporal_blend(a, b, da, db, 0.37, out, dout, box=(3, 11, 0, 23), spans=spans)
+    inside = np.zeros(da.shape, bool)
+    for y in range(3, 11):
+        inside[y, max(spans[y, 0], 0):max(spans[y, 1], 0)] = True
+    assert 20 < inside.sum() < 8 * 23 and not inside[5].any() and inside[9, 20:].all()
+    assert np.array_equal(out[inside], ref[inside]) and (out[~inside] == 7).all()
+    np.testing.assert_allclose(dout[inside], dref[inside], rtol=1e-6)
+    assert (dout[~inside] == -1.0).all()
     with pytest.raises(AssertionError):
         K.temporal_blend(a, b, da, db, 0.5, out, dout, box=(0, 18, 0, 23))
+
+
+def test_write_spans_unions_rows_and_records_what_the_buffer_holds():
+    w = 10
+    held = np.array([[2, 5], [w, 0], [0, 10], [w, 0]], np.int32)  # (W, 0): an empty row
+    a = np.array([[3, 4], [1, 2], [w, 0], [w, 0]], np.int32)
+    b = np.array([[6, 8], [w, 0], [4, 5], [w, 0]], np.int32)
+    out = np.zeros_like(held)
+    K.write_spans(held, (a, b), out)
+    assert out.tolist() == [[2, 8], [1, 2], [0, 10], [w, 0]]  # old and new: cleared on the way
+    assert held.tolist() == [[3, 8], [1, 2], [4, 5], [w, 0]]  # what the buffer holds now
+    K.write_spans(held, (a,), out)
+    assert out.tolist() == [[3, 8], [1, 2], [4, 5], [w, 0]] and held.tolist() == a.tolist()
 
 
 @pytest.mark.parametrize("s,h,w", [(1, 9, 7), (2, 17, 23), (4, 37, 41), (4, 64, 64), (8, 29, 70), (8, 5, 6)])

@@ -121,4 +121,10 @@ def test_frames_blended_in_content_boxes_match_fresh_renders():
             outside = np.ones((SIZE, SIZE), bool)
             outside[y0:y1, x0:x1] = False
             assert not ren.src_rgba[j][outside].any() and not ren.src_depth[j][outside].any()
+            # nor outside their recorded row spans (blends write only those)
+            off_span = np.ones((SIZE, SIZE), bool)
+            for y, (s0, s1) in enumerate(ren.dirty_spans[j]):
+                off_span[y, s0:max(s1, s0)] = False
+            assert not ren.src_rgba[j][off_span].any() and not ren.src_depth[j][off_span].any()
+            assert off_span[~outside].any()  # the spans are narrower than the box
     cache.close()
