@@ -367,7 +367,7 @@ def _splat_depth(src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, str
         m = geo[s, :3]
         o = geo[s, 3]
         # Per sample one division (1 / qz): the target pixel -> cell map folded into one scale
-        # and offset per axis (four divisions per sample cost ~a third of the splat).
+        # and offset per axis (four divisions before: the splat ran 7 % longer).
         rfx = 1.0 / fx
         su = fx_t / stride
         sv = fy_t / stride
