@@ -26,7 +26,6 @@ class Tile:
 
     rgba: np.ndarray  # uint8 [H, W, 4] premultiplied colour + alpha, C-contiguous
     depth: np.ndarray  # float32 [H, W] camera z-depth in metres, 0 = empty
-    box: tuple[int, int, int, int]  # (y0, y1, x0, x1): outside it rgba and depth are all 0
     spans: np.ndarray  # int32 [H, 2]: per row the columns [x0, x1) outside which it is all 0 (empty: (W, 0))
 
     @property
@@ -52,24 +51,20 @@ def decode_tile(source, keyframe: int, view: int) -> Tile:
         # No depth baked: a plane through the orbit centre keeps the warp a plain blend.
         depth = np.full((h, w), float(meta["grid"]["radius"]), np.float32)
     depth = np.ascontiguousarray(depth, dtype=np.float32)
-    return Tile(rgba, depth, *content_box(rgba, depth))
+    return Tile(rgba, depth, content_spans(rgba, depth))
 
 
-def content_box(rgba: np.ndarray, depth: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]:
-    """(box, spans): box = (y0, y1, x0, x1), half-open, the smallest box outside of which every
-    RGBA byte and depth is 0 ((0, 0, 0, 0) for an empty tile); spans int32 [H, 2] the same per
-    row, (W, 0) for a row that is all 0 (so row unions are a min and a max). The renderer blends
-    only inside them: a head's rows cover about two thirds of its box."""
+def content_spans(rgba: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """int32 [H, 2]: per row the columns [x0, x1), half-open, outside of which every RGBA byte
+    and depth is 0; (W, 0) for a row that is all 0 (so row unions are a min and a max). The
+    renderer blends only inside them: a head's rows cover about two thirds of its box."""
     h, w = depth.shape
     full = (rgba.reshape(h, w * 4).view(np.uint32) != 0) | (depth > 0)
     spans = np.empty((h, 2), np.int32)
     any_ = full.any(1)
     spans[:, 0] = np.where(any_, full.argmax(1), w)
     spans[:, 1] = np.where(any_, w - full[:, ::-1].argmax(1), 0)
-    rows = np.flatnonzero(any_)
-    if rows.size == 0:
-        return (0, 0, 0, 0), spans
-    return (int(rows[0]), int(rows[-1]) + 1, int(spans[:, 0].min()), int(spans[:, 1].max())), spans
+    return spans
 
 
 class TileCache:

@@ -239,7 +239,7 @@ def temporal_blend(a: np.ndarray, b: np.ndarray, da: np.ndarray, db: np.ndarray,
     a, b: keyframe k and its successor of one view; t in [0, 1] the fractional keyframe time.
     box = (y0, y1, x0, x1): only rows y0..y1-1 and columns x0..x1-1 are written (default: all);
     a caller passes the box outside of which every input and the old output are zero (the
-    tiles' content boxes, ``Tile.box``), so a head half the tile wide costs half the pass.
+    tiles' content), so a head half the tile wide costs half the pass.
     spans int32 [H, 2]: per row of the box, the columns [x0, x1) to write instead of the box's
     (none where x1 <= x0): the same, row by row (``Tile.spans``).
     All arrays C-contiguous.

@@ -11,18 +11,6 @@ from player import kernels as K
 from player.cache import TileCache
 
 
-EMPTY_BOX = (0, 0, 0, 0)
-
-
-def box_union(a: tuple, b: tuple) -> tuple:
-    """The smallest (y0, y1, x0, x1) box holding boxes a and b (an empty box adds nothing)."""
-    if a[0] >= a[1] or a[2] >= a[3]:
-        return b
-    if b[0] >= b[1] or b[2] >= b[3]:
-        return a
-    return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
-
-
 @dataclass(frozen=True)
 class RenderConfig:
     size: int | None = None
@@ -91,11 +79,9 @@ class Renderer:
         # needs the same blend again (a held keyframe, a pause) skips the pass over the tile;
         # None after a crossfade.
         self.held: list[tuple | None] = [None] * 4
-        # Where each buffer may hold nonzero pixels: a blend covers this box and the new tiles'
-        # boxes, so whatever an earlier view left outside the new content is cleared on the way;
-        # and the same row by row (``Tile.spans``; (W, 0) = an empty row), with the row spans
-        # a blend writes (scratch).
-        self.dirty: list[tuple] = [EMPTY_BOX] * 4
+        # Where each buffer may hold nonzero pixels, row by row (``Tile.spans``; (W, 0) = an
+        # empty row): a blend writes these and the new tiles' spans (``write_spans``, scratch),
+        # so whatever an earlier view left outside the new content is cleared on the way.
         self.dirty_spans = np.zeros((4, h, 2), np.int32)
         self.dirty_spans[:, :, 0] = w
         self.write_spans = np.zeros((h, 2), np.int32)
@@ -122,12 +108,6 @@ class Renderer:
         a = self.cache.get(k0, v)
         return a, (self.cache.get(k1, v) if t8 else a)
 
-    def _write_spans(self, j: int, tiles: tuple) -> np.ndarray:
-        """The row spans a blend of ``tiles`` into buffer j writes: theirs and what the buffer
-        held (cleared on the way). The buffer's spans become the tiles' union."""
-        K.write_spans(self.dirty_spans[j], tuple(t.spans for t in tiles), self.write_spans)
-        return self.write_spans
-
     def _gather(self, k0: int, k1: int, phase: float) -> None:
         """Blend keyframes k0 -> k1 at ``phase`` for the 4 current views into the source buffers."""
         for j in range(4):
@@ -139,12 +119,10 @@ class Renderer:
             if self.held[j] == key:
                 continue
             a, b = self._tiles(v, k0, k1, t8)
-            content = box_union(a.box, b.box)
-            spans = self._write_spans(j, (a, b))
+            K.write_spans(self.dirty_spans[j], (a.spans, b.spans), self.write_spans)
             K.temporal_blend(a.rgba, b.rgba, a.depth, b.depth, t8 / 256, self.src_rgba[j], self.src_depth[j],
-                             box_union(content, self.dirty[j]), spans)
+                             spans=self.write_spans)
             self.held[j] = key
-            self.dirty[j] = content
 
     def _gather_fade(self, stream0: tuple, stream1: tuple, t: float) -> None:
         """Both streams blended and mixed at t (the crossfade) into the source buffers, one pass
@@ -156,13 +134,11 @@ class Renderer:
             v = int(self.idx[j])
             a0, b0 = self._tiles(v, stream0[0], stream0[1], t0)
             a1, b1 = self._tiles(v, stream1[0], stream1[1], t1)
-            content = box_union(box_union(a0.box, b0.box), box_union(a1.box, b1.box))
-            spans = self._write_spans(j, (a0, b0, a1, b1))
+            K.write_spans(self.dirty_spans[j], (a0.spans, b0.spans, a1.spans, b1.spans), self.write_spans)
             K.fade_blend((a0.rgba, b0.rgba, a0.depth, b0.depth, t0 / 256),
                          (a1.rgba, b1.rgba, a1.depth, b1.depth, t1 / 256), t, self.src_rgba[j],
-                         self.src_depth[j], box_union(content, self.dirty[j]), spans)
+                         self.src_depth[j], spans=self.write_spans)
             self.held[j] = None
-            self.dirty[j] = content
 
     def render(self, yaw: float, pitch: float, zoom: float, streams) -> np.ndarray:
         """streams: [(k, nxt, phase, weight)] (1 or 2). Returns uint8 [Ho, Wo, 4] bottom-up.

@@ -41,18 +41,17 @@ def test_decoded_tile_is_exact():
     np.testing.assert_array_equal(t.depth, dequantize_depth(src.arrays[2, 1, "depth"], d["near"], d["far"]))
 
 
-def test_content_box_and_row_spans_bound_the_nonzero_pixels():
-    from player.cache import content_box
+def test_content_spans_bound_the_nonzero_pixels():
+    from player.cache import content_spans
     rgba = np.zeros((6, 9, 4), np.uint8)
     depth = np.zeros((6, 9), np.float32)
     rgba[1, 2:5, 3] = 9  # alpha only
     depth[3, 7] = 0.5  # depth only
     rgba[4, 1, 0] = 1  # one colour byte
     rgba[4, 6, 2] = 1
-    box, spans = content_box(rgba, depth)
-    assert box == (1, 5, 1, 8)
+    spans = content_spans(rgba, depth)
     assert spans.dtype == np.int32 and spans.tolist() == [[9, 0], [2, 5], [9, 0], [7, 8], [1, 7], [9, 0]]
-    assert content_box(np.zeros_like(rgba), np.zeros_like(depth))[0] == (0, 0, 0, 0)
+    assert content_spans(np.zeros_like(rgba), np.zeros_like(depth)).tolist() == [[9, 0]] * 6
 
 
 def test_lru_respects_memory_bound_and_counts_hits():
