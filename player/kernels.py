@@ -507,21 +507,21 @@ _SLOTS = _slot_table()
 
 
 @njit(inline="always")
-def _slot_fx(nodes, bits, slot, n_src, jn, i_n, k, ty, recip, hw):
-    """(u, v, w, du, dv, dw, base) in fixed point of a MESH cell's row span for source ``slot``
-    (see ``_warp``; the cell's corner nodes are (jn, i_n) and k nodes on): coordinates and 1/256
-    weight in 16.16 at the span's start and their steps per pixel; a slot that is not a used
-    source: weight 0, coordinates (0, 0) of source 0."""
-    if slot >= n_src or not (bits >> slot) & 1:
-        z = np.int64(0)
-        return z, z, z, z, z, z, z
-    u0 = _row_fx(nodes, slot, 0, jn, i_n, k, ty)
-    v0 = _row_fx(nodes, slot, 1, jn, i_n, k, ty)
-    w0 = _row_fx(nodes, slot, 2, jn, i_n, k, ty)
-    du = ((_row_fx(nodes, slot, 0, jn, i_n + k, k, ty) - u0) * recip) >> 16
-    dv = ((_row_fx(nodes, slot, 1, jn, i_n + k, k, ty) - v0) * recip) >> 16
-    dw = ((_row_fx(nodes, slot, 2, jn, i_n + k, k, ty) - w0) * recip) >> 16
-    return u0, v0, w0, du, dv, dw, np.int64(slot * hw)
+def _slot_at(nodes, bits, slot, c, jn, i_n, k, ty):
+    """Node quantity c (0 = u, 1 = v, 2 = weight) of a MESH slot's source at its row span's
+    start in 16.16 (see ``_row_fx``); 0 for a slot the cell does not use (a free slot is 4)."""
+    on = (bits >> slot) & 1
+    s = slot if on else 0
+    return _row_fx(nodes, s, c, jn, i_n, k, ty) * on
+
+
+@njit(inline="always")
+def _slot_step(nodes, bits, slot, c, jn, i_n, k, ty, recip):
+    """Its step per pixel along the span in 16.16 (``recip``: 1 / the span's width); 0 for a
+    slot the cell does not use."""
+    on = (bits >> slot) & 1
+    s = slot if on else 0
+    return (((_row_fx(nodes, s, c, jn, i_n + k, k, ty) - _row_fx(nodes, s, c, jn, i_n, k, ty)) * recip) >> 16) * on
 
 
 @njit(inline="always")
@@ -579,6 +579,158 @@ def _store_fx(out32, y, x, acc):
     """Lane sums (weights in 1/256 summing to 256) -> one packed RGBA word at out32[y, x]."""
     c = ((acc + np.uint64(_HALF64)) >> np.uint64(8)) & np.uint64(_LANES64)
     out32[y, x] = np.uint32((c & np.uint64(0xFF00FF)) | ((c >> np.uint64(24)) & np.uint64(0xFF00FF00)))
+
+
+@njit(inline="always")
+def _mesh_span(flat, w_s, h_s, hw, nodes, cm, bits, r, j0, i_n, k, ty, recip, x0, x1, y, out32):
+    """Target pixels [x0, x1) of row y in a MESH or MESH_RAMP cell (corner nodes (j0, i_n) and k
+    nodes on, the row at ty in it; recip: 1 / the span's width in 16.16; bits: its sources; r:
+    a ramp's remainder source), blended into out32 (see ``_warp``).
+
+    Fixed point, so the inner loop is integer adds, shifts and multiplies: source coordinates
+    (and a ramp's weights) in 16.16 stepping along the span; bilinear and blend weights in
+    1/256, each summing to exactly 256; the four channels in 16-bit lanes of one integer
+    (``_spread``). Up to four source slots in registers, the cell's sources packed into the
+    first ones (a slot past them has weight 0 and reads source 0 at its first pixel): fixed
+    code, no per-pixel loop over a scratch array, and a cell or frame that uses fewer sources
+    taps only those. No tuples, no subarrays: see ``_warp``, step 3."""
+    n_used = _SLOTS[bits, 4]
+    sa = _SLOTS[bits, 0]
+    sb = _SLOTS[bits, 1]
+    sc = _SLOTS[bits, 2]
+    sd = _SLOTS[bits, 3]
+    ua = _slot_at(nodes, bits, sa, 0, j0, i_n, k, ty)
+    va = _slot_at(nodes, bits, sa, 1, j0, i_n, k, ty)
+    dua = _slot_step(nodes, bits, sa, 0, j0, i_n, k, ty, recip)
+    dva = _slot_step(nodes, bits, sa, 1, j0, i_n, k, ty, recip)
+    ub = _slot_at(nodes, bits, sb, 0, j0, i_n, k, ty)
+    vb = _slot_at(nodes, bits, sb, 1, j0, i_n, k, ty)
+    dub = _slot_step(nodes, bits, sb, 0, j0, i_n, k, ty, recip)
+    dvb = _slot_step(nodes, bits, sb, 1, j0, i_n, k, ty, recip)
+    uc = _slot_at(nodes, bits, sc, 0, j0, i_n, k, ty)
+    vc = _slot_at(nodes, bits, sc, 1, j0, i_n, k, ty)
+    duc = _slot_step(nodes, bits, sc, 0, j0, i_n, k, ty, recip)
+    dvc = _slot_step(nodes, bits, sc, 1, j0, i_n, k, ty, recip)
+    ud = _slot_at(nodes, bits, sd, 0, j0, i_n, k, ty)
+    vd = _slot_at(nodes, bits, sd, 1, j0, i_n, k, ty)
+    dud = _slot_step(nodes, bits, sd, 0, j0, i_n, k, ty, recip)
+    dvd = _slot_step(nodes, bits, sd, 1, j0, i_n, k, ty, recip)
+    wa0 = _slot_at(nodes, bits, sa, 2, j0, i_n, k, ty)
+    wb0 = _slot_at(nodes, bits, sb, 2, j0, i_n, k, ty)
+    wc0 = _slot_at(nodes, bits, sc, 2, j0, i_n, k, ty)
+    wd0 = _slot_at(nodes, bits, sd, 2, j0, i_n, k, ty)
+    ba = sa * hw * ((bits >> sa) & 1)
+    bb = sb * hw * ((bits >> sb) & 1)
+    bc = sc * hw * ((bits >> sc) & 1)
+    bd = sd * hw * ((bits >> sd) & 1)
+    if cm == MODE_MESH_RAMP:
+        # Weights step across the span; the remainder to 256 goes to the slot of source r (its
+        # weight is >= 1 all over the cell, so it stays >= 0). Coordinates clamped so a tap's
+        # 2x2 footprint stays inside its image.
+        dwa = _slot_step(nodes, bits, sa, 2, j0, i_n, k, ty, recip)
+        dwb = _slot_step(nodes, bits, sb, 2, j0, i_n, k, ty, recip)
+        dwc = _slot_step(nodes, bits, sc, 2, j0, i_n, k, ty, recip)
+        dwd = _slot_step(nodes, bits, sd, 2, j0, i_n, k, ty, recip)
+        umax = np.int64(((w_s - 1) << 16) - 1)
+        vmax = np.int64(((h_s - 1) << 16) - 1)
+        for x in range(x0, x1):
+            t = x - x0
+            wa_ = _ramp_w(wa0, dwa, t)
+            wb_ = _ramp_w(wb0, dwb, t)
+            wc_ = _ramp_w(wc0, dwc, t)
+            wd_ = _ramp_w(wd0, dwd, t)
+            left = 256 - wa_ - wb_ - wc_ - wd_
+            if sa == r:
+                wa_ += left
+            elif sb == r:
+                wb_ += left
+            elif sc == r:
+                wc_ += left
+            else:
+                wd_ += left
+            acc = _acc_fx(flat, w_s, ba, _clamp(ua + dua * t, umax), _clamp(va + dva * t, vmax), wa_, np.uint64(0))
+            acc = _acc_fx(flat, w_s, bb, _clamp(ub + dub * t, umax), _clamp(vb + dvb * t, vmax), wb_, acc)
+            acc = _acc_fx(flat, w_s, bc, _clamp(uc + duc * t, umax), _clamp(vc + dvc * t, vmax), wc_, acc)
+            acc = _acc_fx(flat, w_s, bd, _clamp(ud + dud * t, umax), _clamp(vd + dvd * t, vmax), wd_, acc)
+            _store_fx(out32, y, x, acc)
+        return
+    # The corners agree: constant weights (exact: the 16.16 start is a whole number).
+    wa_ = wa0 >> 16
+    wb_ = wb0 >> 16
+    wc_ = wc0 >> 16
+    wd_ = wd0 >> 16
+    # One loop per tap count: a test on the count inside one loop made 4-source frames ~30 %
+    # slower (measured side by side); 3 sources share the 4-tap loop (the 4th slot weighs 0).
+    if n_used >= 3:
+        for x in range(x0, x1):
+            t = x - x0
+            acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
+            acc = _acc_fx(flat, w_s, bb, ub + dub * t, vb + dvb * t, wb_, acc)
+            acc = _acc_fx(flat, w_s, bc, uc + duc * t, vc + dvc * t, wc_, acc)
+            acc = _acc_fx(flat, w_s, bd, ud + dud * t, vd + dvd * t, wd_, acc)
+            _store_fx(out32, y, x, acc)
+    elif n_used == 2:
+        for x in range(x0, x1):
+            t = x - x0
+            acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
+            acc = _acc_fx(flat, w_s, bb, ub + dub * t, vb + dvb * t, wb_, acc)
+            _store_fx(out32, y, x, acc)
+    else:
+        for x in range(x0, x1):
+            t = x - x0
+            acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
+            _store_fx(out32, y, x, acc)
+
+
+@njit(inline="always")
+def _mesh_row(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, y, out32):
+    """Step 3a of ``_warp`` for target row y: its EMPTY and MESH cells' pixels (PIXEL cells are
+    left to step 3b). A function of its own so a test can check that LLVM vectorises it."""
+    hw = h_s * w_s
+    fine = stride // split
+    recip_c = (65536 + stride // 2) // stride  # 1 / stride in 16.16
+    recip_f = (65536 + fine // 2) // fine
+    wn = mode.shape[1]
+    wo = out32.shape[1]
+    jc = y // stride
+    jf = y // fine
+    ty_c = (y - jc * stride) / stride  # where the row lies in a coarse cell, in a fine one
+    ty_f = (y - jf * fine) / fine
+    for ic in range(wn - 1):
+        if ic * stride >= wo:
+            break
+        n_sub = 1
+        if split == 2:
+            if mode[jc, ic] == MODE_PIXEL:
+                n_sub = 2  # a split cell: its two fine cells on this row
+        for q in range(n_sub):
+            if n_sub == 2:
+                i_n = 2 * ic + q  # the cell's left node on the node arrays
+                cm = fmode[jf, i_n]
+                bits = np.int64(fused[jf, i_n])
+                r = np.int64(frem[jf, i_n])
+                j0 = jf
+                k = 1
+                recip = recip_f
+                ty = ty_f
+            else:
+                i_n = ic * split
+                cm = mode[jc, ic]
+                bits = np.int64(used[jc, ic])
+                r = np.int64(rem[jc, ic])
+                j0 = jc * split
+                k = split
+                recip = recip_c
+                ty = ty_c
+            x0 = i_n * fine
+            if x0 >= wo:
+                break
+            x1 = min(x0 + k * fine, wo)
+            if cm == MODE_EMPTY:
+                for x in range(x0, x1):
+                    out32[y, x] = 0
+            elif cm != MODE_PIXEL:
+                _mesh_span(flat, w_s, h_s, hw, nodes, cm, bits, r, j0, i_n, k, ty, recip, x0, x1, y, out32)
 
 
 @njit(inline="always")
@@ -931,8 +1083,6 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
     out32 = out.view(np.uint32).reshape((ho, wo))  # one store per RGBA pixel
     _weights_256(src_w, (1 << n_src) - 1, vw8)
     fine = stride // split  # the fine lattice's spacing; node arrays are indexed on it
-    recip_c = (65536 + stride // 2) // stride  # 1 / stride in 16.16
-    recip_f = (65536 + fine // 2) // fine
     hn, wn = mode.shape  # the coarse lattice (every stride-th pixel)
     # Target camera -> each source camera: q = Rs^T (Rt p + Ct - Cs).
     for s in range(n_src):
@@ -1000,124 +1150,36 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 fmode[jf, i_f] = m
                 fused[jf, i_f] = bits
                 frem[jf, i_f] = r
-    # 3. Pixels, cell by cell along each row (a split cell's row crosses two fine cells). MESH
-    #    cells: source coordinates step linearly along the row span (no per-pixel projection).
-    #    PIXEL cells: one projection per pixel and source.
-    hw = h_s * w_s
+    # 3. Pixels, cell by cell along each row (a split cell's row crosses two fine cells), in two
+    #    passes. 3a: EMPTY and MESH cells, whose source coordinates step linearly along the row
+    #    span (no per-pixel projection). 3b: PIXEL cells, one projection per pixel and source.
+    #    Apart because numba marks a prange body's arrays as not aliasing one another only when
+    #    its alias analysis finds no array view, tuple or boolean copy in the body (the PIXEL
+    #    path has many); only then may LLVM vectorise the MESH loops' taps (gathers): the
+    #    whole warp of a 512 px bake then took 0.86x the time (bench/warp_ab.py). So 3a's body,
+    #    ``_mesh_row`` and ``_mesh_span``, takes no subarray and calls no helper that returns a
+    #    tuple; a test checks that it compiles to gathers.
+    for y in prange(ho):
+        _mesh_row(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, y, out32)
     for y in prange(ho):
         ay = (y + 0.5 - tgt_k[3]) / tgt_k[1]
         jc = y // stride
         jf = y // fine
-        ty_c = (y - jc * stride) / stride  # where the row lies in a coarse cell, in a fine one
-        ty_f = (y - jf * fine) / fine
         for ic in range(wn - 1):
             if ic * stride >= wo:
                 break
-            n_sub = 2 if split == 2 and mode[jc, ic] == MODE_PIXEL else 1
-            for q in range(n_sub):
-                if n_sub == 2:  # a split cell: its two fine cells on this row
-                    i_n = 2 * ic + q  # the cell's left node on the node arrays
-                    cm = fmode[jf, i_n]
-                    bits = fused[jf, i_n]
-                    r = frem[jf, i_n]
-                    j0 = jf
-                    k = 1
-                    recip = recip_f
-                    ty = ty_f
+            if mode[jc, ic] != MODE_PIXEL:
+                continue
+            for q in range(split):
+                if split == 2:  # a split cell: its fine cells that stayed PIXEL
+                    x0 = (2 * ic + q) * fine
+                    if fmode[jf, 2 * ic + q] != MODE_PIXEL:
+                        continue
                 else:
-                    i_n = ic * split
-                    cm = mode[jc, ic]
-                    bits = used[jc, ic]
-                    r = rem[jc, ic]
-                    j0 = jc * split
-                    k = split
-                    recip = recip_c
-                    ty = ty_c
-                x0 = i_n * fine
+                    x0 = ic * stride
                 if x0 >= wo:
                     break
-                x1 = min(x0 + k * fine, wo)
-                if cm == MODE_EMPTY:
-                    for x in range(x0, x1):
-                        out32[y, x] = 0
-                    continue
-                if cm == MODE_MESH or cm == MODE_MESH_RAMP:
-                    # Fixed point, so the inner loop is integer adds, shifts and multiplies: source
-                    # coordinates (and a ramp's weights) in 16.16 stepping along the span; bilinear
-                    # and blend weights in 1/256, each summing to exactly 256; the four channels in
-                    # 16-bit lanes of one integer (``_spread``).
-                    # Up to four source slots in registers, the cell's sources packed into the first
-                    # ones (a slot past them has weight 0 and reads source 0 at its first pixel):
-                    # fixed code, no per-pixel loop over a scratch array, and a cell or frame that
-                    # uses fewer sources taps only those.
-                    n_used = _SLOTS[bits, 4]
-                    sa = _SLOTS[bits, 0]
-                    sb = _SLOTS[bits, 1]
-                    sc = _SLOTS[bits, 2]
-                    sd = _SLOTS[bits, 3]
-                    ua, va, wa0, dua, dva, dwa, ba = _slot_fx(nodes, bits, sa, n_src, j0, i_n, k, ty, recip, hw)
-                    ub, vb, wb0, dub, dvb, dwb, bb = _slot_fx(nodes, bits, sb, n_src, j0, i_n, k, ty, recip, hw)
-                    uc, vc, wc0, duc, dvc, dwc, bc = _slot_fx(nodes, bits, sc, n_src, j0, i_n, k, ty, recip, hw)
-                    ud, vd, wd0, dud, dvd, dwd, bd = _slot_fx(nodes, bits, sd, n_src, j0, i_n, k, ty, recip, hw)
-                    if cm == MODE_MESH_RAMP:
-                        # Weights step across the span; the remainder to 256 goes to the slot of
-                        # source rem (its weight is >= 1 all over the cell, so it stays >= 0).
-                        # Coordinates clamped so a tap's 2x2 footprint stays inside its image.
-                        umax = np.int64(((w_s - 1) << 16) - 1)
-                        vmax = np.int64(((h_s - 1) << 16) - 1)
-                        for x in range(x0, x1):
-                            t = x - x0
-                            wa_ = _ramp_w(wa0, dwa, t)
-                            wb_ = _ramp_w(wb0, dwb, t)
-                            wc_ = _ramp_w(wc0, dwc, t)
-                            wd_ = _ramp_w(wd0, dwd, t)
-                            left = 256 - wa_ - wb_ - wc_ - wd_
-                            if sa == r:
-                                wa_ += left
-                            elif sb == r:
-                                wb_ += left
-                            elif sc == r:
-                                wc_ += left
-                            else:
-                                wd_ += left
-                            acc = _acc_fx(flat, w_s, ba, _clamp(ua + dua * t, umax), _clamp(va + dva * t, vmax),
-                                          wa_, np.uint64(0))
-                            acc = _acc_fx(flat, w_s, bb, _clamp(ub + dub * t, umax),
-                                          _clamp(vb + dvb * t, vmax), wb_, acc)
-                            acc = _acc_fx(flat, w_s, bc, _clamp(uc + duc * t, umax),
-                                          _clamp(vc + dvc * t, vmax), wc_, acc)
-                            acc = _acc_fx(flat, w_s, bd, _clamp(ud + dud * t, umax),
-                                          _clamp(vd + dvd * t, vmax), wd_, acc)
-                            _store_fx(out32, y, x, acc)
-                        continue
-                    # The corners agree: constant weights (exact: the 16.16 start is a whole number).
-                    wa_ = wa0 >> 16
-                    wb_ = wb0 >> 16
-                    wc_ = wc0 >> 16
-                    wd_ = wd0 >> 16
-                    # One loop per tap count: a test on the count inside one loop made 4-source
-                    # frames ~30 % slower (measured side by side); 3 sources share the 4-tap loop
-                    # (the 4th slot weighs 0).
-                    if n_used >= 3:
-                        for x in range(x0, x1):
-                            t = x - x0
-                            acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
-                            acc = _acc_fx(flat, w_s, bb, ub + dub * t, vb + dvb * t, wb_, acc)
-                            acc = _acc_fx(flat, w_s, bc, uc + duc * t, vc + dvc * t, wc_, acc)
-                            acc = _acc_fx(flat, w_s, bd, ud + dud * t, vd + dvd * t, wd_, acc)
-                            _store_fx(out32, y, x, acc)
-                    elif n_used == 2:
-                        for x in range(x0, x1):
-                            t = x - x0
-                            acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
-                            acc = _acc_fx(flat, w_s, bb, ub + dub * t, vb + dvb * t, wb_, acc)
-                            _store_fx(out32, y, x, acc)
-                    else:
-                        for x in range(x0, x1):
-                            t = x - x0
-                            acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
-                            _store_fx(out32, y, x, acc)
-                    continue
+                x1 = min(x0 + fine, wo)
                 for x in range(x0, x1):
                     a0 = 0.0
                     a1 = 0.0

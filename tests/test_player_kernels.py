@@ -287,6 +287,44 @@ def test_splat_and_warp_match_twins(stride, zoom, zstride, size):
         assert close[px].mean() > 0.99, close[px].mean()
 
 
+
+def test_mesh_pass_is_vectorised_and_renders_the_warps_mesh_cells():
+    # Step 3a of the warp (EMPTY and MESH cells) is fast only while LLVM vectorises its taps, and
+    # that depends on numba finding no alias in the prange body (see ``_warp``, step 3): a tuple
+    # or subarray added to ``_mesh_row`` silently makes it ~2x slower. A prange over it, as in
+    # ``_warp``, must compile to vector gathers and draw exactly the warp's EMPTY and MESH pixels.
+    import llvmlite.binding as llvm
+    from numba import njit, prange
+    if not llvm.get_host_cpu_features().get("avx2", False):
+        pytest.skip("no AVX2 gathers on this CPU")
+
+    @njit(parallel=True)
+    def mesh_pass(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, out32):
+        for y in prange(out32.shape[0]):
+            K._mesh_row(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, y, out32)
+
+    size, stride = 96, 8
+    intr, tintr, rgba, depth, w, src, tgt, _ = _setup(size=size, stride=stride, fov=40.0)
+    coarse = np.zeros((2, 24, 24), np.float32)
+    K.splat_depth(depth, w, src, tgt, 4, 1, coarse)
+    sc = K.warp_scratch(4, (size, size), stride)
+    out8 = np.zeros((size, size, 4), np.uint8)
+    K.warp(rgba, depth, w, src, tgt, coarse, stride, out8, scratch=sc, zstride=4)
+    mine = np.full((size, size), 7, np.uint32)  # a PIXEL pixel keeps this
+    mesh_pass(np.ascontiguousarray(rgba).view(np.uint32).reshape(-1), size, size, sc.nodes, sc.mode, sc.used,
+              sc.rem, sc.fmode, sc.fused, sc.frem, stride, sc.split, mine)
+    fine = stride // sc.split
+    pixel = np.kron(sc.mode[:-1, :-1] == K.MODE_PIXEL, np.ones((sc.split, sc.split), bool)) \
+        & (sc.fmode[:-1, :-1] == K.MODE_PIXEL)
+    pixel = np.kron(pixel, np.ones((fine, fine), bool))[:size, :size]
+    meshy = np.kron(sc.mode[:-1, :-1] >= K.MODE_MESH, np.ones((stride, stride), bool))[:size, :size]
+    assert pixel.sum() >= 64 and meshy.sum() >= 20 * stride * stride, (pixel.sum(), meshy.sum())
+    assert (mine[pixel] == 7).all()
+    np.testing.assert_array_equal(mine[~pixel], out8.view(np.uint32)[..., 0][~pixel])
+    asm = mesh_pass.inspect_asm(mesh_pass.signatures[0])
+    assert "gather" in asm, "step 3a of the warp is no longer vectorised"
+
+
 @pytest.mark.parametrize("target", [(3.0, -2.0), (-7.0, 5.0)])
 def test_split_cells_render_as_the_half_stride_lattice(target):
     # A split frame is the stride-8 frame outside its PIXEL cells and, inside them, exactly the
