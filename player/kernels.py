@@ -696,6 +696,9 @@ def _mesh_row(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride
     jf = y // fine
     ty_c = (y - jc * stride) / stride  # where the row lies in a coarse cell, in a fine one
     ty_f = (y - jf * fine) / fine
+    # EMPTY cells are cleared a run at a time: one loop (a memset) per run instead of one per
+    # cell; e0 is where the current run of them starts (-1: none open).
+    e0 = -1
     for ic in range(wn - 1):
         if ic * stride >= wo:
             break
@@ -727,10 +730,18 @@ def _mesh_row(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride
                 break
             x1 = min(x0 + k * fine, wo)
             if cm == MODE_EMPTY:
-                for x in range(x0, x1):
+                if e0 < 0:
+                    e0 = x0
+                continue
+            if e0 >= 0:
+                for x in range(e0, x0):
                     out32[y, x] = 0
-            elif cm != MODE_PIXEL:
+                e0 = -1
+            if cm != MODE_PIXEL:
                 _mesh_span(flat, w_s, h_s, hw, nodes, cm, bits, r, j0, i_n, k, ty, recip, x0, x1, y, out32)
+    if e0 >= 0:
+        for x in range(e0, wo):
+            out32[y, x] = 0
 
 
 @njit(inline="always")
