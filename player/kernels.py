@@ -516,12 +516,12 @@ def _slot_at(nodes, bits, slot, c, jn, i_n, k, ty):
 
 
 @njit(inline="always")
-def _slot_step(nodes, bits, slot, c, jn, i_n, k, ty, recip):
-    """Its step per pixel along the span in 16.16 (``recip``: 1 / the span's width); 0 for a
-    slot the cell does not use."""
+def _slot_step(nodes, bits, slot, c, jn, i_n, k, ty, recip, start):
+    """Its step per pixel along the span in 16.16, from its value at the span's start
+    (``_slot_at``; ``recip``: 1 / the span's width); 0 for a slot the cell does not use."""
     on = (bits >> slot) & 1
     s = slot if on else 0
-    return (((_row_fx(nodes, s, c, jn, i_n + k, k, ty) - _row_fx(nodes, s, c, jn, i_n, k, ty)) * recip) >> 16) * on
+    return (((_row_fx(nodes, s, c, jn, i_n + k, k, ty) * on - start) * recip) >> 16)
 
 
 @njit(inline="always")
@@ -601,20 +601,20 @@ def _mesh_span(flat, w_s, h_s, hw, nodes, cm, bits, r, j0, i_n, k, ty, recip, x0
     sd = _SLOTS[bits, 3]
     ua = _slot_at(nodes, bits, sa, 0, j0, i_n, k, ty)
     va = _slot_at(nodes, bits, sa, 1, j0, i_n, k, ty)
-    dua = _slot_step(nodes, bits, sa, 0, j0, i_n, k, ty, recip)
-    dva = _slot_step(nodes, bits, sa, 1, j0, i_n, k, ty, recip)
+    dua = _slot_step(nodes, bits, sa, 0, j0, i_n, k, ty, recip, ua)
+    dva = _slot_step(nodes, bits, sa, 1, j0, i_n, k, ty, recip, va)
     ub = _slot_at(nodes, bits, sb, 0, j0, i_n, k, ty)
     vb = _slot_at(nodes, bits, sb, 1, j0, i_n, k, ty)
-    dub = _slot_step(nodes, bits, sb, 0, j0, i_n, k, ty, recip)
-    dvb = _slot_step(nodes, bits, sb, 1, j0, i_n, k, ty, recip)
+    dub = _slot_step(nodes, bits, sb, 0, j0, i_n, k, ty, recip, ub)
+    dvb = _slot_step(nodes, bits, sb, 1, j0, i_n, k, ty, recip, vb)
     uc = _slot_at(nodes, bits, sc, 0, j0, i_n, k, ty)
     vc = _slot_at(nodes, bits, sc, 1, j0, i_n, k, ty)
-    duc = _slot_step(nodes, bits, sc, 0, j0, i_n, k, ty, recip)
-    dvc = _slot_step(nodes, bits, sc, 1, j0, i_n, k, ty, recip)
+    duc = _slot_step(nodes, bits, sc, 0, j0, i_n, k, ty, recip, uc)
+    dvc = _slot_step(nodes, bits, sc, 1, j0, i_n, k, ty, recip, vc)
     ud = _slot_at(nodes, bits, sd, 0, j0, i_n, k, ty)
     vd = _slot_at(nodes, bits, sd, 1, j0, i_n, k, ty)
-    dud = _slot_step(nodes, bits, sd, 0, j0, i_n, k, ty, recip)
-    dvd = _slot_step(nodes, bits, sd, 1, j0, i_n, k, ty, recip)
+    dud = _slot_step(nodes, bits, sd, 0, j0, i_n, k, ty, recip, ud)
+    dvd = _slot_step(nodes, bits, sd, 1, j0, i_n, k, ty, recip, vd)
     wa0 = _slot_at(nodes, bits, sa, 2, j0, i_n, k, ty)
     wb0 = _slot_at(nodes, bits, sb, 2, j0, i_n, k, ty)
     wc0 = _slot_at(nodes, bits, sc, 2, j0, i_n, k, ty)
@@ -627,10 +627,10 @@ def _mesh_span(flat, w_s, h_s, hw, nodes, cm, bits, r, j0, i_n, k, ty, recip, x0
         # Weights step across the span; the remainder to 256 goes to the slot of source r (its
         # weight is >= 1 all over the cell, so it stays >= 0). Coordinates clamped so a tap's
         # 2x2 footprint stays inside its image.
-        dwa = _slot_step(nodes, bits, sa, 2, j0, i_n, k, ty, recip)
-        dwb = _slot_step(nodes, bits, sb, 2, j0, i_n, k, ty, recip)
-        dwc = _slot_step(nodes, bits, sc, 2, j0, i_n, k, ty, recip)
-        dwd = _slot_step(nodes, bits, sd, 2, j0, i_n, k, ty, recip)
+        dwa = _slot_step(nodes, bits, sa, 2, j0, i_n, k, ty, recip, wa0)
+        dwb = _slot_step(nodes, bits, sb, 2, j0, i_n, k, ty, recip, wb0)
+        dwc = _slot_step(nodes, bits, sc, 2, j0, i_n, k, ty, recip, wc0)
+        dwd = _slot_step(nodes, bits, sd, 2, j0, i_n, k, ty, recip, wd0)
         umax = np.int64(((w_s - 1) << 16) - 1)
         vmax = np.int64(((h_s - 1) << 16) - 1)
         for x in range(x0, x1):
