@@ -50,7 +50,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import config, get_thread_id, njit, prange
 
 from formats.p4d import depth_sample_index
 
@@ -917,36 +917,361 @@ def _project(src_depth, src_k, ms, os_, s, ax, ay, z, ztol):
     return u, v, vis, 2
 
 
+# Step 3b's per-pixel state between its stages, rows of ``WarpScratch.pgeo[thread]``: the depth,
+# and flags (1: a rim pixel, whose coarse depth is an extrapolation; 2: still refining).
+_PG_Z, _PG_FLAGS = 0, 1
+
+
 @njit(inline="always")
-def _sample(src32, s, u, v):
-    """Bilinear RGBA (0..255 floats) of source s at continuous pixel (u, v), clamped.
-    src32 uint32 [S, H, W]: each RGBA pixel as one little-endian word (one load per tap)."""
-    h, w = src32.shape[1], src32.shape[2]
-    fu = np.floor(u)
-    fv = np.floor(v)
-    i0 = int(fu)
-    j0 = int(fv)
-    tu = u - fu
-    tv = v - fv
-    i0c = min(max(i0, 0), w - 1)
-    i1c = min(max(i0 + 1, 0), w - 1)
-    j0c = min(max(j0, 0), h - 1)
-    j1c = min(max(j0 + 1, 0), h - 1)
-    w00 = (1 - tu) * (1 - tv)
-    w01 = tu * (1 - tv)
-    w10 = (1 - tu) * tv
-    w11 = tu * tv
-    p00 = src32[s, j0c, i0c]
-    p01 = src32[s, j0c, i1c]
-    p10 = src32[s, j1c, i0c]
-    p11 = src32[s, j1c, i1c]
-    c0 = w00 * (p00 & 255) + w01 * (p01 & 255) + w10 * (p10 & 255) + w11 * (p11 & 255)
-    c1 = (w00 * ((p00 >> 8) & 255) + w01 * ((p01 >> 8) & 255)
-          + w10 * ((p10 >> 8) & 255) + w11 * ((p11 >> 8) & 255))
-    c2 = (w00 * ((p00 >> 16) & 255) + w01 * ((p01 >> 16) & 255)
-          + w10 * ((p10 >> 16) & 255) + w11 * ((p11 >> 16) & 255))
-    c3 = w00 * (p00 >> 24) + w01 * (p01 >> 24) + w10 * (p10 >> 24) + w11 * (p11 >> 24)
-    return c0, c1, c2, c3
+def _ray(tgt_k, x, y, axis):
+    """Target ray (ax, ay, 1) through pixel (x, y): its x (axis 0) or y (axis 1) component."""
+    return (x + 0.5 - tgt_k[2]) / tgt_k[0] if axis == 0 else (y + 0.5 - tgt_k[3]) / tgt_k[1]
+
+
+@njit(inline="always")
+def _ref_qz(ref, geo, ax, ay, z):
+    """The point at z-depth z on the target ray (ax, ay, 1): its own depth in the reference view."""
+    return z * (geo[ref, 2, 0] * ax + geo[ref, 2, 1] * ay + geo[ref, 2, 2]) + geo[ref, 3, 2]
+
+
+@njit(inline="always")
+def _under_ref(dflat, hw, h_s, w_s, ref, src_k, geo, ax, ay, z):
+    """The reference view's depth under that point (``_depth_under`` without a tuple; -1 where the
+    point is behind the view or outside its image)."""
+    qx = z * (geo[ref, 0, 0] * ax + geo[ref, 0, 1] * ay + geo[ref, 0, 2]) + geo[ref, 3, 0]
+    qy = z * (geo[ref, 1, 0] * ax + geo[ref, 1, 1] * ay + geo[ref, 1, 2]) + geo[ref, 3, 1]
+    qz = _ref_qz(ref, geo, ax, ay, z)
+    front = qz > 1e-6
+    qs = qz if front else 1.0
+    fi = np.floor(src_k[ref, 0] * qx / qs + src_k[ref, 2])
+    fj = np.floor(src_k[ref, 1] * qy / qs + src_k[ref, 3])
+    inside = front & (fi >= 0) & (fj >= 0) & (fi < w_s) & (fj < h_s)
+    i = np.uint64(min(max(fi, 0.0), w_s - 1.0))
+    j = np.uint64(min(max(fj, 0.0), h_s - 1.0))
+    d = np.float64(dflat[np.uint64(ref * hw) + j * np.uint64(w_s) + i])
+    return d if inside else -1.0
+
+
+@njit(inline="always")
+def _ref_residual(dflat, hw, h_s, w_s, ref, src_k, geo, ax, ay, z):
+    """``_residual`` on the reference view: |its depth there - the point's| / the point's; 1
+    where it sees nothing there."""
+    d = _under_ref(dflat, hw, h_s, w_s, ref, src_k, geo, ax, ay, z)
+    qz = _ref_qz(ref, geo, ax, ay, z)
+    return abs(d - qz) / qz if d > 0 else 1.0
+
+
+@njit(inline="always")
+def _tap_word(flat, base, h_s, w_s, fu, fv, dj, di):
+    """The RGBA word of the bilinear footprint's tap (dj, di) in {0, 1}^2, its top-left pixel at
+    column fu, row fv (floats), each clamped to the image."""
+    i = np.uint64(min(max(fu + di, 0.0), w_s - 1.0))
+    j = np.uint64(min(max(fv + dj, 0.0), h_s - 1.0))
+    return flat[base + j * np.uint64(w_s) + i]
+
+
+@njit(inline="always")
+def _channel(p00, p01, p10, p11, w00, w01, w10, w11, c):
+    """Bilinear value (0..255 float) of channel c of four RGBA words."""
+    sh = np.uint32(8 * c)
+    m = np.uint32(255)
+    return (w00 * ((p00 >> sh) & m) + w01 * ((p01 >> sh) & m) + w10 * ((p10 >> sh) & m)
+            + w11 * ((p11 >> sh) & m))
+
+
+@njit(inline="always")
+def _pixels_depth(n, t, pts, pg, zb, zstride, disc, ref, dflat, h_s, w_s, src_k, geo, tgt_k):
+    """Step 3b, stage 1 (``_pixel_batch``): the coarse depth (``_target_depth``); where the
+    reference view sees nothing at a rim pixel's point, background; at a depth edge, the candidate
+    it agrees with (``_pixel_depth``)."""
+    hc, wc = zb.shape
+    hw = h_s * w_s
+    rf = max(ref, 0)
+    for i in range(n):
+        x = pts[t, 0, i]
+        y = pts[t, 1, i]
+        ax = _ray(tgt_k, x, y, 0)
+        ay = _ray(tgt_k, x, y, 1)
+        cu = (x + 0.5) / zstride - 0.5
+        cv = (y + 0.5) / zstride - 0.5
+        fu = np.floor(cu)
+        fv = np.floor(cv)
+        tu = cu - fu
+        tv = cv - fv
+        i0 = np.uint64(min(max(fu, 0.0), wc - 1.0))
+        i1 = np.uint64(min(max(fu + 1.0, 0.0), wc - 1.0))
+        j0 = np.uint64(min(max(fv, 0.0), hc - 1.0))
+        j1 = np.uint64(min(max(fv + 1.0, 0.0), hc - 1.0))
+        z00 = np.float64(zb[j0, i0])
+        z01 = np.float64(zb[j0, i1])
+        z10 = np.float64(zb[j1, i0])
+        z11 = np.float64(zb[j1, i1])
+        zmax = max(max(max(z00, z01), max(z10, z11)), 0.0)
+        zmin = min(min(z00 if z00 > 0 else 1e30, z01 if z01 > 0 else 1e30),
+                   min(z10 if z10 > 0 else 1e30, z11 if z11 > 0 else 1e30))
+        has = zmax > 0
+        full = (z00 > 0) & (z01 > 0) & (z10 > 0) & (z11 > 0)
+        edge = zmax - zmin > disc * zmin
+        bil = (1 - tv) * ((1 - tu) * z00 + tu * z01) + tv * ((1 - tu) * z10 + tu * z11)
+        z = zmin if edge else (bil if full else zmin)
+        z = z if has else 0.0
+        zfar = zmax if has & edge else 0.0
+        rim = 0.0 if full else (1.0 if has else 0.0)
+        miss = (rim > 0) & (_under_ref(dflat, hw, h_s, w_s, rf, src_k, geo, ax, ay, z) == 0)
+        far = (ref >= 0) & (zfar > z) & (_ref_residual(dflat, hw, h_s, w_s, rf, src_k, geo, ax, ay, zfar)
+                            < _ref_residual(dflat, hw, h_s, w_s, rf, src_k, geo, ax, ay, z))
+        z = zfar if far else z
+        pg[t, _PG_Z, i] = z if ref < 0 else (0.0 if miss else z)
+        pg[t, _PG_FLAGS, i] = rim + 2.0
+
+
+
+@njit(inline="always")
+def _pixels_refine(n, t, pts, pg, disc, ref, dflat, h_s, w_s, src_k, geo, tgt_k):
+    """Step 3b, stage 2 (``_pixel_batch``): one refinement step of the depth on the reference
+    view's depth (``_pixel_depth``); a pixel's first refused step ends its refinement (flag 2 off)."""
+    hw = h_s * w_s
+    rf = max(ref, 0)
+    for i in range(n):
+        x = pts[t, 0, i]
+        y = pts[t, 1, i]
+        ax = _ray(tgt_k, x, y, 0)
+        ay = _ray(tgt_k, x, y, 1)
+        z = pg[t, _PG_Z, i]
+        flags = pg[t, _PG_FLAGS, i]
+        gx = geo[rf, 0, 0] * ax + geo[rf, 0, 1] * ay + geo[rf, 0, 2]
+        gy = geo[rf, 1, 0] * ax + geo[rf, 1, 1] * ay + geo[rf, 1, 2]
+        gz = geo[rf, 2, 0] * ax + geo[rf, 2, 1] * ay + geo[rf, 2, 2]
+        qz = z * gz + geo[rf, 3, 2]
+        ok = (flags >= 2) & (z > 0) & (qz > 1e-6) & (gz > 1e-6)
+        qs = qz if ok else 1.0
+        u = src_k[rf, 0] * (z * gx + geo[rf, 3, 0]) / qs + src_k[rf, 2] - 0.5
+        v = src_k[rf, 1] * (z * gy + geo[rf, 3, 1]) / qs + src_k[rf, 3] - 0.5
+        fu = np.floor(u)
+        fv = np.floor(v)
+        ok = ok & (fu >= 0) & (fv >= 0) & (fu + 1 < w_s) & (fv + 1 < h_s)
+        a = (np.uint64(rf * hw) + np.uint64(min(max(fv, 0.0), h_s - 2.0)) * np.uint64(w_s)
+             + np.uint64(min(max(fu, 0.0), w_s - 2.0)))
+        d00 = np.float64(dflat[a])
+        d01 = np.float64(dflat[a + np.uint64(1)])
+        d10 = np.float64(dflat[a + np.uint64(w_s)])
+        d11 = np.float64(dflat[a + np.uint64(w_s + 1)])
+        tu = u - fu
+        tv = v - fv
+        w00 = (1 - tv) * (1 - tu) if d00 > 0 else 0.0
+        w01 = (1 - tv) * tu if d01 > 0 else 0.0
+        w10 = tv * (1 - tu) if d10 > 0 else 0.0
+        w11 = tv * tu if d11 > 0 else 0.0
+        wsum = w00 + w01 + w10 + w11
+        ok = ok & (wsum >= 1e-6)
+        ds = (w00 * d00 + w01 * d01 + w10 * d10 + w11 * d11) / (wsum if ok else 1.0)
+        zn = (ds - geo[rf, 3, 2]) / (gz if ok else 1.0)
+        ok = ok & (abs(zn - z) <= disc * z)
+        pg[t, _PG_Z, i] = zn if ok else z
+        pg[t, _PG_FLAGS, i] = flags if ok else (flags - 2.0 if flags >= 2.0 else flags)
+
+
+
+@njit(inline="always")
+def _pixels_blend(n, t, pts, pg, disc, ref, ztol, dflat, flat, h_s, w_s, src_w, src_k, geo, tgt_k, out32):
+    """Step 3b, stage 3 (``_pixel_batch``): a rim pixel extrapolated past the silhouette and not
+    on the reference view's surface is background; then each source's weight and sample, and
+    the blend after the z-test, else the hole fill's, else transparent.
+
+    The four sources are written out as slots 0-3 (a slot past the sources weighs 0, and reads
+    source 0): a loop over them inside the pixels' loop stayed a loop, and the pixels' loop was
+    then not vectorised; a helper per quantity instead took numba minutes to compile. The sums
+    run in slot order, as the scalar path's loop over sources added them."""
+    hw = h_s * w_s
+    n_src = src_w.shape[0]
+    rf = max(ref, 0)
+    s0 = 0
+    s1 = min(1, n_src - 1)
+    s2 = min(2, n_src - 1)
+    s3 = min(3, n_src - 1)
+    w0 = np.float64(src_w[s0])
+    w1 = np.float64(src_w[s1]) if n_src > 1 else 0.0
+    w2 = np.float64(src_w[s2]) if n_src > 2 else 0.0
+    w3 = np.float64(src_w[s3]) if n_src > 3 else 0.0
+    b0 = np.uint64(s0 * hw)
+    b1 = np.uint64(s1 * hw)
+    b2 = np.uint64(s2 * hw)
+    b3 = np.uint64(s3 * hw)
+    for i in range(n):
+        x = pts[t, 0, i]
+        y = pts[t, 1, i]
+        ax = _ray(tgt_k, x, y, 0)
+        ay = _ray(tgt_k, x, y, 1)
+        z = pg[t, _PG_Z, i]
+        d = _under_ref(dflat, hw, h_s, w_s, rf, src_k, geo, ax, ay, z)
+        qr = _ref_qz(rf, geo, ax, ay, z)
+        flags = pg[t, _PG_FLAGS, i]
+        miss = ((flags == 1.0) | (flags == 3.0)) & (d >= 0) & ((d == 0) | (abs(d - qr) > disc * qr))
+        z = 0.0 if miss & (ref >= 0) else z
+        px = ax * z
+        py = ay * z
+        # Slot 0: project (``_project``), soft z-test at the nearest pixel, bilinear taps.
+        qz0 = geo[s0, 2, 0] * px + geo[s0, 2, 1] * py + geo[s0, 2, 2] * z + geo[s0, 3, 2]
+        fr0 = qz0 > 1e-6
+        iz0 = 1.0 / (qz0 if fr0 else 1.0)
+        u0 = src_k[s0, 0] * (geo[s0, 0, 0] * px + geo[s0, 0, 1] * py + geo[s0, 0, 2] * z + geo[s0, 3, 0]) * iz0 \
+            + src_k[s0, 2] - 0.5
+        v0 = src_k[s0, 1] * (geo[s0, 1, 0] * px + geo[s0, 1, 1] * py + geo[s0, 1, 2] * z + geo[s0, 3, 1]) * iz0 \
+            + src_k[s0, 3] - 0.5
+        on0 = (w0 > 0) & (z > 0) & fr0 & (u0 >= -1.0) & (v0 >= -1.0) & (u0 <= w_s) & (v0 <= h_s)
+        u0 = u0 if on0 else 0.0
+        v0 = v0 if on0 else 0.0
+        d0 = np.float64(dflat[b0 + np.uint64(min(max(np.int64(v0 + 0.5), 0), h_s - 1)) * np.uint64(w_s)
+                              + np.uint64(min(max(np.int64(u0 + 0.5), 0), w_s - 1))])
+        ex0 = qz0 / (d0 if d0 > 0 else 1.0) - 1.0 - ztol
+        vis0 = max(0.0, 1.0 - ex0 / ztol) if (d0 > 0) & (ex0 > 0) else 1.0
+        pa0 = w0 if on0 else 0.0
+        pv0 = w0 * vis0 if on0 else 0.0
+        fu0 = np.floor(u0)
+        fv0 = np.floor(v0)
+        tu0 = u0 - fu0
+        tv0 = v0 - fv0
+        p00_0 = _tap_word(flat, b0, h_s, w_s, fu0, fv0, 0, 0)
+        p01_0 = _tap_word(flat, b0, h_s, w_s, fu0, fv0, 0, 1)
+        p10_0 = _tap_word(flat, b0, h_s, w_s, fu0, fv0, 1, 0)
+        p11_0 = _tap_word(flat, b0, h_s, w_s, fu0, fv0, 1, 1)
+        w00_0 = (1 - tu0) * (1 - tv0)
+        w01_0 = tu0 * (1 - tv0)
+        w10_0 = (1 - tu0) * tv0
+        w11_0 = tu0 * tv0
+        c0_0 = _channel(p00_0, p01_0, p10_0, p11_0, w00_0, w01_0, w10_0, w11_0, 0)
+        c1_0 = _channel(p00_0, p01_0, p10_0, p11_0, w00_0, w01_0, w10_0, w11_0, 1)
+        c2_0 = _channel(p00_0, p01_0, p10_0, p11_0, w00_0, w01_0, w10_0, w11_0, 2)
+        c3_0 = _channel(p00_0, p01_0, p10_0, p11_0, w00_0, w01_0, w10_0, w11_0, 3)
+        # Slot 1: project (``_project``), soft z-test at the nearest pixel, bilinear taps.
+        qz1 = geo[s1, 2, 0] * px + geo[s1, 2, 1] * py + geo[s1, 2, 2] * z + geo[s1, 3, 2]
+        fr1 = qz1 > 1e-6
+        iz1 = 1.0 / (qz1 if fr1 else 1.0)
+        u1 = src_k[s1, 0] * (geo[s1, 0, 0] * px + geo[s1, 0, 1] * py + geo[s1, 0, 2] * z + geo[s1, 3, 0]) * iz1 \
+            + src_k[s1, 2] - 0.5
+        v1 = src_k[s1, 1] * (geo[s1, 1, 0] * px + geo[s1, 1, 1] * py + geo[s1, 1, 2] * z + geo[s1, 3, 1]) * iz1 \
+            + src_k[s1, 3] - 0.5
+        on1 = (w1 > 0) & (z > 0) & fr1 & (u1 >= -1.0) & (v1 >= -1.0) & (u1 <= w_s) & (v1 <= h_s)
+        u1 = u1 if on1 else 0.0
+        v1 = v1 if on1 else 0.0
+        d1 = np.float64(dflat[b1 + np.uint64(min(max(np.int64(v1 + 0.5), 0), h_s - 1)) * np.uint64(w_s)
+                              + np.uint64(min(max(np.int64(u1 + 0.5), 0), w_s - 1))])
+        ex1 = qz1 / (d1 if d1 > 0 else 1.0) - 1.0 - ztol
+        vis1 = max(0.0, 1.0 - ex1 / ztol) if (d1 > 0) & (ex1 > 0) else 1.0
+        pa1 = w1 if on1 else 0.0
+        pv1 = w1 * vis1 if on1 else 0.0
+        fu1 = np.floor(u1)
+        fv1 = np.floor(v1)
+        tu1 = u1 - fu1
+        tv1 = v1 - fv1
+        p00_1 = _tap_word(flat, b1, h_s, w_s, fu1, fv1, 0, 0)
+        p01_1 = _tap_word(flat, b1, h_s, w_s, fu1, fv1, 0, 1)
+        p10_1 = _tap_word(flat, b1, h_s, w_s, fu1, fv1, 1, 0)
+        p11_1 = _tap_word(flat, b1, h_s, w_s, fu1, fv1, 1, 1)
+        w00_1 = (1 - tu1) * (1 - tv1)
+        w01_1 = tu1 * (1 - tv1)
+        w10_1 = (1 - tu1) * tv1
+        w11_1 = tu1 * tv1
+        c0_1 = _channel(p00_1, p01_1, p10_1, p11_1, w00_1, w01_1, w10_1, w11_1, 0)
+        c1_1 = _channel(p00_1, p01_1, p10_1, p11_1, w00_1, w01_1, w10_1, w11_1, 1)
+        c2_1 = _channel(p00_1, p01_1, p10_1, p11_1, w00_1, w01_1, w10_1, w11_1, 2)
+        c3_1 = _channel(p00_1, p01_1, p10_1, p11_1, w00_1, w01_1, w10_1, w11_1, 3)
+        # Slot 2: project (``_project``), soft z-test at the nearest pixel, bilinear taps.
+        qz2 = geo[s2, 2, 0] * px + geo[s2, 2, 1] * py + geo[s2, 2, 2] * z + geo[s2, 3, 2]
+        fr2 = qz2 > 1e-6
+        iz2 = 1.0 / (qz2 if fr2 else 1.0)
+        u2 = src_k[s2, 0] * (geo[s2, 0, 0] * px + geo[s2, 0, 1] * py + geo[s2, 0, 2] * z + geo[s2, 3, 0]) * iz2 \
+            + src_k[s2, 2] - 0.5
+        v2 = src_k[s2, 1] * (geo[s2, 1, 0] * px + geo[s2, 1, 1] * py + geo[s2, 1, 2] * z + geo[s2, 3, 1]) * iz2 \
+            + src_k[s2, 3] - 0.5
+        on2 = (w2 > 0) & (z > 0) & fr2 & (u2 >= -1.0) & (v2 >= -1.0) & (u2 <= w_s) & (v2 <= h_s)
+        u2 = u2 if on2 else 0.0
+        v2 = v2 if on2 else 0.0
+        d2 = np.float64(dflat[b2 + np.uint64(min(max(np.int64(v2 + 0.5), 0), h_s - 1)) * np.uint64(w_s)
+                              + np.uint64(min(max(np.int64(u2 + 0.5), 0), w_s - 1))])
+        ex2 = qz2 / (d2 if d2 > 0 else 1.0) - 1.0 - ztol
+        vis2 = max(0.0, 1.0 - ex2 / ztol) if (d2 > 0) & (ex2 > 0) else 1.0
+        pa2 = w2 if on2 else 0.0
+        pv2 = w2 * vis2 if on2 else 0.0
+        fu2 = np.floor(u2)
+        fv2 = np.floor(v2)
+        tu2 = u2 - fu2
+        tv2 = v2 - fv2
+        p00_2 = _tap_word(flat, b2, h_s, w_s, fu2, fv2, 0, 0)
+        p01_2 = _tap_word(flat, b2, h_s, w_s, fu2, fv2, 0, 1)
+        p10_2 = _tap_word(flat, b2, h_s, w_s, fu2, fv2, 1, 0)
+        p11_2 = _tap_word(flat, b2, h_s, w_s, fu2, fv2, 1, 1)
+        w00_2 = (1 - tu2) * (1 - tv2)
+        w01_2 = tu2 * (1 - tv2)
+        w10_2 = (1 - tu2) * tv2
+        w11_2 = tu2 * tv2
+        c0_2 = _channel(p00_2, p01_2, p10_2, p11_2, w00_2, w01_2, w10_2, w11_2, 0)
+        c1_2 = _channel(p00_2, p01_2, p10_2, p11_2, w00_2, w01_2, w10_2, w11_2, 1)
+        c2_2 = _channel(p00_2, p01_2, p10_2, p11_2, w00_2, w01_2, w10_2, w11_2, 2)
+        c3_2 = _channel(p00_2, p01_2, p10_2, p11_2, w00_2, w01_2, w10_2, w11_2, 3)
+        # Slot 3: project (``_project``), soft z-test at the nearest pixel, bilinear taps.
+        qz3 = geo[s3, 2, 0] * px + geo[s3, 2, 1] * py + geo[s3, 2, 2] * z + geo[s3, 3, 2]
+        fr3 = qz3 > 1e-6
+        iz3 = 1.0 / (qz3 if fr3 else 1.0)
+        u3 = src_k[s3, 0] * (geo[s3, 0, 0] * px + geo[s3, 0, 1] * py + geo[s3, 0, 2] * z + geo[s3, 3, 0]) * iz3 \
+            + src_k[s3, 2] - 0.5
+        v3 = src_k[s3, 1] * (geo[s3, 1, 0] * px + geo[s3, 1, 1] * py + geo[s3, 1, 2] * z + geo[s3, 3, 1]) * iz3 \
+            + src_k[s3, 3] - 0.5
+        on3 = (w3 > 0) & (z > 0) & fr3 & (u3 >= -1.0) & (v3 >= -1.0) & (u3 <= w_s) & (v3 <= h_s)
+        u3 = u3 if on3 else 0.0
+        v3 = v3 if on3 else 0.0
+        d3 = np.float64(dflat[b3 + np.uint64(min(max(np.int64(v3 + 0.5), 0), h_s - 1)) * np.uint64(w_s)
+                              + np.uint64(min(max(np.int64(u3 + 0.5), 0), w_s - 1))])
+        ex3 = qz3 / (d3 if d3 > 0 else 1.0) - 1.0 - ztol
+        vis3 = max(0.0, 1.0 - ex3 / ztol) if (d3 > 0) & (ex3 > 0) else 1.0
+        pa3 = w3 if on3 else 0.0
+        pv3 = w3 * vis3 if on3 else 0.0
+        fu3 = np.floor(u3)
+        fv3 = np.floor(v3)
+        tu3 = u3 - fu3
+        tv3 = v3 - fv3
+        p00_3 = _tap_word(flat, b3, h_s, w_s, fu3, fv3, 0, 0)
+        p01_3 = _tap_word(flat, b3, h_s, w_s, fu3, fv3, 0, 1)
+        p10_3 = _tap_word(flat, b3, h_s, w_s, fu3, fv3, 1, 0)
+        p11_3 = _tap_word(flat, b3, h_s, w_s, fu3, fv3, 1, 1)
+        w00_3 = (1 - tu3) * (1 - tv3)
+        w01_3 = tu3 * (1 - tv3)
+        w10_3 = (1 - tu3) * tv3
+        w11_3 = tu3 * tv3
+        c0_3 = _channel(p00_3, p01_3, p10_3, p11_3, w00_3, w01_3, w10_3, w11_3, 0)
+        c1_3 = _channel(p00_3, p01_3, p10_3, p11_3, w00_3, w01_3, w10_3, w11_3, 1)
+        c2_3 = _channel(p00_3, p01_3, p10_3, p11_3, w00_3, w01_3, w10_3, w11_3, 2)
+        c3_3 = _channel(p00_3, p01_3, p10_3, p11_3, w00_3, w01_3, w10_3, w11_3, 3)
+        wa = pa0 + pa1 + pa2 + pa3
+        wv = pv0 + pv1 + pv2 + pv3
+        use_v = (wv > 1e-3 * wa) & (wv > 0)
+        k = 1.0 / (wv if use_v else (wa if wa > 0 else 1.0))
+        q0 = pv0 if use_v else pa0
+        q1 = pv1 if use_v else pa1
+        q2 = pv2 if use_v else pa2
+        q3 = pv3 if use_v else pa3
+        word = _pack_rgba((q0 * c0_0 + q1 * c0_1 + q2 * c0_2 + q3 * c0_3) * k,
+                          (q0 * c1_0 + q1 * c1_1 + q2 * c1_2 + q3 * c1_3) * k,
+                          (q0 * c2_0 + q1 * c2_1 + q2 * c2_2 + q3 * c2_3) * k,
+                          (q0 * c3_0 + q1 * c3_1 + q2 * c3_2 + q3 * c3_3) * k)
+        out32[y, x] = word if wa > 0 else np.uint32(0)
+
+
+@njit(inline="always")
+def _pixel_batch(n, t, pts, pg, zb, zstride, disc, n_refine, ref, ztol, dflat, flat, h_s, w_s, src_w, src_k,
+                 geo, tgt_k, out32):
+    """Step 3b of ``_warp`` for the n PIXEL-cell pixels listed in pts[t] (x, y): the per-pixel
+    rule of ``_pixel_depth`` and ``_project`` then a bilinear sample per source, in three stages,
+    each one loop over the pixels with no branch that differs between them, so LLVM vectorises
+    it (one scalar pixel at a time cost ~140 ns at 512 px). Between stages only the depth and
+    the flags go through memory (pg[t]): a loop that updated more rows of one array would need
+    more runtime overlap checks than LLVM makes and stay scalar; so the sources' sums are
+    locals, in four slots written out (``_pixels_blend``). No tuples, no subarrays: see
+    ``_warp``, step 3."""
+    _pixels_depth(n, t, pts, pg, zb, zstride, disc, ref, dflat, h_s, w_s, src_k, geo, tgt_k)
+    for _ in range(n_refine if ref >= 0 else 0):
+        _pixels_refine(n, t, pts, pg, disc, ref, dflat, h_s, w_s, src_k, geo, tgt_k)
+    _pixels_blend(n, t, pts, pg, disc, ref, ztol, dflat, flat, h_s, w_s, src_w, src_k, geo, tgt_k, out32)
 
 
 @njit(inline="always")
@@ -1081,13 +1406,14 @@ def _cell_mode(nodes, node_z, see, zb, zstride, disc, mesh, ref, jn, i_n, k, y0,
 
 @njit("void(u1[:,:,:,::1], f4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], "
       "f8[:,::1], f8[::1], f4[:,::1], i8, i8, i8, f8, f8, i8, b1, f8[:,:,:,::1], f8[:,::1], u1[:,:,::1], "
-      "u1[:,::1], u1[:,::1], u1[:,::1], u1[:,::1], u1[:,::1], u1[:,::1], f8[:,:,::1], i8[::1], u1[:,:,::1])",
+      "u1[:,::1], u1[:,::1], u1[:,::1], u1[:,::1], u1[:,::1], u1[:,::1], f8[:,:,::1], i8[::1], i8[:,:,::1], "
+      "f8[:,:,::1], u1[:,:,::1])",
       cache=True, nogil=True, parallel=True, fastmath=True)
 def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, zb, zstride, stride, split,
-          ztol, disc, n_refine, mesh, nodes, node_z, see, mode, used, rem, fmode, fused, frem, geo, vw8, out):
+          ztol, disc, n_refine, mesh, nodes, node_z, see, mode, used, rem, fmode, fused, frem, geo, vw8, pts, pgeo,
+          out):
     n_src = src_depth.shape[0]
     # One 32-bit load per RGBA tap instead of four byte loads (little-endian: R in the low byte).
-    src32 = src_rgba.view(np.uint32).reshape((n_src, src_rgba.shape[1], src_rgba.shape[2]))
     flat = src_rgba.view(np.uint32).reshape(-1)
     h_s, w_s = src_rgba.shape[1], src_rgba.shape[2]
     ho, wo = out.shape[0], out.shape[1]
@@ -1165,78 +1491,39 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
     #    passes. 3a: EMPTY and MESH cells, whose source coordinates step linearly along the row
     #    span (no per-pixel projection). 3b: PIXEL cells, one projection per pixel and source.
     #    Apart because numba marks a prange body's arrays as not aliasing one another only when
-    #    its alias analysis finds no array view, tuple or boolean copy in the body (the PIXEL
-    #    path has many); only then may LLVM vectorise the MESH loops' taps (gathers): the
-    #    whole warp of a 512 px bake then took 0.86x the time (bench/warp_ab.py). So 3a's body,
-    #    ``_mesh_row`` and ``_mesh_span``, takes no subarray and calls no helper that returns a
-    #    tuple; a test checks that it compiles to gathers.
+    #    its alias analysis finds no array view, tuple or boolean copy in the body (the scalar
+    #    PIXEL path had many); only then may LLVM vectorise the MESH loops' taps (gathers): the
+    #    whole warp of a 512 px bake then took 0.86x the time (bench/warp_ab.py). So neither
+    #    body (``_mesh_row``, ``_pixel_batch``) takes a subarray or calls a helper that returns
+    #    a tuple; tests check that both compile to vector loops. 3b as vectorised stages over a
+    #    band's list of pixels: the warp took 0.92x the time of one scalar pixel at a time.
     for y in prange(ho):
         _mesh_row(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, y, out32)
-    for y in prange(ho):
-        ay = (y + 0.5 - tgt_k[3]) / tgt_k[1]
-        jc = y // stride
-        jf = y // fine
+    # 3b. PIXEL cells, a band of ``fine`` rows at a time: the pixels of its PIXEL (fine) cells
+    #     listed in the thread's pts, then run through ``_pixel_batch``'s stages.
+    dflat = src_depth.reshape(-1)
+    for jb in prange(-(-ho // fine)):
+        t = get_thread_id()
+        n = 0
+        jc = jb // split
         for ic in range(wn - 1):
             if ic * stride >= wo:
                 break
             if mode[jc, ic] != MODE_PIXEL:
                 continue
             for q in range(split):
-                if split == 2:  # a split cell: its fine cells that stayed PIXEL
-                    x0 = (2 * ic + q) * fine
-                    if fmode[jf, 2 * ic + q] != MODE_PIXEL:
-                        continue
-                else:
-                    x0 = ic * stride
+                x0 = (split * ic + q) * fine
                 if x0 >= wo:
                     break
-                x1 = min(x0 + fine, wo)
-                for x in range(x0, x1):
-                    a0 = 0.0
-                    a1 = 0.0
-                    a2 = 0.0
-                    a3 = 0.0
-                    wv = 0.0  # weights after the z-test
-                    b0 = 0.0
-                    b1 = 0.0
-                    b2 = 0.0
-                    b3 = 0.0
-                    wa = 0.0  # plain view weights (hole fill)
-                    ax = (x + 0.5 - tgt_k[2]) / tgt_k[0]
-                    z = _pixel_depth(zb, zstride, disc, n_refine, ref, src_depth, src_k, ms, os_, x, y, ax, ay)
-                    if z <= 0:
-                        out32[y, x] = 0
-                        continue
-                    for s in range(n_src):
-                        ws = src_w[s]
-                        if ws <= 0:
-                            continue
-                        u, v, vis, flag = _project(src_depth, src_k, ms, os_, s, ax, ay, z, ztol)
-                        if flag != 2:
-                            # Behind the source or outside its image: it knows nothing about the
-                            # point (the subject goes on past a frame edge), so it takes no part; were
-                            # it counted as transparent it would dilute the coverage at frame edges.
-                            continue
-                        c0, c1, c2, c3 = _sample(src32, s, u, v)
-                        b0 += ws * c0
-                        b1 += ws * c1
-                        b2 += ws * c2
-                        b3 += ws * c3
-                        wa += ws
-                        wvs = ws * vis
-                        a0 += wvs * c0
-                        a1 += wvs * c1
-                        a2 += wvs * c2
-                        a3 += wvs * c3
-                        wv += wvs
-                    if wv > 1e-3 * wa and wv > 0:
-                        k = 1.0 / wv
-                        out32[y, x] = _pack_rgba(a0 * k, a1 * k, a2 * k, a3 * k)
-                    elif wa > 0:
-                        k = 1.0 / wa
-                        out32[y, x] = _pack_rgba(b0 * k, b1 * k, b2 * k, b3 * k)
-                    else:
-                        out32[y, x] = 0
+                if split == 2 and fmode[jb, 2 * ic + q] != MODE_PIXEL:
+                    continue
+                for y in range(jb * fine, min(jb * fine + fine, ho)):
+                    for x in range(x0, min(x0 + fine, wo)):
+                        pts[t, 0, n] = x
+                        pts[t, 1, n] = y
+                        n += 1
+        _pixel_batch(n, t, pts, pgeo, zb, zstride, disc, n_refine, ref, ztol, dflat, flat, h_s, w_s, src_w, src_k,
+                     geo, tgt_k, out32)
 
 
 class WarpScratch(NamedTuple):
@@ -1256,6 +1543,8 @@ class WarpScratch(NamedTuple):
     frem: np.ndarray  # uint8 [Hf, Wf]: their ``rem``
     geo: np.ndarray  # float64 [S, 4, 3]: camera-to-camera affine maps (rows 0-2 M, row 3 o)
     vw8: np.ndarray  # int64 [S]: view weights in 1/256
+    pts: np.ndarray  # int64 [T, 2, N]: per thread, the (x, y) of a band's PIXEL-cell pixels (step 3b)
+    pgeo: np.ndarray  # float64 [T, 2, N]: their depth and flags between stages (``_pixel_batch``)
     split: int  # 2: PIXEL cells split into four on a lattice at half the stride; 1: no split
 
 
@@ -1274,10 +1563,14 @@ def warp_scratch(n_src: int, out_shape: tuple[int, int], stride: int, split: boo
     hf, wf = k * (hn - 1) + 1, k * (wn - 1) + 1
     fine = (hf, wf) if k == 2 else (1, 1)
     u8 = np.uint8
+    # Step 3b lists the PIXEL pixels of a band of fine cells (all of its pixels at most) per thread.
+    threads = config.NUMBA_NUM_THREADS
+    cap = (stride // k) * out_shape[1]
     return WarpScratch(np.zeros((n_src, 3, hf, wf)), np.zeros((hf, wf)), np.zeros((3, hf, wf), u8),
                        np.zeros((hn, wn), u8), np.zeros((hn, wn), u8), np.zeros((hn, wn), u8),
                        np.zeros(fine, u8), np.zeros(fine, u8), np.zeros(fine, u8),
-                       np.zeros((n_src, 4, 3)), np.zeros(n_src, np.int64), k)
+                       np.zeros((n_src, 4, 3)), np.zeros(n_src, np.int64),
+                       np.zeros((threads, 2, cap), np.int64), np.zeros((threads, 2, cap)), k)
 
 
 def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam,
@@ -1328,7 +1621,7 @@ def warp(src_rgba: np.ndarray, src_depth: np.ndarray, src_w: np.ndarray, src_cam
     assert src_rgba.shape[0] <= 4, "at most 4 sources (the MESH path has 4 slots)"
     _warp(src_rgba, src_depth, src_w, sk, sr, sc, tk, tr, tc, coarse[0], zstride, int(stride), int(k),
           float(ztol), float(disc), int(n_refine), bool(mesh), sc_.nodes, sc_.node_z, sc_.see, sc_.mode,
-          sc_.used, sc_.rem, sc_.fmode, sc_.fused, sc_.frem, sc_.geo, sc_.vw8, out)
+          sc_.used, sc_.rem, sc_.fmode, sc_.fused, sc_.frem, sc_.geo, sc_.vw8, sc_.pts, sc_.pgeo, out)
 
 
 # --- (d) crossfade, (e) composite ----------------------------------------------------------------

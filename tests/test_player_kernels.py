@@ -325,6 +325,75 @@ def test_mesh_pass_is_vectorised_and_renders_the_warps_mesh_cells():
     assert "gather" in asm, "step 3a of the warp is no longer vectorised"
 
 
+def test_pixel_pass_is_vectorised_and_renders_the_warps_pixel_cells():
+    # Step 3b (PIXEL cells) runs its per-pixel rule as stages over a list of pixels, fast only
+    # while LLVM vectorises each stage's loop: a loop inside one (over the sources), a tuple or a
+    # subarray silently makes it scalar. A prange over ``_pixel_batch``, as in ``_warp``, given
+    # the warp's PIXEL pixels, must draw exactly what the warp drew there, leave every other
+    # pixel alone, and compile its three stages (depth, a refinement step, blend) to vector loops.
+    import llvmlite.binding as llvm
+    from numba import get_thread_id, njit, prange
+    if not llvm.get_host_cpu_features().get("avx2", False):
+        pytest.skip("no AVX2 on this CPU")
+
+    @njit(parallel=True, fastmath=True)
+    def pixel_pass(pts, pg, zb, zstride, ref, dflat, flat, h_s, w_s, src_w, src_k, geo, tgt_k, out32):
+        for _ in prange(1):
+            K._pixel_batch(pts.shape[2], get_thread_id(), pts, pg, zb, zstride, 0.05, 2, ref, 0.02, dflat, flat,
+                           h_s, w_s, src_w, src_k, geo, tgt_k, out32)
+
+    size, stride = 96, 8
+    intr, tintr, rgba, depth, w, src, tgt, _ = _setup(size=size, stride=stride, fov=40.0)
+    coarse = np.zeros((2, 24, 24), np.float32)
+    K.splat_depth(depth, w, src, tgt, 4, 1, coarse)
+    sc = K.warp_scratch(4, (size, size), stride)
+    out8 = np.zeros((size, size, 4), np.uint8)
+    K.warp(rgba, depth, w, src, tgt, coarse, stride, out8, scratch=sc, zstride=4)
+    fine = stride // sc.split
+    pixel = np.kron(sc.mode[:-1, :-1] == K.MODE_PIXEL, np.ones((sc.split, sc.split), bool)) \
+        & (sc.fmode[:-1, :-1] == K.MODE_PIXEL)
+    pixel = np.kron(pixel, np.ones((fine, fine), bool))[:size, :size]
+    ys, xs = np.nonzero(pixel)
+    drawn = out8.view(np.uint32)[..., 0]
+    assert len(xs) >= 64 and (drawn[pixel] != 0).sum() >= 16, (len(xs), (drawn[pixel] != 0).sum())
+    threads = sc.pts.shape[0]
+    pts = np.zeros((threads, 2, len(xs)), np.int64)
+    pts[:, 0], pts[:, 1] = xs, ys
+    mine = np.full((size, size), 7, np.uint32)  # a pixel the pass does not draw keeps this
+    ref = int(np.argmax(w))
+    pixel_pass(pts, np.zeros((threads, 2, len(xs))), coarse[0], 4, ref, depth.reshape(-1),
+               np.ascontiguousarray(rgba).view(np.uint32).reshape(-1), size, size, w, src[0], sc.geo, tgt[0], mine)
+    np.testing.assert_array_equal(mine[pixel], drawn[pixel])
+    assert (mine[~pixel] == 7).all()
+
+    # Each stage alone, so that a vectorised loop is told apart from a scalar one.
+    @njit(parallel=True, fastmath=True)
+    def depth_stage(pts, pg, zb, zstride, ref, dflat, h_s, w_s, src_k, geo, tgt_k):
+        for _ in prange(1):
+            K._pixels_depth(pts.shape[2], get_thread_id(), pts, pg, zb, zstride, 0.05, ref, dflat, h_s, w_s, src_k,
+                            geo, tgt_k)
+
+    @njit(parallel=True, fastmath=True)
+    def refine_stage(pts, pg, ref, dflat, h_s, w_s, src_k, geo, tgt_k):
+        for _ in prange(1):
+            K._pixels_refine(pts.shape[2], get_thread_id(), pts, pg, 0.05, ref, dflat, h_s, w_s, src_k, geo, tgt_k)
+
+    @njit(parallel=True, fastmath=True)
+    def blend_stage(pts, pg, ref, dflat, flat, h_s, w_s, src_w, src_k, geo, tgt_k, out32):
+        for _ in prange(1):
+            K._pixels_blend(pts.shape[2], get_thread_id(), pts, pg, 0.05, ref, 0.02, dflat, flat, h_s, w_s, src_w,
+                            src_k, geo, tgt_k, out32)
+
+    pg = np.zeros((threads, 2, len(xs)))
+    dflat, flat = depth.reshape(-1), np.ascontiguousarray(rgba).view(np.uint32).reshape(-1)
+    depth_stage(pts, pg, coarse[0], 4, ref, dflat, size, size, src[0], sc.geo, tgt[0])
+    refine_stage(pts, pg, ref, dflat, size, size, src[0], sc.geo, tgt[0])
+    blend_stage(pts, pg, ref, dflat, flat, size, size, w, src[0], sc.geo, tgt[0], mine)
+    for stage in (depth_stage, refine_stage, blend_stage):
+        ir = stage.inspect_llvm(stage.signatures[0])
+        assert "llvm.loop.isvectorized" in ir, f"step 3b of the warp: {stage.__name__} is no longer vectorised"
+
+
 @pytest.mark.parametrize("target", [(3.0, -2.0), (-7.0, 5.0)])
 def test_split_cells_render_as_the_half_stride_lattice(target):
     # A split frame is the stride-8 frame outside its PIXEL cells and, inside them, exactly the
@@ -514,7 +583,7 @@ def frame():
     K.warp(rgba, depth, w, src, tgt, coarse, 8, out, scratch=sc, zstride=4)
 splat_args = (depth, w, *src, *tgt, coarse, sc.geo)
 warp_args = (rgba, depth, w, *src, *tgt, coarse[0], sc.nodes, sc.node_z, sc.see, sc.mode, sc.used, sc.rem,
-             sc.fmode, sc.fused, sc.frem, sc.geo, sc.vw8, out)
+             sc.fmode, sc.fused, sc.frem, sc.geo, sc.vw8, sc.pts, sc.pgeo, out)
 def count(f):
     f()
     a = rtsys.get_allocation_stats().alloc
