@@ -288,6 +288,18 @@ def test_splat_and_warp_match_twins(stride, zoom, zstride, size):
 
 
 
+def _warped_at_512_lattice(size: int, stride: int) -> tuple:
+    """A frame warped on the player's 512 px lattice (stride 8, PIXEL cells split, z-buffer cell
+    4) at ``size``: (rgba, depth, w, src, tgt, coarse, scratch, out8)."""
+    intr, tintr, rgba, depth, w, src, tgt, _ = _setup(size=size, stride=stride, fov=40.0)
+    coarse = np.zeros((2, -(-size // 4), -(-size // 4)), np.float32)
+    K.splat_depth(depth, w, src, tgt, 4, 1, coarse)
+    sc = K.warp_scratch(4, (size, size), stride)
+    out8 = np.zeros((size, size, 4), np.uint8)
+    K.warp(rgba, depth, w, src, tgt, coarse, stride, out8, scratch=sc, zstride=4)
+    return rgba, depth, w, src, tgt, coarse, sc, out8
+
+
 def test_mesh_pass_is_vectorised_and_renders_the_warps_mesh_cells():
     # Step 3a of the warp (EMPTY and MESH cells) is fast only while LLVM vectorises its taps, and
     # that depends on numba finding no alias in the prange body (see ``_warp``, step 3): a tuple
@@ -304,12 +316,7 @@ def test_mesh_pass_is_vectorised_and_renders_the_warps_mesh_cells():
             K._mesh_row(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, y, out32)
 
     size, stride = 96, 8
-    intr, tintr, rgba, depth, w, src, tgt, _ = _setup(size=size, stride=stride, fov=40.0)
-    coarse = np.zeros((2, 24, 24), np.float32)
-    K.splat_depth(depth, w, src, tgt, 4, 1, coarse)
-    sc = K.warp_scratch(4, (size, size), stride)
-    out8 = np.zeros((size, size, 4), np.uint8)
-    K.warp(rgba, depth, w, src, tgt, coarse, stride, out8, scratch=sc, zstride=4)
+    rgba, depth, w, src, tgt, coarse, sc, out8 = _warped_at_512_lattice(size, stride)
     mine = np.full((size, size), 7, np.uint32)  # a PIXEL pixel keeps this
     mesh_pass(np.ascontiguousarray(rgba).view(np.uint32).reshape(-1), size, size, sc.nodes, sc.mode, sc.used,
               sc.rem, sc.fmode, sc.fused, sc.frem, stride, sc.split, mine)
@@ -343,12 +350,7 @@ def test_pixel_pass_is_vectorised_and_renders_the_warps_pixel_cells():
                            h_s, w_s, src_w, src_k, geo, tgt_k, out32)
 
     size, stride = 96, 8
-    intr, tintr, rgba, depth, w, src, tgt, _ = _setup(size=size, stride=stride, fov=40.0)
-    coarse = np.zeros((2, 24, 24), np.float32)
-    K.splat_depth(depth, w, src, tgt, 4, 1, coarse)
-    sc = K.warp_scratch(4, (size, size), stride)
-    out8 = np.zeros((size, size, 4), np.uint8)
-    K.warp(rgba, depth, w, src, tgt, coarse, stride, out8, scratch=sc, zstride=4)
+    rgba, depth, w, src, tgt, coarse, sc, out8 = _warped_at_512_lattice(size, stride)
     fine = stride // sc.split
     pixel = np.kron(sc.mode[:-1, :-1] == K.MODE_PIXEL, np.ones((sc.split, sc.split), bool)) \
         & (sc.fmode[:-1, :-1] == K.MODE_PIXEL)
