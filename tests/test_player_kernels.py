@@ -332,12 +332,44 @@ def test_mesh_pass_is_vectorised_and_renders_the_warps_mesh_cells():
     assert "gather" in asm, "step 3a of the warp is no longer vectorised"
 
 
+def test_pixel_keep_stores_the_listed_pixels_clear_and_keeps_those_with_a_surface_in_order():
+    # Step 3b drops pixels with no surface between its stages (``_pixels_keep``): each listed
+    # pixel is stored transparent (the blend later overwrites the kept ones), the kept ones move
+    # to the front of this thread's list with their depth and flags, in order, and no other
+    # thread's list or unlisted pixel changes.
+    from numba import njit
+
+    @njit
+    def keep(n, t, pts, pg, out32):
+        return K._pixels_keep(n, t, pts, pg, out32)
+
+    rng = np.random.default_rng(5)
+    n, cap = 40, 48
+    pts = rng.integers(0, 16, (2, 2, cap)).astype(np.int64)
+    pts[1, 0, :n], pts[1, 1, :n] = np.divmod(rng.permutation(256)[:n], 16)  # distinct pixels
+    pg = rng.uniform(0.5, 2.0, (2, 2, cap))
+    z = pg[1, 0]
+    z[rng.random(cap) < 0.5] = 0.0
+    z[n:] = 1.0  # past the list: never kept
+    want = [(pts[1, 0, i], pts[1, 1, i], pg[1, 0, i], pg[1, 1, i]) for i in range(n) if pg[1, 0, i] > 0]
+    other_pts, other_pg = pts[0].copy(), pg[0].copy()
+    out = np.full((16, 16), 7, np.uint32)
+    listed = np.zeros((16, 16), bool)
+    listed[pts[1, 1, :n], pts[1, 0, :n]] = True
+    m = keep(n, 1, pts, pg, out)
+    assert 0 < m == len(want) < n
+    assert [(pts[1, 0, i], pts[1, 1, i], pg[1, 0, i], pg[1, 1, i]) for i in range(m)] == want
+    assert (out[listed] == 0).all() and (out[~listed] == 7).all()
+    assert np.array_equal(pts[0], other_pts) and np.array_equal(pg[0], other_pg)
+
+
 def test_pixel_pass_is_vectorised_and_renders_the_warps_pixel_cells():
     # Step 3b (PIXEL cells) runs its per-pixel rule as stages over a list of pixels, fast only
     # while LLVM vectorises each stage's loop: a loop inside one (over the sources), a tuple or a
     # subarray silently makes it scalar. A prange over ``_pixel_batch``, as in ``_warp``, given
     # the warp's PIXEL pixels, must draw exactly what the warp drew there, leave every other
-    # pixel alone, and compile its three stages (depth, a refinement step, blend) to vector loops.
+    # pixel alone, and compile its stages (depth, a refinement step, rim test, blend) to vector
+    # loops.
     import llvmlite.binding as llvm
     from numba import get_thread_id, njit, prange
     if not llvm.get_host_cpu_features().get("avx2", False):
@@ -381,17 +413,23 @@ def test_pixel_pass_is_vectorised_and_renders_the_warps_pixel_cells():
             K._pixels_refine(pts.shape[2], get_thread_id(), pts, pg, 0.05, ref, dflat, h_s, w_s, src_k, geo, tgt_k)
 
     @njit(parallel=True, fastmath=True)
-    def blend_stage(pts, pg, ref, dflat, flat, h_s, w_s, src_w, src_k, geo, tgt_k, out32):
+    def rim_stage(pts, pg, ref, dflat, h_s, w_s, src_k, geo, tgt_k):
         for _ in prange(1):
-            K._pixels_blend(pts.shape[2], get_thread_id(), pts, pg, 0.05, ref, 0.02, dflat, flat, h_s, w_s, src_w,
-                            src_k, geo, tgt_k, out32)
+            K._pixels_rim(pts.shape[2], get_thread_id(), pts, pg, 0.05, ref, dflat, h_s, w_s, src_k, geo, tgt_k)
+
+    @njit(parallel=True, fastmath=True)
+    def blend_stage(pts, pg, dflat, flat, h_s, w_s, src_w, src_k, geo, tgt_k, out32):
+        for _ in prange(1):
+            K._pixels_blend(pts.shape[2], get_thread_id(), pts, pg, 0.02, dflat, flat, h_s, w_s, src_w, src_k, geo,
+                            tgt_k, out32)
 
     pg = np.zeros((threads, 2, len(xs)))
     dflat, flat = depth.reshape(-1), np.ascontiguousarray(rgba).view(np.uint32).reshape(-1)
     depth_stage(pts, pg, coarse[0], 4, ref, dflat, size, size, src[0], sc.geo, tgt[0])
     refine_stage(pts, pg, ref, dflat, size, size, src[0], sc.geo, tgt[0])
-    blend_stage(pts, pg, ref, dflat, flat, size, size, w, src[0], sc.geo, tgt[0], mine)
-    for stage in (depth_stage, refine_stage, blend_stage):
+    rim_stage(pts, pg, ref, dflat, size, size, src[0], sc.geo, tgt[0])
+    blend_stage(pts, pg, dflat, flat, size, size, w, src[0], sc.geo, tgt[0], mine)
+    for stage in (depth_stage, refine_stage, rim_stage, blend_stage):
         ir = stage.inspect_llvm(stage.signatures[0])
         assert "llvm.loop.isvectorized" in ir, f"step 3b of the warp: {stage.__name__} is no longer vectorised"
 
