@@ -74,6 +74,7 @@ class Renderer:
         self.zstride = config.zstride or min(self.stride, max(1, min(ho, wo) // 128))
         self.coarse = np.zeros((2, -(-ho // self.zstride), -(-wo // self.zstride)), np.float32)
         self.scratch = K.warp_scratch(4, (ho, wo), self.stride)
+        self.splat_rows = K.splat_rows(w)
         self.image = np.zeros((ho, wo, 4), np.uint8)
         # What each source buffer holds: (k0, k1, view, t8) of its last blend, so a frame that
         # needs the same blend again (a held keyframe, a pause) skips the pass over the tile;
@@ -157,7 +158,8 @@ class Renderer:
             self._gather(*streams[0][:3])
         if self.config.depth_aware:
             src = (self.view_k[self.idx], self.view_r[self.idx], self.view_c[self.idx])
-            K.splat_depth(self.src_depth, self.w, src, tgt, self.zstride, 1, self.coarse, self.scratch.geo)
+            K.splat_depth(self.src_depth, self.w, src, tgt, self.zstride, 1, self.coarse, self.scratch.geo,
+                          spans=self.dirty_spans, rows=self.splat_rows)
             K.warp(self.src_rgba, self.src_depth, self.w, src, tgt, self.coarse,
                    self.stride, self.warped, ztol=self.config.ztol, scratch=self.scratch,
                    mesh=self.config.mesh, zstride=self.zstride)

@@ -559,6 +559,70 @@ def test_splat_fills_cracks_without_growing_the_silhouette():
         assert not (z > 0)[~grown].any()
 
 
+def test_splat_projects_only_the_samples_inside_the_row_spans():
+    # With the tiles' spans the splat skips the columns outside them (their depth is 0): spans that
+    # bound the content give the same z-buffer as none, spans that cut it give the z-buffer of the
+    # depth cut the same way, and an empty row splats nothing.
+    from player.cache import content_spans
+    intr, _, rgba, depth, w, src, tgt, _ = _setup(size=96, stride=8, target=(4.0, -3.0), fov=40.0)
+    hc = 24
+    spans = np.stack([content_spans(rgba[s], depth[s]) for s in range(4)])
+    assert (spans[:, :, 0] > 0).any() and (spans[:, :, 1] < 96).any()  # the content is narrower than the tile
+    full = np.zeros((2, hc, hc), np.float32)
+    K.splat_depth(depth, w, src, tgt, 4, 1, full)
+    bounded = np.zeros((2, hc, hc), np.float32)
+    K.splat_depth(depth, w, src, tgt, 4, 1, bounded, spans=spans, rows=K.splat_rows(96))
+    np.testing.assert_array_equal(bounded[0], full[0])
+
+    cut = spans.copy()
+    cut[:, :, 0] = np.maximum(cut[:, :, 0], 50)  # no column left of 50
+    cut[:, 40:44] = (96, 0)  # rows 40-43 empty
+    cut_depth = depth.copy()
+    cut_depth[:, :, :50] = 0.0
+    cut_depth[:, 40:44] = 0.0
+    mine = np.zeros((2, hc, hc), np.float32)
+    K.splat_depth(depth, w, src, tgt, 4, 1, mine, spans=cut)
+    expect = np.zeros((2, hc, hc), np.float32)
+    K.splat_depth(cut_depth, w, src, tgt, 4, 1, expect)
+    np.testing.assert_array_equal(mine[0], expect[0])
+    assert (expect[0] > 0).sum() < (full[0] > 0).sum()  # the cut left part of the surface out
+
+
+def test_splat_row_projection_is_vectorised():
+    # The splat's per-sample projection (``_splat_row``) is fast only while LLVM vectorises it;
+    # it also has to give each sample's footprint cell and depth as the splat's own rule does.
+    from numba import njit
+
+    @njit
+    def row_stage(dflat, base, half, sstride, k0, n, vy, cx, rfx, g, su, sv, ou, ov, wc, hc, cell, zrow):
+        K._splat_row(dflat, base, half, sstride, k0, n, vy, cx, rfx, g, su, sv, ou, ov, wc, hc, cell, zrow)
+
+    size = 48
+    intr = Intrinsics.from_fov(45.0, size, size)  # background on both sides of the sphere
+    _, depth = trace_sphere(0.0, 0.0, intr)
+    y = 21  # a sample row of a 2 px z-buffer cell: rows and columns 1, 3, 5, ...
+    cam = K.camera_arrays(intr, orbit_pose(0.0, 0.0, RADIUS))
+    g = np.zeros((4, 3))
+    g[:3] = np.eye(3)  # target = source camera
+    fx, fy, cx, cy = cam[0]
+    cell, zrow = np.full(size, 7, np.int64), np.full(size, 7, np.float32)
+    stride = 2  # z-buffer cell: 2 px; one sample per cell, at its centre
+    row_stage(depth.reshape(-1), y * size, 1, 2, 0, size // 2, (y + 0.5 - cy) / fy, cx, 1 / fx, g,
+              fx / stride, fy / stride, cx / stride - 0.5, cy / stride - 0.5, size // 2, size // 2, cell, zrow)
+    d = depth[y, 1::2]
+    assert (d > 0).sum() > 5 and (d == 0).sum() > 5
+    np.testing.assert_allclose(zrow[:size // 2], d, rtol=1e-6)
+    # Seen from its own camera a sample at the centre of cell (j, i) covers (j, i) and its lower
+    # right neighbours (the footprint's top-left is the cell centre's floor), except at the edge.
+    i = np.arange(size // 2)
+    inside = (d > 0) & (i + 1 < size // 2)
+    np.testing.assert_array_equal(cell[:size // 2][inside], (y // 2) * (size // 2) + i[inside])
+    assert (cell[:size // 2][~inside] == -1).all()
+    assert (cell[size // 2:] == 7).all() and (zrow[size // 2:] == 7).all()  # n samples written, no more
+    ir = row_stage.inspect_llvm(row_stage.signatures[0])
+    assert "llvm.loop.isvectorized" in ir, "the splat's row projection is no longer vectorised"
+
+
 @pytest.mark.parametrize("mesh", [True, False])
 def test_warp_keeps_coverage_at_frame_edges(mesh):
     # The sphere fills every view's frame (narrow field of view): a target pixel near the frame
@@ -618,10 +682,13 @@ coarse = np.zeros((2, hc, hc), np.float32)
 sc = K.warp_scratch(4, (96, 96), 8)
 assert sc.split == 2
 out = np.zeros((96, 96, 4), np.uint8)
+spans = np.zeros((4, 96, 2), np.int32)  # as the renderer's: its buffers' row spans, all columns here
+spans[:, :, 1] = 96
+rows = K.splat_rows(96)
 def frame():
-    K.splat_depth(depth, w, src, tgt, 4, 1, coarse, sc.geo)
+    K.splat_depth(depth, w, src, tgt, 4, 1, coarse, sc.geo, spans=spans, rows=rows)
     K.warp(rgba, depth, w, src, tgt, coarse, 8, out, scratch=sc, zstride=4)
-splat_args = (depth, w, *src, *tgt, coarse, sc.geo)
+splat_args = (depth, spans, w, *src, *tgt, coarse, sc.geo, *rows)
 warp_args = (rgba, depth, w, *src, *tgt, coarse[0], sc.nodes, sc.node_z, sc.see, sc.mode, sc.used, sc.rem,
              sc.fmode, sc.fused, sc.frem, sc.geo, sc.vw8, sc.pts, sc.pgeo, out)
 def count(f):
