@@ -31,7 +31,9 @@ The frame pipeline, per frame (H, W = tile size; Ho, Wo = output size):
    The warped frame is premultiplied RGBA in 8 bits (one 32-bit store per pixel: a float frame
    cost more to write than the composite pass it fed).
 5. ``composite`` (premultiplied colour over the background, rows flipped bottom-up for a GL
-   texture; integer, one table lookup per pixel). ``crossfade`` mixes two warped frames (the same
+   texture; integer, one table lookup per pixel), only inside the row spans of the warp's
+   non-EMPTY cells (``warp_spans``) and of the last frame's: the rest already holds the
+   background. ``crossfade`` mixes two warped frames (the same
    fade in output pixels; the renderer fades in source pixels instead, which costs one warp, not
    two).
 
@@ -56,8 +58,8 @@ from numba import config, get_thread_id, njit, prange
 from formats.p4d import depth_sample_index
 
 __all__ = ["view_weights", "blend_steps", "temporal_blend", "fade_blend", "splat_depth", "splat_rows", "warp",
-           "warp_scratch", "warp_split", "WarpScratch", "crossfade", "composite", "camera_arrays", "upsample_depth",
-           "warm_up"]
+           "warp_scratch", "warp_split", "warp_spans", "WarpScratch", "crossfade", "composite", "camera_arrays",
+           "upsample_depth", "warm_up"]
 
 _EMPTY = np.float32(0.0)  # depth value meaning "nothing here"
 MODE_PIXEL, MODE_EMPTY, MODE_MESH, MODE_MESH_RAMP = 0, 1, 2, 3  # how ``warp`` fills a lattice cell
@@ -1743,8 +1745,8 @@ def crossfade(a: np.ndarray, b: np.ndarray, t: float, out: np.ndarray) -> None:
                out.view(np.uint32).reshape(h, w))
 
 
-@njit("void(u4[:,::1], f8[::1], u4[:,::1])", cache=True, nogil=True, parallel=True)
-def _composite(src, bg, out):
+@njit("void(u4[:,::1], f8[::1], i4[:,::1], u4[:,::1])", cache=True, nogil=True, parallel=True)
+def _composite(src, bg, spans, out):
     # What the background adds under coverage a: round((255 - a) * bg) per channel, as a table of
     # R|B (16-bit lanes) and G words, so a pixel is two adds and a saturation, not three float ops.
     lanes = np.uint32(0xFF00FF)
@@ -1759,7 +1761,8 @@ def _composite(src, bg, out):
     h, w = src.shape[0], src.shape[1]
     for y in prange(h):
         yo = h - 1 - y  # GL textures start at the bottom row
-        for x in range(w):
+        x0, x1 = max(spans[y, 0], 0), min(spans[y, 1], w)  # clamped: never past the row
+        for x in range(x0, x1):
             p = src[y, x]
             a = p >> 24
             rb = (p & lanes) + tab_rb[a]
@@ -1770,15 +1773,51 @@ def _composite(src, bg, out):
             out[yo, x] = (rb & lanes) | ((g & np.uint32(255)) << 8) | np.uint32(0xFF000000)
 
 
-def composite(src: np.ndarray, background, out: np.ndarray) -> None:
+def composite(src: np.ndarray, background, out: np.ndarray, spans: np.ndarray | None = None) -> None:
     """Premultiplied RGBA uint8 [H, W, 4] over an RGB background (3 floats in [0, 1]) ->
-    opaque RGBA uint8 [H, W, 4] with rows bottom-up (GL order): c + round((255 - a) bg)."""
+    opaque RGBA uint8 [H, W, 4] with rows bottom-up (GL order): c + round((255 - a) bg).
+
+    spans int32 [H, 2]: per row of src, the columns [x0, x1) to composite ((W, 0) = none);
+    out's other pixels are left as they are (default: all columns). A caller whose out already
+    holds the background wherever src is 0 outside the spans (``warp_spans``, ``write_spans``)
+    skips the empty part of the frame.
+    """
     bg = np.ascontiguousarray(background, dtype=np.float64)
     assert bg.shape == (3,) and (bg >= 0).all() and (bg <= 1).all(), bg
     assert src.ndim == 3 and src.shape[2] == 4 and out.shape == src.shape, (src.shape, out.shape)
     assert src.dtype == out.dtype == np.uint8, (src.dtype, out.dtype)
     h, w = src.shape[:2]
-    _composite(src.view(np.uint32).reshape(h, w), bg, out.view(np.uint32).reshape(h, w))
+    if spans is None:
+        spans = np.zeros((h, 2), np.int32)
+        spans[:, 1] = w
+    assert spans.shape == (h, 2) and spans.dtype == np.int32, (spans.shape, spans.dtype)
+    _composite(src.view(np.uint32).reshape(h, w), bg, spans, out.view(np.uint32).reshape(h, w))
+
+
+@njit("void(u1[:,::1], i8, i8, i4[:,::1])", cache=True, nogil=True)
+def _warp_spans(mode, stride, wo, out):
+    ho = out.shape[0]
+    for jc in range(mode.shape[0] - 1):
+        lo = wo
+        hi = 0
+        for ic in range(mode.shape[1] - 1):
+            if mode[jc, ic] != MODE_EMPTY and ic * stride < wo:
+                lo = min(lo, ic * stride)
+                hi = max(hi, min((ic + 1) * stride, wo))
+        for y in range(jc * stride, min((jc + 1) * stride, ho)):
+            out[y, 0] = lo
+            out[y, 1] = hi
+
+
+def warp_spans(scratch: WarpScratch, stride: int, width: int, out: np.ndarray) -> None:
+    """out int32 [Ho, 2]: the row spans ((width, 0) = an empty row) of the last ``warp`` with
+    ``scratch`` at lattice ``stride`` into a frame ``width`` pixels wide: per output row, the
+    columns from its first to its last cell that is not EMPTY. Outside them the warped frame is 0
+    (EMPTY cells are cleared), so ``composite`` need not go there."""
+    hn, wn = scratch.mode.shape
+    assert out.ndim == 2 and out.shape[1] == 2 and out.dtype == np.int32, (out.shape, out.dtype)
+    assert hn == (out.shape[0] - 1) // stride + 2 and wn == (width - 1) // stride + 2, (scratch.mode.shape, stride)
+    _warp_spans(scratch.mode, int(stride), int(width), out)
 
 
 # --- cameras and warm-up -------------------------------------------------------------------------

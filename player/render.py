@@ -76,6 +76,12 @@ class Renderer:
         self.scratch = K.warp_scratch(4, (ho, wo), self.stride)
         self.splat_rows = K.splat_rows(w)
         self.image = np.zeros((ho, wo, 4), np.uint8)
+        # Row spans of the image that the last composite wrote from content (outside them it holds
+        # the background): all of it before the first frame, so that one fills every pixel.
+        self.image_spans = np.zeros((ho, 2), np.int32)
+        self.image_spans[:, 1] = wo
+        self.warped_spans = np.zeros((ho, 2), np.int32)  # this frame's content (``warp_spans``)
+        self.composite_spans = np.zeros((ho, 2), np.int32)  # and its union with image_spans
         # What each source buffer holds: (k0, k1, view, t8) of its last blend, so a frame that
         # needs the same blend again (a held keyframe, a pause) skips the pass over the tile;
         # None after a crossfade.
@@ -163,9 +169,14 @@ class Renderer:
             K.warp(self.src_rgba, self.src_depth, self.w, src, tgt, self.coarse,
                    self.stride, self.warped, ztol=self.config.ztol, scratch=self.scratch,
                    mesh=self.config.mesh, zstride=self.zstride)
+            K.warp_spans(self.scratch, self.stride, self.out_shape[1], self.warped_spans)
         else:
             self._plain()
-        K.composite(self.warped, self.bg, self.image)
+            self.warped_spans[:, 0], self.warped_spans[:, 1] = 0, self.out_shape[1]
+        # The composite covers this frame's content and the last one's (the background returns
+        # there); ``write_spans`` makes that union and remembers this frame's.
+        K.write_spans(self.image_spans, (self.warped_spans,), self.composite_spans)
+        K.composite(self.warped, self.bg, self.image, spans=self.composite_spans)
         return self.image
 
     def _plain(self) -> None:

@@ -235,6 +235,50 @@ def test_crossfade_and_composite_match_twins():
     assert img[0, 0].tolist() == [51, 102, 230, 255]
 
 
+def test_composite_writes_only_the_row_spans():
+    # With spans, each source row's columns [x0, x1) are composited as without them and every
+    # other output pixel keeps what it held; rows flip as ever (source row y -> output H-1-y).
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 256, (6, 11, 4), dtype=np.uint8)
+    a[..., :3] = (a[..., :3].astype(int) * a[..., 3:] // 255).astype(np.uint8)
+    spans = np.array([[0, 11], [3, 7], [11, 0], [5, 5], [-2, 4], [8, 20]], np.int32)  # clamped to the row
+    img = np.full(a.shape, 7, np.uint8)
+    K.composite(a, (0.2, 0.4, 0.9), img, spans=spans)
+    want = naive.composite(a, (0.2, 0.4, 0.9))
+    for y, (x0, x1) in enumerate(spans):
+        inside = np.zeros(11, bool)
+        inside[max(x0, 0):max(min(x1, 11), 0)] = True
+        yo = 5 - y
+        assert np.array_equal(img[yo, inside], want[yo, inside]), y
+        assert (img[yo, ~inside] == 7).all(), y
+
+
+def test_warp_spans_bound_the_warped_frame():
+    # The warp's row spans (first to last non-EMPTY cell) hold every nonzero warped pixel, and
+    # they are tight: the cells at both ends of a span are not EMPTY, and a frame with background
+    # around the subject has spans narrower than its rows.
+    intr, tintr, rgba, depth, w, src, tgt, _ = _setup(size=96, stride=8, target=(4.0, -3.0), fov=60.0)
+    coarse = np.zeros((2, 24, 24), np.float32)
+    K.splat_depth(depth, w, src, tgt, 4, 1, coarse)
+    sc = K.warp_scratch(4, (96, 96), 8)
+    out = np.zeros((96, 96, 4), np.uint8)
+    K.warp(rgba, depth, w, src, tgt, coarse, 8, out, scratch=sc, zstride=4)
+    spans = np.zeros((96, 2), np.int32)
+    K.warp_spans(sc, 8, 96, spans)
+    nonzero = out.view(np.uint32)[..., 0] != 0
+    assert nonzero.any() and not nonzero.all()
+    narrower = 0
+    for y, (x0, x1) in enumerate(spans):
+        assert not nonzero[y, :max(x0, 0)].any() and not nonzero[y, max(x1, 0):].any(), y
+        if x1 > x0:
+            assert x0 % 8 == 0 and sc.mode[y // 8, x0 // 8] != K.MODE_EMPTY, y
+            assert sc.mode[y // 8, (x1 - 1) // 8] != K.MODE_EMPTY, y
+            narrower += x1 - x0 < 96
+        else:
+            assert (x0, x1) == (96, 0) and (sc.mode[y // 8, :12] == K.MODE_EMPTY).all(), y
+    assert narrower > 10
+
+
 def _setup(size=48, stride=4, target=(3.0, -2.0), zoom=1.0, fov=30.0):
     intr = Intrinsics.from_fov(fov, size, size)
     rgba, depth, poses = grid_sources(intr)
