@@ -352,14 +352,13 @@ def _zmin(zb, j, i, z):
 
 
 @njit(inline="always")
-def _splat_row(dflat, base, half, sstride, k0, n, vy, cx, rfx, g, su, sv, ou, ov, wc, hc, cell, zrow):
+def _splat_row(dflat, base, half, sstride, k0, n, vy, cx, rfx, g, su, sv, ou, ov, ci, cj, zrow):
     """Samples k0 .. k0 + n - 1 of one sample row of a source depth tile (pixel x = half +
     k sstride at flat index base + x of ``dflat``) projected into the target: zrow[i] = the
-    target depth (0 = no surface or behind the camera), cell[i] = the flat index of the top-left
-    of its 2x2 footprint of z-buffer cells, -1 where the footprint is not all inside
-    (``_splat_depth`` redoes those one by one). No branch and no scatter, so LLVM vectorises it
-    (as a scalar loop the projection was 60 % of the splat); flat unsigned indices keep numba's
-    negative-index wrap-around out of the loop."""
+    target depth (0 = no surface or behind the camera) and (ci[i], cj[i]) = the z-buffer cell at
+    the top left of its 2x2 footprint (meaningless where zrow[i] is 0). No branch and no
+    scatter, so LLVM vectorises it (as a scalar loop the projection was 60 % of the splat); flat
+    unsigned indices keep numba's negative-index wrap-around out of the loop."""
     m00, m01, m02 = g[0, 0], g[0, 1], g[0, 2]
     m10, m11, m12 = g[1, 0], g[1, 1], g[1, 2]
     m20, m21, m22 = g[2, 0], g[2, 1], g[2, 2]
@@ -374,17 +373,15 @@ def _splat_row(dflat, base, half, sstride, k0, n, vy, cx, rfx, g, su, sv, ou, ov
         qz = m20 * px + m21 * py + m22 * d + o2
         ok = (d > 0) & (qz > 1e-6)
         iz = 1.0 / (qz if ok else 1.0)
-        fi = np.floor(qx * iz * su + ou)
-        fj = np.floor(qy * iz * sv + ov)
-        inside = ok & (fi >= 0) & (fi + 1 < wc) & (fj >= 0) & (fj + 1 < hc)
-        cell[i] = np.int64(fj) * wc + np.int64(fi) if inside else -1
+        ci[i] = np.int64(np.floor(qx * iz * su + ou))
+        cj[i] = np.int64(np.floor(qy * iz * sv + ov))
         zrow[i] = np.float32(qz) if ok else _EMPTY
 
 
 @njit("void(f4[:,:,::1], i4[:,:,::1], f4[::1], f8[:,::1], f8[:,:,::1], f8[:,::1], f8[::1], f8[:,::1], "
-      "f8[::1], i8, i8, f4[:,:,::1], f8[:,:,::1], i8[::1], f4[::1])", cache=True, nogil=True)
+      "f8[::1], i8, i8, f4[:,:,::1], f8[:,:,::1], i8[::1], i8[::1], f4[::1])", cache=True, nogil=True)
 def _splat_depth(src_depth, spans, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, stride, n_dilate, coarse,
-                 geo, cell, zrow):
+                 geo, ci, cj, zrow):
     n_src, h, w = src_depth.shape
     hc, wc = coarse.shape[1], coarse.shape[2]
     zb = coarse[0]
@@ -418,29 +415,20 @@ def _splat_depth(src_depth, spans, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt
                 continue
             vy = (y + 0.5 - cy) / fy
             _splat_row(dflat, (s * h + y) * w, half, sstride, k0, k1 - k0, vy, cx, rfx, g, su, sv, ou, ov,
-                       wc, hc, cell, zrow)
+                       ci, cj, zrow)
             for i in range(k1 - k0):
                 z = zrow[i]
                 if z == 0:
                     continue
-                c = cell[i]
-                if c >= 0:
-                    # 2x2 footprint: no cracks up to 2x magnification. As ``_zmin``, on flat indices.
-                    for o in (0, 1, wc, wc + 1):
+                i0 = ci[i]
+                j0 = cj[i]
+                # 2x2 footprint: no cracks up to 2x magnification.
+                if 0 <= i0 and i0 + 1 < wc and 0 <= j0 and j0 + 1 < hc:  # all four cells inside
+                    c = j0 * wc + i0
+                    for o in (0, 1, wc, wc + 1):  # ``_zmin`` on flat indices
                         cur = zflat[c + o]
                         zflat[c + o] = z if (cur == 0) | (z < cur) else cur
                     continue
-                # At the z-buffer's border: the footprint's cells that lie inside, one by one.
-                x = half + (k0 + i) * sstride
-                d = np.float64(src_depth[s, y, x])
-                px = (x + 0.5 - cx) * rfx * d
-                py = vy * d
-                qx = g[0, 0] * px + g[0, 1] * py + g[0, 2] * d + g[3, 0]
-                qy = g[1, 0] * px + g[1, 1] * py + g[1, 2] * d + g[3, 1]
-                qz = g[2, 0] * px + g[2, 1] * py + g[2, 2] * d + g[3, 2]
-                iz = 1.0 / qz
-                i0 = int(np.floor(qx * iz * su + ou))
-                j0 = int(np.floor(qy * iz * sv + ov))
                 for jj in range(j0, j0 + 2):
                     if jj < 0 or jj >= hc:
                         continue
@@ -495,7 +483,7 @@ def splat_depth(src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam, str
     spans int32 [S, H, 2]: per source row, the columns [x0, x1) outside of which its depth is 0
     (``Tile.spans``; (W, 0) = an empty row): only samples inside are projected (default: all).
     Scratch, allocated when not given: ``coarse[1]``; ``geo`` float64 [S, 4, 3]
-    (``WarpScratch.geo``); rows = (int64 [W], float32 [W]) from ``splat_rows``.
+    (``WarpScratch.geo``); rows = (int64 [W], int64 [W], float32 [W]) from ``splat_rows``.
     """
     sk, sr, sc = src_cams
     tk, tr, tc = tgt_cam
@@ -511,16 +499,16 @@ def splat_depth(src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam, str
         spans = np.zeros((s, h, 2), np.int32)
         spans[:, :, 1] = w
     assert spans.shape == (s, h, 2) and spans.dtype == np.int32, (spans.shape, spans.dtype)
-    cell, zrow = splat_rows(w) if rows is None else rows
-    assert cell.shape[0] >= w and zrow.shape[0] >= w, (cell.shape, zrow.shape, w)
-    _splat_depth(src_depth, spans, src_w, sk, sr, sc, tk, tr, tc, int(stride), int(n_dilate), coarse, geo, cell,
+    ci, cj, zrow = splat_rows(w) if rows is None else rows
+    assert ci.shape[0] >= w and cj.shape[0] >= w and zrow.shape[0] >= w, (ci.shape, cj.shape, zrow.shape, w)
+    _splat_depth(src_depth, spans, src_w, sk, sr, sc, tk, tr, tc, int(stride), int(n_dilate), coarse, geo, ci, cj,
                  zrow)
 
 
-def splat_rows(w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Scratch for ``splat_depth`` on tiles W pixels wide: one sample row's z-buffer cells and
-    depths."""
-    return np.zeros(w, np.int64), np.zeros(w, np.float32)
+def splat_rows(w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scratch for ``splat_depth`` on tiles W pixels wide: one sample row's footprint cells
+    (column, row) and depths."""
+    return np.zeros(w, np.int64), np.zeros(w, np.int64), np.zeros(w, np.float32)
 
 
 @njit(cache=True, nogil=True)

@@ -634,12 +634,12 @@ def test_splat_projects_only_the_samples_inside_the_row_spans():
 
 def test_splat_row_projection_is_vectorised():
     # The splat's per-sample projection (``_splat_row``) is fast only while LLVM vectorises it;
-    # it also has to give each sample's footprint cell and depth as the splat's own rule does.
+    # it also has to give each sample's depth and footprint cell as the splat's own rule does.
     from numba import njit
 
     @njit
-    def row_stage(dflat, base, half, sstride, k0, n, vy, cx, rfx, g, su, sv, ou, ov, wc, hc, cell, zrow):
-        K._splat_row(dflat, base, half, sstride, k0, n, vy, cx, rfx, g, su, sv, ou, ov, wc, hc, cell, zrow)
+    def row_stage(dflat, base, half, sstride, k0, n, vy, cx, rfx, g, su, sv, ou, ov, ci, cj, zrow):
+        K._splat_row(dflat, base, half, sstride, k0, n, vy, cx, rfx, g, su, sv, ou, ov, ci, cj, zrow)
 
     size = 48
     intr = Intrinsics.from_fov(45.0, size, size)  # background on both sides of the sphere
@@ -649,20 +649,20 @@ def test_splat_row_projection_is_vectorised():
     g = np.zeros((4, 3))
     g[:3] = np.eye(3)  # target = source camera
     fx, fy, cx, cy = cam[0]
-    cell, zrow = np.full(size, 7, np.int64), np.full(size, 7, np.float32)
+    ci, cj, zrow = np.full(size, 7, np.int64), np.full(size, 7, np.int64), np.full(size, 7, np.float32)
     stride = 2  # z-buffer cell: 2 px; one sample per cell, at its centre
-    row_stage(depth.reshape(-1), y * size, 1, 2, 0, size // 2, (y + 0.5 - cy) / fy, cx, 1 / fx, g,
-              fx / stride, fy / stride, cx / stride - 0.5, cy / stride - 0.5, size // 2, size // 2, cell, zrow)
-    d = depth[y, 1::2]
+    k0, n = 3, size // 2 - 3  # samples 3 .. 23 of the row
+    row_stage(depth.reshape(-1), y * size, 1, 2, k0, n, (y + 0.5 - cy) / fy, cx, 1 / fx, g,
+              fx / stride, fy / stride, cx / stride - 0.5, cy / stride - 0.5, ci, cj, zrow)
+    d = depth[y, 1::2][k0:]
     assert (d > 0).sum() > 5 and (d == 0).sum() > 5
-    np.testing.assert_allclose(zrow[:size // 2], d, rtol=1e-6)
-    # Seen from its own camera a sample at the centre of cell (j, i) covers (j, i) and its lower
-    # right neighbours (the footprint's top-left is the cell centre's floor), except at the edge.
-    i = np.arange(size // 2)
-    inside = (d > 0) & (i + 1 < size // 2)
-    np.testing.assert_array_equal(cell[:size // 2][inside], (y // 2) * (size // 2) + i[inside])
-    assert (cell[:size // 2][~inside] == -1).all()
-    assert (cell[size // 2:] == 7).all() and (zrow[size // 2:] == 7).all()  # n samples written, no more
+    np.testing.assert_allclose(zrow[:n], d, rtol=1e-6)
+    # Seen from its own camera the sample at the centre of cell (j, i) has its footprint's top
+    # left there (the footprint covers (j, i) and its lower right neighbours).
+    surf = d > 0
+    np.testing.assert_array_equal(ci[:n][surf], (k0 + np.arange(n))[surf])
+    assert (cj[:n][surf] == y // 2).all()
+    assert (ci[n:] == 7).all() and (cj[n:] == 7).all() and (zrow[n:] == 7).all()  # n samples written, no more
     ir = row_stage.inspect_llvm(row_stage.signatures[0])
     assert "llvm.loop.isvectorized" in ir, "the splat's row projection is no longer vectorised"
 
