@@ -473,7 +473,8 @@ def _splat_depth(src_depth, spans, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt
 
 def splat_depth(src_depth: np.ndarray, src_w: np.ndarray, src_cams, tgt_cam, stride: int,
                 n_dilate: int, coarse: np.ndarray, geo: np.ndarray | None = None,
-                spans: np.ndarray | None = None, rows: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                spans: np.ndarray | None = None,
+                rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
     """Forward-splat source depths into a coarse target z-buffer ``coarse[0]`` ([2, Hc, Wc]).
 
     src_depth float32 [S, H, W] camera z-depth (0 = empty); src_w float32 [S] (sources with
