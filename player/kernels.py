@@ -1734,19 +1734,22 @@ def crossfade(a: np.ndarray, b: np.ndarray, t: float, out: np.ndarray) -> None:
                out.view(np.uint32).reshape(h, w))
 
 
-@njit("void(u4[:,::1], f8[::1], i4[:,::1], u4[:,::1])", cache=True, nogil=True, parallel=True)
-def _composite(src, bg, spans, out):
-    # What the background adds under coverage a: round((255 - a) * bg) per channel, as a table of
-    # R|B (16-bit lanes) and G words, so a pixel is two adds and a saturation, not three float ops.
+def composite_tables(background) -> np.ndarray:
+    """uint32 [2, 256]: what an RGB background (3 floats in [0, 1]) adds under coverage a,
+    round((255 - a) bg) per channel, as R|B words (16-bit lanes) and G words, so that a
+    composited pixel is two adds and a saturation, not three float ops. Built once per
+    background: ``composite`` then allocates nothing per frame."""
+    bg = np.asarray(background, dtype=np.float64)
+    assert bg.shape == (3,) and (bg >= 0).all() and (bg <= 1).all(), bg
+    c = ((255 - np.arange(256, dtype=np.float64))[:, None] * bg + 0.5).astype(np.uint32)
+    return np.ascontiguousarray(np.stack([c[:, 0] | (c[:, 2] << 16), c[:, 1]]))
+
+
+@njit("void(u4[:,::1], u4[:,::1], i4[:,::1], u4[:,::1])", cache=True, nogil=True, parallel=True)
+def _composite(src, tables, spans, out):
     lanes = np.uint32(0xFF00FF)
-    tab_rb = np.empty(256, np.uint32)
-    tab_g = np.empty(256, np.uint32)
-    for a in range(256):
-        r = np.uint32((255 - a) * bg[0] + 0.5)
-        g = np.uint32((255 - a) * bg[1] + 0.5)
-        b = np.uint32((255 - a) * bg[2] + 0.5)
-        tab_rb[a] = r | (b << 16)
-        tab_g[a] = g
+    tab_rb = tables[0]
+    tab_g = tables[1]
     h, w = src.shape[0], src.shape[1]
     for y in prange(h):
         yo = h - 1 - y  # GL textures start at the bottom row
@@ -1762,7 +1765,8 @@ def _composite(src, bg, spans, out):
             out[yo, x] = (rb & lanes) | ((g & np.uint32(255)) << 8) | np.uint32(0xFF000000)
 
 
-def composite(src: np.ndarray, background, out: np.ndarray, spans: np.ndarray | None = None) -> None:
+def composite(src: np.ndarray, background, out: np.ndarray, spans: np.ndarray | None = None,
+              tables: np.ndarray | None = None) -> None:
     """Premultiplied RGBA uint8 [H, W, 4] over an RGB background (3 floats in [0, 1]) ->
     opaque RGBA uint8 [H, W, 4] with rows bottom-up (GL order): c + round((255 - a) bg).
 
@@ -1770,9 +1774,12 @@ def composite(src: np.ndarray, background, out: np.ndarray, spans: np.ndarray | 
     out's other pixels are left as they are (default: all columns). A caller whose out already
     holds the background wherever src is 0 outside the spans (``warp_spans``, ``write_spans``)
     skips the empty part of the frame.
+    tables: ``composite_tables(background)``, which a caller compositing every frame builds once
+    (default: built here); background is then not read.
     """
-    bg = np.ascontiguousarray(background, dtype=np.float64)
-    assert bg.shape == (3,) and (bg >= 0).all() and (bg <= 1).all(), bg
+    if tables is None:
+        tables = composite_tables(background)
+    assert tables.shape == (2, 256) and tables.dtype == np.uint32 and tables.flags.c_contiguous, tables.shape
     assert src.ndim == 3 and src.shape[2] == 4 and out.shape == src.shape, (src.shape, out.shape)
     assert src.dtype == out.dtype == np.uint8, (src.dtype, out.dtype)
     h, w = src.shape[:2]
@@ -1780,7 +1787,7 @@ def composite(src: np.ndarray, background, out: np.ndarray, spans: np.ndarray | 
         spans = np.zeros((h, 2), np.int32)
         spans[:, 1] = w
     assert spans.shape == (h, 2) and spans.dtype == np.int32, (spans.shape, spans.dtype)
-    _composite(src.view(np.uint32).reshape(h, w), bg, spans, out.view(np.uint32).reshape(h, w))
+    _composite(src.view(np.uint32).reshape(h, w), tables, spans, out.view(np.uint32).reshape(h, w))
 
 
 @njit("void(u1[:,::1], i8, i8, i4[:,::1])", cache=True, nogil=True)

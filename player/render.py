@@ -95,6 +95,7 @@ class Renderer:
         self.idx = np.zeros(4, np.int32)
         self.w = np.zeros(4, np.float32)
         self.bg = np.asarray(config.background, np.float64)
+        self.bg_tables = K.composite_tables(self.bg)
 
     def views_at(self, yaw: float, pitch: float) -> list[int]:
         idx, w = K.view_weights(self.yaws, self.pitches, yaw, pitch, sharpen=self.config.view_sharpen)
@@ -176,7 +177,7 @@ class Renderer:
         # The composite covers this frame's content and the last one's (the background returns
         # there); ``write_spans`` makes that union and remembers this frame's.
         K.write_spans(self.image_spans, (self.warped_spans,), self.composite_spans)
-        K.composite(self.warped, self.bg, self.image, spans=self.composite_spans)
+        K.composite(self.warped, self.bg, self.image, spans=self.composite_spans, tables=self.bg_tables)
         return self.image
 
     def _plain(self) -> None:

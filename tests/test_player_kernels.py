@@ -729,25 +729,41 @@ out = np.zeros((96, 96, 4), np.uint8)
 spans = np.zeros((4, 96, 2), np.int32)  # as the renderer's: its buffers' row spans, all columns here
 spans[:, :, 1] = 96
 rows = K.splat_rows(96)
+# The rest of the renderer's frame: a temporal blend of two tiles into a source buffer, the
+# spans it writes, the warped frame's spans and the composite over a background.
+src_rgba, src_depth = rgba[0].copy(), depth[0].copy()
+held, wspans, cspans = spans[0].copy(), np.zeros((96, 2), np.int32), np.zeros((96, 2), np.int32)
+image, tables = np.zeros((96, 96, 4), np.uint8), K.composite_tables((0.1, 0.2, 0.3))
+words = lambda a: a.view(np.uint32).reshape(a.shape[:2])
 def frame():
+    K.write_spans(held, (spans[1], spans[2]), wspans)
+    K.temporal_blend(rgba[1], rgba[2], depth[1], depth[2], 0.3, src_rgba, src_depth, spans=wspans)
     K.splat_depth(depth, w, src, tgt, 4, 1, coarse, sc.geo, spans=spans, rows=rows)
     K.warp(rgba, depth, w, src, tgt, coarse, 8, out, scratch=sc, zstride=4)
+    K.warp_spans(sc, 8, 96, wspans)
+    K.write_spans(held, (wspans,), cspans)
+    K.composite(out, (0.1, 0.2, 0.3), image, spans=cspans, tables=tables)
 splat_args = (depth, spans, w, *src, *tgt, coarse, sc.geo, *rows)
 warp_args = (rgba, depth, w, *src, *tgt, coarse[0], sc.nodes, sc.node_z, sc.see, sc.mode, sc.used, sc.rem,
              sc.fmode, sc.fused, sc.frem, sc.geo, sc.vw8, sc.pts, sc.pgeo, out)
+rest_args = ((held, spans[1], spans[2], spans[1], spans[1], wspans),
+             (words(rgba[1]), words(rgba[2]), depth[1], depth[2], wspans, words(src_rgba), src_depth),
+             (sc.mode, wspans), (held, wspans, wspans, wspans, wspans, cspans),
+             (words(out), tables, cspans, words(image)))
 def count(f):
     f()
     a = rtsys.get_allocation_stats().alloc
     f()
     return rtsys.get_allocation_stats().alloc - a
-base = count(lambda: (touch(*splat_args), touch(*warp_args)))
+base = count(lambda: (touch(*splat_args), touch(*warp_args), [touch(*a) for a in rest_args]))
 print(count(frame), base)
 """
 
 
 def test_a_frame_allocates_nothing_in_the_kernels():
     # NRT statistics count every numba allocation; passing a numpy array in costs one (its
-    # meminfo), so a frame's splat + warp must cost exactly what unboxing their arguments costs.
+    # meminfo), so a frame's kernels (blend, splat, warp, spans, composite) must cost exactly
+    # what unboxing their arguments costs.
     import os
     import subprocess
     import sys
