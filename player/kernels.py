@@ -53,7 +53,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import config, get_thread_id, njit, prange
+from llvmlite import ir
+from numba import config, get_thread_id, njit, prange, types
+from numba.extending import intrinsic
 
 from formats.p4d import depth_sample_index
 
@@ -598,6 +600,23 @@ _LANES64 = 0x00FF00FF00FF00FF
 _HALF64 = 0x0080008000800080
 
 
+@intrinsic
+def _load_pair(typingctx, arr, idx):
+    """uint64 = arr[idx] | arr[idx + 1] << 32 of a C-contiguous 1-D uint32 array, in one 8-byte
+    load (little-endian). A vector loop then fetches the two taps of a bilinear footprint's row
+    with one 64-bit gather instead of two 32-bit ones (numba indexes whole elements only). The
+    caller keeps idx + 1 inside the array; no bounds check, as with numba's own indexing."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.uint32 and arr.ndim == 1
+            and arr.layout == "C" and isinstance(idx, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        a, i = args
+        data = context.make_array(signature.args[0])(context, builder, a).data
+        return builder.load(builder.bitcast(builder.gep(data, [i]), ir.IntType(64).as_pointer()), align=4)
+    return types.uint64(arr, idx), codegen
+
+
 @njit(inline="always")
 def _tap_fx(flat, w_s, base, uf, vf):
     """Bilinear sample at 16.16 (uf, vf) of the source starting at flat[base] (width w_s): the
@@ -612,9 +631,12 @@ def _tap_fx(flat, w_s, base, uf, vf):
     w11 = (fv * fu) >> np.uint64(8)
     w10 = fv - w11
     i = np.uint64(base + (vf >> 16) * w_s + (uf >> 16))
-    row = np.uint64(w_s)
-    acc = (_spread(flat[i]) * w00 + _spread(flat[i + np.uint64(1)]) * w01
-           + _spread(flat[i + row]) * w10 + _spread(flat[i + row + np.uint64(1)]) * w11)
+    top = _load_pair(flat, i)  # taps (0, 0) and (0, 1)
+    bot = _load_pair(flat, i + np.uint64(w_s))  # (1, 0) and (1, 1)
+    lo = np.uint64(0xFFFFFFFF)
+    hi = np.uint64(32)
+    acc = (_spread(top & lo) * w00 + _spread(top >> hi) * w01
+           + _spread(bot & lo) * w10 + _spread(bot >> hi) * w11)
     return ((acc + np.uint64(_HALF64)) >> np.uint64(8)) & np.uint64(_LANES64)
 
 
