@@ -145,6 +145,17 @@ def test_temporal_blend_matches_twin():
         K.temporal_blend(a, b, da, db, 0.5, out, dout, box=(0, 18, 0, 23))
 
 
+def test_blends_hint_the_next_row_to_the_cache():
+    # The blends prefetch the next row's span of every tile they read (``_prefetch_row``); the
+    # hints change no pixel (the twin tests above) but ~5 % of a paced frame, so a refactor that
+    # drops them must fail here rather than only in a benchmark.
+    from numba import njit
+    for kernel in (K._temporal_blend, K._fade_blend):
+        fresh = njit(kernel.py_func)  # compiled here: numba cannot disassemble a kernel loaded from its cache
+        fresh.compile(kernel.signatures[0])
+        assert "prefetcht0" in fresh.inspect_asm(kernel.signatures[0]), kernel.__name__
+
+
 def test_write_spans_unions_rows_and_records_what_the_buffer_holds():
     w = 10
     held = np.array([[2, 5], [w, 0], [0, 10], [w, 0]], np.int32)  # (W, 0): an empty row
