@@ -85,19 +85,14 @@ class Playback:
 
     def prefetch(self, yaw: float, pitch: float) -> None:
         views = set(self.renderer.views_at(yaw, pitch))
-        # Where the viewpoint will be in ~0.3 s, so a grid-cell crossing finds its tiles ready.
+        group_ahead = None
+        # Where the viewpoint will be in ~0.3 s, so a grid-cell crossing finds its tiles ready
+        # and a forced jump into the pose group it enters finds its keyframes decoded.
         if self.manual is None and not self.paused:
             ahead = _peek(self.motion, 0.3)
             views |= set(self.renderer.views_at(*ahead))
-            g = self.group_of(*ahead)
-            k = self.walker.main.nxt
-            if g != self.walker.group and g < len(self.walker.forced[k]):
-                keys_forced = [t for t in (self.walker.forced[self.walker.main.k][g], self.walker.forced[k][g]) if t >= 0]
-            else:
-                keys_forced = []
-        else:
-            keys_forced = []
-        ks = self.walker.upcoming() + keys_forced
+            group_ahead = self.group_of(*ahead)
+        ks = self.walker.upcoming(group_ahead)
         self.cache.prefetch([(k, v) for k in ks for v in sorted(views)])
 
     def close(self) -> None:

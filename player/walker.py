@@ -164,16 +164,35 @@ class Walker(EventDispatcher):
         out.append((self.main.k, self.main.nxt, self.main.phase, self.fade if out else 1.0))
         return out
 
-    def upcoming(self) -> list[int]:
-        """Keyframes worth decoding ahead: the next two of each stream and the jump targets of
-        the current keyframe."""
+    def chain(self, k: int) -> list[int]:
+        """k and the two keyframes after it: what a stream that enters k at any phase draws
+        before it leaves k's successor (a jump keeps its phase, so its fade may draw k's
+        successor, and soon the one after, from its first frame)."""
+        n1 = self._natural(k)
+        return [k, n1, self._natural(n1)]
+
+    def upcoming(self, group_ahead: int | None = None) -> list[int]:
+        """Keyframes worth decoding ahead: each stream's ``chain``, and the chain of each jump
+        target that may land soon: the transitions drawn at the end of this keyframe or the
+        next (one drawn during a fade waits for it to end, then lands at any phase), a jump
+        waiting now, and the forced jump into a pose group the viewpoint has entered (waiting
+        for a fade) or is about to enter (``group_ahead``, the group of the viewpoint a moment
+        from now)."""
         ks = []
         for s in ([self.main] + ([self.old] if self.old is not None else [])):
-            n1 = self._natural(s.nxt)
-            ks += [s.k, s.nxt, n1]
-        ks += [d for d, _ in self.transitions[self.main.nxt]]
+            ks += self.chain(s.k)
+        for k in (self.main.k, self.main.nxt):
+            for d, _ in self.transitions[k]:
+                ks += self.chain(d)
         if self._pending_jump is not None:
-            ks += [self._pending_jump, self._natural(self._pending_jump)]
+            ks += self.chain(self._pending_jump)
+        for g in (self._pending_group, group_ahead if group_ahead != self.group else None):
+            if g is None:
+                continue
+            for k in (self.main.k, self.main.nxt):
+                t = self.forced[k][g] if g < len(self.forced[k]) else -1
+                if t >= 0:
+                    ks += self.chain(t)
         return list(dict.fromkeys(ks))
 
 

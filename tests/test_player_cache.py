@@ -98,3 +98,46 @@ def test_depth_stored_at_lower_resolution_is_upsampled_to_the_tile():
         np.testing.assert_allclose(up[inner], full[inner], atol=1e-5)  # exact on the plane
         # the silhouette moves by less than one stored sample
         assert ((up > 0) != (full > 0)).any(0).sum() <= s
+
+
+def test_playback_asks_for_every_tile_three_frames_before_it_draws_it():
+    # A frame that finds its tile neither decoded nor queued decodes it on the frame thread, and
+    # one that finds it queued waits behind the queue: ~6 ms per 512 px tile, a visible hitch.
+    # So every tile a frame draws must be in the prefetch request made 3 frames (50 ms) earlier,
+    # jumps included: a transition or forced jump lands mid-keyframe, so its fade draws the
+    # target and the target's successor at once. Requests, not timing: the worker is off.
+    from collections import deque
+
+    from player.playback import PlayConfig, Playback
+    meta = sample_meta(20, yaws=(-20.0, 0.0, 20.0), pitches=(-10.0, 10.0), size=(8, 10))
+    meta["graph"]["transitions"] += [[8, 2, 0.5, 1.0], [16, 12, 0.5, 1.0]]  # backward jumps
+    meta["keyframes"]["fps"] = 12.5
+    src = ArraySource(n_kf=20, n_views=6, h=8, w=10, seed=3)
+    src.meta = meta
+    pb = Playback(src, PlayConfig(mode="orbit", prefetch=False))
+    lead = 3
+    requests = deque([set()], maxlen=lead + 1)  # the last requests, oldest first
+    late = []
+    ask, get = pb.cache.prefetch, pb.cache.get
+
+    def record(keys):
+        keys = [(int(k), int(v)) for k, v in keys]
+        requests[-1].update(keys)
+        ask(keys)
+
+    def check(k, v):
+        if pb.frames > lead and (int(k), int(v)) not in requests[0]:
+            late.append((pb.frames, (int(k), int(v)), pb.walker.streams()))
+        return get(k, v)
+
+    pb.cache.prefetch, pb.cache.get = record, check
+    try:
+        for _ in range(60 * 30):
+            pb.step(1 / 60)
+            pb.render()
+            requests.append(set())
+    finally:
+        pb.close()
+    st = pb.walker.stats
+    assert len(st.forced) >= 2 and pb.walker.jumps > len(st.forced) + 10, (len(st.forced), pb.walker.jumps)
+    assert late == [], (len(late), late[:5])
