@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -71,18 +70,26 @@ class TileCache:
     """LRU of decoded tiles keyed by (keyframe, view), at most ``max_bytes`` of them.
 
     ``get`` returns a tile, decoding it on the calling thread on a miss (or waiting for the
-    prefetch thread when it is already decoding it); ``prefetch`` queues keys for the worker.
+    prefetch thread when it is decoding that very tile); ``prefetch`` hands the worker the keys
+    to decode, most urgent first.
     """
 
     def __init__(self, source, max_bytes: int = 256 << 20, prefetch: bool = True):
         self.source = source
         self.max_bytes = int(max_bytes)
         self._tiles: OrderedDict[tuple[int, int], Tile] = OrderedDict()
-        self._inflight: dict[tuple[int, int], Future] = {}
+        # The worker's to-do list, most urgent first; each ``prefetch`` call replaces it, so a
+        # request never waits behind keys an older request wanted and the newest one does not.
+        self._wanted: list[tuple[int, int]] = []
+        self._busy: tuple[int, int] | None = None  # the key the worker is decoding
         self._bytes = 0
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="p4d-prefetch") if prefetch else None
+        self._cond = threading.Condition()
+        self._closed = False
         self.hits = self.misses = self.waits = self.evictions = self.prefetched = 0
+        self._worker = None
+        if prefetch:
+            self._worker = threading.Thread(target=self._work, name="p4d-prefetch", daemon=True)
+            self._worker.start()
 
     def _insert(self, key, tile: Tile) -> None:
         # Caller holds the lock.
@@ -97,61 +104,77 @@ class TileCache:
 
     def get(self, keyframe: int, view: int) -> Tile:
         key = (int(keyframe), int(view))
-        with self._lock:
+        with self._cond:
             tile = self._tiles.get(key)
             if tile is not None:
                 self._tiles.move_to_end(key)
                 self.hits += 1
                 return tile
-            fut = self._inflight.get(key)
-            if fut is not None:
+            if self._busy == key:
                 self.waits += 1
+                self._cond.wait_for(lambda: self._busy != key)
+                tile = self._tiles.get(key)
+                if tile is not None:
+                    self._tiles.move_to_end(key)
+                    return tile
             else:
                 self.misses += 1
-        if fut is not None:
-            return fut.result()
-        tile = decode_tile(self.source, *key)
-        with self._lock:
+                if key in self._wanted:  # queued but not started: decoding it here is sooner
+                    self._wanted.remove(key)
+        tile = decode_tile(self.source, *key)  # a worker's failure is raised here, on this thread
+        with self._cond:
             self._insert(key, tile)
         return tile
 
-    def _work(self, key) -> Tile:
-        try:
-            tile = decode_tile(self.source, *key)
-            with self._lock:
-                self._insert(key, tile)
-                self.prefetched += 1
-            return tile
-        finally:
-            with self._lock:
-                self._inflight.pop(key, None)
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._wanted or self._closed)
+                if self._closed:
+                    return
+                key = self._wanted.pop(0)
+                if key in self._tiles:
+                    continue
+                self._busy = key
+            try:
+                tile = decode_tile(self.source, *key)
+            except Exception:  # noqa: BLE001 - a frame that needs the tile decodes it and raises
+                tile = None
+            with self._cond:
+                if tile is not None:
+                    self._insert(key, tile)
+                    self.prefetched += 1
+                self._busy = None
+                self._cond.notify_all()
 
     def prefetch(self, keys) -> None:
-        """Queue (keyframe, view) pairs that are neither cached nor being decoded."""
-        if self._pool is None:
+        """Decode these (keyframe, view) pairs ahead, most urgent first, instead of whatever an
+        earlier call asked for and the worker has not started."""
+        if self._worker is None:
             return
-        with self._lock:
-            for k, v in keys:
-                key = (int(k), int(v))
-                if key in self._tiles or key in self._inflight:
-                    continue
-                self._inflight[key] = self._pool.submit(self._work, key)
+        with self._cond:
+            want = dict.fromkeys((int(k), int(v)) for k, v in keys)
+            self._wanted = [key for key in want if key not in self._tiles and key != self._busy]
+            self._cond.notify_all()
 
     def idle(self, timeout: float = 10.0) -> None:
-        """Wait until every queued prefetch is done (tests, benches)."""
-        with self._lock:
-            futs = list(self._inflight.values())
-        for f in futs:
-            f.result(timeout=timeout)
+        """Wait until the worker has decoded everything asked for (tests, benches)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: not self._wanted and self._busy is None, timeout):
+                raise TimeoutError(f"prefetch still busy after {timeout} s")
 
     def stats(self) -> dict:
-        with self._lock:
+        with self._cond:
             n = self.hits + self.misses + self.waits
             return {"hits": self.hits, "misses": self.misses, "waits": self.waits,
                     "hit_rate": self.hits / n if n else 1.0, "evictions": self.evictions,
                     "prefetched": self.prefetched, "tiles": len(self._tiles), "bytes": self._bytes}
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        if self._worker is not None:
+            with self._cond:
+                self._closed = True
+                self._wanted = []
+                self._cond.notify_all()
+            self._worker.join()
+            self._worker = None

@@ -84,16 +84,19 @@ class Playback:
         return img
 
     def prefetch(self, yaw: float, pitch: float) -> None:
-        views = set(self.renderer.views_at(yaw, pitch))
+        """Ask the cache for what the next frames may draw, most urgent first: the keyframes of
+        ``Walker.upcoming`` (its own order) in the views around the viewpoint, then in the views
+        around where the viewpoint will be in ~0.3 s (so a grid-cell crossing finds its tiles
+        ready; that view also tells which pose group a forced jump may enter)."""
+        views = self.renderer.views_at(yaw, pitch)
+        later: list[int] = []
         group_ahead = None
-        # Where the viewpoint will be in ~0.3 s, so a grid-cell crossing finds its tiles ready
-        # and a forced jump into the pose group it enters finds its keyframes decoded.
         if self.manual is None and not self.paused:
             ahead = _peek(self.motion, 0.3)
-            views |= set(self.renderer.views_at(*ahead))
+            later = [v for v in self.renderer.views_at(*ahead) if v not in views]
             group_ahead = self.group_of(*ahead)
         ks = self.walker.upcoming(group_ahead)
-        self.cache.prefetch([(k, v) for k in ks for v in sorted(views)])
+        self.cache.prefetch([(k, v) for vs in (views, later) for k in ks for v in vs])
 
     def close(self) -> None:
         self.cache.close()

@@ -85,6 +85,62 @@ def test_prefetch_decodes_on_the_worker_then_gets_hit():
         c.close()
 
 
+class HeldSource(ArraySource):
+    """An ArraySource whose decode of one key blocks until ``release`` is set."""
+
+    def __init__(self, held, **kw):
+        super().__init__(**kw)
+        self.held, self.started, self.release = held, threading.Event(), threading.Event()
+
+    def tile(self, k, v, kind):
+        if (k, v) == self.held:
+            self.started.set()
+            assert self.release.wait(10)
+        return super().tile(k, v, kind)
+
+
+def decoded_by(src, name):
+    """(k, v) pairs in the order the thread ``name`` decoded them (one per tile, not per kind)."""
+    return [(k, v) for k, v, kind, n in src.calls if n.startswith(name) and kind == "color"]
+
+
+def test_prefetch_decodes_the_newest_request_first_and_drops_what_it_no_longer_asks_for():
+    src = HeldSource((0, 0))
+    c = TileCache(src)
+    try:
+        c.prefetch([(0, 0)])
+        assert src.started.wait(10)  # the worker is busy with (0, 0)
+        c.prefetch([(1, 0), (1, 1), (2, 0)])
+        c.prefetch([(2, 0), (3, 1), (1, 1)])  # what the next frame asks for, most urgent first
+        src.release.set()
+        c.idle()
+        assert decoded_by(src, "p4d-prefetch") == [(0, 0), (2, 0), (3, 1), (1, 1)]
+        assert c.stats()["prefetched"] == 4
+    finally:
+        src.release.set()
+        c.close()
+
+
+def test_a_frame_decodes_a_queued_tile_itself_instead_of_waiting_behind_the_queue():
+    src = HeldSource((0, 0))
+    c = TileCache(src)
+    try:
+        c.prefetch([(0, 0), (1, 2)])
+        assert src.started.wait(10)
+        t = c.get(1, 2)  # queued behind the held decode: taken off the queue, decoded here
+        assert np.array_equal(t.rgba[..., :3], src.arrays[1, 2, "color"])
+        assert decoded_by(src, "MainThread") == [(1, 2)]
+        src.release.set()
+        c.idle()
+        assert decoded_by(src, "p4d-prefetch") == [(0, 0)]  # not decoded a second time
+        st = c.stats()
+        assert st["misses"] == 1 and st["waits"] == 0
+        assert c.get(0, 0) is not None and c.stats()["hits"] == 1
+    finally:
+        src.release.set()
+        c.close()
+
+
 def test_depth_stored_at_lower_resolution_is_upsampled_to_the_tile():
     from formats.p4d import downscale_depth
     from player.kernels import upsample_depth
