@@ -78,8 +78,8 @@ class TileCache:
         self.source = source
         self.max_bytes = int(max_bytes)
         self._tiles: OrderedDict[tuple[int, int], Tile] = OrderedDict()
-        # The worker's to-do list, most urgent first; each ``prefetch`` call replaces it, so a
-        # request never waits behind keys an older request wanted and the newest one does not.
+        # The worker's to-do list, most urgent first. Each ``prefetch`` call replaces it: keys
+        # that only an older request wanted are dropped instead of delaying the newest request.
         self._wanted: list[tuple[int, int]] = []
         self._busy: tuple[int, int] | None = None  # the key the worker is decoding
         self._bytes = 0
@@ -138,7 +138,7 @@ class TileCache:
                 self._busy = key
             try:
                 tile = decode_tile(self.source, *key)
-            except Exception:  # noqa: BLE001 - a frame that needs the tile decodes it and raises
+            except Exception:  # a frame that needs this tile decodes it again and raises there
                 tile = None
             with self._cond:
                 if tile is not None:

@@ -157,9 +157,9 @@ def test_depth_stored_at_lower_resolution_is_upsampled_to_the_tile():
 
 
 def test_playback_asks_for_every_tile_three_frames_before_it_draws_it():
-    # A frame that finds its tile neither decoded nor queued decodes it on the frame thread, and
-    # one that finds it queued waits behind the queue: ~6 ms per 512 px tile, a visible hitch.
-    # So every tile a frame draws must be in the prefetch request made 3 frames (50 ms) earlier,
+    # A frame that finds its tile not yet decoded decodes it on the frame thread: ~5 ms per
+    # 512 px tile, a visible hitch. So every tile a frame draws must be in the prefetch request
+    # made 3 frames (50 ms) earlier, so the worker has had time for it,
     # jumps included: a transition or forced jump lands mid-keyframe, so its fade draws the
     # target and the target's successor at once. Requests, not timing: the worker is off.
     from collections import deque
