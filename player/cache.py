@@ -12,11 +12,10 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from formats.codecs import dequantize_depth
-from player.kernels import upsample_depth
+from player.kernels import interleave_rgba, upsample_depth
 
 
 @dataclass(frozen=True)
@@ -39,31 +38,17 @@ def decode_tile(source, keyframe: int, view: int) -> Tile:
     color = source.tile(keyframe, view, "color")
     h, w = color.shape[:2]
     alpha = source.tile(keyframe, view, "alpha") if "alpha" in kinds else np.full((h, w), 255, np.uint8)
-    # One interleaving pass in C (a strided numpy copy per channel cost 16x as long).
-    rgba = np.ascontiguousarray(cv2.merge((*cv2.split(color), alpha)))
     if "depth" in kinds:
         d = meta["grid"]["depth"]
-        depth = dequantize_depth(source.tile(keyframe, view, "depth"), d["near"], d["far"])
-        if depth.shape != (h, w):
-            depth = upsample_depth(depth, int(meta["tiles"].get("depth_scale", 1)), h, w)
+        small = dequantize_depth(source.tile(keyframe, view, "depth"), d["near"], d["far"])
+        s = int(meta["tiles"].get("depth_scale", 1))
     else:
         # No depth baked: a plane through the orbit centre keeps the warp a plain blend.
-        depth = np.full((h, w), float(meta["grid"]["radius"]), np.float32)
-    depth = np.ascontiguousarray(depth, dtype=np.float32)
-    return Tile(rgba, depth, content_spans(rgba, depth))
-
-
-def content_spans(rgba: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    """int32 [H, 2]: per row the columns [x0, x1), half-open, outside of which every RGBA byte
-    and depth is 0; (W, 0) for a row that is all 0 (so row unions are a min and a max). The
-    renderer blends only inside them: a head's rows cover about two thirds of its box."""
-    h, w = depth.shape
-    full = (rgba.reshape(h, w * 4).view(np.uint32) != 0) | (depth > 0)
+        small, s = np.full((h, w), float(meta["grid"]["radius"]), np.float32), 1
     spans = np.empty((h, 2), np.int32)
-    any_ = full.any(1)
-    spans[:, 0] = np.where(any_, full.argmax(1), w)
-    spans[:, 1] = np.where(any_, w - full[:, ::-1].argmax(1), 0)
-    return spans
+    depth = upsample_depth(small, s, h, w, spans=spans)
+    rgba, spans = interleave_rgba(color, alpha, spans)
+    return Tile(rgba, depth, spans)
 
 
 class TileCache:

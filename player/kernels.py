@@ -38,7 +38,8 @@ The frame pipeline, per frame (H, W = tile size; Ho, Wo = output size):
    two).
 
 Off the frame path, on the decode thread: ``upsample_depth`` brings a depth tile stored at 1/s
-(``tiles.depth_scale``) to the tile's size.
+(``tiles.depth_scale``) to the tile's size and ``interleave_rgba`` interleaves colour and alpha, both
+only inside each row's content span, which they return with it.
 
 Coarse depth + backward sampling keeps the cost at one projection and one bilinear fetch per
 (target pixel, source) instead of splatting every source pixel.
@@ -61,7 +62,7 @@ from formats.p4d import depth_sample_index
 
 __all__ = ["view_weights", "blend_steps", "temporal_blend", "fade_blend", "splat_depth", "splat_rows", "warp",
            "warp_scratch", "warp_split", "warp_spans", "WarpScratch", "crossfade", "composite", "camera_arrays",
-           "upsample_depth", "warm_up"]
+           "upsample_depth", "interleave_rgba", "warm_up"]
 
 _EMPTY = np.float32(0.0)  # depth value meaning "nothing here"
 MODE_PIXEL, MODE_EMPTY, MODE_MESH, MODE_MESH_RAMP = 0, 1, 2, 3  # how ``warp`` fills a lattice cell
@@ -338,18 +339,58 @@ def _relative(ra, ca, rb, cb, g):
         g[3, i] = acc
 
 
-# --- depth tiles stored at 1/s resolution, brought to the tile's size on decode ----------------
+# --- decoding a tile: depth stored at 1/s brought to the tile's size, colour and alpha packed ----
 
-@njit("void(f4[:,::1], i8[::1], i8[::1], f4[::1], i8[::1], i8[::1], f4[::1], i8, f4, f4[:,::1])",
-      cache=True, nogil=True)
-def _upsample_depth(small, i0, i1, ty, j0, j1, tx, s, disc, out):
+@njit(inline="always")
+def _row_extent(small, r):
+    """(first, one past the last) column of stored depth row r that holds a surface; (ws, 0) if none."""
+    ws = small.shape[1]
+    c0 = 0
+    while c0 < ws and small[r, c0] == 0:
+        c0 += 1
+    c1 = ws
+    while c1 > c0 and small[r, c1 - 1] == 0:
+        c1 -= 1
+    return c0, c1 if c0 < ws else 0
+
+
+@njit("void(f4[:,::1], i8[::1], i8[::1], f4[::1], i8[::1], i8[::1], i8[::1], f4[::1], i8[::1], f4, "
+      "i8[::1], i8[::1], f4[:,::1], i4[:,::1])", cache=True, nogil=True)
+def _upsample_depth(small, i0, i1, ty, ny, j0, j1, tx, nx, disc, first, end, out, ext):
     hs, ws = small.shape
+    h, w = out.shape
     one = np.float32(1.0)
-    for y in range(out.shape[0]):
-        a0, a1, t = i0[y], i1[y], ty[y]
-        ny = min(y // s, hs - 1)
-        for x in range(out.shape[1]):
-            b0, b1, u = j0[x], j1[x], tx[x]
+    # A pixel reads the stored columns j0[x] <= j1[x] and nx[x] (all non-decreasing in x): pixels
+    # left of first[c] read only columns < c, those from end[c] on only columns > c. So a row
+    # whose stored rows hold surface in columns [cmin, cmax) is 0 outside
+    # [first[cmin], end[cmax - 1]); ``out`` arrives zeroed and only that range is computed: a
+    # head fills about a third of its tile.
+    c = 0
+    for x in range(w):
+        while c <= max(j1[x], nx[x]):
+            first[c] = x
+            c += 1
+    c = ws - 1
+    for x in range(w - 1, -1, -1):
+        while c >= 0 and c >= min(j0[x], nx[x]):
+            end[c] = x + 1
+            c -= 1
+    for y in range(h):
+        # Unsigned indices: no negative-index wraparound test on every load (0.6x the time).
+        a0, a1, t, n = np.uint64(i0[y]), np.uint64(i1[y]), ty[y], np.uint64(ny[y])
+        e00, e01 = _row_extent(small, a0)
+        e10, e11 = _row_extent(small, a1)
+        en0, en1 = _row_extent(small, n)
+        cmin = min(min(e00, e10), en0)
+        cmax = max(max(e01, e11), en1)
+        ext[y, 0] = w
+        ext[y, 1] = 0
+        if cmin >= cmax:
+            continue
+        xa = first[cmin]
+        xb = end[cmax - 1]
+        for x in range(xa, xb):
+            b0, b1, u = np.uint64(j0[x]), np.uint64(j1[x]), tx[x]
             z00 = small[a0, b0]
             z01 = small[a0, b1]
             z10 = small[a1, b0]
@@ -359,33 +400,95 @@ def _upsample_depth(small, i0, i1, ty, j0, j1, tx, s, disc, out):
             if zmin > 0 and zmax - zmin <= disc * zmin:
                 out[y, x] = (one - t) * ((one - u) * z00 + u * z01) + t * ((one - u) * z10 + u * z11)
             else:
-                out[y, x] = small[ny, min(x // s, ws - 1)]
+                out[y, x] = small[n, np.uint64(nx[x])]
+        while xa < xb and out[y, xa] == 0:
+            xa += 1
+        while xb > xa and out[y, xb - 1] == 0:
+            xb -= 1
+        if xa < xb:
+            ext[y, 0] = xa
+            ext[y, 1] = xb
 
 
-def _sample_axis(s: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(k0, k1, t) per full-resolution index 0..n-1: the stored samples on either side (at
-    ``depth_sample_index``) and the fraction between them, clamped to [0, 1]."""
+def _sample_axis(s: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(k0, k1, t, own) per full-resolution index 0..n-1: the stored samples on either side (at
+    ``depth_sample_index``), the fraction between them, clamped to [0, 1], and the sample of
+    the index's own block of s."""
     pos = depth_sample_index(n, s).astype(np.float32)
     n_small = len(pos)
     k1 = np.clip(np.searchsorted(pos, np.arange(n, dtype=np.float32), side="right"), 1, max(n_small - 1, 1))
     k0 = np.maximum(k1 - 1, 0)
     k1 = np.minimum(k1, n_small - 1)
     t = np.clip((np.arange(n) - pos[k0]) / np.maximum(pos[k1] - pos[k0], 1), 0, 1).astype(np.float32)
-    return k0.astype(np.int64), k1.astype(np.int64), t
+    own = np.minimum(np.arange(n) // s, n_small - 1)
+    return k0.astype(np.int64), k1.astype(np.int64), t, own.astype(np.int64)
 
 
-def upsample_depth(small: np.ndarray, s: int, h: int, w: int, disc: float = 0.05) -> np.ndarray:
+def upsample_depth(small: np.ndarray, s: int, h: int, w: int, disc: float = 0.05,
+                   spans: np.ndarray | None = None) -> np.ndarray:
     """Full-resolution depth float32 [h, w] from a depth tile stored at 1/s (docs/p4d-format.md:
     sample (i, j) sits at pixel (min(i s + s//2, h-1), min(j s + s//2, w-1))). Bilinear between
     the 4 samples around a pixel where they lie on one surface (all > 0, spread <= disc x the
     nearest); else the sample of the pixel's own s x s block: a mean across a silhouette or depth
-    edge is a depth that is neither surface. On the decode thread, without the GIL."""
+    edge is a depth that is neither surface. s = 1 returns the samples themselves.
+    spans: int32 [h, 2], filled with each row's columns [x0, x1) outside of which it is 0
+    ((w, 0) for a row that is all 0). On the decode thread, without the GIL."""
     small = np.ascontiguousarray(small, dtype=np.float32)
     assert small.ndim == 2 and s >= 1 and small.shape == (-(-h // s), -(-w // s)), (small.shape, s, h, w)
-    out = np.empty((h, w), np.float32)
-    _upsample_depth(small, *_sample_axis(s, h), *_sample_axis(s, w), int(s),
-                    np.float32(disc), out)
+    out = np.zeros((h, w), np.float32)
+    ext = spans if spans is not None else np.empty((h, 2), np.int32)
+    assert ext.shape == (h, 2) and ext.dtype == np.int32 and ext.flags.c_contiguous, (ext.shape, ext.dtype)
+    ws = small.shape[1]
+    _upsample_depth(small, *_sample_axis(s, h), *_sample_axis(s, w), np.float32(disc),
+                    np.empty(ws, np.int64), np.empty(ws, np.int64), out, ext)
     return out
+
+
+@njit(inline="always")
+def _blank(color, alpha, y, x):
+    # One test of the OR of the four bytes: short-circuit ``and``s in an inlined helper made the
+    # scans 30x slower (measured: 2.6 vs 0.08 ms a 512 px tile).
+    return (color[y, x, 0] | color[y, x, 1] | color[y, x, 2] | alpha[y, x]) == 0
+
+
+@njit("void(u1[:,:,::1], u1[:,::1], i4[:,::1], u4[:,::1], i4[:,::1])", cache=True, nogil=True)
+def _interleave_rgba(color, alpha, depth_spans, out32, spans):
+    h, w = alpha.shape
+    for y in range(h):
+        x0 = depth_spans[y, 0]
+        x1 = depth_spans[y, 1]
+        if x0 >= x1:
+            x0, x1 = w, 0
+        # Widen the depth's span to the colour's and alpha's: scan only the margins outside it.
+        x = 0
+        while x < x0 and _blank(color, alpha, y, x):
+            x += 1
+        x0 = x
+        x = w
+        while x > x1 and _blank(color, alpha, y, x - 1):
+            x -= 1
+        x1 = x
+        for x in range(x0, x1):
+            out32[y, x] = (np.uint32(color[y, x, 0]) | (np.uint32(color[y, x, 1]) << 8)
+                           | (np.uint32(color[y, x, 2]) << 16) | (np.uint32(alpha[y, x]) << 24))
+        spans[y, 0] = x0
+        spans[y, 1] = x1
+
+
+def interleave_rgba(color: np.ndarray, alpha: np.ndarray, depth_spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rgba uint8 [H, W, 4], spans int32 [H, 2]) from colour uint8 [H, W, 3] and alpha uint8
+    [H, W]: the channels interleaved, and per row the columns [x0, x1), half-open, outside of
+    which every RGBA byte and the depth is 0 ((W, 0) for a row that is all 0, so row unions are
+    a min and a max); depth_spans: the depth's (``upsample_depth``). Only the span is written:
+    the rest of the zeroed buffer is never touched (the renderer reads tiles inside their spans)."""
+    h, w = alpha.shape
+    assert color.shape == (h, w, 3) and color.dtype == np.uint8 and alpha.dtype == np.uint8, (color.shape, alpha.shape)
+    assert depth_spans.shape == (h, 2) and depth_spans.dtype == np.int32, depth_spans.shape
+    rgba = np.zeros((h, w, 4), np.uint8)
+    spans = np.empty((h, 2), np.int32)
+    _interleave_rgba(np.ascontiguousarray(color), np.ascontiguousarray(alpha), np.ascontiguousarray(depth_spans),
+               rgba.view(np.uint32).reshape(h, w), spans)
+    return rgba, spans
 
 
 # --- (b) depth-aware reprojection: coarse target depth, then backward warp ----------------------
@@ -1911,4 +2014,6 @@ def warm_up() -> None:
     crossfade(out, out, 0.5, out)
     composite(out, (0.0, 0.0, 0.0), np.zeros((h, w, 4), np.uint8))
     view_weights(np.array([0.0, 1.0]), np.array([0.0]), 0.5, 0.0)
-    upsample_depth(np.ones((2, 2), np.float32), 4, 8, 8)
+    spans = np.empty((8, 2), np.int32)
+    upsample_depth(np.ones((2, 2), np.float32), 4, 8, 8, spans=spans)
+    interleave_rgba(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8), spans)

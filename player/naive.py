@@ -401,3 +401,28 @@ def upsample_depth(small: np.ndarray, s: int, h: int, w: int, disc: float = 0.05
     near = small[np.minimum(np.arange(h) // s, hs - 1)][:, np.minimum(np.arange(w) // s, ws - 1)]
     smooth = (zmin > 0) & (zmax - zmin <= disc * zmin)
     return np.where(smooth, lin, near).astype(np.float32)
+
+
+def row_spans(nonzero: np.ndarray) -> np.ndarray:
+    """int32 [H, 2]: per row of a boolean [H, W] the columns [x0, x1), half-open, outside of which
+    it is False; (W, 0) for a row with none."""
+    h, w = nonzero.shape
+    any_ = nonzero.any(1)
+    spans = np.empty((h, 2), np.int32)
+    spans[:, 0] = np.where(any_, nonzero.argmax(1), w)
+    spans[:, 1] = np.where(any_, w - nonzero[:, ::-1].argmax(1), 0)
+    return spans
+
+
+def content_spans(rgba: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """A tile's row spans (``player.cache.Tile.spans``): outside them every RGBA byte and depth is 0."""
+    return row_spans((rgba != 0).any(2) | (depth > 0))
+
+
+def interleave_rgba(color: np.ndarray, alpha: np.ndarray, depth_spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rgba, spans): colour and alpha as one RGBA array, and the row spans of it and of the depth
+    (whose own spans are ``depth_spans``)."""
+    rgba = np.concatenate([color, alpha[..., None]], 2)
+    x = np.arange(alpha.shape[1])
+    in_depth = (x >= depth_spans[:, :1]) & (x < depth_spans[:, 1:])
+    return rgba, row_spans((rgba != 0).any(2) | in_depth)

@@ -41,17 +41,65 @@ def test_decoded_tile_is_exact():
     np.testing.assert_array_equal(t.depth, dequantize_depth(src.arrays[2, 1, "depth"], d["near"], d["far"]))
 
 
-def test_content_spans_bound_the_nonzero_pixels():
-    from player.cache import content_spans
-    rgba = np.zeros((6, 9, 4), np.uint8)
+def test_decoded_spans_bound_the_nonzero_pixels():
+    from player.kernels import interleave_rgba, upsample_depth
+    color = np.zeros((6, 9, 3), np.uint8)
+    alpha = np.zeros((6, 9), np.uint8)
     depth = np.zeros((6, 9), np.float32)
-    rgba[1, 2:5, 3] = 9  # alpha only
+    alpha[1, 2:5] = 9  # alpha only
     depth[3, 7] = 0.5  # depth only
-    rgba[4, 1, 0] = 1  # one colour byte
-    rgba[4, 6, 2] = 1
-    spans = content_spans(rgba, depth)
+    color[4, 1, 0] = 1  # one colour byte
+    color[4, 6, 2] = 1
+    dspans = np.empty((6, 2), np.int32)
+    upsample_depth(depth, 1, 6, 9, spans=dspans)
+    assert dspans.tolist() == [[9, 0], [9, 0], [9, 0], [7, 8], [9, 0], [9, 0]]
+    rgba, spans = interleave_rgba(color, alpha, dspans)
     assert spans.dtype == np.int32 and spans.tolist() == [[9, 0], [2, 5], [9, 0], [7, 8], [1, 7], [9, 0]]
-    assert content_spans(np.zeros_like(rgba), np.zeros_like(depth)).tolist() == [[9, 0]] * 6
+    assert np.array_equal(rgba[..., :3], color) and np.array_equal(rgba[..., 3], alpha)
+    empty = np.full((6, 2), (9, 0), np.int32)
+    assert interleave_rgba(np.zeros_like(color), np.zeros_like(alpha), empty)[1].tolist() == [[9, 0]] * 6
+
+
+class SparseSource(ArraySource):
+    """Tiles shaped like a bake's: a disc of content, depth stored at 1/4, codec-like colour
+    specks outside the alpha, and the depth's silhouette a little off the alpha's."""
+
+    def __init__(self, h=37, w=45, seed=1):
+        from formats.p4d import downscale_depth
+        self.meta = sample_meta(2, yaws=(0.0, 1.0), size=(h, w), depth_scale=4)
+        rng = np.random.default_rng(seed)
+        near, far = self.meta["grid"]["depth"]["near"], self.meta["grid"]["depth"]["far"]
+        y, x = np.mgrid[0:h, 0:w]
+        self.arrays = {}
+        for k in range(2):
+            for v in range(2):
+                inside = (x - w / 2 - 3 * v) ** 2 + (y - h / 2 - 2 * k) ** 2 < (0.35 * min(h, w)) ** 2
+                color = np.where(inside[..., None], rng.integers(0, 256, (h, w, 3)), 0).astype(np.uint8)
+                color[rng.random((h, w)) < 0.02] = 7  # specks where alpha is 0
+                self.arrays[k, v, "color"] = color
+                self.arrays[k, v, "alpha"] = np.where(inside, rng.integers(1, 256, (h, w)), 0).astype(np.uint8)
+                d = np.where(np.roll(inside, 2, 1), 0.5 + 0.01 * x + 0.005 * y, 0).astype(np.float32)
+                small = downscale_depth(d, 4)
+                self.arrays[k, v, "depth"] = quantize_depth(small, near, far)
+        self.calls = []
+
+
+def test_decoded_tile_matches_the_numpy_twins():
+    # decode_tile computes depth and RGBA only inside each row's content span: everything outside
+    # it must still be 0, and the spans must be the tight bound the twins give.
+    from player import naive
+    from player.cache import decode_tile
+    src = SparseSource()
+    d = src.meta["grid"]["depth"]
+    for k in range(2):
+        for v in range(2):
+            t = decode_tile(src, k, v)
+            depth = naive.upsample_depth(dequantize_depth(src.arrays[k, v, "depth"], d["near"], d["far"]), 4, 37, 45)
+            rgba = np.concatenate([src.arrays[k, v, "color"], src.arrays[k, v, "alpha"][..., None]], 2)
+            np.testing.assert_array_equal(t.depth, depth)
+            np.testing.assert_array_equal(t.rgba, rgba)
+            np.testing.assert_array_equal(t.spans, naive.content_spans(rgba, depth))
+            assert (t.spans[:, 0] > 0).any() and (t.spans[:, 1] < 45).any() and (t.spans[:, 0] == 45).any()
 
 
 def test_lru_respects_memory_bound_and_counts_hits():

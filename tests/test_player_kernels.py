@@ -179,10 +179,36 @@ def test_upsample_depth_matches_twin(s, h, w):
     full[: h // 3, : w // 3] += np.float32(0.2)  # a depth edge
     full[rng.random((h, w)) < 0.05] *= np.float32(1.03)  # spreads near the smoothness bound
     small = downscale_depth(full, s)
-    got = K.upsample_depth(small, s, h, w)
+    spans = np.empty((h, 2), np.int32)
+    got = K.upsample_depth(small, s, h, w, spans=spans)
     ref = naive.upsample_depth(small, s, h, w)
     assert got.shape == (h, w) and got.dtype == np.float32
     assert np.array_equal(got, ref), np.abs(got - ref).max()
+    # Only the span around each row's surface is computed: the rest must still come out 0.
+    np.testing.assert_array_equal(spans, naive.row_spans(ref > 0))
+    if min(h, w) > 8:  # the silhouette leaves empty rows and rows narrower than the tile
+        assert (spans[:, 0] == w).any() and (spans[:, 0] > 0).any()
+    if s == 1:
+        assert np.array_equal(got, small)  # s = 1: the samples themselves
+
+
+@pytest.mark.parametrize("h,w", [(7, 5), (24, 33), (64, 64)])
+def test_interleave_rgba_matches_twin(h, w):
+    rng = np.random.default_rng(h * w)
+    y, x = np.mgrid[0:h, 0:w]
+    inside = (x - w / 2) ** 2 + (y - h / 2) ** 2 < (0.3 * min(h, w)) ** 2
+    color = np.where(inside[..., None], rng.integers(0, 256, (h, w, 3)), 0).astype(np.uint8)
+    color[rng.random((h, w)) < 0.03, rng.integers(0, 3)] = 5  # lone colour bytes outside the alpha
+    alpha = np.where(inside, rng.integers(0, 256, (h, w)), 0).astype(np.uint8)
+    alpha[rng.random((h, w)) < 0.01] = 1
+    x0 = rng.integers(0, w + 1, h)
+    dspans = np.stack([x0, np.minimum(x0 + rng.integers(1, w, h), w)], 1).astype(np.int32)
+    dspans[rng.random(h) < 0.3] = (w, 0)  # rows without depth
+    got, spans = K.interleave_rgba(color, alpha, dspans)
+    ref, ref_spans = naive.interleave_rgba(color, alpha, dspans)
+    assert got.dtype == np.uint8 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(spans, ref_spans)
 
 
 def test_fade_blend_is_three_temporal_blends_in_one_pass():
@@ -618,10 +644,9 @@ def test_splat_projects_only_the_samples_inside_the_row_spans():
     # With the tiles' spans the splat skips the columns outside them (their depth is 0): spans that
     # bound the content give the same z-buffer as none, spans that cut it give the z-buffer of the
     # depth cut the same way, and an empty row splats nothing.
-    from player.cache import content_spans
     intr, _, rgba, depth, w, src, tgt, _ = _setup(size=96, stride=8, target=(4.0, -3.0), fov=40.0)
     hc = 24
-    spans = np.stack([content_spans(rgba[s], depth[s]) for s in range(4)])
+    spans = np.stack([naive.content_spans(rgba[s], depth[s]) for s in range(4)])
     assert (spans[:, :, 0] > 0).any() and (spans[:, :, 1] < 96).any()  # the content is narrower than the tile
     full = np.zeros((2, hc, hc), np.float32)
     K.splat_depth(depth, w, src, tgt, 4, 1, full)
