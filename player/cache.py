@@ -32,7 +32,8 @@ class Tile:
 
 
 def decode_tile(source, keyframe: int, view: int) -> Tile:
-    """Decode and pack one (keyframe, view) of ``source`` into a ``Tile``."""
+    """Decode and pack one (keyframe, view) of ``source`` into a ``Tile`` (colour clamped to alpha:
+    ``kernels.interleave_rgba``)."""
     meta = source.meta
     kinds = meta["tiles"]["kinds"]
     color = source.tile(keyframe, view, "color")

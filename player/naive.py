@@ -420,9 +420,9 @@ def content_spans(rgba: np.ndarray, depth: np.ndarray) -> np.ndarray:
 
 
 def interleave_rgba(color: np.ndarray, alpha: np.ndarray, depth_spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rgba, spans): colour and alpha as one RGBA array, and the row spans of it and of the depth
-    (whose own spans are ``depth_spans``)."""
-    rgba = np.concatenate([color, alpha[..., None]], 2)
+    """(rgba, spans): colour, clamped to alpha, and alpha as one RGBA array, and the row spans of it
+    and of the depth (whose own spans are ``depth_spans``)."""
+    rgba = np.concatenate([np.minimum(color, alpha[..., None]), alpha[..., None]], 2)
     x = np.arange(alpha.shape[1])
     in_depth = (x >= depth_spans[:, :1]) & (x < depth_spans[:, 1:])
     return rgba, row_spans((rgba != 0).any(2) | in_depth)

@@ -19,8 +19,10 @@ class ArraySource:
         self.arrays = {}
         for k in range(n_kf):
             for v in range(n_views):
-                self.arrays[k, v, "color"] = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-                self.arrays[k, v, "alpha"] = rng.integers(0, 256, (h, w), dtype=np.uint8)
+                alpha = rng.integers(0, 256, (h, w), dtype=np.uint8)
+                color = rng.integers(0, 256, (h, w, 3)) * alpha[..., None] // 255  # premultiplied: <= alpha
+                self.arrays[k, v, "color"] = color.astype(np.uint8)
+                self.arrays[k, v, "alpha"] = alpha
                 d = np.where(rng.random((h, w)) < 0.3, 0, rng.uniform(near, far, (h, w))).astype(np.float32)
                 self.arrays[k, v, "depth"] = quantize_depth(d, near, far)
         self.calls = []
@@ -30,15 +32,41 @@ class ArraySource:
         return self.arrays[k, v, kind]
 
 
-def test_decoded_tile_is_exact():
+def test_decoded_tile_is_exact_with_colour_clamped_to_alpha():
     src = ArraySource()
+    src.arrays[2, 0, "color"] = np.random.default_rng(3).integers(0, 256, (8, 10, 3), dtype=np.uint8)
     c = TileCache(src, prefetch=False)
     t = c.get(2, 1)
     assert t.rgba.flags.c_contiguous and t.rgba.dtype == np.uint8 and t.depth.dtype == np.float32
-    assert np.array_equal(t.rgba[..., :3], src.arrays[2, 1, "color"])
+    assert np.array_equal(t.rgba[..., :3], src.arrays[2, 1, "color"])  # valid premultiplied colour: as stored
     assert np.array_equal(t.rgba[..., 3], src.arrays[2, 1, "alpha"])
     d = src.meta["grid"]["depth"]
     np.testing.assert_array_equal(t.depth, dequantize_depth(src.arrays[2, 1, "depth"], d["near"], d["far"]))
+    t = c.get(2, 0)
+    color, alpha = src.arrays[2, 0, "color"], src.arrays[2, 0, "alpha"]
+    assert (color > alpha[..., None]).any()  # random colour: some of it above alpha
+    assert np.array_equal(t.rgba[..., :3], np.minimum(color, alpha[..., None]))
+    assert np.array_equal(t.rgba[..., 3], alpha)
+
+
+def test_clamping_lossy_colour_to_alpha_only_moves_it_towards_the_truth():
+    # Alpha is stored losslessly and true premultiplied colour never exceeds it; a lossy colour
+    # codec overshoots it, e.g. specks around the head where alpha is 0. The clamp removes that.
+    from formats.codecs import decode, encode
+    from player.kernels import interleave_rgba
+    h = w = 64
+    y, x = np.mgrid[0:h, 0:w]
+    alpha = np.clip(255 * (20 - np.hypot(x - 30, y - 33)) / 3, 0, 255).astype(np.uint8)  # a soft-edged disc
+    straight = np.stack([128 + 100 * np.sin(x / 3), 128 + 100 * np.cos(y / 4), 200 + 0 * x], -1)
+    truth = np.rint(straight * alpha[..., None] / 255).astype(np.uint8)
+    stored = decode(encode(truth, "webp", 60), "webp", (h, w, 3), np.uint8)
+    rgba, spans = interleave_rgba(stored, alpha, np.full((h, 2), (w, 0), np.int32))
+    err_stored = np.abs(stored.astype(int) - truth)
+    err = np.abs(rgba[..., :3].astype(int) - truth)
+    assert (stored[alpha == 0] > 0).any()  # the codec did leave specks outside the disc
+    assert (rgba[alpha == 0] == 0).all() and (rgba[..., :3] <= alpha[..., None]).all()
+    assert (err <= err_stored).all() and err.sum() < err_stored.sum()
+    assert (spans[:, 0] > 0).all() and spans[:, 1].max() < w  # spans bound the disc, not the specks
 
 
 def test_decoded_spans_bound_the_nonzero_pixels():
@@ -48,16 +76,18 @@ def test_decoded_spans_bound_the_nonzero_pixels():
     depth = np.zeros((6, 9), np.float32)
     alpha[1, 2:5] = 9  # alpha only
     depth[3, 7] = 0.5  # depth only
-    color[4, 1, 0] = 1  # one colour byte
-    color[4, 6, 2] = 1
+    alpha[4, 1] = alpha[4, 6] = 3  # colour and alpha
+    color[4, 1, 0] = color[4, 6, 2] = 1
+    color[5, 4, 1] = 2  # colour where alpha is 0: clamped away
     dspans = np.empty((6, 2), np.int32)
     upsample_depth(depth, 1, 6, 9, spans=dspans)
     assert dspans.tolist() == [[9, 0], [9, 0], [9, 0], [7, 8], [9, 0], [9, 0]]
     rgba, spans = interleave_rgba(color, alpha, dspans)
     assert spans.dtype == np.int32 and spans.tolist() == [[9, 0], [2, 5], [9, 0], [7, 8], [1, 7], [9, 0]]
-    assert np.array_equal(rgba[..., :3], color) and np.array_equal(rgba[..., 3], alpha)
+    assert np.array_equal(rgba[:5, :, :3], color[:5]) and not rgba[5].any()
+    assert np.array_equal(rgba[..., 3], alpha)
     empty = np.full((6, 2), (9, 0), np.int32)
-    assert interleave_rgba(np.zeros_like(color), np.zeros_like(alpha), empty)[1].tolist() == [[9, 0]] * 6
+    assert interleave_rgba(color, np.zeros_like(alpha), empty)[1].tolist() == [[9, 0]] * 6
 
 
 class SparseSource(ArraySource):
@@ -86,7 +116,8 @@ class SparseSource(ArraySource):
 
 def test_decoded_tile_matches_the_numpy_twins():
     # decode_tile computes depth and RGBA only inside each row's content span: everything outside
-    # it must still be 0, and the spans must be the tight bound the twins give.
+    # it must still be 0, and the spans must be the tight bound the twins give (the colour
+    # specks outside the alpha clamped away).
     from player import naive
     from player.cache import decode_tile
     src = SparseSource()
@@ -95,7 +126,8 @@ def test_decoded_tile_matches_the_numpy_twins():
         for v in range(2):
             t = decode_tile(src, k, v)
             depth = naive.upsample_depth(dequantize_depth(src.arrays[k, v, "depth"], d["near"], d["far"]), 4, 37, 45)
-            rgba = np.concatenate([src.arrays[k, v, "color"], src.arrays[k, v, "alpha"][..., None]], 2)
+            alpha = src.arrays[k, v, "alpha"][..., None]
+            rgba = np.concatenate([np.minimum(src.arrays[k, v, "color"], alpha), alpha], 2)
             np.testing.assert_array_equal(t.depth, depth)
             np.testing.assert_array_equal(t.rgba, rgba)
             np.testing.assert_array_equal(t.spans, naive.content_spans(rgba, depth))
