@@ -135,13 +135,26 @@ class TileCache:
 
     def prefetch(self, keys) -> None:
         """Decode these (keyframe, view) pairs ahead, most urgent first, instead of whatever an
-        earlier call asked for and the worker has not started."""
+        earlier call asked for and the worker has not started.
+
+        Only as many keys as the cache holds tiles are taken (the most urgent ones), and those
+        already decoded become the most recently used, most urgent last: decoding the rest then
+        evicts only tiles the request does not name, never one it wants sooner."""
         if self._worker is None:
             return
         with self._cond:
-            want = dict.fromkeys((int(k), int(v)) for k, v in keys)
+            want = list(dict.fromkeys((int(k), int(v)) for k, v in keys))[:self._capacity()]
+            for key in reversed(want):
+                if key in self._tiles:
+                    self._tiles.move_to_end(key)
             self._wanted = [key for key in want if key not in self._tiles and key != self._busy]
             self._cond.notify_all()
+
+    def _capacity(self) -> int:
+        """How many tiles of this source fit in ``max_bytes`` (at least 1)."""
+        intr = self.source.meta["grid"]["intrinsics"]
+        h, w = int(intr["height"]), int(intr["width"])
+        return max(1, self.max_bytes // (h * w * 8 + h * 8))  # Tile.nbytes: RGBA, float32 depth, spans
 
     def idle(self, timeout: float = 10.0) -> None:
         """Wait until the worker has decoded everything asked for (tests, benches)."""

@@ -165,6 +165,28 @@ def test_prefetch_decodes_on_the_worker_then_gets_hit():
         c.close()
 
 
+def test_prefetch_takes_only_what_the_cache_holds_and_keeps_what_it_wants_soonest():
+    # A request longer than the cache used to decode all of it, the later keys evicting the
+    # first (most urgent) ones; and an old cached tile the request names could be evicted by the
+    # keys decoded after it.
+    src = ArraySource(n_kf=4, n_views=3)
+    one = 8 * 10 * 4 + 8 * 10 * 4 + 8 * 2 * 4
+    c = TileCache(src, max_bytes=3 * one)
+    try:
+        c.get(0, 0)  # cached, then the least recently used once two more arrive
+        c.get(0, 1)
+        c.get(0, 2)
+        c.prefetch([(0, 0), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1)])
+        c.idle()
+        assert c.stats()["prefetched"] == 2  # (0, 0) is cached: two of the other five fit
+        src.calls.clear()
+        for key in [(0, 0), (1, 0), (1, 1)]:
+            c.get(*key)
+        assert src.calls == [] and c.stats()["misses"] == 3  # no misses past the three first gets
+    finally:
+        c.close()
+
+
 class HeldSource(ArraySource):
     """An ArraySource whose decode of one key blocks until ``release`` is set."""
 
