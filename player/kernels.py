@@ -341,22 +341,9 @@ def _relative(ra, ca, rb, cb, g):
 
 # --- decoding a tile: depth stored at 1/s brought to the tile's size, colour and alpha packed ----
 
-@njit(inline="always")
-def _row_extent(small, r):
-    """(first, one past the last) column of stored depth row r that holds a surface; (ws, 0) if none."""
-    ws = small.shape[1]
-    c0 = 0
-    while c0 < ws and small[r, c0] == 0:
-        c0 += 1
-    c1 = ws
-    while c1 > c0 and small[r, c1 - 1] == 0:
-        c1 -= 1
-    return c0, c1 if c0 < ws else 0
-
-
 @njit("void(f4[:,::1], i8[::1], i8[::1], f4[::1], i8[::1], i8[::1], i8[::1], f4[::1], i8[::1], f4, "
-      "i8[::1], i8[::1], f4[:,::1], i4[:,::1])", cache=True, nogil=True)
-def _upsample_depth(small, i0, i1, ty, ny, j0, j1, tx, nx, disc, first, end, out, ext):
+      "i8[:,::1], i8[::1], i8[::1], f4[:,::1], i4[:,::1])", cache=True, nogil=True)
+def _upsample_depth(small, i0, i1, ty, ny, j0, j1, tx, nx, disc, rows, first, end, out, ext):
     hs, ws = small.shape
     h, w = out.shape
     one = np.float32(1.0)
@@ -365,6 +352,16 @@ def _upsample_depth(small, i0, i1, ty, ny, j0, j1, tx, nx, disc, first, end, out
     # whose stored rows hold surface in columns [cmin, cmax) is 0 outside
     # [first[cmin], end[cmax - 1]); ``out`` arrives zeroed and only that range is computed: a
     # head fills about a third of its tile.
+    # rows[r]: the columns [c0, c1) of stored row r that hold a surface ((ws, 0): none).
+    for r in range(hs):
+        c0 = 0
+        while c0 < ws and small[r, c0] == 0:
+            c0 += 1
+        c1 = ws
+        while c1 > c0 and small[r, c1 - 1] == 0:
+            c1 -= 1
+        rows[r, 0] = c0
+        rows[r, 1] = c1 if c0 < ws else 0
     c = 0
     for x in range(w):
         while c <= max(j1[x], nx[x]):
@@ -378,11 +375,8 @@ def _upsample_depth(small, i0, i1, ty, ny, j0, j1, tx, nx, disc, first, end, out
     for y in range(h):
         # Unsigned indices: no negative-index wraparound test on every load (0.6x the time).
         a0, a1, t, n = np.uint64(i0[y]), np.uint64(i1[y]), ty[y], np.uint64(ny[y])
-        e00, e01 = _row_extent(small, a0)
-        e10, e11 = _row_extent(small, a1)
-        en0, en1 = _row_extent(small, n)
-        cmin = min(min(e00, e10), en0)
-        cmax = max(max(e01, e11), en1)
+        cmin = min(min(rows[a0, 0], rows[a1, 0]), rows[n, 0])
+        cmax = max(max(rows[a0, 1], rows[a1, 1]), rows[n, 1])
         ext[y, 0] = w
         ext[y, 1] = 0
         if cmin >= cmax:
@@ -438,9 +432,9 @@ def upsample_depth(small: np.ndarray, s: int, h: int, w: int, disc: float = 0.05
     out = np.zeros((h, w), np.float32)
     ext = spans if spans is not None else np.empty((h, 2), np.int32)
     assert ext.shape == (h, 2) and ext.dtype == np.int32 and ext.flags.c_contiguous, (ext.shape, ext.dtype)
-    ws = small.shape[1]
+    hs, ws = small.shape
     _upsample_depth(small, *_sample_axis(s, h), *_sample_axis(s, w), np.float32(disc),
-                    np.empty(ws, np.int64), np.empty(ws, np.int64), out, ext)
+                    np.empty((hs, 2), np.int64), np.empty(ws, np.int64), np.empty(ws, np.int64), out, ext)
     return out
 
 
