@@ -63,6 +63,10 @@ class TileCache:
     def __init__(self, source, max_bytes: int = 256 << 20, prefetch: bool = True):
         self.source = source
         self.max_bytes = int(max_bytes)
+        intr = source.meta["grid"]["intrinsics"]
+        h, w = int(intr["height"]), int(intr["width"])
+        # How many of this source's tiles fit (Tile.nbytes: RGBA, float32 depth, row spans).
+        self.capacity = max(1, self.max_bytes // (h * w * 8 + h * 8))
         self._tiles: OrderedDict[tuple[int, int], Tile] = OrderedDict()
         # The worker's to-do list, most urgent first. Each ``prefetch`` call replaces it: keys
         # that only an older request wanted are dropped instead of delaying the newest request.
@@ -143,18 +147,12 @@ class TileCache:
         if self._worker is None:
             return
         with self._cond:
-            want = list(dict.fromkeys((int(k), int(v)) for k, v in keys))[:self._capacity()]
+            want = list(dict.fromkeys((int(k), int(v)) for k, v in keys))[:self.capacity]
             for key in reversed(want):
                 if key in self._tiles:
                     self._tiles.move_to_end(key)
             self._wanted = [key for key in want if key not in self._tiles and key != self._busy]
             self._cond.notify_all()
-
-    def _capacity(self) -> int:
-        """How many tiles of this source fit in ``max_bytes`` (at least 1)."""
-        intr = self.source.meta["grid"]["intrinsics"]
-        h, w = int(intr["height"]), int(intr["width"])
-        return max(1, self.max_bytes // (h * w * 8 + h * 8))  # Tile.nbytes: RGBA, float32 depth, spans
 
     def idle(self, timeout: float = 10.0) -> None:
         """Wait until the worker has decoded everything asked for (tests, benches)."""
