@@ -679,10 +679,36 @@ def _weights_256(w, bits, out):
 
 
 @njit(inline="always")
-def _row_fx(nodes, s, c, jn, i_n, k, ty):
-    """Node quantity c (0 = u, 1 = v, 2 = weight) of source s interpolated down column i_n to the
-    row at ty in [0, 1) of the cell whose top row is jn and bottom row jn + k, in 16.16 fixed point."""
-    return np.int64(((1 - ty) * nodes[s, c, jn, i_n] + ty * nodes[s, c, jn + k, i_n]) * 65536.0 + 0.5)
+def _node_fx(nodes, bits, slot, c, j, i):
+    """Node quantity c (0 = u, 1 = v, 2 = weight) of a MESH slot's source at node (j, i), in 16.16
+    fixed point; 0 for a slot the cell does not use (a free slot is 4)."""
+    on = (bits >> slot) & 1
+    s = slot if on else 0
+    return np.int64(nodes[s, c, j, i] * 65536.0 + 0.5) * on
+
+
+@njit(inline="always")
+def _per(a, b, recip):
+    """The step from a to b over the cell's width (recip: 1 / the width in 16.16), in 16.16."""
+    return ((b - a) * recip) >> 16
+
+
+@njit(cache=True, nogil=True)
+def _cell_map(nodes, bits, slot, c, j0, i_n, k, recip):
+    """A MESH slot's node quantity c over the cell with corner nodes (j0, i_n) and k nodes on, as
+    the integer bilinear map value(row q, pixel t) = (A + B q) + (C + D q) t in 16.16 from the
+    corners' values: (A, B, C, D) = (the top-left value, the left edge's step per row, the top
+    edge's step per pixel, that step's change per row). Steps are floored, so a row's value and
+    step are exact integer sums, the same however a loop forms them.
+
+    Not inlined by numba: ``_mesh_cell`` calls it a dozen times, and numba's own inlining copies
+    the whole body into every call before LLVM simplifies anything, which made the player's
+    kernels take minutes longer to compile. LLVM still inlines it where that pays."""
+    tl = _node_fx(nodes, bits, slot, c, j0, i_n)
+    bl = _node_fx(nodes, bits, slot, c, j0 + k, i_n)
+    top = _per(tl, _node_fx(nodes, bits, slot, c, j0, i_n + k), recip)
+    bottom = _per(bl, _node_fx(nodes, bits, slot, c, j0 + k, i_n + k), recip)
+    return tl, _per(tl, bl, recip), top, _per(top, bottom, recip)
 
 
 def _slot_table() -> np.ndarray:
@@ -698,24 +724,6 @@ def _slot_table() -> np.ndarray:
 
 
 _SLOTS = _slot_table()
-
-
-@njit(inline="always")
-def _slot_at(nodes, bits, slot, c, jn, i_n, k, ty):
-    """Node quantity c (0 = u, 1 = v, 2 = weight) of a MESH slot's source at its row span's
-    start in 16.16 (see ``_row_fx``); 0 for a slot the cell does not use (a free slot is 4)."""
-    on = (bits >> slot) & 1
-    s = slot if on else 0
-    return _row_fx(nodes, s, c, jn, i_n, k, ty) * on
-
-
-@njit(inline="always")
-def _slot_step(nodes, bits, slot, c, jn, i_n, k, ty, recip, start):
-    """Its step per pixel along the span in 16.16, from its value at the span's start
-    (``_slot_at``; ``recip``: 1 / the span's width); 0 for a slot the cell does not use."""
-    on = (bits >> slot) & 1
-    s = slot if on else 0
-    return (((_row_fx(nodes, s, c, jn, i_n + k, k, ty) * on - start) * recip) >> 16)
 
 
 @njit(inline="always")
@@ -796,16 +804,18 @@ def _store_fx(out32, y, x, acc):
 
 
 @njit(inline="always")
-def _mesh_span(flat, w_s, h_s, hw, nodes, cm, bits, r, j0, i_n, k, ty, recip, x0, x1, y, out32):
-    """Target pixels [x0, x1) of row y in a MESH or MESH_RAMP cell (corner nodes (j0, i_n) and k
-    nodes on, the row at ty in it; recip: 1 / the span's width in 16.16; bits: its sources; r:
-    a ramp's remainder source), blended into out32 (see ``_warp``).
+def _mesh_cell(flat, w_s, h_s, hw, nodes, cm, bits, r, j0, i_n, k, recip, x0, x1, y0, y1, out32):
+    """Target pixels [x0, x1) x [y0, y1) of a MESH or MESH_RAMP cell (corner nodes (j0, i_n) and k
+    nodes on; recip: 1 / its width in 16.16; bits: its sources; r: a ramp's remainder source),
+    blended into out32 (see ``_warp``).
 
     Fixed point, so the inner loop is integer adds, shifts and multiplies: source coordinates
-    (and a ramp's weights) in 16.16 stepping along the span; bilinear and blend weights in
-    1/256, each summing to exactly 256; the four channels in 16-bit lanes of one integer
-    (``_spread``). Up to four source slots in registers, the cell's sources packed into the
-    first ones (a slot past them has weight 0 and reads source 0 at its first pixel): fixed
+    (and a ramp's weights) in 16.16, each slot's on the cell's integer bilinear map
+    (``_cell_map``), set up once per cell: a row's start and step are then a multiply-add away
+    (setting them up from the nodes at every row took a fifth of the warp). Bilinear and blend
+    weights in 1/256, each summing to exactly 256; the four channels in 16-bit lanes of one
+    integer (``_spread``). Up to four source slots in registers, the cell's sources packed into
+    the first ones (a slot past them has weight 0 and reads source 0 at its first pixel): fixed
     code, no per-pixel loop over a scratch array, and a cell or frame that uses fewer sources
     taps only those. No tuples, no subarrays: see ``_warp``, step 3."""
     n_used = _SLOTS[bits, 4]
@@ -813,149 +823,192 @@ def _mesh_span(flat, w_s, h_s, hw, nodes, cm, bits, r, j0, i_n, k, ty, recip, x0
     sb = _SLOTS[bits, 1]
     sc = _SLOTS[bits, 2]
     sd = _SLOTS[bits, 3]
-    ua = _slot_at(nodes, bits, sa, 0, j0, i_n, k, ty)
-    va = _slot_at(nodes, bits, sa, 1, j0, i_n, k, ty)
-    dua = _slot_step(nodes, bits, sa, 0, j0, i_n, k, ty, recip, ua)
-    dva = _slot_step(nodes, bits, sa, 1, j0, i_n, k, ty, recip, va)
-    ub = _slot_at(nodes, bits, sb, 0, j0, i_n, k, ty)
-    vb = _slot_at(nodes, bits, sb, 1, j0, i_n, k, ty)
-    dub = _slot_step(nodes, bits, sb, 0, j0, i_n, k, ty, recip, ub)
-    dvb = _slot_step(nodes, bits, sb, 1, j0, i_n, k, ty, recip, vb)
-    uc = _slot_at(nodes, bits, sc, 0, j0, i_n, k, ty)
-    vc = _slot_at(nodes, bits, sc, 1, j0, i_n, k, ty)
-    duc = _slot_step(nodes, bits, sc, 0, j0, i_n, k, ty, recip, uc)
-    dvc = _slot_step(nodes, bits, sc, 1, j0, i_n, k, ty, recip, vc)
-    ud = _slot_at(nodes, bits, sd, 0, j0, i_n, k, ty)
-    vd = _slot_at(nodes, bits, sd, 1, j0, i_n, k, ty)
-    dud = _slot_step(nodes, bits, sd, 0, j0, i_n, k, ty, recip, ud)
-    dvd = _slot_step(nodes, bits, sd, 1, j0, i_n, k, ty, recip, vd)
-    wa0 = _slot_at(nodes, bits, sa, 2, j0, i_n, k, ty)
-    wb0 = _slot_at(nodes, bits, sb, 2, j0, i_n, k, ty)
-    wc0 = _slot_at(nodes, bits, sc, 2, j0, i_n, k, ty)
-    wd0 = _slot_at(nodes, bits, sd, 2, j0, i_n, k, ty)
+    # Per slot and coordinate: the top-left value, its change per row, the step per pixel along
+    # the top row and that step's change per row (``_cell_map``'s A, B, C, D).
+    ua, ua_q, dua, dua_q = _cell_map(nodes, bits, sa, 0, j0, i_n, k, recip)
+    va, va_q, dva, dva_q = _cell_map(nodes, bits, sa, 1, j0, i_n, k, recip)
+    ub, ub_q, dub, dub_q = _cell_map(nodes, bits, sb, 0, j0, i_n, k, recip)
+    vb, vb_q, dvb, dvb_q = _cell_map(nodes, bits, sb, 1, j0, i_n, k, recip)
+    uc, uc_q, duc, duc_q = _cell_map(nodes, bits, sc, 0, j0, i_n, k, recip)
+    vc, vc_q, dvc, dvc_q = _cell_map(nodes, bits, sc, 1, j0, i_n, k, recip)
+    ud, ud_q, dud, dud_q = _cell_map(nodes, bits, sd, 0, j0, i_n, k, recip)
+    vd, vd_q, dvd, dvd_q = _cell_map(nodes, bits, sd, 1, j0, i_n, k, recip)
     ba = sa * hw * ((bits >> sa) & 1)
     bb = sb * hw * ((bits >> sb) & 1)
     bc = sc * hw * ((bits >> sc) & 1)
     bd = sd * hw * ((bits >> sd) & 1)
     if cm == MODE_MESH_RAMP:
-        # Weights step across the span; the remainder to 256 goes to the slot of source r (its
+        # Weights step across the cell; the remainder to 256 goes to the slot of source r (its
         # weight is >= 1 all over the cell, so it stays >= 0). Coordinates clamped so a tap's
         # 2x2 footprint stays inside its image.
-        dwa = _slot_step(nodes, bits, sa, 2, j0, i_n, k, ty, recip, wa0)
-        dwb = _slot_step(nodes, bits, sb, 2, j0, i_n, k, ty, recip, wb0)
-        dwc = _slot_step(nodes, bits, sc, 2, j0, i_n, k, ty, recip, wc0)
-        dwd = _slot_step(nodes, bits, sd, 2, j0, i_n, k, ty, recip, wd0)
+        wa, wa_q, dwa, dwa_q = _cell_map(nodes, bits, sa, 2, j0, i_n, k, recip)
+        wb, wb_q, dwb, dwb_q = _cell_map(nodes, bits, sb, 2, j0, i_n, k, recip)
+        wc, wc_q, dwc, dwc_q = _cell_map(nodes, bits, sc, 2, j0, i_n, k, recip)
+        wd, wd_q, dwd, dwd_q = _cell_map(nodes, bits, sd, 2, j0, i_n, k, recip)
         umax = np.int64(((w_s - 1) << 16) - 1)
         vmax = np.int64(((h_s - 1) << 16) - 1)
-        for x in range(x0, x1):
-            t = x - x0
-            wa_ = _ramp_w(wa0, dwa, t)
-            wb_ = _ramp_w(wb0, dwb, t)
-            wc_ = _ramp_w(wc0, dwc, t)
-            wd_ = _ramp_w(wd0, dwd, t)
-            left = 256 - wa_ - wb_ - wc_ - wd_
-            if sa == r:
-                wa_ += left
-            elif sb == r:
-                wb_ += left
-            elif sc == r:
-                wc_ += left
-            else:
-                wd_ += left
-            acc = _acc_fx(flat, w_s, ba, _clamp(ua + dua * t, umax), _clamp(va + dva * t, vmax), wa_, np.uint64(0))
-            acc = _acc_fx(flat, w_s, bb, _clamp(ub + dub * t, umax), _clamp(vb + dvb * t, vmax), wb_, acc)
-            acc = _acc_fx(flat, w_s, bc, _clamp(uc + duc * t, umax), _clamp(vc + dvc * t, vmax), wc_, acc)
-            acc = _acc_fx(flat, w_s, bd, _clamp(ud + dud * t, umax), _clamp(vd + dvd * t, vmax), wd_, acc)
-            _store_fx(out32, y, x, acc)
+        for y in range(y0, y1):
+            q = y - y0
+            ua0 = ua + ua_q * q
+            dua0 = dua + dua_q * q
+            va0 = va + va_q * q
+            dva0 = dva + dva_q * q
+            ub0 = ub + ub_q * q
+            dub0 = dub + dub_q * q
+            vb0 = vb + vb_q * q
+            dvb0 = dvb + dvb_q * q
+            uc0 = uc + uc_q * q
+            duc0 = duc + duc_q * q
+            vc0 = vc + vc_q * q
+            dvc0 = dvc + dvc_q * q
+            ud0 = ud + ud_q * q
+            dud0 = dud + dud_q * q
+            vd0 = vd + vd_q * q
+            dvd0 = dvd + dvd_q * q
+            wa0 = wa + wa_q * q
+            dwa0 = dwa + dwa_q * q
+            wb0 = wb + wb_q * q
+            dwb0 = dwb + dwb_q * q
+            wc0 = wc + wc_q * q
+            dwc0 = dwc + dwc_q * q
+            wd0 = wd + wd_q * q
+            dwd0 = dwd + dwd_q * q
+            for x in range(x0, x1):
+                t = x - x0
+                wa_ = _ramp_w(wa0, dwa0, t)
+                wb_ = _ramp_w(wb0, dwb0, t)
+                wc_ = _ramp_w(wc0, dwc0, t)
+                wd_ = _ramp_w(wd0, dwd0, t)
+                left = 256 - wa_ - wb_ - wc_ - wd_
+                if sa == r:
+                    wa_ += left
+                elif sb == r:
+                    wb_ += left
+                elif sc == r:
+                    wc_ += left
+                else:
+                    wd_ += left
+                acc = _acc_fx(flat, w_s, ba, _clamp(ua0 + dua0 * t, umax), _clamp(va0 + dva0 * t, vmax), wa_,
+                              np.uint64(0))
+                acc = _acc_fx(flat, w_s, bb, _clamp(ub0 + dub0 * t, umax), _clamp(vb0 + dvb0 * t, vmax), wb_, acc)
+                acc = _acc_fx(flat, w_s, bc, _clamp(uc0 + duc0 * t, umax), _clamp(vc0 + dvc0 * t, vmax), wc_, acc)
+                acc = _acc_fx(flat, w_s, bd, _clamp(ud0 + dud0 * t, umax), _clamp(vd0 + dvd0 * t, vmax), wd_, acc)
+                _store_fx(out32, y, x, acc)
         return
-    # The corners agree: constant weights (exact: the 16.16 start is a whole number).
-    wa_ = wa0 >> 16
-    wb_ = wb0 >> 16
-    wc_ = wc0 >> 16
-    wd_ = wd0 >> 16
-    # One loop per tap count: a test on the count inside one loop made 4-source frames ~30 %
-    # slower (measured side by side); 3 sources share the 4-tap loop (the 4th slot weighs 0).
-    if n_used >= 3:
-        for x in range(x0, x1):
-            t = x - x0
-            acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
-            acc = _acc_fx(flat, w_s, bb, ub + dub * t, vb + dvb * t, wb_, acc)
-            acc = _acc_fx(flat, w_s, bc, uc + duc * t, vc + dvc * t, wc_, acc)
-            acc = _acc_fx(flat, w_s, bd, ud + dud * t, vd + dvd * t, wd_, acc)
-            _store_fx(out32, y, x, acc)
-    elif n_used == 2:
-        for x in range(x0, x1):
-            t = x - x0
-            acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
-            acc = _acc_fx(flat, w_s, bb, ub + dub * t, vb + dvb * t, wb_, acc)
-            _store_fx(out32, y, x, acc)
-    else:
-        for x in range(x0, x1):
-            t = x - x0
-            acc = _acc_fx(flat, w_s, ba, ua + dua * t, va + dva * t, wa_, np.uint64(0))
-            _store_fx(out32, y, x, acc)
+    # The corners agree: constant weights (whole numbers at the nodes).
+    wa_ = _node_fx(nodes, bits, sa, 2, j0, i_n) >> 16
+    wb_ = _node_fx(nodes, bits, sb, 2, j0, i_n) >> 16
+    wc_ = _node_fx(nodes, bits, sc, 2, j0, i_n) >> 16
+    wd_ = _node_fx(nodes, bits, sd, 2, j0, i_n) >> 16
+    for y in range(y0, y1):
+        q = y - y0
+        ua0 = ua + ua_q * q
+        dua0 = dua + dua_q * q
+        va0 = va + va_q * q
+        dva0 = dva + dva_q * q
+        ub0 = ub + ub_q * q
+        dub0 = dub + dub_q * q
+        vb0 = vb + vb_q * q
+        dvb0 = dvb + dvb_q * q
+        uc0 = uc + uc_q * q
+        duc0 = duc + duc_q * q
+        vc0 = vc + vc_q * q
+        dvc0 = dvc + dvc_q * q
+        ud0 = ud + ud_q * q
+        dud0 = dud + dud_q * q
+        vd0 = vd + vd_q * q
+        dvd0 = dvd + dvd_q * q
+        # One loop per tap count: a test on the count inside one loop made 4-source frames ~30 %
+        # slower (measured side by side); 3 sources share the 4-tap loop (the 4th slot weighs 0).
+        if n_used >= 3:
+            for x in range(x0, x1):
+                t = x - x0
+                acc = _acc_fx(flat, w_s, ba, ua0 + dua0 * t, va0 + dva0 * t, wa_, np.uint64(0))
+                acc = _acc_fx(flat, w_s, bb, ub0 + dub0 * t, vb0 + dvb0 * t, wb_, acc)
+                acc = _acc_fx(flat, w_s, bc, uc0 + duc0 * t, vc0 + dvc0 * t, wc_, acc)
+                acc = _acc_fx(flat, w_s, bd, ud0 + dud0 * t, vd0 + dvd0 * t, wd_, acc)
+                _store_fx(out32, y, x, acc)
+        elif n_used == 2:
+            for x in range(x0, x1):
+                t = x - x0
+                acc = _acc_fx(flat, w_s, ba, ua0 + dua0 * t, va0 + dva0 * t, wa_, np.uint64(0))
+                acc = _acc_fx(flat, w_s, bb, ub0 + dub0 * t, vb0 + dvb0 * t, wb_, acc)
+                _store_fx(out32, y, x, acc)
+        else:
+            for x in range(x0, x1):
+                t = x - x0
+                acc = _acc_fx(flat, w_s, ba, ua0 + dua0 * t, va0 + dva0 * t, wa_, np.uint64(0))
+                _store_fx(out32, y, x, acc)
 
 
 @njit(inline="always")
-def _mesh_row(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, y, out32):
-    """Step 3a of ``_warp`` for target row y: its EMPTY and MESH cells' pixels (PIXEL cells are
-    left to step 3b). A function of its own so a test can check that LLVM vectorises it."""
+def _clear(out32, y0, y1, x0, x1):
+    """Target pixels [x0, x1) x [y0, y1) made transparent."""
+    for y in range(y0, y1):
+        for x in range(x0, x1):
+            out32[y, x] = 0
+
+
+@njit(inline="always")
+def _mesh_band(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, jc, out32):
+    """Step 3a of ``_warp`` for the band of target rows of coarse cell row jc: its EMPTY and MESH
+    cells' pixels, a cell at a time (PIXEL cells are left to step 3b; a split cell's four fine
+    cells each on its own). A function of its own so a test can check that LLVM vectorises it."""
     hw = h_s * w_s
     fine = stride // split
     recip_c = (65536 + stride // 2) // stride  # 1 / stride in 16.16
     recip_f = (65536 + fine // 2) // fine
     wn = mode.shape[1]
-    wo = out32.shape[1]
-    jc = y // stride
-    jf = y // fine
-    ty_c = (y - jc * stride) / stride  # where the row lies in a coarse cell, in a fine one
-    ty_f = (y - jf * fine) / fine
-    # EMPTY cells are cleared a run at a time: one loop (a memset) per run instead of one per
-    # cell; e0 is where the current run of them starts (-1: none open).
+    ho, wo = out32.shape[0], out32.shape[1]
+    y0 = jc * stride
+    y1 = min(y0 + stride, ho)
+    # EMPTY cells are cleared a run at a time: one loop (a memset) per row of the run instead of
+    # one per cell; e0 is where the current run of them starts (-1: none open).
     e0 = -1
     for ic in range(wn - 1):
-        if ic * stride >= wo:
+        x0 = ic * stride
+        if x0 >= wo:
             break
+        cm = mode[jc, ic]
+        if cm == MODE_EMPTY:
+            if e0 < 0:
+                e0 = x0
+            continue
+        if e0 >= 0:
+            _clear(out32, y0, y1, e0, x0)
+            e0 = -1
         n_sub = 1
-        if split == 2:
-            if mode[jc, ic] == MODE_PIXEL:
-                n_sub = 2  # a split cell: its two fine cells on this row
+        if cm == MODE_PIXEL:
+            n_sub = 4 if split == 2 else 0  # a split cell: its four fine cells
         for q in range(n_sub):
-            if n_sub == 2:
-                i_n = 2 * ic + q  # the cell's left node on the node arrays
-                cm = fmode[jf, i_n]
-                bits = np.int64(fused[jf, i_n])
-                r = np.int64(frem[jf, i_n])
-                j0 = jf
+            if n_sub == 4:
+                jn = 2 * jc + q // 2  # the cell's top-left node on the node arrays
+                i_n = 2 * ic + q % 2
+                sm = fmode[jn, i_n]
+                bits = np.int64(fused[jn, i_n])
+                r = np.int64(frem[jn, i_n])
                 k = 1
                 recip = recip_f
-                ty = ty_f
             else:
+                jn = jc * split
                 i_n = ic * split
-                cm = mode[jc, ic]
+                sm = cm
                 bits = np.int64(used[jc, ic])
                 r = np.int64(rem[jc, ic])
-                j0 = jc * split
                 k = split
                 recip = recip_c
-                ty = ty_c
-            x0 = i_n * fine
-            if x0 >= wo:
-                break
-            x1 = min(x0 + k * fine, wo)
-            if cm == MODE_EMPTY:
-                if e0 < 0:
-                    e0 = x0
+            sx0 = i_n * fine
+            sy0 = jn * fine
+            if sx0 >= wo or sy0 >= ho:
                 continue
-            if e0 >= 0:
-                for x in range(e0, x0):
-                    out32[y, x] = 0
-                e0 = -1
-            if cm != MODE_PIXEL:
-                _mesh_span(flat, w_s, h_s, hw, nodes, cm, bits, r, j0, i_n, k, ty, recip, x0, x1, y, out32)
+            sx1 = min(sx0 + k * fine, wo)
+            sy1 = min(sy0 + k * fine, ho)
+            if sm == MODE_EMPTY:
+                _clear(out32, sy0, sy1, sx0, sx1)
+            elif sm != MODE_PIXEL:
+                _mesh_cell(flat, w_s, h_s, hw, nodes, sm, bits, r, jn, i_n, k, recip, sx0, sx1, sy0, sy1, out32)
     if e0 >= 0:
-        for x in range(e0, wo):
-            out32[y, x] = 0
+        _clear(out32, y0, y1, e0, wo)
 
 
 @njit(inline="always")
@@ -1740,18 +1793,18 @@ def _warp(src_rgba, src_depth, src_w, src_k, src_r, src_c, tgt_k, tgt_r, tgt_c, 
                 fmode[jf, i_f] = m
                 fused[jf, i_f] = bits
                 frem[jf, i_f] = r
-    # 3. Pixels, cell by cell along each row (a split cell's row crosses two fine cells), in two
-    #    passes. 3a: EMPTY and MESH cells, whose source coordinates step linearly along the row
-    #    span (no per-pixel projection). 3b: PIXEL cells, one projection per pixel and source.
+    # 3. Pixels, a band of cell rows at a time, in two passes. 3a: EMPTY and MESH cells, cell by
+    #    cell, whose source coordinates follow the cell's bilinear map (no per-pixel
+    #    projection). 3b: PIXEL cells, one projection per pixel and source.
     #    Apart because numba marks a prange body's arrays as not aliasing one another only when
     #    its alias analysis finds no array view, tuple or boolean copy in the body (the scalar
     #    PIXEL path had many); only then may LLVM vectorise the MESH loops' taps (gathers): the
     #    whole warp of a 512 px bake then took 0.86x the time (bench/warp_ab.py). So neither
-    #    body (``_mesh_row``, ``_pixel_batch``) takes a subarray or calls a helper that returns
+    #    body (``_mesh_band``, ``_pixel_batch``) takes a subarray or calls a helper that returns
     #    a tuple; tests check that both compile to vector loops. 3b as vectorised stages over a
     #    band's list of pixels: the warp took 0.92x the time of one scalar pixel at a time.
-    for y in prange(ho):
-        _mesh_row(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, y, out32)
+    for jc in prange(-(-ho // stride)):
+        _mesh_band(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, jc, out32)
     # 3b. PIXEL cells, a band of ``fine`` rows at a time: the pixels of its PIXEL (fine) cells
     #     listed in the thread's pts, then run through ``_pixel_batch``'s stages.
     dflat = src_depth.reshape(-1)

@@ -312,17 +312,19 @@ def _mesh_cells(src_rgba, src_depth, src_w, src_cams, tgt_cam, zb, stride, out_s
         ok[:] = False
     cell_mesh = ok & (bits != 0)
     jn, i_n = y // stride, x // stride
-    ty = (y - jn * stride) / stride
+    q = y - jn * stride
     t = x - i_n * stride
     m = cell_mesh[jn, i_n]
     b = bits[jn, i_n]
     recip = (65536 + stride // 2) // stride
 
-    def row_fx(g):  # a node quantity interpolated down to the pixel's row, then stepped along it (16.16)
+    def row_fx(g):  # a node quantity on its cell's integer bilinear map (kernels._cell_map), 16.16
         i1 = np.minimum(i_n + 1, wn - 1)
-        f0 = np.floor(((1 - ty) * g[jn, i_n] + ty * g[jn + 1, i_n]) * 65536.0 + 0.5).astype(np.int64)
-        f1 = np.floor(((1 - ty) * g[jn, i1] + ty * g[jn + 1, i1]) * 65536.0 + 0.5).astype(np.int64)
-        return f0 + (((f1 - f0) * recip) >> 16) * t
+        tl, tr, bl, br = (np.floor(c * 65536.0 + 0.5).astype(np.int64)
+                          for c in (g[jn, i_n], g[jn, i1], g[jn + 1, i_n], g[jn + 1, i1]))
+        per = lambda a, b: ((b - a) * recip) >> 16  # the step from a to b over the cell's width
+        top = per(tl, tr)
+        return tl + per(tl, bl) * q + (top + per(top, per(bl, br)) * q) * t
 
     # Per-pixel weights: each weighted source's ramp floored at 0, the remainder to 256 to rem.
     wpx = np.stack([np.where(m & ((b >> s) & 1 == 1), np.maximum(row_fx(nw[s].astype(float)) >> 16, 0), 0)

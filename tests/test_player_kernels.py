@@ -369,6 +369,32 @@ def test_splat_and_warp_match_twins(stride, zoom, zstride, size):
 
 
 
+def test_warp_mesh_cells_cut_by_the_frame_edge_match_twin():
+    # A frame whose size is no multiple of the stride (nor of the split's fine spacing): the last
+    # band and column of cells are cut short. The zoomed head reaches past the frame, so MESH
+    # cells are cut there; they fill exactly the pixels inside the frame, as the twin does.
+    size, stride, zstride = 98, 8, 4
+    intr, tintr, rgba, depth, w, src, tgt, _ = _setup(size=size, stride=stride, zoom=1.6)
+    hc = -(-size // zstride)
+    coarse = np.zeros((2, hc, hc), np.float32)
+    K.splat_depth(depth, w, src, tgt, zstride, 1, coarse)
+    zb = naive.splat_depth(depth, w, src, tgt, zstride, 1, (hc, hc))
+    out8 = np.zeros((size, size, 4), np.uint8)
+    scratch = K.warp_scratch(4, (size, size), stride)
+    K.warp(rgba, depth, w, src, tgt, coarse, stride, out8, scratch=scratch, zstride=zstride)
+    ref = naive.warp(rgba, depth, w, src, tgt, zb, stride, (size, size), zstride=zstride)
+    mode = scratch.mode[:-1, :-1]
+    last = size // stride  # the cut cells' row and column
+    assert (mode[last] >= K.MODE_MESH).sum() >= 3 and (mode[:, last] >= K.MODE_MESH).sum() >= 3
+    cut = np.zeros((size, size), bool)
+    cut[last * stride:] = np.kron(mode[last] >= K.MODE_MESH, np.ones((1, stride), bool))[0, :size]
+    cut[:, last * stride:] |= np.kron(mode[:, last:last + 1] >= K.MODE_MESH, np.ones((stride, 1), bool))[:size, :1]
+    assert (out8[cut][:, 3] > 0).mean() > 0.9
+    close = np.abs(out8 / 255.0 - ref).max(-1) < 2e-3
+    assert close[cut].mean() > 0.99, close[cut].mean()
+    assert close.mean() > 0.995, close.mean()
+
+
 def _warped_at_512_lattice(size: int, stride: int) -> tuple:
     """A frame warped on the player's 512 px lattice (stride 8, PIXEL cells split, z-buffer cell
     4) at ``size``: (rgba, depth, w, src, tgt, coarse, scratch, out8)."""
@@ -384,7 +410,7 @@ def _warped_at_512_lattice(size: int, stride: int) -> tuple:
 def test_mesh_pass_is_vectorised_and_renders_the_warps_mesh_cells():
     # Step 3a of the warp (EMPTY and MESH cells) is fast only while LLVM vectorises its taps, and
     # that depends on numba finding no alias in the prange body (see ``_warp``, step 3): a tuple
-    # or subarray added to ``_mesh_row`` silently makes it ~2x slower. A prange over it, as in
+    # or subarray added to ``_mesh_band`` silently makes it ~2x slower. A prange over it, as in
     # ``_warp``, must compile to vector gathers and draw exactly the warp's EMPTY and MESH pixels.
     import llvmlite.binding as llvm
     from numba import njit, prange
@@ -393,8 +419,8 @@ def test_mesh_pass_is_vectorised_and_renders_the_warps_mesh_cells():
 
     @njit(parallel=True)
     def mesh_pass(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, out32):
-        for y in prange(out32.shape[0]):
-            K._mesh_row(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, y, out32)
+        for jc in prange(-(-out32.shape[0] // stride)):
+            K._mesh_band(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, jc, out32)
 
     size, stride = 96, 8
     rgba, depth, w, src, tgt, coarse, sc, out8 = _warped_at_512_lattice(size, stride)
