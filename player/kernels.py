@@ -847,6 +847,8 @@ def _mesh_cell(flat, w_s, h_s, hw, nodes, cm, bits, r, j0, i_n, k, recip, x0, x1
         wd, wd_q, dwd, dwd_q = _cell_map(nodes, bits, sd, 2, j0, i_n, k, recip)
         umax = np.int64(((w_s - 1) << 16) - 1)
         vmax = np.int64(((h_s - 1) << 16) - 1)
+        # The row starts are written out again for the plain cells below: one row loop for
+        # both, testing for a ramp inside it, made the warp 1.3 % slower (measured side by side).
         for y in range(y0, y1):
             q = y - y0
             ua0 = ua + ua_q * q
