@@ -5,7 +5,7 @@
 Also: depth tile bytes at each depth_scale (1, 2, 4, 8) and the error of its nearest upsampling.
 
 Tiles are renders of bake.synthetic.SyntheticField (a real shaded head with expressions) at a
-spread of yaws/pitches when the bake is importable, else formats.sample.portrait_tile ellipses.
+spread of yaws/pitches when the bake is importable, else testkit.sample.portrait_tile ellipses.
 Throughput is single-threaded; each figure is the median over --repeats passes (the box may be shared).
 PSNR is over the whole tile and, in "face", over pixels with alpha > 0 only.
 """
@@ -21,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+REPO_ROOT = Path(__file__).resolve().parents[1]  # testkit/ is not installed with the package
+sys.path.insert(0, str(REPO_ROOT))
 from formats import P4DReader, P4DWriter
 from formats import codecs
 from formats.p4d import DEPTH_SCALES, downscale_depth, upsample_depth_nearest
-from formats.sample import portrait_tile, sample_meta
+from testkit.sample import portrait_tile, sample_meta
 
 
 def synthetic_tiles(n: int, size: int, force_ellipse: bool) -> tuple[list, str]:
@@ -52,7 +54,7 @@ def synthetic_tiles(n: int, size: int, force_ellipse: bool) -> tuple[list, str]:
     for i in range(n):
         rgb, a, d = portrait_tile(size, size, rng.uniform(-40, 40), rng.uniform(-15, 15), t=i, seed=i)
         out.append((rgb, a, codecs.quantize_depth(d, near, far)))
-    return out, "formats.sample.portrait_tile ellipses"
+    return out, "testkit.sample.portrait_tile ellipses"
 
 
 def psnr(a, b, mask=None) -> float:

@@ -14,9 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from formats.fuzz import fuzz
+REPO_ROOT = Path(__file__).resolve().parents[1]  # testkit/ is not installed with the package
+sys.path.insert(0, str(REPO_ROOT))
 from formats.progress import Progress
-from formats.sample import write_sample
+from testkit.fuzz import fuzz
+from testkit.sample import write_sample
 
 
 def seed_files(d: Path, size: int) -> list[bytes]:

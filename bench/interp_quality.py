@@ -21,11 +21,13 @@ import tempfile
 
 import numpy as np
 
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]  # testkit/ is not installed with the package
+sys.path.insert(0, str(REPO_ROOT))
 from formats import P4DReader, P4DWriter
 from formats.camera import Camera, Intrinsics, orbit_pose
 from formats.codecs import quantize_depth
 from formats.p4d import downscale_depth
-from formats.sample import sample_meta
+from testkit.sample import sample_meta
 
 RADIUS, FOV = 0.5, 30.0
 

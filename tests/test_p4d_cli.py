@@ -12,7 +12,7 @@ import pytest
 
 from formats import P4DReader
 from formats.cli import main
-from formats.sample import write_sample
+from testkit.sample import write_sample
 
 YAWS, PITCHES, SIZE, K = (-30.0, -15.0, 0.0, 15.0, 30.0), (-10.0, 0.0, 10.0), (24, 18), 5
 SUBCOMMANDS = ["info", "validate", "extract", "contact-sheet", "quilt", "repack", "graph"]

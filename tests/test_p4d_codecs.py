@@ -5,7 +5,7 @@ import pytest
 import zstandard
 
 from formats import codecs
-from formats.sample import portrait_tile
+from testkit.sample import portrait_tile
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -11,9 +11,9 @@ import pytest
 from formats import P4DFormatError, P4DReader, P4DWriter
 from formats.cli import main
 from formats.codecs import quantize_depth
-from formats.fuzz import forge, header_get, header_set
 from formats.p4d import downscale_depth, pack_meta, upsample_depth_nearest
-from formats.sample import portrait_tile, sample_meta, write_sample
+from testkit.fuzz import forge, header_get, header_set
+from testkit.sample import portrait_tile, sample_meta, write_sample
 
 NEAR, FAR = 0.3, 1.0  # sample_meta's defaults
 

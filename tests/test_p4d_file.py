@@ -14,7 +14,7 @@ import zstandard
 
 from formats import P4DFormatError, P4DReader, P4DWriter
 from formats.codecs import dequantize_depth, quantize_depth
-from formats.sample import portrait_tile, sample_meta, write_sample
+from testkit.sample import portrait_tile, sample_meta, write_sample
 
 
 def tiny_tiles():
@@ -245,7 +245,7 @@ def test_resume_after_a_killed_process(tmp_path):
 import os, signal
 from formats import P4DWriter
 from formats.codecs import quantize_depth
-from formats.sample import portrait_tile
+from testkit.sample import portrait_tile
 w = P4DWriter({str(tmp_path / 'x.p4d')!r})
 rgb, a, _ = portrait_tile(16, 16, seed=99)
 w.set_preview(rgb, a)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from formats.fuzz import fuzz
 from formats.p4d import P4DReader
-from formats.sample import write_sample
+from testkit.fuzz import fuzz
+from testkit.sample import write_sample
 
 ALL_RAW = {"color": "raw+zstd", "alpha": "raw+zstd", "depth": "raw+zstd"}
 

@@ -12,9 +12,9 @@ import zstandard
 
 from formats import P4DFormatError, P4DReader, P4DWriter
 from formats.codecs import encode
-from formats.fuzz import forge, header_get, header_set
 from formats.p4d import INDEX_DTYPE
-from formats.sample import sample_meta, write_sample
+from testkit.fuzz import forge, header_get, header_set
+from testkit.sample import sample_meta, write_sample
 
 
 @pytest.fixture(scope="module")

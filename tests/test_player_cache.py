@@ -5,8 +5,8 @@ import threading
 import numpy as np
 
 from formats.codecs import dequantize_depth, quantize_depth
-from formats.sample import sample_meta
 from player.cache import TileCache
+from testkit.sample import sample_meta
 
 
 class ArraySource:

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from formats.sample import write_sample
 from player.cli import main
+from testkit.sample import write_sample
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import numpy as np
 
 from formats.camera import Intrinsics
 from formats.codecs import quantize_depth
-from formats.sample import sample_meta
 from player.cache import TileCache
 from player.render import RenderConfig, Renderer
+from testkit.sample import sample_meta
 from tests.test_player_kernels import RADIUS, trace_sphere
 
 YAWS, PITCHES, SIZE = (-10.0, 10.0), (-8.0, 8.0), 48

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from formats.sample import sample_meta
 from player.motion import CaptureReplay
 from player.walker import Walker
+from testkit.sample import sample_meta
 
 K, G = 30, 3
 BACK = {9: (2, 0.3), 19: (11, 0.3), 24: (5, 0.15)}  # src: (dst, prob)

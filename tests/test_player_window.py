@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from formats.sample import write_sample
+from testkit.sample import write_sample
 
 pytestmark = pytest.mark.display
 

@@ -1,4 +1,4 @@
-"""Small valid .p4d files from synthetic tiles: for tests, benches and demos (no bake needed).
+"""Small valid .p4d files from synthetic tiles, for tests and benches (no bake needed).
 
 ``sample_meta`` builds metadata that satisfies the v1.0 schema (a chain graph with a loop back);
 ``portrait_tile`` draws a shaded textured ellipse "face" whose look follows yaw/pitch/keyframe;
@@ -37,6 +37,7 @@ def sample_meta(n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), s
     if depth_scale != 1:
         tiles["depth_scale"] = depth_scale
     return {
+        # The module's name before it moved to testkit/: sample files keep the bytes they always had.
         "generator": "formats.sample",
         "source": {"kind": "synthetic", "checkpoint_sha256": "0" * 64},
         "grid": {"yaws": [float(y) for y in yaws], "pitches": [float(p) for p in pitches], "radius": 1.0,

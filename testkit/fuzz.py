@@ -186,7 +186,7 @@ def fuzz(seeds_files: list[bytes], n_cases: int, seed: int, workdir) -> dict:
                 counts[read_everything(path)] += 1
             except Exception as e:
                 raise AssertionError(f"fuzz case {case} (seed {seed}) raised {type(e).__name__}: {e}; "
-                                     f"reproduce with formats.fuzz.fuzz(..., seed={seed})") from e
+                                     f"reproduce with testkit.fuzz.fuzz(..., seed={seed})") from e
     finally:
         os.close(fd)
         path.unlink(missing_ok=True)
