@@ -27,8 +27,10 @@ import cv2
 import numpy as np
 
 from formats import codecs
-from formats.p4d import KIND_CODECS, P4DFormatError, P4DReader, P4DWriter, upsample_depth_nearest
+from formats.p4d import KIND_CODECS, P4DFormatError, upsample_depth_nearest
 from formats.progress import Progress
+from formats.reader import P4DReader
+from formats.writer import P4DWriter
 
 
 class CLIError(Exception):

@@ -11,8 +11,9 @@ import pathlib
 
 import numpy as np
 
+from formats import P4DWriter
 from formats.codecs import quantize_depth
-from formats.p4d import P4DWriter, downscale_depth
+from formats.p4d import downscale_depth
 
 
 def sample_meta(n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), size: tuple[int, int] = (16, 16),

@@ -129,7 +129,7 @@ def test_header_and_metadata_must_agree(tmp_path):
                            codecs={"color": "png"}).read_bytes()
     out = bytearray(nodepth)
     header_set(out, "depth_scale_log2", 1)
-    with pytest.raises(P4DFormatError, match="depth_scale_log2 1 at offset 84"):
+    with pytest.raises(P4DFormatError, match=r"header depth_scale_log2 \(offset 84\) = 1 is invalid"):
         _open(tmp_path, forge(out))
     with P4DReader(tmp_path / "n.p4d") as r:
         m = {**r.meta, "tiles": {**r.meta["tiles"], "depth_scale": 2}}

@@ -1,11 +1,13 @@
 """The .p4d writer and reader: structure at exact offsets, determinism, crash-resume, atomic rename, threads."""
 
 import os
+import re
 import struct
 import subprocess
 import sys
 import threading
 import zlib
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -14,7 +16,10 @@ import zstandard
 
 from formats import P4DFormatError, P4DReader, P4DWriter
 from formats.codecs import dequantize_depth, quantize_depth
+from formats.p4d import HEADER_FIELDS, HEADER_SIZE, pack_header, unpack_header
 from testkit.sample import portrait_tile, sample_meta, write_sample
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_tiles():
@@ -74,6 +79,26 @@ def test_golden_structure_at_exact_offsets(tmp_path):
     assert meta["grid"]["yaws"] == [0.0] and meta["tiles"]["kinds"] == ["color", "depth"]
     assert list(meta) == sorted(meta)  # keys sorted at every level we can see
     assert list(meta["graph"]) == sorted(meta["graph"])
+
+
+def test_the_header_table_packs_what_the_golden_file_holds(tmp_path):
+    data = write_tiny(tmp_path / "g.p4d").read_bytes()
+    h = unpack_header(data)
+    assert (h.magic, h.tile_h, h.tile_w, h.file_size) == (b"\x89P4D\r\n\x1a\n", 2, 3, len(data))
+    fields = h._asdict()
+    del fields["header_crc"]
+    assert pack_header(**fields) == data[:HEADER_SIZE]  # crc included
+    with pytest.raises(TypeError, match=r"missing \['reserved'\]"):
+        del fields["reserved"]
+        pack_header(**fields)
+
+
+def test_the_spec_lists_the_header_table_of_the_code():
+    section = (REPO / "docs" / "p4d-format.md").read_text().split("## Header (128 bytes)")[1].split("\n## ")[0]
+    rows = re.findall(r"^\| (\d+) \| ([^|]+) \| (\w+) \| (.+) \|$", section, re.M)
+    types = {"8s": "8 bytes", "H": "u16", "I": "u32", "Q": "u64", "B": "u8"}
+    want = [(str(f.offset), types[f.code], f.name, f.meaning) for f in HEADER_FIELDS]
+    assert rows == want, "the spec's header table should read:\n" + "\n".join(f"| {' | '.join(r)} |" for r in want)
 
 
 def test_same_inputs_give_same_bytes_whatever_the_key_order(tmp_path):
@@ -260,7 +285,7 @@ for k in range(3):
             if n == 10:
                 os.kill(os.getpid(), signal.SIGKILL)
 """
-    proc = subprocess.run([sys.executable, "-c", code], cwd=os.getcwd(), capture_output=True)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True)  # testkit/ is under the root
     assert proc.returncode == -9
     assert not (tmp_path / "x.p4d").exists()
     with P4DWriter(tmp_path / "x.p4d", resume=True) as w:
@@ -312,3 +337,29 @@ def test_bad_arguments_to_tile(tmp_path):
         r.tile(0, 0, "color")
     with pytest.raises(P4DFormatError, match="cannot open"):
         P4DReader(tmp_path / "nope.p4d")
+
+
+def test_bad_arguments_are_refused_even_under_python_O(tmp_path):
+    # -O strips assert statements: the input checks must be explicit raises.
+    code = f"""
+from formats import P4DWriter
+from formats.p4d import depth_sample_index, depth_shape, upsample_depth_nearest
+import numpy as np
+for call in (lambda: P4DWriter({str(tmp_path / 'a.p4d')!r}, alignment=48),
+             lambda: P4DWriter({str(tmp_path / 'b.p4d')!r}, depth_scale=3),
+             lambda: depth_sample_index(8, 0), lambda: depth_shape((8, 8), True),
+             lambda: upsample_depth_nearest(np.zeros((4, 4), np.uint16), 3, (8, 8))):
+    try:
+        call()
+    except ValueError as e:
+        print(e)
+"""
+    out = subprocess.run([sys.executable, "-O", "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [
+        "alignment must be a power of two in [8, 65536], got 48",
+        "depth_scale must be one of (1, 2, 4, 8), got 3",
+        "depth_scale must be one of (1, 2, 4, 8), got 0",
+        "depth_scale must be one of (1, 2, 4, 8), got True",
+        "depth_scale must be one of (1, 2, 4, 8), got 3",
+    ]
+    assert not list(tmp_path.iterdir())  # refused before creating the partial

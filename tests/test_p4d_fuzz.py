@@ -2,7 +2,7 @@
 
 import pytest
 
-from formats.p4d import P4DReader
+from formats import P4DReader
 from testkit.fuzz import fuzz
 from testkit.sample import write_sample
 
