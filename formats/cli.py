@@ -9,8 +9,11 @@
     p4d repack FILE -o OUT.p4d [--codec C] [--quality Q] [--views SEL] [--keyframes SEL] ...
     p4d graph FILE -o graph.dot|graph.json|graph.png
 
-Every error is one line on stderr and a non-zero exit (1 bad input, 2 bad usage); outputs are
-written to a temporary name and renamed, so a failed command never leaves a half-written file.
+Every error is one line on stderr. Exit codes (formats/errors.py): 0 done; 1 a failure while
+working (a broken tile, a full disk), and `validate`'s answer "this file is not sound"; 2 bad usage
+or an input that cannot be used (bad flags, a missing, unreadable or non-.p4d file, an output
+folder that cannot be written); 130 interrupted. Every output goes through
+``formats.atomic.atomic_path``, so a failed command never leaves a half-written file behind.
 """
 
 from __future__ import annotations
@@ -27,56 +30,58 @@ import cv2
 import numpy as np
 
 from formats import codecs
+from formats.atomic import atomic_path, check_writable_dir
+from formats.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 from formats.p4d import KIND_CODECS, P4DFormatError, upsample_depth_nearest
 from formats.progress import Progress
 from formats.reader import P4DReader
 from formats.writer import P4DWriter
 
 
-class CLIError(Exception):
-    """Bad input the user can fix; printed as one line."""
-
-
 class _Parser(argparse.ArgumentParser):
-    # argparse prints usage + error on two lines and exits 2; keep it to one line.
+    # argparse prints usage + error on two lines; keep it to one line, with the usage exit code.
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
 # ------------------------------------------------------------------------------------- helpers
 
+def _check_input(path) -> pathlib.Path:
+    """The input, checked before it is opened, so each way it can be unusable gets its own message
+    (and a FIFO is refused instead of blocking the open)."""
+    p = pathlib.Path(path)
+    if p.is_dir():
+        raise UsageError(f"{p}: is a folder, not a .p4d file")
+    if not p.exists():
+        raise UsageError(f"{p}: no such file")
+    if not p.is_file():
+        raise UsageError(f"{p}: not a regular file")
+    if not os.access(p, os.R_OK):
+        raise UsageError(f"{p}: cannot be read (permission denied)")
+    return p
+
+
 def _open(path) -> P4DReader:
-    if not os.path.isfile(path):
-        raise CLIError(f"{path}: no such file")
-    return P4DReader(path)
-
-
-def _write_atomic(path: pathlib.Path, write) -> pathlib.Path:
-    """Call write(tmp_path) then rename onto ``path`` (never a half-written output)."""
-    path = pathlib.Path(path)
-    if path.parent and not path.parent.exists():
-        raise CLIError(f"{path.parent}: directory does not exist")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    """The input opened; a file the reader refuses to open is an unusable input (exit 2), unlike a
+    tile found broken later while working (exit 1)."""
+    p = _check_input(path)
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+        return P4DReader(p)
+    except P4DFormatError as e:
+        raise UsageError(str(e)) from None
 
 
 def _imwrite(path, img: np.ndarray) -> pathlib.Path:
     """img: RGB(A) or gray, uint8/uint16. PNG via opencv, written atomically."""
     path = pathlib.Path(path)
     if path.suffix.lower() != ".png":
-        raise CLIError(f"{path}: output must be a .png file")
+        raise UsageError(f"{path}: output must be a .png file")
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR if img.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-
-    def write(tmp):
+    with atomic_path(path) as tmp:
         if not cv2.imwrite(str(tmp), img):
-            raise CLIError(f"{path}: could not write the image")
-    return _write_atomic(path, write)
+            raise OSError(f"{path}: opencv could not write the image")
+    return path
 
 
 def parse_selection(sel: str, n: int, what: str) -> list[int]:
@@ -86,12 +91,12 @@ def parse_selection(sel: str, n: int, what: str) -> list[int]:
         part = part.strip()
         m = re.fullmatch(r"(-?\d+)(?:\s*(?:-|:)\s*(-?\d+))?", part)
         if not m:
-            raise CLIError(f"{what} selection {sel!r}: {part!r} is not N or A-B")
+            raise UsageError(f"{what} selection {sel!r}: {part!r} is not N or A-B")
         a = int(m.group(1))
         b = int(m.group(2)) if m.group(2) is not None else a
         a, b = (a + n if a < 0 else a), (b + n if b < 0 else b)
         if not (0 <= a <= b < n):
-            raise CLIError(f"{what} selection {sel!r}: {part!r} is outside 0..{n - 1}")
+            raise UsageError(f"{what} selection {sel!r}: {part!r} is outside 0..{n - 1}")
         out.update(range(a, b + 1))
     return sorted(out)
 
@@ -103,22 +108,22 @@ def resolve_view(r: P4DReader, spec: str) -> int:
         try:
             yaw, pitch = (float(x) for x in spec.split(","))
         except ValueError:
-            raise CLIError(f"--view {spec!r}: expected an index or YAW,PITCH in degrees") from None
+            raise UsageError(f"--view {spec!r}: expected an index or YAW,PITCH in degrees") from None
         yi = int(np.argmin(np.abs(np.asarray(yaws) - yaw)))
         pi = int(np.argmin(np.abs(np.asarray(pitches) - pitch)))
         return pi * len(yaws) + yi
     try:
         v = int(spec)
     except ValueError:
-        raise CLIError(f"--view {spec!r}: expected an index or YAW,PITCH in degrees") from None
+        raise UsageError(f"--view {spec!r}: expected an index or YAW,PITCH in degrees") from None
     if not 0 <= v < r.n_views:
-        raise CLIError(f"--view {v} is outside 0..{r.n_views - 1}")
+        raise UsageError(f"--view {v} is outside 0..{r.n_views - 1}")
     return v
 
 
 def _check_keyframe(r: P4DReader, k: int) -> int:
     if not 0 <= k < r.n_keyframes:
-        raise CLIError(f"--keyframe {k} is outside 0..{r.n_keyframes - 1}")
+        raise UsageError(f"--keyframe {k} is outside 0..{r.n_keyframes - 1}")
     return k
 
 
@@ -183,7 +188,7 @@ def file_info(r: P4DReader) -> dict:
                   "group_labels": m["graph"]["groups"]["labels"], "p_back": m["graph"]["p_back"],
                   "morph_seconds": m["graph"]["morph_seconds"],
                   "pose_switch_prob": m["graph"]["pose_switch_prob"]},
-        "preview": r._preview_rec is not None,
+        "preview": r.has_preview,
     }
 
 
@@ -192,7 +197,7 @@ def cmd_info(args) -> int:
         info = file_info(r)
     if args.json:
         print(json.dumps(info, indent=2))
-        return 0
+        return EXIT_OK
     g = info["grid"]
     span = lambda a: f"{len(a)} ({a[0]:g}..{a[-1]:g} deg)" if len(a) > 1 else f"1 ({a[0]:g} deg)"
     print(f"{info['file']}: .p4d {info['version']}, {info['bytes'] / 2**20:.2f} MiB, by {info['generator']}")
@@ -211,15 +216,16 @@ def cmd_info(args) -> int:
     print(f"  graph     {gr['transitions']} transitions, {gr['pose_groups']} pose groups "
           f"({', '.join(gr['group_labels'])}), p_back {gr['p_back']:g}, morph {gr['morph_seconds']:g} s")
     print(f"  preview   {'yes' if info['preview'] else 'no (falls back to a tile)'}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_validate(args) -> int:
+    path = _check_input(args.file)
     try:
-        r = _open(args.file)
-    except P4DFormatError as e:
+        r = P4DReader(path)
+    except P4DFormatError as e:  # validate's answer, not a usage error: this file is not sound
         print(e)  # already names the file
-        return 1
+        return EXIT_FAILURE
     with r:
         problems = r.verify()
     for p in problems:
@@ -227,7 +233,7 @@ def cmd_validate(args) -> int:
     if not problems:
         print(f"{args.file}: ok ({r.n_keyframes} keyframes x {r.n_views} views x {len(r.kinds)} kinds, every crc "
               f"and tile checked)")
-    return 1 if problems else 0
+    return EXIT_FAILURE if problems else EXIT_OK
 
 
 # ------------------------------------------------------------------------------------- extract
@@ -236,7 +242,7 @@ def _extract_one(r: P4DReader, k: int, v: int, out: pathlib.Path, depth: bool, p
                  upsample: bool = False) -> None:
     if depth:
         if "depth" not in r.kinds:
-            raise CLIError(f"{r.path}: this file has no depth tiles")
+            raise UsageError(f"{r.path}: this file has no depth tiles")
         d = r.tile(k, v, "depth")  # [ceil(H/s), ceil(W/s)] as stored
         _imwrite(out, upsample_depth_nearest(d, r.depth_scale, r.tile_shape) if upsample else d)
         return
@@ -250,13 +256,23 @@ def _extract_one(r: P4DReader, k: int, v: int, out: pathlib.Path, depth: bool, p
 
 def cmd_extract(args) -> int:
     if args.upsample and not args.depth:
-        raise CLIError("--upsample applies to --depth")
+        raise UsageError("--upsample applies to --depth")
+    out = pathlib.Path(args.output)
+    if args.all and out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: not a folder (--all writes one PNG per tile into -o DIR)")
+    if not args.all:
+        check_writable_dir(out)
     with _open(args.file) as r:
-        out = pathlib.Path(args.output)
+        if args.depth and "depth" not in r.kinds:
+            raise UsageError(f"{r.path}: this file has no depth tiles")
         if args.all:
             if args.keyframe is not None or args.view is not None:
-                raise CLIError("--all extracts every tile; drop --keyframe/--view")
-            out.mkdir(parents=True, exist_ok=True)
+                raise UsageError("--all extracts every tile; drop --keyframe/--view")
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UsageError(f"{out}: cannot create the output folder ({e.strerror})") from None
+            check_writable_dir(out / "k0000_v000.png")  # the folder the tiles go into
             n = r.n_keyframes * r.n_views
             with Progress(n, "extract") as bar:
                 for k in range(r.n_keyframes):
@@ -267,18 +283,19 @@ def cmd_extract(args) -> int:
                             _extract_one(r, k, v, out / f"{stem}_depth.png", True, False, args.upsample)
                         bar.update(1)
             print(f"wrote {n} tiles to {out}/")
-            return 0
+            return EXIT_OK
         if args.keyframe is None or args.view is None:
-            raise CLIError("give --keyframe K and --view I|YAW,PITCH, or --all")
+            raise UsageError("give --keyframe K and --view I|YAW,PITCH, or --all")
         k, v = _check_keyframe(r, args.keyframe), resolve_view(r, args.view)
         _extract_one(r, k, v, out, args.depth, args.premultiplied, args.upsample)
         print(f"wrote keyframe {k} view {v} ({'depth' if args.depth else 'colour+alpha'}) to {out}")
-    return 0
+    return EXIT_OK
 
 
 # ------------------------------------------------------------------------------ sheets & quilts
 
 def cmd_contact_sheet(args) -> int:
+    check_writable_dir(args.output)
     with _open(args.file) as r:
         h, w = r.tile_shape
         yaws, pitches = r.meta["grid"]["yaws"], r.meta["grid"]["pitches"]
@@ -301,7 +318,7 @@ def cmd_contact_sheet(args) -> int:
         sheet = _grid_image(cells, cols, rows, h, w)
     _imwrite(args.output, sheet)
     print(f"wrote {what} ({cols}x{rows}) to {args.output}")
-    return 0
+    return EXIT_OK
 
 
 QUILT_NAME = re.compile(r"_qs(\d+)x(\d+)a([0-9.]+)\.png$")
@@ -311,7 +328,7 @@ def quilt_layout(n: int, cols: int | None, rows: int | None) -> tuple[int, int]:
     """Columns x rows holding n views: as given, or the most square layout with cols >= rows."""
     if cols and rows:
         if cols * rows < n:
-            raise CLIError(f"a {cols}x{rows} quilt holds {cols * rows} views, the file has {n}")
+            raise UsageError(f"a {cols}x{rows} quilt holds {cols * rows} views, the file has {n}")
         return cols, rows
     if cols:
         return cols, math.ceil(n / cols)
@@ -322,6 +339,7 @@ def quilt_layout(n: int, cols: int | None, rows: int | None) -> tuple[int, int]:
 
 
 def cmd_quilt(args) -> int:
+    check_writable_dir(args.output)
     with _open(args.file) as r:
         h, w = r.tile_shape
         yaws, pitches = r.meta["grid"]["yaws"], r.meta["grid"]["pitches"]
@@ -337,7 +355,7 @@ def cmd_quilt(args) -> int:
         aspect = w / h
         if m:
             if abs(float(m.group(3)) - aspect) > 0.01:
-                raise CLIError(f"{out.name}: name says aspect {m.group(3)}, tiles are {aspect:.4g}")
+                raise UsageError(f"{out.name}: name says aspect {m.group(3)}, tiles are {aspect:.4g}")
         else:
             stem = out.name[:-4] if out.name.lower().endswith(".png") else out.name
             out = out.with_name(f"{stem}_qs{cols}x{rows}a{aspect:.4g}.png")
@@ -348,7 +366,7 @@ def cmd_quilt(args) -> int:
         quilt = _grid_image(cells, cols, rows, h, w)
     _imwrite(out, quilt)
     print(f"wrote {len(views)} views (keyframe {k}, pitch {pitches[pi]:g}) as a {cols}x{rows} quilt to {out}")
-    return 0
+    return EXIT_OK
 
 
 # -------------------------------------------------------------------------------------- repack
@@ -395,7 +413,8 @@ def subset_meta(meta: dict, keep_k: list[int], keep_yaws: list[int], keep_pitche
 def cmd_repack(args) -> int:
     out = pathlib.Path(args.output)
     if out.resolve() == pathlib.Path(args.file).resolve():
-        raise CLIError("-o must differ from the input file")
+        raise UsageError("-o must differ from the input file")
+    check_writable_dir(out)
     with _open(args.file) as r:
         m = r.meta
         ny, npi = len(m["grid"]["yaws"]), len(m["grid"]["pitches"])
@@ -407,61 +426,61 @@ def cmd_repack(args) -> int:
             sel = parse_selection(args.views, r.n_views, "--views")
             ys, ps = sorted({v % ny for v in sel}), sorted({v // ny for v in sel})
             if len(sel) != len(ys) * len(ps):
-                raise CLIError(f"--views {args.views} is not a yaw x pitch sub-grid; use --yaws/--pitches")
+                raise UsageError(f"--views {args.views} is not a yaw x pitch sub-grid; use --yaws/--pitches")
             keep_y = [y for y in keep_y if y in ys]
             keep_p = [p for p in keep_p if p in ps]
         if not keep_y or not keep_p:
-            raise CLIError("the view selection is empty")
+            raise UsageError("the view selection is empty")
         cod = dict(r.codecs)
         quality = dict(m["tiles"].get("quality", {}))
         for kind, name in (("color", args.codec), ("alpha", args.alpha_codec), ("depth", args.depth_codec)):
             if name is None:
                 continue
             if kind not in r.kinds:
-                raise CLIError(f"this file has no {kind} tiles")
+                raise UsageError(f"this file has no {kind} tiles")
             if name not in KIND_CODECS[kind]:
-                raise CLIError(f"{kind} tiles cannot use {name}; use one of {', '.join(KIND_CODECS[kind])}")
+                raise UsageError(f"{kind} tiles cannot use {name}; use one of {', '.join(KIND_CODECS[kind])}")
             cod[kind] = name
         if args.codec is not None or args.quality is not None:
             quality["color"] = args.quality if cod["color"] in codecs.LOSSY else None
         if args.quality is not None and not 1 <= args.quality <= 100:
-            raise CLIError(f"--quality {args.quality} is outside 1..100")
+            raise UsageError(f"--quality {args.quality} is outside 1..100")
         new_meta, notes = subset_meta(m, keep_k, keep_y, keep_p, cod, quality)
         reencode = {k: cod[k] != r.codecs[k] or (k == "color" and args.quality is not None) for k in r.kinds}
         views = [(pi * ny + yi, npj * len(keep_y) + nyj) for npj, pi in enumerate(keep_p)
                  for nyj, yi in enumerate(keep_y)]
         total = len(keep_k) * len(views)
 
-        if not out.parent.exists():
-            raise CLIError(f"{out.parent}: directory does not exist")
-        # writes OUT.partial and renames on finish: never a half-written OUT; depth keeps its scale
-        w = P4DWriter(out, depth_scale=r.depth_scale)
-        try:
-            if r._preview_rec is not None:
-                w.set_preview(*r.preview())
-            with Progress(total, "repack") as bar:
-                for nk, k in enumerate(keep_k):
-                    for v, nv in views:
-                        for kind in r.kinds:
-                            if reencode[kind]:
-                                q = args.quality if kind == "color" else None
-                                w.add_tile(nk, nv, kind, r.tile(k, v, kind), cod[kind], q)
-                            else:
-                                codec, data = r.tile_encoded(k, v, kind)
-                                w.add_encoded(nk, nv, kind, data, codec, r.kind_shape(kind))
-                        bar.update(1)
-            w.finish(new_meta)
-        except BaseException:
-            w.close()  # a failed repack leaves nothing behind (unlike a bake, it is cheap to redo)
-            w.partial.unlink(missing_ok=True)
-            w.journal_path.unlink(missing_ok=True)
-            raise
+        # The writer's partial and journal sit beside the temp name; a failed repack removes all
+        # three (unlike a bake, a repack is cheap to redo, so it keeps nothing to resume from).
+        with atomic_path(out) as tmp:
+            w = P4DWriter(tmp, depth_scale=r.depth_scale)  # depth keeps its scale
+            try:
+                if r.has_preview:
+                    w.set_preview(*r.preview())
+                with Progress(total, "repack") as bar:
+                    for nk, k in enumerate(keep_k):
+                        for v, nv in views:
+                            for kind in r.kinds:
+                                if reencode[kind]:
+                                    q = args.quality if kind == "color" else None
+                                    w.add_tile(nk, nv, kind, r.tile(k, v, kind), cod[kind], q)
+                                else:
+                                    codec, data = r.tile_encoded(k, v, kind)
+                                    w.add_encoded(nk, nv, kind, data, codec, r.kind_shape(kind))
+                            bar.update(1)
+                w.finish(new_meta)
+            except BaseException:
+                w.close()
+                w.partial.unlink(missing_ok=True)
+                w.journal_path.unlink(missing_ok=True)
+                raise
     for n in notes:
         print(f"note: {n}", file=sys.stderr)
     before, after = pathlib.Path(args.file).stat().st_size, out.stat().st_size
     print(f"wrote {out}: {len(keep_k)} keyframes x {len(views)} views, codecs {cod}, "
           f"{after / 2**20:.2f} MiB ({after / before:.0%} of the input)")
-    return 0
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------------------- graph
@@ -526,16 +545,18 @@ def cmd_graph(args) -> int:
     out = pathlib.Path(args.output)
     ext = out.suffix.lower()
     if ext not in (".dot", ".json", ".png"):
-        raise CLIError(f"{out}: output must end in .dot, .json or .png")
+        raise UsageError(f"{out}: output must end in .dot, .json or .png")
+    check_writable_dir(out)
     with _open(args.file) as r:
         g = graph_dict(r)
     if ext == ".png":
         _imwrite(out, graph_png(g))
     else:
         text = graph_dot(g) if ext == ".dot" else json.dumps(g, indent=1) + "\n"
-        _write_atomic(out, lambda tmp: pathlib.Path(tmp).write_text(text))
+        with atomic_path(out) as tmp:
+            tmp.write_text(text)
     print(f"wrote {len(g['nodes'])} keyframes, {sum(e['kind'] == 'jump' for e in g['edges'])} jumps to {out}")
-    return 0
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------- main
@@ -627,25 +648,29 @@ def main(argv=None) -> int:
         return int(e.code or 0)
     except BrokenPipeError:  # `p4d --help | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return EXIT_OK
     try:
         return args.func(args)
-    except (CLIError, P4DFormatError) as e:
+    except UsageError as e:
         print(f"p4d {args.command}: error: {e}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
+    except P4DFormatError as e:  # found while working (a broken tile); opening errors are UsageError
+        print(f"p4d {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_FAILURE
     except BrokenPipeError:  # `p4d info x | head`: the reader went away, nothing to report
         # (before OSError, which it is a case of)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return EXIT_OK
     except OSError as e:
-        print(f"p4d {args.command}: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return 1
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"p4d {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"p4d {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as e:  # never a traceback for the user; say what broke in one line
         print(f"p4d {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
-"""The `p4d` tool on small files written in the test."""
+"""The `p4d` tool on small files written in the test: outputs, one-line errors and exit codes
+(formats/errors.py: 1 a failure while working or validate's "not sound", 2 bad usage or an
+unusable input, 130 interrupted), and no output or temp file left behind by a failed command."""
 
+import errno
 import json
 import os
+import pathlib
 import struct
 import subprocess
 import sys
@@ -10,8 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from formats import P4DReader
+from formats import P4DReader, P4DWriter
 from formats.cli import main
+from formats.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE
 from testkit.sample import write_sample
 
 YAWS, PITCHES, SIZE, K = (-30.0, -15.0, 0.0, 15.0, 30.0), (-10.0, 0.0, 10.0), (24, 18), 5
@@ -79,7 +84,7 @@ def test_validate_catches_any_single_byte_change_inside_a_tile(capsys, p4d, tmp_
         bad.write_bytes(data)
         rc, out, _ = run(capsys, "validate", bad)
         lines = out.strip().splitlines()
-        assert rc == 1 and len(lines) == 1
+        assert rc == EXIT_FAILURE and len(lines) == 1
         assert f"keyframe {k}, view {v}, {kind}" in lines[0]
 
 
@@ -87,7 +92,7 @@ def test_validate_broken_structure_is_one_line(capsys, p4d, tmp_path):
     bad = tmp_path / "t.p4d"
     bad.write_bytes(p4d.read_bytes()[:1000])
     rc, out, err = run(capsys, "validate", bad)
-    assert rc == 1 and len(out.strip().splitlines()) == 1 and "truncated" in out
+    assert rc == EXIT_FAILURE and len(out.strip().splitlines()) == 1 and "truncated" in out
 
 
 def test_extract_unpremultiplies_and_keeps_alpha(capsys, p4d, tmp_path):
@@ -168,9 +173,9 @@ def test_quilt_view_zero_is_bottom_left(capsys, p4d, tmp_path):
     named = tmp_path / f"n_qs5x1a{aspect:.4g}.png"
     assert run(capsys, "quilt", p4d, "-o", named)[0] == 0 and imread(named).shape == (h, 5 * w, 3)
     rc, _, err = run(capsys, "quilt", p4d, "-o", tmp_path / "n_qs5x1a2.0.png")
-    assert rc == 1 and "aspect" in err and not (tmp_path / "n_qs5x1a2.0.png").exists()
+    assert rc == EXIT_USAGE and "aspect" in err and not (tmp_path / "n_qs5x1a2.0.png").exists()
     rc, _, err = run(capsys, "quilt", p4d, "-o", tmp_path / "x.png", "--cols", 2, "--rows", 2)
-    assert rc == 1 and "holds 4 views" in err
+    assert rc == EXIT_USAGE and "holds 4 views" in err
 
 
 def test_repack_subset_keeps_metadata_consistent(capsys, p4d, tmp_path):
@@ -206,9 +211,9 @@ def test_repack_to_a_new_codec(capsys, p4d, tmp_path):
         assert np.abs(a - b).mean() < 6
         np.testing.assert_array_equal(r.tile(3, 2, "alpha"), src.tile(3, 7, "alpha"))
     rc, _, err = run(capsys, "repack", p4d, "-o", tmp_path / "x.p4d", "--views", "0,6")
-    assert rc == 1 and "sub-grid" in err and not (tmp_path / "x.p4d").exists()
+    assert rc == EXIT_USAGE and "sub-grid" in err and not (tmp_path / "x.p4d").exists()
     rc, _, err = run(capsys, "repack", p4d, "-o", tmp_path / "x.p4d", "--keyframes", "3-9")
-    assert rc == 1 and "outside 0..4" in err
+    assert rc == EXIT_USAGE and "outside 0..4" in err
 
 
 def test_repack_failure_leaves_nothing(capsys, p4d, tmp_path):
@@ -219,8 +224,9 @@ def test_repack_failure_leaves_nothing(capsys, p4d, tmp_path):
     src = tmp_path / "broken.p4d"
     src.write_bytes(data)
     rc, _, err = run(capsys, "repack", src, "-o", tmp_path / "out.p4d", "--codec", "png")
-    assert rc == 1 and "crc mismatch" in err
-    assert sorted(os.listdir(tmp_path)) == ["broken.p4d"]
+    # found while working (the file opened fine): a failure, not a usage error
+    assert rc == EXIT_FAILURE and "crc mismatch in tile (keyframe 4, view 14, color)" in err
+    assert sorted(os.listdir(tmp_path)) == ["broken.p4d"]  # no output, no temp, partial or journal
 
 
 def test_graph_outputs(capsys, p4d, tmp_path):
@@ -235,7 +241,7 @@ def test_graph_outputs(capsys, p4d, tmp_path):
     img = imread(tmp_path / "g.png")
     assert img.shape == (800, 800, 3) and (img != 255).any()
     rc, _, err = run(capsys, "graph", p4d, "-o", tmp_path / "g.svg")
-    assert rc == 1 and ".dot, .json or .png" in err
+    assert rc == EXIT_USAGE and ".dot, .json or .png" in err
 
 
 @pytest.mark.parametrize("sub", SUBCOMMANDS)
@@ -247,11 +253,12 @@ def test_every_subcommand_has_help_and_fails_in_one_line(capsys, tmp_path, sub, 
     extra = {"extract": ["-k", 0, "-v", 0, "-o", tmp_path / "o.png"], "contact-sheet": ["-o", tmp_path / "o.png"],
              "quilt": ["-o", tmp_path / "o.png"], "repack": ["-o", tmp_path / "o.p4d"],
              "graph": ["-o", tmp_path / "o.dot"]}.get(sub, [])
-    for bad in (junk, tmp_path / "missing.p4d"):
+    for bad, what in ((junk, "not a .p4d file (bad magic"), (tmp_path / "missing.p4d", "no such file")):
         rc, out, err = run(capsys, sub, bad, *extra)
-        assert rc == 1
+        # validate answers "not sound" (1) for a file it could read; every other unusable input is 2
+        assert rc == (EXIT_FAILURE if sub == "validate" and bad == junk else EXIT_USAGE)
         text = (out + err).strip()
-        assert len(text.splitlines()) == 1 and "Traceback" not in text
+        assert len(text.splitlines()) == 1 and "Traceback" not in text and what in text
     assert sorted(os.listdir(tmp_path)) == ["junk.p4d"]  # no output was left behind
     rc, _, err = run(capsys, sub, p4d, "--no-such-flag")
     assert rc == 2 and len(err.strip().splitlines()) == 1
@@ -263,7 +270,7 @@ def test_console_script_runs_without_traceback(p4d, tmp_path):
     assert ok.returncode == 0 and json.loads(ok.stdout)["views"] == 15
     bad = subprocess.run(exe + ["extract", str(p4d), "-k", "99", "-v", "0", "-o", str(tmp_path / "x.png")],
                          capture_output=True, text=True)
-    assert bad.returncode == 1 and bad.stderr.strip() == "p4d extract: error: --keyframe 99 is outside 0..4"
+    assert bad.returncode == EXIT_USAGE and bad.stderr.strip() == "p4d extract: error: --keyframe 99 is outside 0..4"
 
 
 def _closed_pipe(argv):
@@ -281,3 +288,127 @@ def _closed_pipe(argv):
 def test_a_closed_pipe_is_no_error(p4d, argv):
     res = _closed_pipe([str(p4d) if a == "P4D" else a for a in argv])
     assert res.returncode == 0 and res.stderr == "", (res.returncode, res.stderr[-500:])
+
+
+# ------------------------------------------------------------------------- unusable inputs: exit 2
+
+def _one_line_error(err, sub):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"p4d {sub}: error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("sub", ["info", "validate"])
+def test_a_folder_given_as_the_file_says_so(capsys, tmp_path, sub):
+    rc, _, err = run(capsys, sub, tmp_path)
+    assert rc == EXIT_USAGE
+    assert _one_line_error(err, sub) == f"p4d {sub}: error: {tmp_path}: is a folder, not a .p4d file"
+
+
+def test_a_missing_file_and_a_fifo(capsys, tmp_path):
+    rc, _, err = run(capsys, "info", tmp_path / "nope.p4d")
+    assert rc == EXIT_USAGE and _one_line_error(err, "info").endswith("nope.p4d: no such file")
+    fifo = tmp_path / "pipe.p4d"
+    os.mkfifo(fifo)
+    rc, _, err = run(capsys, "info", fifo)  # opening a FIFO for reading would block forever
+    assert rc == EXIT_USAGE and _one_line_error(err, "info").endswith("pipe.p4d: not a regular file")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_an_unreadable_file(capsys, p4d, tmp_path):
+    locked = tmp_path / "locked.p4d"
+    locked.write_bytes(p4d.read_bytes())
+    locked.chmod(0)
+    rc, _, err = run(capsys, "info", locked)
+    assert rc == EXIT_USAGE and _one_line_error(err, "info").endswith("locked.p4d: cannot be read (permission denied)")
+
+
+def test_a_file_the_reader_rejects_on_open(capsys, p4d, tmp_path):
+    cut = tmp_path / "cut.p4d"
+    cut.write_bytes(p4d.read_bytes()[:1000])
+    rc, _, err = run(capsys, "info", cut)
+    assert rc == EXIT_USAGE and "cut.p4d: header file_size (offset 40)" in _one_line_error(err, "info")
+    rc, out, _ = run(capsys, "validate", cut)  # the same file is validate's "not sound"
+    assert rc == EXIT_FAILURE and "truncated" in out
+
+
+# ------------------------------------------------------------------ outputs: whole or absent
+
+def _writers(p4d, out_dir):
+    """(subcommand, argv) for every command that writes, with its output under ``out_dir``."""
+    return [("extract", ["extract", p4d, "-k", 0, "-v", 0, "-o", out_dir / "t.png"]),
+            ("extract", ["extract", p4d, "--all", "-o", out_dir / "tiles"]),
+            ("contact-sheet", ["contact-sheet", p4d, "-o", out_dir / "s.png"]),
+            ("quilt", ["quilt", p4d, "-o", out_dir / "q.png"]),
+            ("repack", ["repack", p4d, "-o", out_dir / "r.p4d"]),
+            ("graph", ["graph", p4d, "-o", out_dir / "g.dot"]),
+            ("graph", ["graph", p4d, "-o", out_dir / "g.png"])]
+
+
+def test_an_output_folder_that_cannot_be_used(capsys, p4d, tmp_path):
+    # Running as root, permissions cannot make a folder unwritable: a path whose parent is a
+    # regular file can never be written, for anyone.
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    for sub, argv in _writers(p4d, blocker):
+        rc, _, err = run(capsys, *argv)
+        line = _one_line_error(err, sub)
+        want = "cannot create the output folder (Not a directory)" if "--all" in argv else \
+            f"{blocker}: output folder is not a folder"
+        assert rc == EXIT_USAGE and want in line, (argv, line)
+    for sub, argv in _writers(p4d, tmp_path / "missing"):
+        if "--all" in argv:
+            continue  # --all creates its folder
+        rc, _, err = run(capsys, *argv)
+        assert rc == EXIT_USAGE and "output folder does not exist" in _one_line_error(err, sub), argv
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into any folder whatever its mode")
+def test_a_read_only_output_folder(capsys, p4d, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        for sub, argv in _writers(p4d, ro):
+            rc, _, err = run(capsys, *argv)
+            assert rc == EXIT_USAGE and "cannot be written" in _one_line_error(err, sub), argv
+        assert os.listdir(ro) == []
+    finally:
+        ro.chmod(0o700)
+
+
+def test_a_failed_image_write_leaves_nothing(capsys, p4d, tmp_path, monkeypatch):
+    def half_written(path, img):
+        pathlib.Path(path).write_bytes(b"\x89PNG half")
+        return False
+    monkeypatch.setattr(cv2, "imwrite", half_written)
+    rc, _, err = run(capsys, "extract", p4d, "-k", 0, "-v", 0, "-o", tmp_path / "t.png")
+    assert rc == EXIT_FAILURE and _one_line_error(err, "extract").endswith("t.png: opencv could not write the image")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_full_disk_while_writing_leaves_nothing(capsys, p4d, tmp_path, monkeypatch):
+    def disk_full(self, text, *args, **kwargs):
+        with open(self, "w") as f:
+            f.write(text[:10])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+    monkeypatch.setattr(pathlib.Path, "write_text", disk_full)
+    rc, _, err = run(capsys, "graph", p4d, "-o", tmp_path / "g.dot")
+    assert rc == EXIT_FAILURE and "No space left on device" in _one_line_error(err, "graph")
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_interrupted_repack_leaves_nothing(capsys, p4d, tmp_path, monkeypatch):
+    calls = []
+    real = P4DWriter.add_encoded
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 20:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(P4DWriter, "add_encoded", interrupted)
+    rc, _, err = run(capsys, "repack", p4d, "-o", tmp_path / "r.p4d")
+    assert rc == EXIT_INTERRUPTED and err.strip().endswith("p4d repack: interrupted")
+    assert len(calls) == 20 and os.listdir(tmp_path) == []

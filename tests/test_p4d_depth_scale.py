@@ -260,4 +260,4 @@ def test_tool_reports_and_extracts_scaled_depth(tmp_path, capsys):
     assert b.shape == size
     np.testing.assert_array_equal(b, np.repeat(np.repeat(want, 4, 0), 4, 1)[:size[0], :size[1]])
     rc, _, err = _run(capsys, "extract", src, "-k", 0, "-v", 0, "--upsample", "-o", tmp_path / "x.png")
-    assert rc == 1 and "--upsample applies to --depth" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2 and "--upsample applies to --depth" in err and len(err.strip().splitlines()) == 1
