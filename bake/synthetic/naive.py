@@ -1,4 +1,5 @@
-"""Slow numpy twin of kernels.py, written for clarity: tests check the kernels against it.
+"""Slow numpy twin of sdf.py, albedo.py and kernels.py, written for clarity: tests check the
+kernels against it.
 
 Same head, same formulas, but vectorised over points and with none of the kernels' speed-ups
 (no bounding-sphere skipping, no groups, no cone pre-pass, no over-relaxation), so agreement
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from bake.synthetic import kernels as K
+from bake.synthetic import sdf as SH
 from bake.synthetic.head import (
     BROW_RIDGE, CAVITY, CHEEK_L, CHEEK_R, CHIN, CORNER_L, CORNER_R, CRANIUM, EAR_L, EAR_R,
     EARCUP_L, EARCUP_R, EYE_L, EYE_R, FACE, HAIR, JAW, LOWER_LIP, NECK, NOSE_BRIDGE, NOSE_TIP,
@@ -52,22 +54,22 @@ def hair(P, S, p):
 
 def skin_open(P, S, p):
     d = ell(P, CRANIUM, p)
-    for i, k in ((FACE, K.K_FACE), (JAW, K.K_JAW), (CHIN, K.K_CHIN), (CHEEK_L, K.K_CHEEK),
-                 (CHEEK_R, K.K_CHEEK), (BROW_RIDGE, K.K_RIDGE), (NOSE_BRIDGE, K.K_BRIDGE),
-                 (NOSE_TIP, K.K_TIP), (NOSTRIL_L, K.K_NOSTRIL), (NOSTRIL_R, K.K_NOSTRIL)):
+    for i, k in ((FACE, SH.K_FACE), (JAW, SH.K_JAW), (CHIN, SH.K_CHIN), (CHEEK_L, SH.K_CHEEK),
+                 (CHEEK_R, SH.K_CHEEK), (BROW_RIDGE, SH.K_RIDGE), (NOSE_BRIDGE, SH.K_BRIDGE),
+                 (NOSE_TIP, SH.K_TIP), (NOSTRIL_L, SH.K_NOSTRIL), (NOSTRIL_R, SH.K_NOSTRIL)):
         d = smin(d, ell(P, i, p), k)
     pm = mouth(S, p)
-    d = smin(d, S[S_BENDK] * ell(P, UPPER_LIP, pm), K.K_LIP)
-    d = smin(d, S[S_BENDK] * ell(P, LOWER_LIP, pm), K.K_LIP)
-    d = smin(d, ell(P, CORNER_L, p), K.K_CORNER)
-    d = smin(d, ell(P, CORNER_R, p), K.K_CORNER)
-    d = smin(d, ell(P, EAR_L, p), K.K_EAR)
-    d = smax(d, -ell(P, EARCUP_L, p), K.K_EARCUP)
-    d = smin(d, ell(P, EAR_R, p), K.K_EAR)
-    d = smax(d, -ell(P, EARCUP_R, p), K.K_EARCUP)
-    d = smin(d, ell(P, NECK, p), K.K_NECK)
-    d = smax(d, -ell(P, SOCKET_L, p), K.K_SOCKET)
-    d = smax(d, -ell(P, SOCKET_R, p), K.K_SOCKET)
+    d = smin(d, S[S_BENDK] * ell(P, UPPER_LIP, pm), SH.K_LIP)
+    d = smin(d, S[S_BENDK] * ell(P, LOWER_LIP, pm), SH.K_LIP)
+    d = smin(d, ell(P, CORNER_L, p), SH.K_CORNER)
+    d = smin(d, ell(P, CORNER_R, p), SH.K_CORNER)
+    d = smin(d, ell(P, EAR_L, p), SH.K_EAR)
+    d = smax(d, -ell(P, EARCUP_L, p), SH.K_EARCUP)
+    d = smin(d, ell(P, EAR_R, p), SH.K_EAR)
+    d = smax(d, -ell(P, EARCUP_R, p), SH.K_EARCUP)
+    d = smin(d, ell(P, NECK, p), SH.K_NECK)
+    d = smax(d, -ell(P, SOCKET_L, p), SH.K_SOCKET)
+    d = smax(d, -ell(P, SOCKET_R, p), SH.K_SOCKET)
     return d
 
 
@@ -75,7 +77,7 @@ def components(P, S, p) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
     """(skin before the mouth cut, mouth cut term, {material: distance}) at p [N, 3]."""
     skin0 = skin_open(P, S, p)
     cav = -S[S_BENDK] * ell(P, CAVITY, mouth(S, p))
-    parts = {K.MAT_SKIN: smax(skin0, cav, K.K_CAVITY)}
+    parts = {SH.MAT_SKIN: smax(skin0, cav, SH.K_CAVITY)}
     balls, lids = [], []
     for e, row in enumerate((EYE_L, EYE_R)):
         q = p - P[row, 0:3]
@@ -85,12 +87,12 @@ def components(P, S, p) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
         balls.append(r - P[row, 12])
         lids.append(np.minimum(np.maximum(r - S[S_RLID], -(q @ n_up)),
                                np.maximum(r - S[S_RLID], -(q @ n_low))))
-    parts[K.MAT_EYE] = np.minimum(*balls)
-    parts[K.MAT_LID] = np.minimum(*lids)
-    parts[K.MAT_TEETH] = np.minimum(ell(P, TEETH_UP, p), ell(P, TEETH_LOW, p))
-    parts[K.MAT_TONGUE] = ell(P, TONGUE, p)
-    parts[K.MAT_HAIR] = hair(P, S, p)
-    parts[K.MAT_SHIRT] = ell(P, TORSO, p)
+    parts[SH.MAT_EYE] = np.minimum(*balls)
+    parts[SH.MAT_LID] = np.minimum(*lids)
+    parts[SH.MAT_TEETH] = np.minimum(ell(P, TEETH_UP, p), ell(P, TEETH_LOW, p))
+    parts[SH.MAT_TONGUE] = ell(P, TONGUE, p)
+    parts[SH.MAT_HAIR] = hair(P, S, p)
+    parts[SH.MAT_SHIRT] = ell(P, TORSO, p)
     return skin0, cav, parts
 
 
@@ -100,12 +102,12 @@ def sdf(P, S, p):
 
 
 def material(P, S, p):
-    """Material id [N] at p [N, 3] (kernels.MAT_*), first-minimum order as in the kernel."""
+    """Material id [N] at p [N, 3] (sdf.MAT_*), first-minimum order as in the kernel."""
     skin0, cav, parts = components(P, S, p)
-    order = [K.MAT_SKIN, K.MAT_EYE, K.MAT_LID, K.MAT_TEETH, K.MAT_TONGUE, K.MAT_HAIR, K.MAT_SHIRT]
+    order = [SH.MAT_SKIN, SH.MAT_EYE, SH.MAT_LID, SH.MAT_TEETH, SH.MAT_TONGUE, SH.MAT_HAIR, SH.MAT_SHIRT]
     stack = np.stack([parts[m] for m in order])
     mat = np.asarray(order)[np.argmin(stack, axis=0)]
-    return np.where((mat == K.MAT_SKIN) & (cav > skin0 - 2e-4), K.MAT_MOUTH, mat)
+    return np.where((mat == SH.MAT_SKIN) & (cav > skin0 - 2e-4), SH.MAT_MOUTH, mat)
 
 
 def _hash(ix, iy, iz):
@@ -178,11 +180,11 @@ def albedo(P, S, mat, p):
     for i in (EARCUP_L, EARCUP_R):
         w = 1.0 - smooth(0.0, 0.004, ell(P, i, p))
         c *= np.stack([1.0 - 0.25 * w, 1.0 - 0.4 * w, 1.0 - 0.35 * w], axis=-1)
-    out = np.where((mat == K.MAT_SKIN)[:, None], c, out)
+    out = np.where((mat == SH.MAT_SKIN)[:, None], c, out)
 
     # mouth interior
     v = 1.0 - 0.8 * np.clip((0.09 - z) / 0.04, 0.0, 1.0)
-    out = np.where((mat == K.MAT_MOUTH)[:, None], np.stack([0.42 * v, 0.10 * v, 0.11 * v], -1), out)
+    out = np.where((mat == SH.MAT_MOUTH)[:, None], np.stack([0.42 * v, 0.10 * v, 0.11 * v], -1), out)
 
     # eyes
     row = np.where(x > 0.0, EYE_L, EYE_R)
@@ -199,7 +201,7 @@ def albedo(P, S, mat, p):
     sclera = np.stack([vs, (0.86 - 0.08 * spots) * vs, (0.84 - 0.08 * spots) * vs], -1)
     eye = np.where((cg > 0.986)[:, None], np.array([0.03, 0.03, 0.035]),
                    np.where((cg > 0.880)[:, None], iris, sclera))
-    out = np.where((mat == K.MAT_EYE)[:, None], eye, out)
+    out = np.where((mat == SH.MAT_EYE)[:, None], eye, out)
 
     # lids
     lid0 = np.where(x > 0.0, S_LID, S_LID + 6)
@@ -212,15 +214,15 @@ def albedo(P, S, mat, p):
     v = 0.92 + 0.06 * noise(x * 900.0, y * 900.0, z * 900.0)
     base = np.stack([0.80 * v, 0.58 * v, 0.50 * v], -1)
     lid = base + (np.array([0.06, 0.04, 0.035]) - base) * lash[:, None]
-    out = np.where((mat == K.MAT_LID)[:, None], lid, out)
+    out = np.where((mat == SH.MAT_LID)[:, None], lid, out)
 
     # teeth, tongue
     f = x / 0.0052 + 0.5
     v = 0.93 - 0.35 * (1.0 - smooth(0.03, 0.08, np.abs(f - np.floor(f) - 0.5)))
-    out = np.where((mat == K.MAT_TEETH)[:, None], np.stack([v, 0.95 * v, 0.86 * v], -1), out)
+    out = np.where((mat == SH.MAT_TEETH)[:, None], np.stack([v, 0.95 * v, 0.86 * v], -1), out)
     n1 = noise(x * 600.0, y * 600.0, z * 600.0)
     tongue = np.stack([0.66 + 0.06 * n1, 0.30 + 0.04 * n1, np.full_like(n1, 0.33)], -1)
-    out = np.where((mat == K.MAT_TONGUE)[:, None], tongue, out)
+    out = np.where((mat == SH.MAT_TONGUE)[:, None], tongue, out)
 
     # hair
     ang = np.arctan2(x - 0.012, y + 0.03)
@@ -229,11 +231,11 @@ def albedo(P, S, mat, p):
          + 0.25 * noise(ang * 600.0, z * 20.0, np.full_like(z, 0.5)))
     sheen = 0.25 * np.exp(-((y - 0.085) / 0.018) ** 2)
     h = np.stack([0.24 * v + sheen * 0.5, 0.15 * v + sheen * 0.35, 0.09 * v + sheen * 0.25], -1)
-    out = np.where((mat == K.MAT_HAIR)[:, None], h, out)
+    out = np.where((mat == SH.MAT_HAIR)[:, None], h, out)
 
     # shirt
     v = 0.80 + 0.12 * (0.5 + 0.5 * np.sin(x * 1100.0)) + 0.12 * noise(x * 300.0, y * 300.0, z * 300.0)
-    out = np.where((mat == K.MAT_SHIRT)[:, None], np.stack([0.20 * v, 0.33 * v, 0.46 * v], -1), out)
+    out = np.where((mat == SH.MAT_SHIRT)[:, None], np.stack([0.20 * v, 0.33 * v, 0.46 * v], -1), out)
     return out
 
 
