@@ -6,7 +6,6 @@ import errno
 import json
 import os
 import pathlib
-import struct
 import subprocess
 import sys
 
