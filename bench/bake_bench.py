@@ -27,7 +27,7 @@ def run(*args: str) -> float:
 
 
 def tile_psnr(p4d: Path, ckpt: Path, samples: int = 12, seed: int = 0) -> list[float]:
-    from bake.field import load_field
+    from bake.fields.registry import load_field
     from formats import P4DReader
     from formats.camera import Camera, Intrinsics, orbit_pose
 

@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     if args.p4d:
         if not args.ckpt:
             ap.error("--p4d needs --ckpt (the synthetic checkpoint it was baked from)")
-        from bake.field import load_field
+        from bake.fields.registry import load_field
         field = load_field(args.ckpt, device="cpu")
         with P4DReader(args.p4d) as r:
             meta = r.meta

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from bake.field import load_field
+from bake.fields.registry import load_field
 from formats.camera import Camera, orbit_pose
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bake.dataset import load_dataset
+from bake.data.load import load_dataset
 from bake.track.model import load_canonical_face
 from bake.track.pipeline import TrackConfig, track_video
 from bake.track.pose import canonical_to_head, intrinsics_matrix, project

@@ -1,4 +1,4 @@
-"""bake.foreign_datasets on tiny NeRFace / NeRFBlendShape directories written here."""
+"""bake.data.foreign on tiny NeRFace / NeRFBlendShape directories written here."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from bake.dataset import DatasetError
-from bake.foreign_datasets import c2w_gl_to_pose, load_foreign
+from bake.data.dataset import DatasetError
+from bake.data.foreign import c2w_gl_to_pose, load_foreign
 from formats.camera import pixel_rays, Camera
 
 RNG = np.random.default_rng(0)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bake.graph import (GraphConfig, build_graph, common_foreground, forced_targets, frame_distances,
+from bake.job.graph import (GraphConfig, build_graph, common_foreground, forced_targets, frame_distances,
                         future_costs, pose_groups, preserve_dynamics, reachable_floor, transition_costs)
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from bake.keyframes import (ViewGrid, captured_range, grid_axis, make_keyframes, parse_range, parse_views,
-                            resample)
+from bake.job.keyframes import make_keyframes, resample
+from bake.job.views import ViewGrid, captured_range, grid_axis, parse_range, parse_views
 from formats.camera import Intrinsics, orbit_pose, view_angles
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from bake.nerf.toydata import write_toy_dataset
+from testkit.toydata import write_toy_dataset
 
 
 def _bake(*args, timeout=900):
@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("nerf")
     ds = write_toy_dataset(root / "toy", n_frames=30, size=64)
     ckpt = root / "x.ckpt"
-    # The CI command of the issue; --rays keeps it inside CI time on 2 shared cores.
+    # The CI training command; --rays keeps it inside CI time on 2 shared cores.
     r = _bake("train", ds, "-o", ckpt, "--steps", 300, "--size", 64, "--rays", 256)
     assert r.returncode == 0, r.stderr[-2000:]
     return ds, ckpt, r
@@ -55,7 +55,7 @@ def test_eval_json_beats_an_empty_prediction(trained):
     r0 = _bake("eval", ckpt, ds, "--json", "--edge", "0")
     assert r0.returncode == 0 and "psnr_edge" not in json.loads(r0.stdout), r0.stderr[-2000:]
     # Baseline from the data itself: PSNR of rendering nothing (black) against the test frames.
-    from bake.dataset import load_dataset
+    from bake.data.load import load_dataset
     d = load_dataset(ds)
     mses = []
     for i in d.split["test"]:
@@ -78,7 +78,7 @@ def test_resume_continues_the_step_count(trained, tmp_path):
 
 @pytest.mark.slow
 def test_field_renders_the_contract_and_caches_per_expression(trained):
-    from bake.field import load_field
+    from bake.fields.registry import load_field
     from formats.camera import Camera, Intrinsics, orbit_pose
     _, ckpt, _ = trained
     fld = load_field(ckpt, "cpu")
@@ -98,12 +98,42 @@ def test_field_renders_the_contract_and_caches_per_expression(trained):
 def test_train_rejects_a_missing_dataset_in_one_line(tmp_path):
     out = tmp_path / "z.ckpt"
     r = _bake("train", tmp_path / "nope", "-o", out, "--steps", 1)
-    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "dataset.json" in r.stderr
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "dataset.json" in r.stderr
     assert not out.exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["train", "{ds}", "-o", "{tmp}/x.ckpt", "--steps", "0"], "--steps / --minutes must be positive"),
+    (["train", "{ds}", "-o", "{tmp}/x.ckpt", "--rays", "0"], "rays_per_batch"),
+    (["train", "{ds}", "-o", "{tmp}/missing/x.ckpt", "--steps", "1"], "output folder does not exist"),
+    (["train", "{ds}", "-o", "{tmp}/x.ckpt", "--resume"], "no checkpoint at"),
+    (["eval", "{tmp}/missing.ckpt", "{ds}"], "no such checkpoint"),
+    (["eval", "{tmp}/bad.ckpt", "{ds}"], "not a loadable checkpoint"),
+    (["eval", "{tmp}/missing.ckpt", "{ds}", "--edge", "-1"], "--edge"),
+])
+def test_train_and_eval_usage_errors_exit_2(tmp_path, args, message):
+    ds = write_toy_dataset(tmp_path / "toy", n_frames=4, size=16)
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    before = set(tmp_path.iterdir())
+    r = _bake(*[a.replace("{ds}", str(ds)).replace("{tmp}", str(tmp_path)) for a in args])
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_nerf_config_checks_itself_when_built_in_python():
+    from bake.nerf.config import NerfConfig, preset
+    for kwargs, message in [({"levels": 0}, "levels"), ({"finest_res": 8}, "finest_res"), ({"lr": 0.0}, "lr"),
+                            ({"occ_threshold": 1.5}, "occ_threshold"), ({"face_fraction": 2.0}, "face_fraction"),
+                            ({"rays_per_batch": 2}, "rays_per_batch"), ({"hidden": 64.5}, "hidden")]:
+        with pytest.raises(ValueError, match=message):
+            NerfConfig(**kwargs)
+    with pytest.raises(ValueError, match="rays_per_batch"):
+        preset("cpu", rays_per_batch=-1)
+    assert NerfConfig.from_dict(NerfConfig().to_dict()) == NerfConfig()
+
+
 def _first_step_loss(root) -> float:
-    from bake.dataset import load_dataset
+    from bake.data.load import load_dataset
     from bake.nerf.config import preset
     from bake.nerf.trainer import Trainer
     trainer = Trainer(preset("tiny", rays_per_batch=512), load_dataset(root), 48, torch.device("cpu"))
@@ -115,7 +145,8 @@ def test_padding_outside_the_valid_quad_carries_no_loss(tmp_path):
     # frames' `valid` quad marks as padding (where a crop left the video): the training loss must
     # not see the difference. A control without the quad shows the difference is visible.
     import shutil
-    from bake.dataset import load_dataset, save_dataset
+    from bake.data.dataset import save_dataset
+    from bake.data.load import load_dataset
     a = write_toy_dataset(tmp_path / "a", n_frames=12)
     b = tmp_path / "b"
     shutil.copytree(a, b)
@@ -137,7 +168,8 @@ def test_padding_outside_the_valid_quad_carries_no_loss(tmp_path):
 
 def test_a_malformed_valid_quad_is_a_one_line_dataset_error(tmp_path):
     import json
-    from bake.dataset import DatasetError, load_dataset
+    from bake.data.dataset import DatasetError
+    from bake.data.load import load_dataset
     root = write_toy_dataset(tmp_path / "t", n_frames=4)
     doc = json.loads((root / "dataset.json").read_text())
     doc["frames"][1]["valid"] = [[0, 0], [1, 1]]

@@ -4,11 +4,10 @@ import subprocess
 import sys
 
 import cv2
-import numpy as np
 import pytest
 import torch
 
-from bake.nerf.toydata import write_ball_checkpoint
+from testkit.toydata import write_ball_checkpoint
 
 
 def _render(*args):
@@ -35,7 +34,7 @@ def test_render_writes_rgba_of_the_asked_size(ckpt, tmp_path):
 def test_render_rejects_unknown_coefficient_in_one_line(ckpt, tmp_path):
     out = tmp_path / "bad.png"
     r = _render(ckpt, "--expr", "nope=1", "-o", out)
-    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "nope" in r.stderr and "jaw" in r.stderr and not out.exists()
 
 
@@ -43,11 +42,31 @@ def test_render_rejects_a_foreign_file(tmp_path):
     bad = tmp_path / "x.ckpt"
     torch.save({"hello": 1}, bad)
     r = _render(bad, "-o", tmp_path / "o.png")
-    assert r.returncode == 1 and "not a Portrait4D checkpoint" in r.stderr
+    assert r.returncode == 2 and "not a Portrait4D checkpoint" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{ckpt}", "-o", "{tmp}/img.jpg"], "must be a .png"),
+    (["{ckpt}", "-o", "{tmp}/no/such/dir/img.png"], "output folder does not exist"),
+    (["{ckpt}", "--size", "2", "-o", "{tmp}/img.png"], "--size"),
+    (["{tmp}/missing.ckpt", "-o", "{tmp}/img.png"], "no such checkpoint"),
+    (["{ckpt}", "--yaw", "abc", "-o", "{tmp}/img.png"], "invalid float"),
+])
+def test_render_usage_errors_exit_2_and_write_nothing(ckpt, tmp_path, args, message):
+    args = [a.replace("{ckpt}", str(ckpt)).replace("{tmp}", str(tmp_path)) for a in args]
+    r = _render(*args)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_render_leaves_no_temp_file_beside_the_image(ckpt, tmp_path):
+    r = _render(ckpt, "--size", 16, "-o", tmp_path / "a.png")
+    assert r.returncode == 0, r.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
 
 
 def test_expression_parser():
-    from bake.render_cli import UsageError, parse_expression
+    from bake.cli.render import UsageError, parse_expression
     assert parse_expression("b=0.25, a=1", ["a", "b"]).tolist() == [1.0, 0.25]
     with pytest.raises(UsageError):
         parse_expression("a", ["a"])

@@ -249,7 +249,7 @@ def synth_dirs(tmp_path_factory):
 
 def test_synth_writes_dataset_video_and_checkpoint(synth_dirs):
     import cv2
-    from bake.dataset import load_dataset
+    from bake.data.load import load_dataset
     out = synth_dirs[0]
     ds = load_dataset(out)
     assert len(ds.frames) == 12 and ds.width == ds.height == 48
@@ -289,7 +289,7 @@ def test_synth_is_deterministic_and_seeded(synth_dirs):
 
 def test_checkpoint_loads_safely_and_as_a_field(synth_dirs):
     import torch
-    from bake.field import load_field
+    from bake.fields.registry import load_field
     out = synth_dirs[0]
     ckpt = torch.load(out / "subject.ckpt", weights_only=True)
     assert ckpt["kind"] == "synthetic" and ckpt["format"] == "portrait4d-ckpt"
@@ -297,7 +297,7 @@ def test_checkpoint_loads_safely_and_as_a_field(synth_dirs):
     assert field.kind == "synthetic" and field.expression_names == EXPRESSION_NAMES
     cap = field.capture
     assert cap.width == 48 and cap.poses.shape == (12, 4, 4) and cap.expressions.shape == (12, 8)
-    from bake.dataset import load_dataset
+    from bake.data.load import load_dataset
     ds = load_dataset(out)
     np.testing.assert_allclose(cap.poses, ds.poses(), atol=1e-7)
     np.testing.assert_allclose(cap.expressions, ds.expressions(), atol=1e-6)
@@ -308,7 +308,7 @@ def test_synth_errors_are_one_line(tmp_path, capsys):
     from bake.cli import main
     assert main(["synth", "-o", str(tmp_path / "x"), "--size", "4"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("bake synth: error:") and "--size" in err and "\n" not in err
+    assert err.startswith("bake synth: error:") and "size must be in [16, 2048]" in err and "\n" not in err
     out = tmp_path / "y"
     out.mkdir()
     (out / "dataset.json").write_text("{}")
@@ -316,6 +316,25 @@ def test_synth_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "--overwrite" in err and "\n" not in err
     assert (out / "dataset.json").read_text() == "{}"
+    assert main(["synth", "-o", str(tmp_path / "z"), "--seconds", "0"]) == 2
+    assert "seconds must be in (0, 600]" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(["synth", "-o", str(tmp_path / "file" / "sub"), "-q"]) == 2
+    assert "cannot create the output folder" in capsys.readouterr().err
+
+
+def test_synth_configs_check_themselves_when_built_in_python():
+    from bake.synthetic.capture import SynthConfig
+    from bake.synthetic.head import HeadConfig
+    for kwargs, message in [({"seconds": 0.0}, "seconds"), ({"fps": 500.0}, "fps"), ({"distance": 0.0}, "distance")]:
+        with pytest.raises(ValueError, match=message):
+            MotionConfig(**kwargs)
+    for kwargs, message in [({"size": 8}, "size"), ({"fov_deg": 170.0}, "fov_deg"), ({"jpeg_quality": 0}, "jpeg_quality")]:
+        with pytest.raises(ValueError, match=message):
+            SynthConfig(**kwargs)
+    with pytest.raises(ValueError, match="light"):
+        HeadConfig(light=(0.0, 0.0, 0.0))
+    assert HeadConfig.from_dict(HeadConfig().to_dict()) == HeadConfig()
 
 
 def test_bounding_volumes_hold_the_whole_head(field):

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bake.dataset import load_dataset
+from bake.data.load import load_dataset
 from formats.camera import view_angles
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ needs_video = pytest.mark.skipif(not VIDEO.is_file(), reason=f"{VIDEO} absent (s
 def tracked(tmp_path_factory):
     if not (_tracker_available() and VIDEO.is_file()):
         pytest.skip("tracker or shared video absent")
-    from bake.track.cli import main
+    from bake.cli.track import main
     out = tmp_path_factory.mktemp("track") / "d0"
     rc = main([str(VIDEO), "-o", str(out), "--size", "256", "--max-seconds", "2", "--quiet"])
     assert rc == 0
@@ -146,7 +146,7 @@ def _aligned_flicker(ds) -> float:
 @needs_video
 def test_mask_vote_steadies_the_masks(tracked, tmp_path):
     # The same 2 s tracked without the vote: same crops, GrabCut's masks as they came.
-    from bake.track.cli import main
+    from bake.cli.track import main
     raw_dir = tmp_path / "raw"
     assert main([str(VIDEO), "-o", str(raw_dir), "--size", "256", "--max-seconds", "2", "--mask-vote", "0",
                  "--quiet"]) == 0
@@ -191,7 +191,7 @@ def test_black_hair_against_a_dark_room_is_in_the_mask(tmp_path):
     # d14: black hair in a bun against a dark grey wall. GrabCut (colour only) gave most of the
     # hair to the room; the segmenter's mask keeps it. Head-frame points on the hair beside
     # each temple must be in the mask.
-    from bake.track.cli import main
+    from bake.cli.track import main
     temples = np.array([[0.09, 0.06, -0.03], [-0.09, 0.06, -0.03]])
 
     def share_with_hair(method: str) -> float:
@@ -227,7 +227,7 @@ def test_model_file_is_the_pinned_one():
 
 
 def test_cli_help_and_bad_input(tmp_path, capsys):
-    from bake.track.cli import main
+    from bake.cli.track import main
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
@@ -235,15 +235,31 @@ def test_cli_help_and_bad_input(tmp_path, capsys):
     out = tmp_path / "ds"
     rc = main([str(tmp_path / "missing.mp4"), "-o", str(out), "--quiet"])
     err = capsys.readouterr().err
-    assert rc == 1 and err.count("\n") == 1 and "no such file" in err
+    assert rc == 2 and err.count("\n") == 1 and "no such file" in err
     assert not out.exists()
     bad = tmp_path / "not_a_video.mp4"
     bad.write_bytes(b"this is not a video")
     rc = main([str(bad), "-o", str(out), "--quiet"])
     err = capsys.readouterr().err
-    assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".ds.*"))
     assert main([str(bad), "-o", str(out), "--fps", "-1"]) == 2
+    assert "fps must be > 0" in capsys.readouterr().err
+    assert main([str(bad), "-o", str(out), "--mask-vote", "2"]) == 2
+    assert main([str(bad), "-o", str(tmp_path / "missing" / "ds"), "--quiet"]) == 2
+
+
+def test_track_configs_check_themselves_when_built_in_python():
+    from bake.track.mask import MaskConfig
+    from bake.track.pipeline import TrackConfig
+    for kwargs, message in [({"fps": 0.0}, "fps"), ({"fov": 200.0}, "fov"), ({"size": 4}, "size"),
+                            ({"workers": -1}, "workers"), ({"jpeg_quality": 0}, "jpeg_quality")]:
+        with pytest.raises(ValueError, match=message):
+            TrackConfig(**kwargs)
+    with pytest.raises(ValueError, match="mask method"):
+        MaskConfig(method="magic")
+    with pytest.raises(ValueError, match="vote_half_window_s"):
+        MaskConfig(vote_half_window_s=-0.1)
 
 
 @needs_tracker

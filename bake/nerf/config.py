@@ -76,6 +76,36 @@ class NerfConfig:
     seed: int = 0
     """random seed"""
 
+    def __post_init__(self) -> None:
+        positive_ints = ("levels", "log2_table", "features", "base_res", "finest_res", "hidden", "density_layers",
+                         "geo_features", "color_layers", "grid_res", "march_steps", "grid_update_every",
+                         "rays_per_batch", "images_per_batch", "patch_size")
+        for name in positive_ints:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"NerfConfig.{name} must be a positive integer, got {v!r}")
+        if self.log2_table > 24:
+            raise ValueError(f"NerfConfig.log2_table must be <= 24 (16M entries a level), got {self.log2_table}")
+        if self.finest_res < self.base_res:
+            raise ValueError(f"NerfConfig.finest_res ({self.finest_res}) must be >= base_res ({self.base_res})")
+        if self.grid_warmup < 0:
+            raise ValueError(f"NerfConfig.grid_warmup must be >= 0, got {self.grid_warmup}")
+        for name in ("density_scale", "bound", "lr", "checkpoint_every"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"NerfConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("occ_threshold", "t_threshold"):
+            if not 0 < getattr(self, name) < 1:
+                raise ValueError(f"NerfConfig.{name} must be in (0, 1), got {getattr(self, name)!r}")
+        for name in ("grid_decay", "face_fraction", "mask_fraction", "lr_final"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"NerfConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        for name in ("mask_weight", "perceptual_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"NerfConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.rays_per_batch < self.images_per_batch:
+            raise ValueError(f"NerfConfig.rays_per_batch ({self.rays_per_batch}) must be >= images_per_batch "
+                             f"({self.images_per_batch}): every image of a step gets rays")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -93,8 +93,16 @@ class _HashEncode(Function):
 def hash_encode(x: torch.Tensor, bidx: torch.Tensor, table: torch.Tensor, res: torch.Tensor,
                 dense: torch.Tensor, implementation: Literal["numba", "torch"] = "numba") -> torch.Tensor:
     """Hash-encode points: x [N, 3] in [0, 1], bidx [N], table [B, L, T, F] -> [N, L*F]."""
-    assert x.ndim == 2 and x.shape[1] == 3, x.shape
-    assert table.ndim == 4 and bidx.shape == x.shape[:1], (table.shape, bidx.shape)
+    if x.ndim != 2 or x.shape[1] != 3:
+        raise ValueError(f"hash_encode: x must be [N, 3], got {tuple(x.shape)}")
+    if table.ndim != 4:
+        raise ValueError(f"hash_encode: table must be [B, L, T, F], got {tuple(table.shape)}")
+    if bidx.shape != x.shape[:1]:
+        raise ValueError(f"hash_encode: bidx must be [N] = [{x.shape[0]}] (one table per point), "
+                         f"got {tuple(bidx.shape)}")
+    if res.shape != (table.shape[1],) or dense.shape != (table.shape[1],):
+        raise ValueError(f"hash_encode: res and dense must be [L] = [{table.shape[1]}] (one per level), "
+                         f"got {tuple(res.shape)} and {tuple(dense.shape)}")
     n_tab = table.shape[2]
     if n_tab & (n_tab - 1):
         raise ValueError(f"hash table size must be a power of two, got {n_tab}")

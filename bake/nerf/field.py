@@ -8,7 +8,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from bake.field import Capture, CheckpointError
+from bake.fields.base import Capture, CheckpointError
 from bake.nerf.config import NerfConfig
 from bake.nerf.model import NeRFBlendShape
 from bake.nerf.occupancy import alpha_threshold_sigma, expression_occupancy

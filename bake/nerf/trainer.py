@@ -6,14 +6,13 @@ expression-aware occupancy updates; checkpoints that resume."""
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 
-from bake.field import Capture
+from bake.fields.base import Capture
 from bake.nerf.config import NerfConfig
 from bake.nerf.field import KIND, NerfField
 from bake.nerf.model import NeRFBlendShape

@@ -1,6 +1,6 @@
 """The synthetic animatable head: exact ground truth and the embedded demo subject.
 
-``SyntheticField`` renders it behind the field interface; ``bake synth`` (cli.py) writes a
+``SyntheticField`` renders it behind the field interface; ``bake synth`` (``bake.cli.synth``) writes a
 selfie-like capture of it (video, dataset, checkpoint).
 """
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +16,14 @@ import cv2
 import numpy as np
 import torch
 
-from bake.dataset import Dataset, Frame, default_split, save_dataset
-from bake.field import Capture, save_checkpoint
+from bake.data.dataset import Dataset, Frame, default_split, save_dataset
+from bake.fields.base import Capture, save_checkpoint
 from bake.synthetic.field import SyntheticField
 from bake.synthetic.head import EXPRESSION_NAMES, HeadConfig
 from bake.synthetic.motion import MotionConfig, capture_motion
+from formats.atomic import check_writable_dir
 from formats.camera import Camera, Intrinsics
+from formats.errors import UsageError
 from formats.progress import Progress
 
 EXPRESSION_SPACE = "synthetic-8"
@@ -38,8 +41,18 @@ class SynthConfig:
     """phone field of view across the image: the head fills ~2/3 of the frame height"""
     jpeg_quality: int = 92
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.motion, MotionConfig):
+            raise ValueError(f"motion must be a MotionConfig, got {type(self.motion).__name__}")
+        if not 16 <= self.size <= 2048:
+            raise ValueError(f"size must be in [16, 2048], got {self.size}")
+        if not 10 <= self.fov_deg <= 120:
+            raise ValueError(f"fov_deg must be in [10, 120] degrees, got {self.fov_deg:g}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
 
-class SynthError(ValueError):
+
+class SynthError(UsageError, ValueError):
     """A synth request that cannot run; the message says why."""
 
 
@@ -113,11 +126,14 @@ def write_capture(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), *, o
     bg_big = background(size, m.seed)
     shake = np.random.default_rng(m.seed + 31).uniform(0, 1, 4)
 
-    out.mkdir(parents=True, exist_ok=True)
-    stage = out / f".synth-partial-{os.getpid()}"
-    if stage.exists():
-        shutil.rmtree(stage)
-    (stage / "images").mkdir(parents=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SynthError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+    check_writable_dir(out / ARTEFACTS[0])
+    # A unique name: two runs into one folder must not share (and delete) each other's stage.
+    stage = Path(tempfile.mkdtemp(prefix=".synth-partial-", dir=out))
+    (stage / "images").mkdir()
     (stage / "masks").mkdir()
     try:
         video = cv2.VideoWriter(str(stage / "capture.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), float(m.fps),

@@ -1,10 +1,10 @@
-"""SyntheticField: the analytic head behind the field interface of bake/field.py."""
+"""SyntheticField: the analytic head behind the field interface of bake/fields/base.py."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bake.field import Capture, CheckpointError
+from bake.fields.base import Capture, CheckpointError
 from bake.synthetic import kernels
 from bake.synthetic.head import EXPRESSION_NAMES, HeadConfig, head_params
 from formats.camera import Camera

@@ -1,6 +1,7 @@
 """The synthetic head's geometry: an identity of oriented ellipsoids, deformed per expression.
 
-Everything here is small numpy run once per render call; the per-pixel work is in kernels.py.
+Everything here is small numpy run once per render call; the per-pixel work is in
+sdf.py, albedo.py and kernels.py.
 The head frame is formats/camera.py's: metres, origin at the head centre, +x towards the
 subject's left, +y up, +z out of the face. The head is ~0.16 m wide and ~0.24 m chin to crown.
 
@@ -22,7 +23,7 @@ EXPRESSION_NAMES = ["jaw_open", "smile", "blink_l", "blink_r", "brow_up", "brow_
 """Expression coefficients in [0, 1], 0 = neutral. ``_l``/``_r`` are the subject's left/right
 (head +x / -x), matching ARKit's eyeBlinkLeft/Right."""
 
-# Primitive rows (the kernel hard-codes how they combine; see kernels._sdf).
+# Primitive rows (the kernel hard-codes how they combine; see sdf.sdf).
 (CRANIUM, FACE, JAW, CHIN, CHEEK_L, CHEEK_R, BROW_RIDGE, NOSE_BRIDGE, NOSE_TIP, NOSTRIL_L,
  NOSTRIL_R, UPPER_LIP, LOWER_LIP, CORNER_L, CORNER_R, EAR_L, EAR_R, EARCUP_L, EARCUP_R, NECK,
  SOCKET_L, SOCKET_R, CAVITY, EYE_L, EYE_R, TEETH_UP, TEETH_LOW, TONGUE, HAIR, TORSO) = range(30)
@@ -66,6 +67,15 @@ class HeadConfig:
     """jaw rotation at jaw_open = 1"""
     gaze_distance: float = 0.5
     """eyes converge on a point this far in front of the head (m)"""
+
+    def __post_init__(self) -> None:
+        light = np.asarray(self.light, dtype=np.float64)
+        if light.shape != (3,) or not np.isfinite(light).all() or not np.linalg.norm(light) > 0:
+            raise ValueError(f"light must be a non-zero direction (x, y, z), got {self.light!r}")
+        if not 0 <= self.jaw_max_deg <= 45:
+            raise ValueError(f"jaw_max_deg must be in [0, 45], got {self.jaw_max_deg}")
+        if not self.gaze_distance > 0:
+            raise ValueError(f"gaze_distance must be > 0, got {self.gaze_distance}")
 
     def to_dict(self) -> dict:
         return {"light": list(self.light), "jaw_max_deg": self.jaw_max_deg,

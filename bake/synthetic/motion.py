@@ -36,6 +36,16 @@ class MotionConfig:
     distance: float = 0.52
     """phone distance from the head centre (m)"""
 
+    def __post_init__(self) -> None:
+        if not 0 < self.seconds <= 600:
+            raise ValueError(f"seconds must be in (0, 600], got {self.seconds:g}")
+        if not 1 <= self.fps <= 120:
+            raise ValueError(f"fps must be in [1, 120], got {self.fps:g}")
+        if not 0 <= self.yaw_deg <= 80 or not 0 <= self.pitch_deg <= 80:
+            raise ValueError(f"yaw_deg and pitch_deg must be in [0, 80], got {self.yaw_deg:g}, {self.pitch_deg:g}")
+        if not 0.2 <= self.distance <= 5.0:
+            raise ValueError(f"distance must be in [0.2, 5] m, got {self.distance:g}")
+
 
 def _wobble(rng: np.random.Generator, t: np.ndarray, n: int = 4, fmin: float = 0.08,
             fmax: float = 0.6) -> np.ndarray:
@@ -63,8 +73,6 @@ def _episodes(rng: np.random.Generator, seconds: float, per_10s: float, length: 
 
 def capture_motion(cfg: MotionConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(times [N] s, cam_to_head [N, 4, 4], expressions [N, 8] float32 in [0, 1])."""
-    if cfg.seconds <= 0 or cfg.fps <= 0:
-        raise ValueError("seconds and fps must be positive")
     n = max(1, int(round(cfg.seconds * cfg.fps)))
     t = np.arange(n) / cfg.fps
     rng = np.random.default_rng(cfg.seed)

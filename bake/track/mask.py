@@ -25,6 +25,8 @@ import numpy as np
 
 from bake.track.pose import project
 
+MASK_METHODS = ("segmenter", "grabcut")
+
 
 @dataclass(frozen=True)
 class MaskConfig:
@@ -59,9 +61,18 @@ class MaskConfig:
     the head (``temporal_vote``): each frame is segmented afresh, and the edge flickers by pixels
     that no model can predict. 0 = off; at 30 frames/s the default votes over 5 frames."""
 
-    def __post_init__(self):
-        if self.method not in ("segmenter", "grabcut"):
-            raise ValueError(f"mask method must be 'segmenter' or 'grabcut', got {self.method!r}")
+    def __post_init__(self) -> None:
+        if self.method not in MASK_METHODS:
+            raise ValueError(f"mask method must be one of {MASK_METHODS}, got {self.method!r}")
+        if not 0 <= self.vote_half_window_s <= 1:
+            raise ValueError(f"vote_half_window_s must be between 0 and 1 seconds, got {self.vote_half_window_s}")
+        if not 16 <= self.work <= 2048:
+            raise ValueError(f"work must be between 16 and 2048 pixels, got {self.work}")
+        if self.iterations < 1 or self.roi_margin < 0 or self.neck_skin_sigmas < 0:
+            raise ValueError("iterations >= 1, roi_margin >= 0 and neck_skin_sigmas >= 0, got "
+                             f"{self.iterations}, {self.roi_margin}, {self.neck_skin_sigmas}")
+        if not self.neck_bottom < self.neck_top:
+            raise ValueError(f"neck_bottom ({self.neck_bottom}) must lie below neck_top ({self.neck_top})")
 
 
 def _head_ellipse(centre_h: np.ndarray, radii: tuple, pose: np.ndarray, k: np.ndarray):

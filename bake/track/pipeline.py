@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bake.dataset import Dataset, Frame, default_split, quad_mask, save_dataset
+from bake.data.dataset import Dataset, Frame, default_split, quad_mask, save_dataset
 from bake.track import crop as crop_mod
 from bake.track import pose as P
 from bake.track.expression import EXPRESSION_SPACE, expressions
@@ -29,7 +29,9 @@ from bake.track.mask import MaskConfig, head_mask, head_shift, person_head_mask,
 from bake.track.model import Landmarker, load_canonical_face
 from bake.track.segment import Segmenter
 from bake.track.video import content_box, expected_count, frames, probe
+from formats.atomic import check_writable_dir
 from formats.camera import Intrinsics, view_angles
+from formats.errors import UsageError
 from formats.progress import Progress
 
 
@@ -64,6 +66,30 @@ class TrackConfig:
     mask: MaskConfig = field(default_factory=MaskConfig)
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        if not 16 <= self.size <= 4096:
+            raise ValueError(f"size must be between 16 and 4096 pixels, got {self.size}")
+        for name in ("fps", "focal", "max_seconds"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be > 0 (or None), got {v}")
+        if not 1 < self.fov < 170:
+            raise ValueError(f"fov must be between 1 and 170 degrees, got {self.fov}")
+        for name in ("crop_extent_m", "smooth_max_shift_frac", "max_fit_error_frac"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("pose_sigma_s", "crop_sigma_s", "expression_sigma_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.neutral_percentile <= 100:
+            raise ValueError(f"neutral_percentile must be in [0, 100], got {self.neutral_percentile}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0 (0 = one per core), got {self.workers}")
+        if not isinstance(self.mask, MaskConfig):
+            raise ValueError(f"mask must be a MaskConfig, got {type(self.mask).__name__}")
+
 
 @dataclass
 class TrackSummary:
@@ -91,8 +117,8 @@ class TrackSummary:
         ]
 
 
-class TrackError(ValueError):
-    """A video that cannot be tracked; one-line message."""
+class TrackError(UsageError, ValueError):
+    """A video that cannot be tracked (no face, too few good frames); one-line message."""
 
 
 def _fit_poses(lm: np.ndarray, shape: np.ndarray, k: np.ndarray, ids: np.ndarray) -> list:
@@ -137,6 +163,8 @@ def track_video(video: str | Path, out_dir: str | Path, cfg: TrackConfig = Track
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise TrackError(f"{out_dir} exists and is not empty (pass --overwrite to replace it)")
+    if out_dir.parent.exists():
+        check_writable_dir(out_dir)  # now, not after minutes of tracking
     if cfg.size not in (256, 512) and not 64 <= cfg.size <= 2048:
         raise TrackError(f"--size {cfg.size}: use 256 or 512")
     f_src = cfg.focal if cfg.focal is not None else Intrinsics.from_fov(cfg.fov, info.width, info.height).fx

@@ -9,8 +9,10 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from formats.errors import UsageError
 
-class VideoError(ValueError):
+
+class VideoError(UsageError, ValueError):
     """A video that cannot be read; one-line message."""
 
 

@@ -1,13 +1,16 @@
 """``bake``: the offline side's one command.
 
-``bake CKPT -o OUT.p4d`` is the main job; the words below are subcommands. Each subcommand's
-module owns its own argparse and exposes ``main(argv) -> int``.
+``bake CKPT -o OUT.p4d`` is the main job (``bake.cli.job``); the words below are subcommands,
+one module each in ``bake.cli``, each owning its argparse and exposing ``main(argv) -> int``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+
+from formats.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 SUBCOMMANDS = {
     "synth": "write a synthetic subject: capture video, dataset and checkpoint",
@@ -25,39 +28,29 @@ subcommands:
 
 
 def _run_sub(name: str, argv: list[str]) -> int:
-    if name == "synth":
-        from bake.synthetic.cli import main
-    elif name == "track":
-        from bake.track.cli import main
-    elif name == "train":
-        from bake.nerf.cli import train_main as main
-    elif name == "eval":
-        from bake.nerf.cli import eval_main as main
-    elif name == "render":
-        from bake.render_cli import main
-    else:
-        raise AssertionError(name)
-    return main(argv)
+    # Imported on demand: `bake track` should not load torch, nor `bake synth` mediapipe.
+    module = importlib.import_module(f"bake.cli.{name}")
+    return module.main(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if not argv or argv[0] in ("-h", "--help"):
-            from bake.bake_cli import build_parser
+            from bake.cli.job import build_parser  # on demand, as the subcommands
             print(USAGE)
             print(build_parser().format_help())
-            return 0 if argv else 2
+            return EXIT_OK if argv else EXIT_USAGE
         if argv[0] in SUBCOMMANDS:
             return _run_sub(argv[0], argv[1:])
-        from bake.bake_cli import main as bake_main
+        from bake.cli.job import main as bake_main  # on demand, as the subcommands
         return bake_main(argv)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # while a command module loads; each command reports its own
         print("bake: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `bake --help | head`: the reader went away, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return EXIT_OK
 
 
 if __name__ == "__main__":

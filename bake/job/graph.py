@@ -35,6 +35,18 @@ class GraphConfig:
     cost_power: float = 2.0
     """Video Textures' p: larger values favour many small costs over one big one"""
 
+    def __post_init__(self) -> None:
+        if self.transitions < 0:
+            raise ValueError(f"transitions must be >= 0, got {self.transitions}")
+        if not 0.0 <= self.p_back <= 1.0:
+            raise ValueError(f"p_back must be a probability, got {self.p_back}")
+        if not self.min_jump_seconds >= 0:
+            raise ValueError(f"min_jump_seconds must be >= 0, got {self.min_jump_seconds}")
+        if not 0.0 < self.future_alpha <= 1.0:
+            raise ValueError(f"future_alpha must be in (0, 1], got {self.future_alpha}")
+        if not self.cost_power > 0:
+            raise ValueError(f"cost_power must be > 0, got {self.cost_power}")
+
 
 @dataclass
 class Graph:
@@ -89,7 +101,6 @@ def transition_costs(dp: np.ndarray) -> np.ndarray:
     For i < N-1, C[i, j] = D'[i+1, j]. The last keyframe has no successor; its cost of going to
     j is how well it stands in for j's predecessor, D'[N-1, j-1] (j = 0 uses D'[N-1, 0]).
     """
-    n = len(dp)
     c = np.empty_like(dp)
     c[:-1] = dp[1:]
     c[-1, 1:] = dp[-1, :-1]
@@ -212,6 +223,8 @@ def pose_groups(views: np.ndarray, k: int = 3, seed: int = 0) -> PoseGroups:
     views: [N, 2] (yaw, pitch) degrees. Groups are renumbered by ascending centre yaw, so with
     k = 3 they read as the subject's right side, front, left side.
     """
+    # scikit-learn takes about a second to import; only this function needs it, and the graph's
+    # numpy steps (and their tests) should not pay for it.
     from sklearn.cluster import KMeans
 
     dirs = direction_vectors(views)

@@ -1,4 +1,4 @@
-"""Readers that turn other face-avatar datasets into a ``bake.dataset.Dataset`` in memory.
+"""Readers that turn other face-avatar datasets into a ``bake.data.dataset.Dataset`` in memory.
 
 ``load_foreign(path) -> Dataset | None`` recognises:
 
@@ -41,9 +41,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from bake.dataset import Dataset, DatasetError, Frame, default_split
+from bake.data.dataset import Dataset, DatasetError, Frame, default_split
 from formats.camera import Intrinsics
 
 GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -72,7 +73,6 @@ def _read_json(path: Path) -> dict:
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    import cv2
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DatasetError(f"cannot read image {path}")
@@ -184,7 +184,7 @@ def load_foreign(path) -> Dataset | None:
     if not root.is_dir():
         return None
     if (root / "dataset.json").is_file():
-        return None  # ours: bake.dataset.load_dataset
+        return None  # ours: bake.data.dataset.read_dataset_json
     if all((root / f"transforms_{s}.json").is_file() for s in ("train", "val", "test")):
         return load_nerface(root)
     if (root / "transforms.json").is_file():

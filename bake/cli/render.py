@@ -1,6 +1,6 @@
 """``bake render CKPT --expr name=value,... --yaw D --pitch D [--size S] -o img.png``.
 
-Renders one RGBA image of any checkpoint kind (via ``bake.field.load_field``) from the orbit
+Renders one RGBA image of any checkpoint kind (via ``bake.fields.registry.load_field``) from the orbit
 camera at (yaw, pitch) around the head centre, at the capture's mean camera distance, with the
 capture's intrinsics scaled to ``--size`` pixels wide. Unnamed coefficients are 0 (neutral).
 """
@@ -8,18 +8,17 @@ capture's intrinsics scaled to ``--size`` pixels wide. Unnamed coefficients are 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from bake.cli.exits import run_command
+from bake.fields.registry import load_field
+from formats.atomic import atomic_path, check_writable_dir
 from formats.camera import Camera, orbit_pose
-
-
-class UsageError(ValueError):
-    pass
+from formats.errors import EXIT_OK, UsageError
 
 
 def parse_expression(text: str, names: list[str]) -> np.ndarray:
@@ -58,37 +57,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from bake.field import CheckpointError, load_field
-    try:
-        out = Path(args.output)
-        if out.suffix.lower() != ".png":
-            raise UsageError(f"-o {out}: the output must be a .png")
-        if not out.parent.is_dir():
-            raise UsageError(f"-o {out}: folder {out.parent} does not exist")
-        if args.size is not None and not 8 <= args.size <= 4096:
-            raise UsageError("--size must be between 8 and 4096")
-        fld = load_field(args.checkpoint, args.device)
-        cap = fld.capture
-        w = parse_expression(args.expr, cap.expression_names)
-        radius = float(np.mean(cap.view_angles()[:, 2]))
-        width = args.size or cap.width
-        height = max(1, int(round(width * cap.height / cap.width)))
-        cam = Camera(cap.intrinsics.scaled(width, height), orbit_pose(args.yaw, args.pitch, radius))
-        rgb, alpha, _ = fld.render(cam, w)
-        straight = np.where(alpha[..., None] > 1e-6, rgb / np.maximum(alpha[..., None], 1e-6), 0.0)
-        rgba = np.concatenate([np.clip(straight, 0, 1), np.clip(alpha, 0, 1)[..., None]], -1)
-        img = (rgba * 255 + 0.5).astype(np.uint8)[..., [2, 1, 0, 3]]
-        ok, buf = cv2.imencode(".png", img)
-        if not ok:
-            raise UsageError(f"cannot encode {out}")
-        tmp = out.with_name(out.name + ".tmp")
+    return run_command("bake render", lambda: _render(args))
+
+
+def _render(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"-o {out}: the output must be a .png")
+    check_writable_dir(out)
+    if args.size is not None and not 8 <= args.size <= 4096:
+        raise UsageError("--size must be between 8 and 4096")
+    fld = load_field(args.checkpoint, args.device)
+    cap = fld.capture
+    w = parse_expression(args.expr, cap.expression_names)
+    radius = float(np.mean(cap.view_angles()[:, 2]))
+    width = args.size or cap.width
+    height = max(1, int(round(width * cap.height / cap.width)))
+    cam = Camera(cap.intrinsics.scaled(width, height), orbit_pose(args.yaw, args.pitch, radius))
+    rgb, alpha, _ = fld.render(cam, w)
+    straight = np.where(alpha[..., None] > 1e-6, rgb / np.maximum(alpha[..., None], 1e-6), 0.0)
+    rgba = np.concatenate([np.clip(straight, 0, 1), np.clip(alpha, 0, 1)[..., None]], -1)
+    img = (rgba * 255 + 0.5).astype(np.uint8)[..., [2, 1, 0, 3]]
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        raise RuntimeError(f"cannot encode {out}")
+    with atomic_path(out) as tmp:
         tmp.write_bytes(buf.tobytes())
-        os.replace(tmp, out)
-    except (UsageError, CheckpointError, OSError) as exc:
-        print(f"bake render: error: {exc}", file=sys.stderr)
-        return 1
     print(f"bake render: {out} ({width}x{height}, yaw {args.yaw:g}, pitch {args.pitch:g}, radius {radius:.3f} m)")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

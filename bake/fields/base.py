@@ -1,5 +1,8 @@
 """The field interface every checkpoint kind loads into, and the checkpoint envelope.
 
+Every field kind (``bake.synthetic.field``, ``bake.nerf.field``) builds on this module;
+``bake.fields.registry.load_field`` picks the kind a checkpoint names.
+
 A field answers ``render(camera, expression) -> (rgb, alpha, depth)`` as numpy arrays:
 ``rgb`` float32 [H, W, 3] in [0, 1], premultiplied (composited over black); ``alpha`` float32
 [H, W] in [0, 1]; ``depth`` float32 [H, W] camera z-depth in metres, 0 where nothing was hit.
@@ -20,14 +23,16 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from formats.atomic import atomic_path
 from formats.camera import Camera, Intrinsics, view_angles
+from formats.errors import UsageError
 
 CKPT_FORMAT = "portrait4d-ckpt"
 CKPT_VERSION = 1
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used; the message says why."""
+class CheckpointError(UsageError, ValueError):
+    """A checkpoint file that cannot be used (missing, corrupt, another kind); the message says why."""
 
 
 @dataclass
@@ -115,20 +120,5 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 def save_checkpoint(ckpt: dict, path: str | os.PathLike) -> None:
     """Write atomically: a crash never leaves a half checkpoint at ``path``."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": CKPT_FORMAT, "version": CKPT_VERSION, **ckpt}, tmp)
-    os.replace(tmp, path)
-
-
-def load_field(path: str | os.PathLike, device: str = "auto") -> Field:
-    """Load any checkpoint kind behind the one field interface."""
-    ckpt = load_checkpoint(path)
-    kind = ckpt.get("kind")
-    if kind == "synthetic":
-        from bake.synthetic import SyntheticField
-        return SyntheticField.from_checkpoint(ckpt)
-    if kind == "nerf-blendshape":
-        from bake.nerf.field import NerfField
-        return NerfField.from_checkpoint(ckpt, resolve_device(device))
-    raise CheckpointError(f"{path}: unknown checkpoint kind {kind!r} (known: synthetic, nerf-blendshape)")
+    with atomic_path(path) as tmp:
+        torch.save({"format": CKPT_FORMAT, "version": CKPT_VERSION, **ckpt}, tmp)

@@ -2,7 +2,9 @@
 
 Streams tiles into the writer keyframe by keyframe (bounded memory), resumable: the writer keeps a
 journalled ``OUT.partial`` and this job keeps ``OUT.partial.bake.json`` with the fingerprint of
-its inputs, so ``--resume`` only continues a bake of the very same inputs.
+its inputs, so ``--resume`` only continues a bake of the very same inputs. Both names are fixed on
+purpose (a resume must find them); everything else this job writes goes through
+``formats.atomic``.
 """
 
 from __future__ import annotations
@@ -10,18 +12,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from bake.field import Field
-from bake.graph import GraphConfig, build_graph, forced_targets, pose_groups
-from bake.keyframes import Keyframes, ViewGrid, captured_range, grid_axis, make_keyframes
+from bake.fields.base import Field
+from bake.job.config import BakeConfig, auto_quality
+from bake.job.graph import build_graph, forced_targets, pose_groups
+from bake.job.keyframes import Keyframes, make_keyframes
+from bake.job.views import ViewGrid, captured_range, grid_axis
+from bake.track.expression_map import map_expressions
 from formats import P4DWriter
-from formats.p4d import downscale_depth
+from formats.atomic import atomic_path, check_writable_dir
 from formats.camera import Camera, orbit_pose
 from formats.codecs import quantize_depth
+from formats.errors import UsageError
+from formats.p4d import downscale_depth
 from formats.progress import Progress
 
 GENERATOR = "portrait4d 0.1.0 bake"
@@ -29,47 +37,21 @@ KINDS = ("color", "alpha", "depth")
 LOSSLESS_CODEC = {"alpha": "webp", "depth": "png"}  # webp lossless: ~1/3 the bytes of png on alpha
 
 
-class BakeError(ValueError):
-    """A bake that cannot start; the message says why."""
-
-
-@dataclass(frozen=True)
-class BakeConfig:
-    views: tuple[int, int] = (7, 3)
-    """yaw x pitch count of the view grid"""
-    yaw_range: tuple[float, float] | None = None
-    """degrees; None = the range the capture saw"""
-    pitch_range: tuple[float, float] | None = None
-    size: int = 256
-    """tile width = height in pixels"""
-    fps: float = 12.5
-    """keyframe rate"""
-    codec: str = "webp"
-    """colour codec; webp reaches jpeg's PSNR at about 1/3 of the bytes on these tiles"""
-    quality: int | None = None
-    """colour quality 1-100; None = auto_quality(size)"""
-    depth_scale: int = 4
-    """depth tiles at 1/depth_scale resolution: the player warps with a coarse lattice anyway, and
-    full-resolution 16-bit depth would cost ~10x the colour tile"""
-    graph: GraphConfig = field(default_factory=GraphConfig)
-    groups: int = 3
-    morph_seconds: float = 0.2
-    pose_switch_prob: float = 0.03
-    seed: int = 0
-    graph_size: int = 64
-    """frontal render size for the similarity graph"""
-
-
-def auto_quality(size: int) -> int:
-    """Default colour quality: small tiles pack more detail per pixel, so they need more bits to
-    keep decoded tiles >= 38 dB from the render (webp on the synthetic head: q80 gives a minimum
-    of 39.3 dB at 256², but 36.9 dB at 128²; q90 gives 39.2 dB at 128²)."""
-    return 80 if size >= 192 else 90
+class BakeError(UsageError, ValueError):
+    """A bake that cannot start with these inputs and options; the message says why."""
 
 
 def partial_paths(out: Path) -> tuple[Path, Path]:
     """(writer's partial file, this job's fingerprint sidecar)."""
     return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.bake.json")
+
+
+def _started_with(sidecar: Path) -> str | None:
+    """The fingerprint an earlier bake left in its sidecar, None when missing or unreadable."""
+    try:
+        return json.loads(sidecar.read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def fingerprint(cfg: BakeConfig, source_digest: str, drive_digest: str | None) -> str:
@@ -144,20 +126,24 @@ def keyframes_for(field: Field, cfg: BakeConfig, drive=None) -> Keyframes:
     cap = field.capture
     if drive is None:
         return make_keyframes(cap.times, cap.expressions, cap.poses, cfg.fps, "capture")
-    from bake.track.expression_map import map_expressions
-
     expr = map_expressions(list(drive.expression_names), drive.expressions(), list(cap.expression_names))
     return make_keyframes(drive.times(), expr, drive.poses(), cfg.fps, "drive")
 
 
 def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_digest: str,
-             drive=None, drive_digest: str | None = None, resume: bool = False, quiet: bool = False) -> Path:
-    """Render every (keyframe, view) tile into ``out``; returns the final path. ``quiet``: no progress bars."""
+             drive=None, drive_digest: str | None = None, resume: bool = False, quiet: bool = False,
+             on_tile: Callable[[int], None] | None = None) -> Path:
+    """Render every (keyframe, view) tile into ``out``; returns the final path.
+
+    ``quiet``: no progress bars. ``on_tile(n)`` is called after the n-th tile this call rendered
+    (1, 2, ...; tiles a resume finds on disk are not rendered and not counted) has reached the
+    partial file: whatever it raises stops the bake right there, exactly as Ctrl-C would, which
+    is how tests interrupt a bake after a known number of tiles.
+    """
     out = Path(out)
+    check_writable_dir(out)  # before anything is rendered or written: one clear line, nothing left
     if cfg.quality is None:
         cfg = replace(cfg, quality=auto_quality(cfg.size))
-    if cfg.codec not in ("jpeg", "webp", "png", "raw+zstd"):
-        raise BakeError(f"unknown colour codec {cfg.codec!r} (jpeg, webp, png, raw+zstd)")
     kf = keyframes_for(field, cfg, drive)
     if len(kf.times) < 2:
         raise BakeError(f"the sequence gives {len(kf.times)} keyframe(s) at {cfg.fps} fps; need at least 2")
@@ -167,12 +153,13 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
     partial, sidecar = partial_paths(out)
     fp = fingerprint(cfg, source_digest, drive_digest)
     if resume and partial.exists():
-        if not sidecar.exists() or json.loads(sidecar.read_text()).get("fingerprint") != fp:
+        if _started_with(sidecar) != fp:
             raise BakeError(f"{partial} was started with other inputs or options; "
                             f"delete it or bake without --resume")
     else:
         resume = False
-        sidecar.write_text(json.dumps({"fingerprint": fp}))
+        with atomic_path(sidecar) as tmp:
+            tmp.write_text(json.dumps({"fingerprint": fp}))
 
     meta = build_metadata(field, cfg, grid, kf, source_digest, quiet)
     n_tiles = len(kf.times) * grid.n_views
@@ -186,6 +173,7 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
             cam0 = Camera(grid.intrinsics, orbit_pose(yaw0, pitch0, grid.radius, grid.center))
             rgb, alpha, _ = field.render(cam0, kf.expressions[0])
             writer.set_preview(to_u8(rgb), to_u8(alpha))
+        rendered = 0
         with Progress(n_tiles, f"bake {out.name}", initial=n_done, disable=quiet) as bar:
             for k, expr in enumerate(kf.expressions):
                 for v in range(grid.n_views):
@@ -202,6 +190,9 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
                     for kind in missing:  # a kill can land between the kinds of one view
                         writer.add_tile(k, v, kind, *tiles[kind])
                     bar.update(1)
+                    rendered += 1
+                    if on_tile is not None:
+                        on_tile(rendered)
         path = writer.finish(meta)
     sidecar.unlink(missing_ok=True)
     return path

@@ -1,5 +1,9 @@
 """The tracked dataset: output of ``bake track`` and ``bake synth``, input of ``bake train``.
 
+This module holds the in-memory types, our own ``dataset.json`` reader and writer; other
+producers' layouts are read in ``bake.data.foreign``, and ``bake.data.load.load_dataset`` picks
+the reader for a folder.
+
 Layout (docs/dataset.md)::
 
     DATASET/dataset.json
@@ -19,12 +23,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from formats.atomic import atomic_path
 from formats.camera import Intrinsics
+from formats.errors import UsageError
 
 DATASET_VERSION = 1
 
 
-class DatasetError(ValueError):
+class DatasetError(UsageError, ValueError):
     """A dataset directory that cannot be read; the message says what and where."""
 
 
@@ -144,27 +150,24 @@ def save_dataset(ds: Dataset) -> Path:
         ],
     }
     path = Path(ds.root) / "dataset.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1))
     return path
 
 
-def load_dataset(root: str | os.PathLike) -> Dataset:
-    """Read a dataset directory; raises DatasetError with a one-line reason."""
+def read_dataset_json(root: str | os.PathLike) -> Dataset:
+    """Read ``root/dataset.json`` (our own layout); raises DatasetError with a one-line reason."""
     root = Path(root)
     path = root / "dataset.json"
-    if not path.is_file():
-        # NeRFace / NeRFBlendShape directories are converted on the fly (bake/foreign_datasets.py).
-        from bake.foreign_datasets import load_foreign
-
-        foreign = load_foreign(root) if root.is_dir() else None
-        if foreign is not None:
-            return foreign
-        raise DatasetError(f"{root}: no dataset.json (expected the output of `bake track` or `bake synth`, "
-                           f"or a NeRFace / NeRFBlendShape directory)")
     try:
         doc = json.loads(path.read_text())
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    except ValueError as exc:
+        raise DatasetError(f"{path}: not JSON ({exc})") from None
+    try:
+        if not isinstance(doc, dict):
+            raise DatasetError(f"{path}: not a dataset (the top level is not an object)")
         if doc.get("version") != DATASET_VERSION:
             raise DatasetError(f"{path}: unsupported dataset version {doc.get('version')!r} "
                                f"(this build reads {DATASET_VERSION})")

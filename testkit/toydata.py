@@ -9,7 +9,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bake.dataset import Dataset, Frame, default_split, save_dataset
+import torch
+
+from bake.data.dataset import Dataset, Frame, default_split, save_dataset
+from bake.fields.base import Capture, save_checkpoint
+from bake.nerf.config import preset
+from bake.nerf.model import NeRFBlendShape
+from bake.nerf.occupancy import alpha_threshold_sigma
 from formats.camera import Camera, Intrinsics, orbit_pose, pixel_rays
 
 
@@ -79,13 +85,6 @@ def write_toy_dataset(root: str | Path, n_frames: int = 40, size: int = 48, seed
 def write_ball_checkpoint(path: str | Path, radius: float = 0.1) -> Path:
     """A nerf-blendshape checkpoint set by hand (no training): a dense ball of ``radius`` metres at the
     head centre, orange, with expressions ["jaw", "tint"] that do nothing. For CLI tests."""
-    import torch
-
-    from bake.field import Capture, save_checkpoint
-    from bake.nerf.config import preset
-    from bake.nerf.model import NeRFBlendShape
-    from bake.nerf.occupancy import alpha_threshold_sigma
-
     cfg = preset("tiny", levels=2, base_res=8, finest_res=16, grid_res=16)
     model = NeRFBlendShape(cfg, 2)
     r0 = int(model.encoding.res[0])  # level 0 is dense: vertex (i, j, k) is row i + j (r+1) + k (r+1)^2

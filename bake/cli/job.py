@@ -1,0 +1,99 @@
+"""``bake CKPT -o OUT.p4d``: the main job's command line."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from bake.cli.exits import run_command
+from bake.cli.options import build, default
+from bake.data.load import load_dataset
+from bake.fields.base import file_digest
+from bake.fields.registry import load_field
+from bake.job.config import COLOR_CODECS, DEPTH_SCALES, BakeConfig
+from bake.job.graph import GraphConfig
+from bake.job.run import partial_paths, run_bake
+from bake.job.views import parse_range, parse_views
+from formats.atomic import check_writable_dir
+from formats.errors import EXIT_OK, UsageError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bake",
+        description="Bake a checkpoint into a .p4d portrait: renders a yaw x pitch grid of views for every "
+                    "expression keyframe and computes the transition graph (Kimura et al. / Video Textures).",
+        epilog="Ctrl-C or a crash leaves nothing at -o; run the same command with --resume to continue.")
+    p.add_argument("checkpoint", metavar="CKPT", help="subject.ckpt from `bake train` or `bake synth`")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.p4d", help="portrait file to write")
+    g = p.add_argument_group("view grid")
+    g.add_argument("--views", default="%dx%d" % default(BakeConfig, "views"), metavar="YAWxPITCH",
+                   help="number of yaw x pitch views (default %(default)s)")
+    g.add_argument("--yaw-range", metavar="LO,HI", help="yaw range in degrees (default: what the capture saw)")
+    g.add_argument("--pitch-range", metavar="LO,HI", help="pitch range in degrees (default: what the capture saw)")
+    g.add_argument("--size", type=int, default=default(BakeConfig, "size"),
+                   help="tile size in pixels (default %(default)s)")
+    g.add_argument("--codec", default=default(BakeConfig, "codec"), choices=COLOR_CODECS,
+                   help="colour codec (default %(default)s); alpha and depth are always lossless")
+    g.add_argument("--quality", type=int, default=default(BakeConfig, "quality"),
+                   help="colour quality 1-100 for jpeg/webp (default: 80 for tiles of 192 px and more, "
+                        "90 below, which keeps tiles >= 38 dB from the render)")
+    g.add_argument("--depth-scale", type=int, default=default(BakeConfig, "depth_scale"), choices=DEPTH_SCALES,
+                   help="store depth at 1/N resolution (default %(default)s; full resolution costs ~10x "
+                        "the colour tile, and the player warps with coarse depth)")
+    k = p.add_argument_group("keyframes and graph")
+    k.add_argument("--fps", type=float, default=default(BakeConfig, "fps"), help="keyframe rate (default %(default)s)")
+    k.add_argument("--transitions", type=int, default=default(GraphConfig, "transitions"),
+                   help="backward transitions to keep (default %(default)s, as Kimura et al.)")
+    k.add_argument("--p-back", type=float, default=default(GraphConfig, "p_back"),
+                   help="probability of taking a backward transition (default %(default)s)")
+    k.add_argument("--groups", type=int, default=default(BakeConfig, "groups"),
+                   help="pose groups, k-means k (default %(default)s)")
+    k.add_argument("--morph-seconds", type=float, default=default(BakeConfig, "morph_seconds"),
+                   help="crossfade length of a jump in the player (default %(default)s)")
+    k.add_argument("--drive", metavar="DATASET",
+                   help="take keyframes from another tracked dataset (reenactment)")
+    r = p.add_argument_group("run")
+    r.add_argument("--seed", type=int, default=default(BakeConfig, "seed"),
+                   help="seed of k-means (default %(default)s)")
+    r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where a learned field renders (default %(default)s: CUDA when present)")
+    r.add_argument("--resume", action="store_true", help="continue an interrupted bake of the same inputs")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no summary line")
+    return p
+
+
+def config_from_args(a: argparse.Namespace) -> BakeConfig:
+    """The parsed flags as a checked ``BakeConfig`` (a bad value raises ``UsageError``)."""
+    try:
+        views = parse_views(a.views)
+        yaw_range = parse_range(a.yaw_range) if a.yaw_range else None
+        pitch_range = parse_range(a.pitch_range) if a.pitch_range else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return build(BakeConfig, views=views, yaw_range=yaw_range, pitch_range=pitch_range, size=a.size,
+                 fps=a.fps, codec=a.codec, quality=a.quality, depth_scale=a.depth_scale,
+                 graph=build(GraphConfig, transitions=a.transitions, p_back=a.p_back),
+                 groups=a.groups, morph_seconds=a.morph_seconds, seed=a.seed)
+
+
+def main(argv: list[str]) -> int:
+    a = build_parser().parse_args(argv)
+    out = Path(a.output)
+    hint = f"interrupted; `bake ... --resume` continues from {partial_paths(out)[0]}"
+    return run_command("bake", lambda: _bake(a, out), interrupted=hint)
+
+
+def _bake(a: argparse.Namespace, out: Path) -> int:
+    cfg = config_from_args(a)
+    check_writable_dir(out)  # before the checkpoint loads: a wrong -o fails at once
+    field = load_field(a.checkpoint, a.device)
+    drive = load_dataset(a.drive) if a.drive else None
+    drive_digest = file_digest(Path(a.drive) / "dataset.json") if drive else None
+    t0 = time.monotonic()
+    path = run_bake(field, cfg, out, source_digest=file_digest(a.checkpoint), drive=drive,
+                    drive_digest=drive_digest, resume=a.resume, quiet=a.quiet)
+    if not a.quiet:
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) in {time.monotonic() - t0:.0f} s")
+    return EXIT_OK

@@ -1,0 +1,76 @@
+"""``BakeConfig``: every option of a bake, checked when it is built (in Python or from the CLI)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from bake.job.graph import GraphConfig
+from bake.job.views import check_range, check_views
+
+COLOR_CODECS = ("jpeg", "webp", "png", "raw+zstd")
+DEPTH_SCALES = (1, 2, 4, 8)  # the .p4d stores depth at 1/s resolution for these s only
+
+
+@dataclass(frozen=True)
+class BakeConfig:
+    views: tuple[int, int] = (7, 3)
+    """yaw x pitch count of the view grid"""
+    yaw_range: tuple[float, float] | None = None
+    """degrees; None = the range the capture saw"""
+    pitch_range: tuple[float, float] | None = None
+    size: int = 256
+    """tile width = height in pixels"""
+    fps: float = 12.5
+    """keyframe rate"""
+    codec: str = "webp"
+    """colour codec; webp reaches jpeg's PSNR at about 1/3 of the bytes on these tiles"""
+    quality: int | None = None
+    """colour quality 1-100; None = auto_quality(size)"""
+    depth_scale: int = 4
+    """depth tiles at 1/depth_scale resolution: the player warps with a coarse lattice anyway, and
+    full-resolution 16-bit depth would cost ~10x the colour tile"""
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    groups: int = 3
+    """pose groups (k-means k)"""
+    morph_seconds: float = 0.2
+    """crossfade length of a jump in the player"""
+    pose_switch_prob: float = 0.03
+    seed: int = 0
+    """seed of k-means"""
+    graph_size: int = 64
+    """frontal render size for the similarity graph"""
+
+    def __post_init__(self) -> None:
+        check_views(self.views)
+        if self.yaw_range is not None:
+            check_range(*self.yaw_range, what="yaw range")
+        if self.pitch_range is not None:
+            check_range(*self.pitch_range, what="pitch range")
+        if not 16 <= self.size <= 2048:
+            raise ValueError(f"size must be between 16 and 2048, got {self.size}")
+        if not (math.isfinite(self.fps) and 0 < self.fps <= 120):
+            raise ValueError(f"fps must be in (0, 120], got {self.fps}")
+        if self.codec not in COLOR_CODECS:
+            raise ValueError(f"unknown colour codec {self.codec!r} ({', '.join(COLOR_CODECS)})")
+        if self.quality is not None and not 1 <= self.quality <= 100:
+            raise ValueError(f"quality must be between 1 and 100, got {self.quality}")
+        if isinstance(self.depth_scale, bool) or self.depth_scale not in DEPTH_SCALES:
+            raise ValueError(f"depth_scale must be one of {DEPTH_SCALES}, got {self.depth_scale!r}")
+        if not isinstance(self.graph, GraphConfig):
+            raise ValueError(f"graph must be a GraphConfig, got {type(self.graph).__name__}")
+        if self.groups < 1:
+            raise ValueError(f"groups must be >= 1, got {self.groups}")
+        if not self.morph_seconds >= 0:
+            raise ValueError(f"morph_seconds must be >= 0, got {self.morph_seconds}")
+        if not 0.0 <= self.pose_switch_prob <= 1.0:
+            raise ValueError(f"pose_switch_prob must be a probability, got {self.pose_switch_prob}")
+        if not 8 <= self.graph_size <= 1024:
+            raise ValueError(f"graph_size must be between 8 and 1024, got {self.graph_size}")
+
+
+def auto_quality(size: int) -> int:
+    """Default colour quality: small tiles pack more detail per pixel, so they need more bits to
+    keep decoded tiles >= 38 dB from the render (webp on the synthetic head: q80 gives a minimum
+    of 39.3 dB at 256², but 36.9 dB at 128²; q90 gives 39.2 dB at 128²)."""
+    return 80 if size >= 192 else 90
