@@ -9,17 +9,21 @@ variant and the largest difference of its final image from the working tree's.
 
     python bench/warp_ab.py FILE.p4d --against HEAD~1 [--against REV ...] [--repeats 10] [--view-sharpen 1]
 
-Each variant is ``player/kernels.py`` as of a git revision, compiled in this process (no JIT
-cache), called with the working tree's ``warp`` arguments and its own output type (uint8, or
-float32 before the 8-bit warp); a revision that rejects them is reported and left out. One
-numba thread.
+Each variant is the player's kernels as of a git revision — the ``player/kernels/`` package, or
+the one-file ``player/kernels.py`` of older revisions — compiled in this process (no JIT cache),
+called with the working tree's ``warp`` arguments and its own output type (uint8, or float32
+before the 8-bit warp); a revision that rejects them is reported and left out. One numba thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import io
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import types
 from pathlib import Path
@@ -30,10 +34,43 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_kernels(name: str, source: str) -> types.ModuleType:
+    """A one-file kernels module (older revisions) from its source, without the JIT cache."""
     mod = types.ModuleType(name)
     exec(compile(source.replace("cache=True", "cache=False"), f"{name}/kernels.py", "exec"), mod.__dict__)
     mod.warm_up()
     return mod
+
+
+def load_package(name: str, files: dict[str, str], where: Path) -> types.ModuleType:
+    """A kernels package (module file name -> source) written to ``where/name`` without the JIT
+    cache and imported as the package ``name``: its modules import one another relatively."""
+    pkg = where / name
+    pkg.mkdir(parents=True)
+    for fname, source in files.items():
+        (pkg / fname).write_text(source.replace("cache=True", "cache=False"))
+    spec = importlib.util.spec_from_file_location(name, pkg / "__init__.py", submodule_search_locations=[str(pkg)])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    mod.warm_up()
+    return mod
+
+
+def kernels_at(rev: str | None) -> tuple[str, dict[str, str] | str]:
+    """("package", {file: source}) or ("file", source): the player's kernels in the working tree
+    (rev None) or at a git revision. Raises ValueError when the revision has neither."""
+    if rev is None:
+        pkg = ROOT / "player" / "kernels"
+        return "package", {p.name: p.read_text() for p in sorted(pkg.glob("*.py"))}
+    res = subprocess.run(["git", "archive", rev, "player/kernels"], cwd=ROOT, capture_output=True)
+    if res.returncode == 0:
+        with tarfile.open(fileobj=io.BytesIO(res.stdout)) as tar:
+            return "package", {Path(m.name).name: tar.extractfile(m).read().decode()
+                               for m in tar.getmembers() if m.isfile() and m.name.endswith(".py")}
+    res = subprocess.run(["git", "show", f"{rev}:player/kernels.py"], cwd=ROOT, capture_output=True, text=True)
+    if res.returncode == 0:
+        return "file", res.stdout
+    raise ValueError(f"cannot read player/kernels/ or player/kernels.py at {rev}: {res.stderr.strip()}")
 
 
 def capture(path: str, n_frames: int, every: int = 20, sharpen: float = 1.0) -> tuple[list[dict], object]:
@@ -65,7 +102,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("file", metavar="FILE.p4d")
     ap.add_argument("--against", action="append", default=[], metavar="REV",
-                    help="a git revision whose player/kernels.py to compare (repeatable)")
+                    help="a git revision whose player kernels to compare (repeatable)")
     ap.add_argument("--frames", type=int, default=6, help="frames captured (default 6)")
     ap.add_argument("--repeats", type=int, default=10, help="calls per frame and variant (default 10)")
     ap.add_argument("--view-sharpen", type=float, default=1.0,
@@ -79,15 +116,17 @@ def main(argv=None) -> int:
 
     from player import kernels as here
     numba.set_num_threads(1)
-    names, sources = ["working tree"], [(ROOT / "player" / "kernels.py").read_text()]
+    names, found = ["working tree"], [kernels_at(None)]
     for rev in args.against:
-        res = subprocess.run(["git", "show", f"{rev}:player/kernels.py"], cwd=ROOT, capture_output=True, text=True)
-        if res.returncode != 0:
-            print(f"error: cannot read player/kernels.py at {rev}: {res.stderr.strip()}", file=sys.stderr)
+        try:
+            found.append(kernels_at(rev))
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
             return 2
         names.append(rev)
-        sources.append(res.stdout)
-    mods = [load_kernels(f"variant{i}", s) for i, s in enumerate(sources)]
+    tmp = tempfile.TemporaryDirectory(prefix="warp_ab_")
+    mods = [load_package(f"variant{i}", src, Path(tmp.name)) if kind == "package" else load_kernels(f"variant{i}", src)
+            for i, (kind, src) in enumerate(found)]
     here.warm_up()
     frames, ren = capture(args.file, args.frames, sharpen=args.view_sharpen)
     f = frames[0]
@@ -102,7 +141,7 @@ def main(argv=None) -> int:
                              np.zeros(ren.warped.shape, dt), zstride=ren.zstride)
                 dtypes[j] = np.dtype(dt)
                 break
-            except AssertionError as e:
+            except (AssertionError, ValueError) as e:  # older wrappers assert
                 err = e
         else:
             print(f"left out {names[j]}: its warp rejects this checkout's arguments ({err})", file=sys.stderr)

@@ -118,19 +118,19 @@ def test_decoded_tile_matches_the_numpy_twins():
     # decode_tile computes depth and RGBA only inside each row's content span: everything outside
     # it must still be 0, and the spans must be the tight bound the twins give (the colour
     # specks outside the alpha clamped away).
-    from player import naive
+    from testkit.naive import decode as n_decode
     from player.cache import decode_tile
     src = SparseSource()
     d = src.meta["grid"]["depth"]
     for k in range(2):
         for v in range(2):
             t = decode_tile(src, k, v)
-            depth = naive.upsample_depth(dequantize_depth(src.arrays[k, v, "depth"], d["near"], d["far"]), 4, 37, 45)
+            depth = n_decode.upsample_depth(dequantize_depth(src.arrays[k, v, "depth"], d["near"], d["far"]), 4, 37, 45)
             alpha = src.arrays[k, v, "alpha"][..., None]
             rgba = np.concatenate([np.minimum(src.arrays[k, v, "color"], alpha), alpha], 2)
             np.testing.assert_array_equal(t.depth, depth)
             np.testing.assert_array_equal(t.rgba, rgba)
-            np.testing.assert_array_equal(t.spans, naive.content_spans(rgba, depth))
+            np.testing.assert_array_equal(t.spans, n_decode.content_spans(rgba, depth))
             assert (t.spans[:, 0] > 0).any() and (t.spans[:, 1] < 45).any() and (t.spans[:, 0] == 45).any()
 
 

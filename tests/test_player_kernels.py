@@ -1,11 +1,13 @@
-"""player/kernels.py against its numpy twins (player/naive.py), and against ray-traced truth."""
+"""player/kernels/ against its numpy twins (testkit/naive/), and against ray-traced truth."""
 
 import numpy as np
 import pytest
 
 from formats.camera import Camera, Intrinsics, orbit_pose, pixel_rays
 from player import kernels as K
-from player import naive
+from player.kernels import blend as kblend, mesh as kmesh, pixels as kpixels, splat as ksplat
+from testkit.naive import blend as n_blend, compositing as n_composite, decode as n_decode
+from testkit.naive import splat as n_splat, views as n_views, reprojection as n_warp
 
 RADIUS, SPHERE = 0.6, 0.15
 
@@ -71,7 +73,7 @@ def psnr(a, b, mask=None):
 def test_view_weights_match_twin_and_interpolate(yaw, pitch):
     yaws, pitches = np.array([-20.0, -10.0, 0.0, 10.0, 20.0]), np.array([-10.0, 0.0, 10.0])
     i, w = K.view_weights(yaws, pitches, yaw, pitch)
-    ni, nw = naive.view_weights(yaws, pitches, yaw, pitch)
+    ni, nw = n_views.view_weights(yaws, pitches, yaw, pitch)
     assert np.array_equal(i, ni)
     np.testing.assert_allclose(w, nw, atol=1e-6)
     assert abs(w.sum() - 1) < 1e-6 and (w >= 0).all()
@@ -87,7 +89,7 @@ def test_sharpened_view_weights_match_twin_and_favour_the_nearest(yaw, pitch):
     yaws, pitches = np.array([-20.0, -10.0, 0.0, 10.0, 20.0]), np.array([-10.0, 0.0, 10.0])
     g = 2.0
     i, w = K.view_weights(yaws, pitches, yaw, pitch, sharpen=g)
-    ni, nw = naive.view_weights(yaws, pitches, yaw, pitch, sharpen=g)
+    ni, nw = n_views.view_weights(yaws, pitches, yaw, pitch, sharpen=g)
     assert np.array_equal(i, ni)
     np.testing.assert_allclose(w, nw, atol=1e-6)
     assert abs(w.sum() - 1) < 1e-6 and (w >= 0).all()
@@ -113,14 +115,14 @@ def test_temporal_blend_matches_twin():
     for t in (0.0, 0.37, 1.0):
         out, dout = np.empty_like(a), np.empty_like(da)
         K.temporal_blend(a, b, da, db, t, out, dout)
-        ref, dref = naive.temporal_blend(a, b, da, db, t)
+        ref, dref = n_blend.temporal_blend(a, b, da, db, t)
         assert np.array_equal(out, ref)
         np.testing.assert_allclose(dout, dref, rtol=1e-6)
     out, dout = np.empty_like(a), np.empty_like(da)
     K.temporal_blend(a, b, da, db, 0.0, out, dout)
     assert np.array_equal(out, a)
     # A box: only its rows and columns are written, exactly as the full blend writes them.
-    ref, dref = naive.temporal_blend(a, b, da, db, 0.37)
+    ref, dref = n_blend.temporal_blend(a, b, da, db, 0.37)
     out, dout = np.full_like(a, 7), np.full_like(da, -1.0)
     K.temporal_blend(a, b, da, db, 0.37, out, dout, box=(3, 11, 5, 20))
     inside = np.zeros(da.shape, bool)
@@ -141,19 +143,20 @@ def test_temporal_blend_matches_twin():
     assert np.array_equal(out[inside], ref[inside]) and (out[~inside] == 7).all()
     np.testing.assert_allclose(dout[inside], dref[inside], rtol=1e-6)
     assert (dout[~inside] == -1.0).all()
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match="box"):
         K.temporal_blend(a, b, da, db, 0.5, out, dout, box=(0, 18, 0, 23))
 
 
 def test_blends_hint_the_next_row_to_the_cache():
     # The blends prefetch the next row's span of every tile they read (``_prefetch_row``); the
     # hints change no pixel (the twin tests above) but ~5 % of a paced frame, so a refactor that
-    # drops them must fail here rather than only in a benchmark.
+    # drops them must fail here rather than only in a benchmark. Checked in the LLVM IR, which
+    # every CPU shares (the instruction it becomes is x86's prefetcht0, another CPU's own).
     from numba import njit
-    for kernel in (K._temporal_blend, K._fade_blend):
-        fresh = njit(kernel.py_func)  # compiled here: numba cannot disassemble a kernel loaded from its cache
+    for kernel in (kblend._temporal_blend, kblend._fade_blend):
+        fresh = njit(kernel.py_func)  # compiled here: numba cannot show the IR of a kernel loaded from its cache
         fresh.compile(kernel.signatures[0])
-        assert "prefetcht0" in fresh.inspect_asm(kernel.signatures[0]), kernel.__name__
+        assert "call void @llvm.prefetch" in fresh.inspect_llvm(kernel.signatures[0]), kernel.__name__
 
 
 def test_write_spans_unions_rows_and_records_what_the_buffer_holds():
@@ -181,11 +184,11 @@ def test_upsample_depth_matches_twin(s, h, w):
     small = downscale_depth(full, s)
     spans = np.empty((h, 2), np.int32)
     got = K.upsample_depth(small, s, h, w, spans=spans)
-    ref = naive.upsample_depth(small, s, h, w)
+    ref = n_decode.upsample_depth(small, s, h, w)
     assert got.shape == (h, w) and got.dtype == np.float32
     assert np.array_equal(got, ref), np.abs(got - ref).max()
     # Only the span around each row's surface is computed: the rest must still come out 0.
-    np.testing.assert_array_equal(spans, naive.row_spans(ref > 0))
+    np.testing.assert_array_equal(spans, n_decode.row_spans(ref > 0))
     if min(h, w) > 8:  # the silhouette leaves empty rows and rows narrower than the tile
         assert (spans[:, 0] == w).any() and (spans[:, 0] > 0).any()
     if s == 1:
@@ -205,7 +208,7 @@ def test_interleave_rgba_matches_twin(h, w):
     dspans = np.stack([x0, np.minimum(x0 + rng.integers(1, w, h), w)], 1).astype(np.int32)
     dspans[rng.random(h) < 0.3] = (w, 0)  # rows without depth
     got, spans = K.interleave_rgba(color, alpha, dspans)
-    ref, ref_spans = naive.interleave_rgba(color, alpha, dspans)
+    ref, ref_spans = n_decode.interleave_rgba(color, alpha, dspans)
     assert got.dtype == np.uint8 and got.flags.c_contiguous
     np.testing.assert_array_equal(got, ref)
     np.testing.assert_array_equal(spans, ref_spans)
@@ -217,9 +220,9 @@ def test_fade_blend_is_three_temporal_blends_in_one_pass():
     depths = [np.where(rng.random((17, 23)) < 0.3, 0, rng.uniform(0.4, 0.8, (17, 23))).astype(np.float32)
               for _ in range(4)]
     for t0, t1, t in ((0.3, 0.0, 0.5), (0.0, 0.77, 0.1), (1.0, 0.5, 1.0), (0.42, 0.9, 0.0)):
-        r0, d0 = naive.temporal_blend(tiles[0], tiles[1], depths[0], depths[1], t0)
-        r1, d1 = naive.temporal_blend(tiles[2], tiles[3], depths[2], depths[3], t1)
-        ref, dref = naive.temporal_blend(r0, r1, d0, d1, t)
+        r0, d0 = n_blend.temporal_blend(tiles[0], tiles[1], depths[0], depths[1], t0)
+        r1, d1 = n_blend.temporal_blend(tiles[2], tiles[3], depths[2], depths[3], t1)
+        ref, dref = n_blend.temporal_blend(r0, r1, d0, d1, t)
         out, dout = np.zeros_like(tiles[0]), np.zeros_like(depths[0])
         K.fade_blend((tiles[0], tiles[1], depths[0], depths[1], t0), (tiles[2], tiles[3], depths[2], depths[3], t1),
                      t, out, dout)
@@ -247,14 +250,14 @@ def test_crossfade_and_composite_match_twins():
     out = np.empty_like(a)
     for t in (0.0, 0.25, 0.7, 1.0):
         K.crossfade(a, b, t, out)
-        assert np.array_equal(out, naive.crossfade(a, b, t)), t
+        assert np.array_equal(out, n_composite.crossfade(a, b, t)), t
         assert np.abs(out.astype(float) - ((1 - t) * a + t * b)).max() <= 1.0
     K.crossfade(a, b, 0.0, out)
     assert np.array_equal(out, a)
     for bg in ((0.2, 0.4, 0.9), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), (0.08, 0.08, 0.09)):
         img = np.empty(a.shape, np.uint8)
         K.composite(a, bg, img)
-        assert np.array_equal(img, naive.composite(a, bg)), bg
+        assert np.array_equal(img, n_composite.composite(a, bg)), bg
         # and the float over-operator it stands for, to the rounding
         want = np.clip(a[..., :3] / 255 + (1 - a[..., 3:] / 255) * np.asarray(bg), 0, 1) * 255
         assert np.abs(img[::-1, :, :3] - want).max() <= 0.5 + 1e-6, bg
@@ -281,7 +284,7 @@ def test_composite_writes_only_the_row_spans():
     spans = np.array([[0, 11], [3, 7], [11, 0], [5, 5], [-2, 4], [8, 20]], np.int32)  # clamped to the row
     img = np.full(a.shape, 7, np.uint8)
     K.composite(a, (0.2, 0.4, 0.9), img, spans=spans)
-    want = naive.composite(a, (0.2, 0.4, 0.9))
+    want = n_composite.composite(a, (0.2, 0.4, 0.9))
     for y, (x0, x1) in enumerate(spans):
         inside = np.zeros(11, bool)
         inside[max(x0, 0):max(min(x1, 11), 0)] = True
@@ -334,14 +337,14 @@ def test_splat_and_warp_match_twins(stride, zoom, zstride, size):
     hc = -(-size // zstride)
     coarse = np.zeros((2, hc, hc), np.float32)
     K.splat_depth(depth, w, src, tgt, zstride, 1, coarse)
-    zb = naive.splat_depth(depth, w, src, tgt, zstride, 1, (hc, hc))
+    zb = n_splat.splat_depth(depth, w, src, tgt, zstride, 1, (hc, hc))
     np.testing.assert_allclose(coarse[0], zb, rtol=1e-5)
     assert (zb > 0).mean() > 0.2
     out8 = np.zeros((size, size, 4), np.uint8)
     scratch = K.warp_scratch(4, (size, size), stride)
     K.warp(rgba, depth, w, src, tgt, coarse, stride, out8, scratch=scratch, zstride=zstride)
     out = out8 / 255.0
-    ref = naive.warp(rgba, depth, w, src, tgt, zb, stride, (size, size), zstride=zstride)
+    ref = n_warp.warp(rgba, depth, w, src, tgt, zb, stride, (size, size), zstride=zstride)
     # Both paths are exercised: MESH cells (fixed-point blend), some of them blending only the
     # sources that see them (the bump hides the sphere from some views), and per-pixel cells.
     mode, used = scratch.mode[:-1, :-1], scratch.used[:-1, :-1]
@@ -378,11 +381,11 @@ def test_warp_mesh_cells_cut_by_the_frame_edge_match_twin():
     hc = -(-size // zstride)
     coarse = np.zeros((2, hc, hc), np.float32)
     K.splat_depth(depth, w, src, tgt, zstride, 1, coarse)
-    zb = naive.splat_depth(depth, w, src, tgt, zstride, 1, (hc, hc))
+    zb = n_splat.splat_depth(depth, w, src, tgt, zstride, 1, (hc, hc))
     out8 = np.zeros((size, size, 4), np.uint8)
     scratch = K.warp_scratch(4, (size, size), stride)
     K.warp(rgba, depth, w, src, tgt, coarse, stride, out8, scratch=scratch, zstride=zstride)
-    ref = naive.warp(rgba, depth, w, src, tgt, zb, stride, (size, size), zstride=zstride)
+    ref = n_warp.warp(rgba, depth, w, src, tgt, zb, stride, (size, size), zstride=zstride)
     mode = scratch.mode[:-1, :-1]
     last = size // stride  # the cut cells' row and column
     assert (mode[last] >= K.MODE_MESH).sum() >= 3 and (mode[:, last] >= K.MODE_MESH).sum() >= 3
@@ -420,7 +423,7 @@ def test_mesh_pass_is_vectorised_and_renders_the_warps_mesh_cells():
     @njit(parallel=True)
     def mesh_pass(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, out32):
         for jc in prange(-(-out32.shape[0] // stride)):
-            K._mesh_band(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, jc, out32)
+            kmesh._mesh_band(flat, w_s, h_s, nodes, mode, used, rem, fmode, fused, frem, stride, split, jc, out32)
 
     size, stride = 96, 8
     rgba, depth, w, src, tgt, coarse, sc, out8 = _warped_at_512_lattice(size, stride)
@@ -448,7 +451,7 @@ def test_pixel_keep_stores_the_listed_pixels_clear_and_keeps_those_with_a_surfac
 
     @njit
     def keep(n, t, pts, pg, out32):
-        return K._pixels_keep(n, t, pts, pg, out32)
+        return kpixels._pixels_keep(n, t, pts, pg, out32)
 
     rng = np.random.default_rng(5)
     n, cap = 40, 48
@@ -485,7 +488,7 @@ def test_pixel_pass_is_vectorised_and_renders_the_warps_pixel_cells():
     @njit(parallel=True, fastmath=True)
     def pixel_pass(pts, pg, zb, zstride, ref, dflat, flat, h_s, w_s, src_w, src_k, geo, tgt_k, out32):
         for _ in prange(1):
-            K._pixel_batch(pts.shape[2], get_thread_id(), pts, pg, zb, zstride, 0.05, 2, ref, 0.02, dflat, flat,
+            kpixels._pixel_batch(pts.shape[2], get_thread_id(), pts, pg, zb, zstride, 0.05, 2, ref, 0.02, dflat, flat,
                            h_s, w_s, src_w, src_k, geo, tgt_k, out32)
 
     size, stride = 96, 8
@@ -511,23 +514,23 @@ def test_pixel_pass_is_vectorised_and_renders_the_warps_pixel_cells():
     @njit(parallel=True, fastmath=True)
     def depth_stage(pts, pg, zb, zstride, ref, dflat, h_s, w_s, src_k, geo, tgt_k):
         for _ in prange(1):
-            K._pixels_depth(pts.shape[2], get_thread_id(), pts, pg, zb, zstride, 0.05, ref, dflat, h_s, w_s, src_k,
+            kpixels._pixels_depth(pts.shape[2], get_thread_id(), pts, pg, zb, zstride, 0.05, ref, dflat, h_s, w_s, src_k,
                             geo, tgt_k)
 
     @njit(parallel=True, fastmath=True)
     def refine_stage(pts, pg, ref, dflat, h_s, w_s, src_k, geo, tgt_k):
         for _ in prange(1):
-            K._pixels_refine(pts.shape[2], get_thread_id(), pts, pg, 0.05, ref, dflat, h_s, w_s, src_k, geo, tgt_k)
+            kpixels._pixels_refine(pts.shape[2], get_thread_id(), pts, pg, 0.05, ref, dflat, h_s, w_s, src_k, geo, tgt_k)
 
     @njit(parallel=True, fastmath=True)
     def rim_stage(pts, pg, ref, dflat, h_s, w_s, src_k, geo, tgt_k):
         for _ in prange(1):
-            K._pixels_rim(pts.shape[2], get_thread_id(), pts, pg, 0.05, ref, dflat, h_s, w_s, src_k, geo, tgt_k)
+            kpixels._pixels_rim(pts.shape[2], get_thread_id(), pts, pg, 0.05, ref, dflat, h_s, w_s, src_k, geo, tgt_k)
 
     @njit(parallel=True, fastmath=True)
     def blend_stage(pts, pg, dflat, flat, h_s, w_s, src_w, src_k, geo, tgt_k, out32):
         for _ in prange(1):
-            K._pixels_blend(pts.shape[2], get_thread_id(), pts, pg, 0.02, dflat, flat, h_s, w_s, src_w, src_k, geo,
+            kpixels._pixels_blend(pts.shape[2], get_thread_id(), pts, pg, 0.02, dflat, flat, h_s, w_s, src_w, src_k, geo,
                             tgt_k, out32)
 
     pg = np.zeros((threads, 2, len(xs)))
@@ -581,7 +584,7 @@ def test_warp_with_fewer_views_matches_twin(target, n_views):
     scratch = K.warp_scratch(4, (48, 48), 4)
     K.warp(rgba[idx], depth[idx], w, src, tgt, coarse, 4, out8, scratch=scratch)
     out = out8 / 255.0
-    ref = naive.warp(rgba[idx], depth[idx], w, src, tgt, coarse[0].copy(), 4, (48, 48))
+    ref = n_warp.warp(rgba[idx], depth[idx], w, src, tgt, coarse[0].copy(), 4, (48, 48))
     mode, used = scratch.mode[:-1, :-1], scratch.used[:-1, :-1]
     counts = np.array([bin(int(u)).count("1") for u in used[mode == K.MODE_MESH]])
     assert counts.size >= 40 and counts.max() <= n_views and (counts == n_views).sum() >= 20, counts
@@ -631,7 +634,7 @@ def test_warp_keeps_the_silhouette_where_it_is(target):
     out8 = np.zeros((size, size, 4), np.uint8)
     K.warp(rgba, depth, w, src, tgt, coarse, stride, out8)
     out = out8 / 255.0
-    ref = naive.warp(rgba, depth, w, src, tgt, coarse[0], stride, (size, size))
+    ref = n_warp.warp(rgba, depth, w, src, tgt, coarse[0], stride, (size, size))
     outline = (hit & ~erode(hit, 1)).sum()
     for a in (out[..., 3], ref[..., 3]):
         # Measured: before the silhouette tests, ~1.5 outline lengths of pixels spilled past
@@ -656,7 +659,7 @@ def test_splat_fills_cracks_without_growing_the_silhouette():
     w = np.ones(1, np.float32)
     coarse = np.zeros((2, size, size), np.float32)
     K.splat_depth(depth[None], w, src, cam, 1, 1, coarse)
-    zb = naive.splat_depth(depth[None], w, src, cam, 1, 1, (size, size))
+    zb = n_splat.splat_depth(depth[None], w, src, cam, 1, 1, (size, size))
     for z in (coarse[0], zb):
         row = hit[24] & hit[23] & hit[26]
         assert row.sum() > 10 and (z[25][row] > 0).all()  # the crack is closed
@@ -672,7 +675,7 @@ def test_splat_projects_only_the_samples_inside_the_row_spans():
     # depth cut the same way, and an empty row splats nothing.
     intr, _, rgba, depth, w, src, tgt, _ = _setup(size=96, stride=8, target=(4.0, -3.0), fov=40.0)
     hc = 24
-    spans = np.stack([naive.content_spans(rgba[s], depth[s]) for s in range(4)])
+    spans = np.stack([n_decode.content_spans(rgba[s], depth[s]) for s in range(4)])
     assert (spans[:, :, 0] > 0).any() and (spans[:, :, 1] < 96).any()  # the content is narrower than the tile
     full = np.zeros((2, hc, hc), np.float32)
     K.splat_depth(depth, w, src, tgt, 4, 1, full)
@@ -701,7 +704,7 @@ def test_splat_row_projection_is_vectorised():
 
     @njit
     def row_stage(dflat, base, half, sstride, k0, n, vy, cx, rfx, g, su, sv, ou, ov, ci, cj, zrow):
-        K._splat_row(dflat, base, half, sstride, k0, n, vy, cx, rfx, g, su, sv, ou, ov, ci, cj, zrow)
+        ksplat._splat_row(dflat, base, half, sstride, k0, n, vy, cx, rfx, g, su, sv, ou, ov, ci, cj, zrow)
 
     size = 48
     intr = Intrinsics.from_fov(45.0, size, size)  # background on both sides of the sphere
@@ -748,7 +751,7 @@ def test_warp_keeps_coverage_at_frame_edges(mesh):
     scratch = K.warp_scratch(4, (size, size), stride)
     K.warp(rgba, depth, w, src, tgt, coarse, stride, out8, mesh=mesh, scratch=scratch)
     out = out8 / 255.0
-    ref = naive.warp(rgba, depth, w, src, tgt, coarse[0], stride, (size, size), mesh=mesh)
+    ref = n_warp.warp(rgba, depth, w, src, tgt, coarse[0], stride, (size, size), mesh=mesh)
     assert out[..., 3].min() > 0.99 and ref[..., 3].min() > 0.99, (out[..., 3].min(), ref[..., 3].min())
     if mesh:
         # Cells where a source's taps reach past its image edge blend on the lattice too
@@ -763,12 +766,52 @@ def test_warp_keeps_coverage_at_frame_edges(mesh):
 
 
 def test_wrappers_reject_bad_input():
-    with pytest.raises(AssertionError):
+    # Explicit checks, not asserts: they hold under ``python -O`` too, and say what was expected.
+    with pytest.raises(ValueError, match="RGBA"):
         K.temporal_blend(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8),
                          np.zeros((4, 4), np.float32), np.zeros((4, 4), np.float32), 0.5,
                          np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.float32))
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match="background"):
         K.composite(np.zeros((4, 4, 4), np.float32), (0, 0), np.zeros((4, 4, 4), np.uint8))
+    with pytest.raises(ValueError, match="at most 4 sources"):
+        K.warp(np.zeros((5, 8, 8, 4), np.uint8), np.zeros((5, 8, 8), np.float32), np.zeros(5, np.float32),
+               (np.zeros((5, 4)), np.zeros((5, 3, 3)), np.zeros((5, 3))), (np.zeros(4), np.eye(3), np.zeros(3)),
+               np.zeros((2, 4, 4), np.float32), 2, np.zeros((8, 8, 4), np.uint8),
+               scratch=K.warp_scratch(5, (8, 8), 2))
+
+
+def test_wrapper_checks_survive_python_O():
+    # ``python -O`` strips asserts; a kernel given a wrong shape would then read past its arrays.
+    import subprocess
+    import sys
+    code = ("import numpy as np\nfrom player import kernels as K\n"
+            "try:\n    K.view_weights(np.zeros(0), np.zeros(1), 0.0, 0.0)\nexcept ValueError as e:\n    print('refused', e)")
+    out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True)
+    assert out.stdout.startswith("refused expected non-empty"), (out.stdout, out.stderr[-500:])
+
+
+def test_slot_code_is_generated_once_and_readable():
+    # The warp's per-source slots come from one slot's template (``slots``): the generated
+    # functions carry every slot, and their source is there for tracebacks and inspect.
+    import inspect
+    from player.kernels import slots
+    src = inspect.getsource(kpixels._pixels_blend.py_func)
+    assert all(f"# Slot {s}:" in src for s in slots.SLOTS) and "wa = pa0 + pa1 + pa2 + pa3" in src
+    src = inspect.getsource(kmesh._mesh_cell.py_func)
+    assert "left = 256 - wp0 - wp1 - wp2 - wp3" in src and src.count("_cell_map(") == 12
+
+
+def test_kernel_cache_is_keyed_on_the_whole_package(tmp_path):
+    # numba keys a cached kernel on its own file only; ``reprojection._warp`` inlines sibling modules,
+    # so the package's locator stamps all of them: any edit recompiles.
+    from player.kernels import jit_cache, reprojection
+    locator = reprojection._warp._cache._impl.locator
+    assert isinstance(locator, (jit_cache.PackageInTreeLocator, jit_cache.PackageUserDirLocator)), type(locator)
+    for name in ("a.py", "b.py"):
+        (tmp_path / name).write_text("x = 1\n")
+    before = jit_cache.package_stamp(tmp_path)
+    (tmp_path / "b.py").write_text("x = 12\n")
+    assert jit_cache.package_stamp(tmp_path) != before
 
 
 _ALLOC_PROBE = """
