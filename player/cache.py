@@ -4,6 +4,11 @@ A "tile source" is anything with ``meta`` (the .p4d metadata dict) and
 ``tile(keyframe, view, kind) -> np.ndarray`` (``formats.P4DReader`` is one; tests pass arrays).
 Decoding releases the GIL inside opencv/zstd and the depth upsampling kernel, so the prefetch
 thread runs beside the frame loop.
+
+A damaged tile (its chunk fails the reader's checks: ``P4DFormatError``) does not stop playback:
+the cache stands in the nearest keyframe of the same view that decodes (same camera, so the warp
+stays right; only the expression is a keyframe or two off), or an empty tile when none does, and
+reports the damaged tile once through ``on_damaged``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from formats.codecs import dequantize_depth
+from formats.p4d import P4DFormatError
 from player.kernels import interleave_rgba, upsample_depth
 
 
@@ -60,8 +66,11 @@ class TileCache:
     to decode, most urgent first.
     """
 
-    def __init__(self, source, max_bytes: int = 256 << 20, prefetch: bool = True):
+    def __init__(self, source, max_bytes: int = 256 << 20, prefetch: bool = True, on_damaged=None):
         self.source = source
+        # Damaged tiles: key -> the reader's reason; each is reported once to on_damaged(key, reason).
+        self.damaged: dict[tuple[int, int], str] = {}
+        self.on_damaged = on_damaged
         self.max_bytes = int(max_bytes)
         intr = source.meta["grid"]["intrinsics"]
         h, w = int(intr["height"]), int(intr["width"])
@@ -111,10 +120,41 @@ class TileCache:
                 self.misses += 1
                 if key in self._wanted:  # queued but not started: decoding it here is sooner
                     self._wanted.remove(key)
-        tile = decode_tile(self.source, *key)  # a worker's failure is raised here, on this thread
+        tile = self._decode_or_stand_in(key)  # a worker's failure is met again here, on this thread
         with self._cond:
             self._insert(key, tile)
         return tile
+
+    def _decode_or_stand_in(self, key: tuple[int, int]) -> Tile:
+        """The tile of ``key``, or for a damaged one the nearest keyframe of its view that
+        decodes (k-1, k+1, k-2, ...), or an empty tile when none does."""
+        if key not in self.damaged:
+            try:
+                return decode_tile(self.source, *key)
+            except P4DFormatError as exc:
+                self.damaged[key] = str(exc)
+                if self.on_damaged is not None:
+                    self.on_damaged(key, str(exc))
+        k, v = key
+        n = len(self.source.meta["keyframes"]["times"])
+        for d in range(1, n):
+            for other in (k - d, k + d):
+                if 0 <= other < n and (other, v) not in self.damaged:
+                    with self._cond:
+                        tile = self._tiles.get((other, v))
+                    if tile is not None:
+                        return tile
+                    try:
+                        return decode_tile(self.source, other, v)
+                    except P4DFormatError as exc:
+                        self.damaged[(other, v)] = str(exc)
+                        if self.on_damaged is not None:
+                            self.on_damaged((other, v), str(exc))
+        intr = self.source.meta["grid"]["intrinsics"]
+        h, w = int(intr["height"]), int(intr["width"])
+        spans = np.zeros((h, 2), np.int32)
+        spans[:, 0] = w
+        return Tile(np.zeros((h, w, 4), np.uint8), np.zeros((h, w), np.float32), spans)
 
     def _work(self) -> None:
         while True:
@@ -128,7 +168,7 @@ class TileCache:
                 self._busy = key
             try:
                 tile = decode_tile(self.source, *key)
-            except Exception:  # a frame that needs this tile decodes it again and raises there
+            except Exception:  # a frame that needs this tile meets the failure again and deals with it
                 tile = None
             with self._cond:
                 if tile is not None:

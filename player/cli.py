@@ -1,4 +1,9 @@
-"""`player FILE.p4d` (window), `player FILE.p4d --export OUT` (headless), `player bench FILE.p4d`."""
+"""`player FILE.p4d` (window), `player FILE.p4d --export OUT` (headless), `player bench FILE.p4d`.
+
+Exit codes as every command of the project (``formats.errors``): 0 done, 1 a failure while
+playing or writing, 2 bad usage or a file that cannot be played, 130 interrupted. A damaged tile
+is not a failure: playback goes on with a stand-in and the tile is named once on stderr.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from formats.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 
 PROG = "player"
 
@@ -28,7 +35,7 @@ def _common(ap: argparse.ArgumentParser) -> None:
 
 
 def play_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog=PROG, description="Play a .p4d 4D portrait: a window, or a headless export with --export. "
         "Run `player bench FILE.p4d` for frame-time figures.",
         epilog="window keys: drag orbit, wheel zoom, arrows nudge, space pause, m mode, h HUD, "
@@ -52,7 +59,7 @@ def play_parser() -> argparse.ArgumentParser:
 
 
 def bench_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog=f"{PROG} bench", description="Frame-time figures: plays FILE.p4d headless with a slow orbit at "
         "60 Hz and prints p50/p99 frame time (decode of missed tiles included), fps and cache hit rate.")
     _common(ap)
@@ -64,9 +71,30 @@ def bench_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _fail(msg: str, code: int = 2) -> int:
+def _fail(msg: str, code: int = EXIT_USAGE) -> int:
     print(f"{PROG}: {msg}", file=sys.stderr)
     return code
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints usage + error on two lines; keep it to one line (exit 2, as argparse).
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def damage_reporter(path: str):
+    """on_damaged for ``Playback``: names each damaged tile once on stderr, and the first time
+    says how to check the whole file."""
+    said: list[bool] = []
+
+    def report(key: tuple[int, int], reason: str) -> None:
+        k, v = key
+        print(f"{PROG}: {path}: tile keyframe {k} view {v} is damaged ({reason}); drawing its nearest "
+              f"keyframe instead", file=sys.stderr)
+        if not said:
+            said.append(True)
+            print(f"{PROG}: run `p4d validate {path}` to check the whole file", file=sys.stderr)
+    return report
 
 
 def _threads(n: int | None) -> int:
@@ -78,26 +106,28 @@ def _threads(n: int | None) -> int:
 
 def _open(path: str):
     from formats import P4DFormatError, P4DReader
+    if Path(path).is_dir():
+        raise UsageError(f"{path}: is a folder, not a .p4d file")
     if not Path(path).is_file():
-        raise ValueError(f"{path}: no such file")
+        raise UsageError(f"{path}: no such file")
     try:
         return P4DReader(path)
     except P4DFormatError as exc:
-        raise ValueError(f"{path}: not a playable .p4d ({exc})") from None
+        raise UsageError(f"{path}: not a playable .p4d ({exc})") from None
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise UsageError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def _playback(reader, args, mode: str):
+def _playback(reader, args, mode: str, size: int | None = None):
     from player.playback import PlayConfig, Playback
     from player.render import RenderConfig
     if args.size is not None and not 8 <= args.size <= 4096:
-        raise ValueError(f"--size must be between 8 and 4096, got {args.size}")
+        raise UsageError(f"--size must be between 8 and 4096, got {args.size}")
     if not 1.0 <= args.view_sharpen <= 100.0:
-        raise ValueError(f"--view-sharpen must be between 1 and 100, got {args.view_sharpen}")
+        raise UsageError(f"--view-sharpen must be between 1 and 100, got {args.view_sharpen}")
     cfg = PlayConfig(mode=mode, seed=args.seed, yaw=getattr(args, "yaw", 0.0), pitch=getattr(args, "pitch", 0.0),
-                     render=RenderConfig(size=args.size, view_sharpen=args.view_sharpen))
-    return Playback(reader, cfg)
+                     render=RenderConfig(size=size or args.size, view_sharpen=args.view_sharpen))
+    return Playback(reader, cfg, on_damaged=damage_reporter(args.file))
 
 
 def bench(args) -> dict:
@@ -162,29 +192,39 @@ def main(argv=None) -> int:
             return 0
         args = play_parser().parse_args(argv)
         return play(args)
-    except ValueError as exc:
+    except SystemExit as exc:  # argparse: --help (0) and usage errors (2) printed their one line
+        return int(exc.code or 0)
+    except UsageError as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return _fail("interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:  # `player bench x | head`: the reader went away, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        return _fail(f"{exc.filename or ''}: {exc.strerror or exc}", EXIT_FAILURE)
+    except Exception as exc:  # never a traceback for the user; say what broke in one line
+        return _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILURE)
 
 
 def play(args) -> int:
-    from player.export import ExportError, export, output_kind
+    from player.export import export, output_kind
     _threads(args.threads)
     if args.export:
         output_kind(args.export)  # fail on a bad name before any work
     reader = _open(args.file)
     mode = args.mode or ("orbit" if args.export else "free")
-    pb = _playback(reader, args, mode)
+    size = None
+    if not args.export and args.size is None:
+        # A window: the tile scaled up to a comfortable size where the screen fits it.
+        from player.window import comfortable_size, screen_size
+        screen = screen_size()
+        if screen is not None:
+            size = comfortable_size(reader.tile_shape, screen)
+    pb = _playback(reader, args, mode, size)
     try:
         if args.export:
-            try:
-                out = export(pb, args.export, args.seconds, args.fps, quiet=args.quiet)
-            except ExportError as exc:
-                return _fail(str(exc))
+            out = export(pb, args.export, args.seconds, args.fps, quiet=args.quiet)
             print(f"{PROG}: wrote {out} ({args.seconds:g} s at {args.fps:g} fps)")
             return 0
         from player.window import NoDisplayError, run
@@ -193,7 +233,7 @@ def play(args) -> int:
             return run(pb, title=f"Portrait4D - {Path(args.file).name}", frames=args.frames,
                        screenshot=args.screenshot, hud=args.hud)
         except NoDisplayError as exc:
-            return _fail(f"{exc}; play headless with --export out.mp4 --seconds N", 3)
+            return _fail(f"{exc}; play headless with --export out.mp4 --seconds N", EXIT_FAILURE)
     finally:
         pb.close()
         reader.close()

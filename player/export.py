@@ -1,6 +1,7 @@
 """Headless playback to a video (mp4), an animated gif, or a folder of PNG frames.
 
-Nothing appears at the output path until the whole clip is written (temp name + rename).
+Nothing appears at the output path until the whole clip is written: a file through
+``formats.atomic.atomic_path``, a folder staged under a unique name beside it and renamed.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from formats.atomic import atomic_path
+from formats.errors import UsageError
 from formats.progress import Progress
 from player.gif import GifWriter
 from player.playback import Playback
 
 
-class ExportError(ValueError):
-    """An export that cannot be written; the message says why."""
+class ExportError(UsageError):
+    """An export asked for with a name or folder that cannot be used; the message says why."""
 
 
 def output_kind(out: str) -> str:
@@ -50,6 +53,8 @@ def export(pb: Playback, out: str, seconds: float, fps: float = 25.0, quiet: boo
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise ExportError(f"{out}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(f"{out}: folder {parent} cannot be written")
     if kind == "dir" and target.exists() and any(target.iterdir()):
         raise ExportError(f"{out}: folder exists and is not empty; give a new or empty folder")
     h, w = pb.renderer.out_shape
@@ -67,12 +72,11 @@ def export(pb: Playback, out: str, seconds: float, fps: float = 25.0, quiet: boo
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             return target
-        tmp = target.with_name(f".{target.stem}.partial{target.suffix}")
-        try:
+        with atomic_path(target) as tmp:
             if kind == "mp4":
                 vw = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
                 if not vw.isOpened():
-                    raise ExportError(f"{out}: opencv cannot write mp4 here (no mp4v encoder)")
+                    raise RuntimeError(f"{out}: opencv cannot write mp4 here (no mp4v encoder)")
                 for _, rgb in frames(pb, seconds, fps):
                     vw.write(rgb[:, :, ::-1])
                     bar.update(1)
@@ -84,8 +88,4 @@ def export(pb: Playback, out: str, seconds: float, fps: float = 25.0, quiet: boo
                         gw.add(rgb)
                         bar.update(1)
                     gw.close()
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
     return target

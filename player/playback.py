@@ -36,12 +36,15 @@ def nearest_group(centers: np.ndarray, yaw: float, pitch: float) -> int:
 
 
 class Playback:
-    def __init__(self, source, config: PlayConfig = PlayConfig()):
+    """on_damaged(key, reason): called once per damaged tile (keyframe, view) met while playing
+    (``TileCache``); playback goes on with a stand-in."""
+
+    def __init__(self, source, config: PlayConfig = PlayConfig(), on_damaged=None):
         if config.mode not in MODES:
             raise ValueError(f"unknown mode {config.mode!r} (choose from {', '.join(MODES)})")
         self.source, self.config = source, config
         self.meta = source.meta
-        self.cache = TileCache(source, config.cache_mb << 20, prefetch=config.prefetch)
+        self.cache = TileCache(source, config.cache_mb << 20, prefetch=config.prefetch, on_damaged=on_damaged)
         self.renderer = Renderer(self.meta, self.cache, config.render)
         self.centers = np.asarray(self.meta["graph"]["groups"]["centers"], np.float64).reshape(-1, 2)
         self.zoom = 1.0

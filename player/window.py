@@ -20,6 +20,35 @@ from player.playback import Playback
 
 MODE_CYCLE = ("free", "capture", "fixed")
 IDLE_SECONDS = 3.0  # free mode: auto-orbit resumes this long after the last drag
+COMFORT_SIDE = 512  # a window's longest side at least this, where the screen fits it
+SCREEN_FILL = 0.9  # ... and at most this share of the screen
+
+
+def comfortable_size(tile_hw: tuple[int, int], screen_wh: tuple[int, int], side: int = COMFORT_SIDE,
+                     fill: float = SCREEN_FILL) -> int:
+    """The longest side, in pixels, to play a portrait of tiles ``tile_hw`` (H, W) at in a window
+    on a screen ``screen_wh`` (W, H): the tile's own, scaled up to ``side`` (a 256 px tile is a
+    small square on today's screens), but never past ``fill`` of the screen (a tile larger than
+    that is scaled down to fit).
+
+    >>> comfortable_size((256, 256), (1920, 1080)), comfortable_size((64, 80), (320, 240))
+    (512, 270)
+    """
+    h, w = tile_hw
+    sw, sh = screen_wh
+    fit = min(fill * sw / w, fill * sh / h)
+    scale = min(max(1.0, side / max(h, w)), fit)
+    return max(8, int(max(h, w) * scale))
+
+
+def screen_size() -> tuple[int, int] | None:
+    """(W, H) of the default screen, or None when there is no display."""
+    try:
+        import pyglet
+        screen = pyglet.display.get_display().get_default_screen()
+        return int(screen.width), int(screen.height)
+    except Exception:  # pyglet raises several types when there is no X server / DISPLAY
+        return None
 
 
 class NoDisplayError(RuntimeError):
@@ -34,7 +63,7 @@ def run(pb: Playback, title: str = "Portrait4D", frames: int | None = None,
         import pyglet
         from pyglet import gl
         display = pyglet.display.get_display()
-        display.get_default_screen()
+        screen = display.get_default_screen()
     except Exception as exc:  # pyglet raises several types when there is no X server / DISPLAY
         raise NoDisplayError(f"no display available ({type(exc).__name__}: {exc})") from None
 
@@ -43,6 +72,7 @@ def run(pb: Playback, title: str = "Portrait4D", frames: int | None = None,
     class PlayerWindow(pyglet.window.Window):
         def __init__(self):
             super().__init__(width=w, height=h, caption=title, resizable=True, vsync=False)
+            self.set_location(max(0, (screen.width - w) // 2), max(0, (screen.height - h) // 2))
             self.batch = pyglet.graphics.Batch()
             self.texture = pyglet.image.Texture.create(w, h, internalformat=gl.GL_RGBA8)
             self.sprite = pyglet.sprite.Sprite(self.texture, batch=self.batch)

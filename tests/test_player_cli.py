@@ -83,6 +83,9 @@ def test_bench_json(p4d):
     (["{bad}"], "not a playable .p4d"),
     (["bench", "/nonexistent.p4d"], "no such file"),
     (["bench", "{p4d}", "--view-sharpen", "0.5"], "--view-sharpen"),
+    (["{tmp}"], "is a folder"),
+    (["{p4d}", "--no-such-flag"], "unrecognized arguments"),
+    (["bench"], "the following arguments are required"),
 ])
 def test_bad_input_is_one_line_no_traceback(p4d, tmp_path, args, needle):
     bad = tmp_path / "bad.p4d"
@@ -97,5 +100,55 @@ def test_bad_input_is_one_line_no_traceback(p4d, tmp_path, args, needle):
 def test_no_display_says_so(p4d):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     r = run_cli(p4d, env=env)
-    assert r.returncode == 3
+    assert r.returncode == 1  # not a usage error: the command was right, the machine has no screen
     assert "no display" in r.stderr and "--export" in r.stderr and "Traceback" not in r.stderr
+
+
+def _damage_one_tile(src: str, dst, kind: str = "color", keyframe: int = 2, view: int = 1):
+    """A copy of ``src`` with one byte of one tile's chunk flipped (its crc then fails)."""
+    from formats import P4DReader
+    with P4DReader(src) as r:
+        rec = r.index[keyframe, view, r.kinds.index(kind)]
+        offset, length = int(rec["offset"]), int(rec["length"])
+    data = bytearray(open(src, "rb").read())
+    data[offset + length // 2] ^= 0xFF
+    dst.write_bytes(bytes(data))
+    return str(dst)
+
+
+def test_a_damaged_tile_is_named_once_and_playback_goes_on(p4d, tmp_path):
+    bad = _damage_one_tile(p4d, tmp_path / "damaged.p4d")
+    out = tmp_path / "frames"
+    # Capture mode walks every keyframe (6 at 2.5/s in the sample) from every view around the front.
+    r = run_cli(bad, "--export", str(out) + "/", "--seconds", "8", "--fps", "5", "--mode", "capture", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert len(os.listdir(out)) == 40  # played to the end
+    lines = r.stderr.strip().splitlines()
+    named = [ln for ln in lines if "keyframe 2 view 1 is damaged" in ln]
+    assert len(named) == 1, r.stderr  # said once, however often the tile is drawn
+    assert any("p4d validate" in ln for ln in lines) and "Traceback" not in r.stderr
+    frame = cv2.imread(str(out / "frame_000000.png"))
+    assert frame is not None and frame.std() > 5
+
+
+def test_a_damaged_tile_is_stood_in_by_its_nearest_keyframe(p4d, tmp_path):
+    from formats import P4DReader
+    from player.cache import TileCache, decode_tile
+    bad = _damage_one_tile(p4d, tmp_path / "damaged.p4d", kind="depth", keyframe=2, view=1)
+    seen = []
+    with P4DReader(bad) as r:
+        cache = TileCache(r, prefetch=False, on_damaged=lambda key, why: seen.append(key))
+        tile = cache.get(2, 1)
+        again = cache.get(2, 1)
+        want = decode_tile(r, 1, 1)  # keyframe 1 of the same view: same camera, nearest in time
+    assert seen == [(2, 1)] and again is tile
+    assert np.array_equal(tile.rgba, want.rgba) and np.array_equal(tile.depth, want.depth)
+
+
+def test_window_size_is_comfortable_and_fits_the_screen():
+    from player.window import comfortable_size
+    assert comfortable_size((256, 256), (1920, 1080)) == 512  # a small tile, scaled up
+    assert comfortable_size((512, 384), (1920, 1080)) == 512  # large enough as it is
+    assert comfortable_size((1024, 1024), (1920, 1080)) == 972  # larger than the screen: fits 90 % of it
+    assert comfortable_size((256, 256), (500, 400)) == 360  # a small screen: as large as it fits
+    assert comfortable_size((256, 320), (1280, 800)) == 512  # the longest side is what grows

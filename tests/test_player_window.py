@@ -1,4 +1,5 @@
-"""A real pyglet window under Xvfb: it opens, draws, and its framebuffer equals the headless render."""
+"""A real pyglet window under Xvfb: it opens at a comfortable size, draws, and its framebuffer
+equals the headless render at that size."""
 
 import os
 import shutil
@@ -47,11 +48,14 @@ def test_window_draws_what_the_headless_render_draws(xvfb, tmp_path):
     if r.returncode != 0 and "GLX" in r.stderr + r.stdout:
         pytest.skip(f"Xvfb has no usable OpenGL: {r.stderr.strip()[-200:]}")
     assert r.returncode == 0, r.stderr
-    r2 = subprocess.run([sys.executable, "-c", code, str(p4d), *args, "--export", str(tmp_path / "ref") + "/",
-                         "--seconds", "1", "--fps", "1", "--quiet"], capture_output=True, text=True, timeout=120)
-    assert r2.returncode == 0, r2.stderr
     got = cv2.imread(str(shot))
+    # An 80 x 64 tile on a 320 x 240 screen: scaled up towards 512 px, to 90 % of the screen.
+    assert got.shape == (216, 270, 3)
+    r2 = subprocess.run([sys.executable, "-c", code, str(p4d), *args, "--export", str(tmp_path / "ref") + "/",
+                         "--size", "270", "--seconds", "1", "--fps", "1", "--quiet"],
+                        capture_output=True, text=True, timeout=120)
+    assert r2.returncode == 0, r2.stderr
     ref = cv2.imread(str(tmp_path / "ref" / "frame_000000.png"))
-    assert got.shape == ref.shape == (64, 80, 3)
+    assert ref.shape == got.shape
     assert ref.std() > 10  # a portrait, not a blank frame
     assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
