@@ -8,7 +8,7 @@ plain bilinear blending of the 4 views. Prints a table and a summary (``--json``
     python bench/interp_quality.py [--size 256] [--views 7x3] [--codec jpeg] [--depth-scale 1]
                                    [--at centre|quarter] [--view-sharpen 1] [--json]
 
-Targets (issue 5): reprojection >= 33 dB, and >= 2 dB above plain blending.
+Targets: reprojection >= 33 dB, and >= 2 dB above plain blending.
 """
 
 from __future__ import annotations

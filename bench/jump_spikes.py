@@ -1,4 +1,4 @@
-"""Do jumps show? Frame-to-frame change at graph jumps against ordinary playback (issue 5, bar 3).
+"""Do jumps show? Frame-to-frame change at graph jumps against ordinary playback.
 
 Plays FILE.p4d headless in ``capture`` mode (the viewpoint replays the captured head motion, as
 an export does), records the mean absolute RGB difference between consecutive output frames and
