@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from formats.atomic import atomic_path
+from formats.errors import UsageError
 from player.playback import Playback
 
 MODE_CYCLE = ("free", "capture", "fixed")
@@ -131,7 +133,13 @@ def run(pb: Playback, title: str = "Portrait4D", frames: int | None = None,
             buf = (ctypes.c_ubyte * (fb_w * fb_h * 4))()
             gl.glReadPixels(0, 0, fb_w, fb_h, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE, buf)
             img = np.frombuffer(buf, np.uint8).reshape(fb_h, fb_w, 4)[::-1]
-            cv2.imwrite(path, cv2.cvtColor(img, cv2.COLOR_RGBA2BGR))
+            try:
+                with atomic_path(path) as tmp:
+                    if not cv2.imwrite(str(tmp), cv2.cvtColor(img, cv2.COLOR_RGBA2BGR)):
+                        raise OSError(f"{path}: could not write the image")
+            except (OSError, UsageError) as exc:  # a failed screenshot must not end the playback
+                print(f"player: screenshot not saved: {exc}")
+                return
             print(f"player: screenshot {path}")
 
         def on_mouse_drag(self, x, y, dx, dy, buttons, modifiers):
