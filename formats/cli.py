@@ -8,6 +8,7 @@
     p4d quilt FILE -o NAME.png [--keyframe K] [--pitch DEG] [--cols C --rows R]
     p4d repack FILE -o OUT.p4d [--codec C] [--quality Q] [--views SEL] [--keyframes SEL] ...
     p4d graph FILE -o graph.dot|graph.json|graph.png
+    p4d compare A.p4d B.p4d [--json]
 
 Every error is one line on stderr. Exit codes (formats/errors.py): 0 done; 1 a failure while
 working (a broken tile, a full disk), and `validate`'s answer "this file is not sound"; 2 bad usage
@@ -561,6 +562,23 @@ def cmd_graph(args) -> int:
 
 # ---------------------------------------------------------------------------------------- main
 
+def cmd_compare(args) -> int:
+    from formats.compare import compare
+    with _open(args.a) as a, _open(args.b) as b:
+        res = compare(a, b, quiet=args.json or args.quiet)
+    if args.json:
+        print(json.dumps(res))
+        return EXIT_OK
+    c, al, d = res["color"], res["alpha"], res["depth"]
+    print(f"{args.a} against {args.b}: {res['keyframes']} keyframes x {res['views']} views")
+    print(f"  colour PSNR inside B's alpha: mean {c['psnr_mean']:.2f} dB, worst tile {c['psnr_min']:.2f} dB")
+    if al is not None:
+        print(f"  alpha mean abs error: mean {al['mae_mean']:.3f} levels, worst tile {al['mae_max']:.3f}")
+    if d is not None and d["rms_mm_mean"] is not None:
+        print(f"  depth RMS error inside the alpha: mean {d['rms_mm_mean']:.3f} mm, worst tile {d['rms_mm_max']:.3f} mm")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="p4d", description="Inspect, check, export and repack .p4d 4D portraits.")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -631,6 +649,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pitches", help="pitch indices SEL")
     s.add_argument("--keyframes", help="keyframe indices SEL")
     s.set_defaults(func=cmd_repack)
+
+    s = sub.add_parser("compare", help="A's tiles against B's on the same grid and keyframes: colour PSNR, "
+                                       "alpha and depth error",
+                       description="A's tiles against B's (the reference) on the same view grid and keyframes: "
+                                   "colour PSNR over B's alpha (identical tiles count as 100 dB), alpha mean "
+                                   "absolute error in levels, depth RMS error in mm inside the alpha.")
+    s.add_argument("a", metavar="A.p4d", help="the portrait to score")
+    s.add_argument("b", metavar="B.p4d", help="the reference")
+    s.add_argument("--json", action="store_true",
+                   help='one JSON object: {"color": {"psnr_mean", "psnr_min", "per_view"}, "alpha": {"mae_mean", '
+                        '...}, "depth": {"rms_mm_mean", ...}}')
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("graph", help="the keyframe graph as .dot, .json or .png")
     s.add_argument("file")

@@ -19,7 +19,7 @@ from formats.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE
 from testkit.sample import write_sample
 
 YAWS, PITCHES, SIZE, K = (-30.0, -15.0, 0.0, 15.0, 30.0), (-10.0, 0.0, 10.0), (24, 18), 5
-SUBCOMMANDS = ["info", "validate", "extract", "contact-sheet", "quilt", "repack", "graph"]
+SUBCOMMANDS = ["info", "validate", "extract", "contact-sheet", "quilt", "repack", "graph", "compare"]
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +251,7 @@ def test_every_subcommand_has_help_and_fails_in_one_line(capsys, tmp_path, sub, 
     junk.write_bytes(os.urandom(500))
     extra = {"extract": ["-k", 0, "-v", 0, "-o", tmp_path / "o.png"], "contact-sheet": ["-o", tmp_path / "o.png"],
              "quilt": ["-o", tmp_path / "o.png"], "repack": ["-o", tmp_path / "o.p4d"],
-             "graph": ["-o", tmp_path / "o.dot"]}.get(sub, [])
+             "graph": ["-o", tmp_path / "o.dot"], "compare": [p4d]}.get(sub, [])
     for bad, what in ((junk, "not a .p4d file (bad magic"), (tmp_path / "missing.p4d", "no such file")):
         rc, out, err = run(capsys, sub, bad, *extra)
         # validate answers "not sound" (1) for a file it could read; every other unusable input is 2
