@@ -7,7 +7,7 @@ import numpy as np
 from bake.fields.base import Capture, CheckpointError
 from bake.synthetic import kernels
 from bake.synthetic.head import EXPRESSION_NAMES, HeadConfig, head_params
-from formats.camera import Camera
+from formats.camera import Camera, Intrinsics, orbit_pose
 
 
 class SyntheticField:
@@ -86,7 +86,6 @@ class SyntheticField:
 
     def warmup(self) -> None:
         """Compile (or load from the numba cache) every kernel once."""
-        from formats.camera import Intrinsics, orbit_pose
         self.render(Camera(Intrinsics.from_fov(40, 8, 8), orbit_pose(0, 0, 0.5)),
                     np.zeros(len(EXPRESSION_NAMES)))
 

@@ -186,6 +186,8 @@ class MediapipeTask:
         # mediapipe's C++ logging prints INFO/WARNING lines to stderr; keep errors only.
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # Imported here, not at the top: mediapipe is an optional dependency that takes seconds to
+        # load, and only a tracker that runs needs it (the track pipeline's maths and tests don't).
         try:
             import mediapipe as mp
             from mediapipe.tasks.python import vision
