@@ -174,3 +174,12 @@ def _write(root: Path, files: dict[str, str]) -> None:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+
+
+def test_every_package_folder_has_an_init():
+    # A folder of modules without __init__.py imports fine from the checkout (a namespace
+    # package) but is left out of a regular install (setuptools' find_packages skips it).
+    missing = sorted(str(d.relative_to(REPO)) for pkg in PACKAGES for d in [REPO / pkg, *(REPO / pkg).rglob("*")]
+                     if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py"))
+                     and not (d / "__init__.py").is_file())
+    assert not missing, f"package folders without __init__.py: {missing}"
