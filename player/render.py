@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from formats.camera import Intrinsics, orbit_pose
+from formats.camera import Intrinsics, orbit_pose, view_angles
 from player import kernels as K
 from player.cache import TileCache
 
@@ -155,9 +155,26 @@ class Renderer:
         it is the same pixel-wise mix as the temporal blend) and warps once: a jump frame costs
         one pass over four tiles per view instead of a second warp.
         """
-        assert 1 <= len(streams) <= self.MAX_STREAMS, streams
+        return self._draw(yaw, pitch, self.target_camera(yaw, pitch, zoom), streams)
+
+    def render_camera(self, intrinsics: Intrinsics, cam_to_head: np.ndarray, streams) -> np.ndarray:
+        """``render`` seen from any camera (roll and distance included), not only from the orbit:
+        ``intrinsics`` in pixels of the output (its width and height must be the output's), and
+        the camera's 4x4 ``cam_to_head`` in the bake's head frame. The grid views around its
+        direction from the orbit centre are warped to it (``bake eval-portrait`` draws each
+        keyframe at the camera of the captured frame)."""
+        if (intrinsics.height, intrinsics.width) != self.out_shape:
+            raise ValueError(f"intrinsics for a {intrinsics.width}x{intrinsics.height} image, but the output is "
+                             f"{self.out_shape[1]}x{self.out_shape[0]}")
+        yaw, pitch, _ = view_angles(cam_to_head, self.center)
+        return self._draw(yaw, pitch, K.camera_arrays(intrinsics, cam_to_head), streams)
+
+    def _draw(self, yaw: float, pitch: float, tgt: tuple, streams) -> np.ndarray:
+        """The frame at target camera ``tgt`` (``kernels.camera_arrays``), the grid views around
+        (yaw, pitch) warped to it."""
+        if not 1 <= len(streams) <= self.MAX_STREAMS:
+            raise ValueError(f"1 or {self.MAX_STREAMS} streams, got {len(streams)}")
         K.view_weights(self.yaws, self.pitches, yaw, pitch, self.idx, self.w, self.config.view_sharpen)
-        tgt = self.target_camera(yaw, pitch, zoom)
         fade = len(streams) == 2 and K.blend_steps(streams[1][3]) > 0  # else stream 1 adds nothing
         if fade:
             self._gather_fade(streams[0], streams[1], streams[1][3])

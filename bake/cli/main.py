@@ -18,18 +18,19 @@ SUBCOMMANDS = {
     "train": "train a NeRFBlendShape head from a dataset into a checkpoint",
     "eval": "PSNR / SSIM / L1 of a checkpoint on its held-out frames",
     "render": "render one image of a checkpoint at an expression and view",
+    "eval-portrait": "a baked portrait, as the player draws it, against its video (replay, held-out, sharpness)",
 }
 
 USAGE = """usage: bake CKPT -o OUT.p4d [options]     (bake a portrait; `bake CKPT --help` for options)
        bake SUBCOMMAND [options]          (`bake SUBCOMMAND --help`)
 
 subcommands:
-""" + "".join(f"  {name:<8} {text}\n" for name, text in SUBCOMMANDS.items())
+""" + "".join(f"  {name:<14} {text}\n" for name, text in SUBCOMMANDS.items())
 
 
 def _run_sub(name: str, argv: list[str]) -> int:
     # Imported on demand: `bake track` should not load torch, nor `bake synth` mediapipe.
-    module = importlib.import_module(f"bake.cli.{name}")
+    module = importlib.import_module(f"bake.cli.{name.replace('-', '_')}")
     return module.main(argv)
 
 
