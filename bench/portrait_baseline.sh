@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The measured portraits of real clips: each shared clip tracked at 256, its field trained 20 min,
+# baked on a 5x3 grid at 1 keyframe/s, then scored by `bake eval-portrait` (replay, held-out,
+# sharpness; field_heldout_psnr from the checkpoint). Prints one JSON line per clip.
+#
+#   bash bench/portrait_baseline.sh [OUT_DIR] [CLIP ...]      (default: baseline/ d3 d9 d12)
+#
+# Steps already done in OUT_DIR are kept (a dataset, checkpoint or bake that exists is reused),
+# so a run can be stopped and continued. About 35 min a clip on 2 cores, most of it training.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+data="${P4D_SHARED_DATA:-$root/../shared/data}"
+out="${1:-baseline}"
+shift || true
+clips=("$@")
+[ ${#clips[@]} -gt 0 ] || clips=(d3 d9 d12)
+mkdir -p "$out"
+for c in "${clips[@]}"; do
+  [ -f "$data/$c.mp4" ] || { echo "no $data/$c.mp4" >&2; exit 2; }
+  [ -f "$out/$c/dataset.json" ] || bake track "$data/$c.mp4" -o "$out/$c" --size 256 -q
+  [ -f "$out/$c.ckpt" ] || bake train "$out/$c" -o "$out/$c.ckpt" --minutes 20 --size 256 -q
+  [ -f "$out/$c.p4d" ] || bake "$out/$c.ckpt" -o "$out/$c.p4d" --views 5x3 --fps 1 -q
+  echo "{\"clip\": \"$c\", \"eval\": $(bake eval-portrait "$out/$c.p4d" "$out/$c" --checkpoint "$out/$c.ckpt" \
+       --sheet "$out/$c.portrait.png" --json)}"
+done
