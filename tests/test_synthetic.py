@@ -9,7 +9,7 @@ import pytest
 
 from bake.synthetic import EXPRESSION_NAMES, SyntheticField
 from bake.synthetic import kernels as K
-from bake.synthetic import naive as N
+from testkit.naive import synthetic as N
 from bake.synthetic.head import CAVITY, EAR_L, EYE_L, EYE_R, LOWER_LIP, UPPER_LIP
 from bake.synthetic.motion import MotionConfig, capture_motion
 from formats.camera import Camera, Intrinsics, orbit_pose, pixel_rays

@@ -6,7 +6,7 @@ distance of ``sdf.py``, shades the hit once (``albedo.py`` x fixed head-frame li
 ambient occlusion) and writes premultiplied colour, alpha and camera z-depth.
 
 Speed comes from: per-ray culling against bounding volumes, the exact primitive skipping of
-``sdf.py``, cone-marched tiles and threads over rows. ``bake/synthetic/naive.py`` is the slow
+``sdf.py``, cone-marched tiles and threads over rows. ``testkit/naive/synthetic.py`` is the slow
 numpy twin that tests check this module against.
 """
 

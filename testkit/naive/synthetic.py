@@ -1,5 +1,5 @@
-"""Slow numpy twin of sdf.py, albedo.py and kernels.py, written for clarity: tests check the
-kernels against it.
+"""Slow numpy twin of bake/synthetic/ (sdf.py, albedo.py and kernels.py), written for clarity:
+tests check the kernels against it.
 
 Same head, same formulas, but vectorised over points and with none of the kernels' speed-ups
 (no bounding-sphere skipping, no groups, no cone pre-pass, no over-relaxation), so agreement
