@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from formats.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from player.encoders import DITHERS
 
 PROG = "player"
 
@@ -47,9 +48,20 @@ def play_parser() -> argparse.ArgumentParser:
     ap.add_argument("--yaw", type=float, default=0.0, help="fixed-mode yaw in degrees (default 0)")
     ap.add_argument("--pitch", type=float, default=0.0, help="fixed-mode pitch in degrees (default 0)")
     ap.add_argument("--export", metavar="OUT", default=None,
-                    help="render headless to OUT: .mp4, .gif, or a folder ending in / (PNG frames)")
+                    help="render headless to OUT, the type from its name: .mp4 (H.264, plays in browsers and "
+                         "messaging apps), .webp (animated WebP: smaller and sharper than GIF), .gif, or a "
+                         "folder ending in / (PNG frames). H.264, WebP and GIF come with the video extra "
+                         "(pip install 'portrait4d[video]'); without it .mp4 is MPEG-4 Part 2, which browsers "
+                         "do not play")
     ap.add_argument("--seconds", type=float, default=10.0, help="export length in seconds (default 10)")
     ap.add_argument("--fps", type=float, default=25.0, help="export frame rate (default 25)")
+    ap.add_argument("--crf", type=int, default=20,
+                    help=".mp4 quality: x264's constant rate factor, 0-51, lower is sharper and larger "
+                         "(default 20; 18 looks lossless, each +6 about halves the file)")
+    ap.add_argument("--quality", type=int, default=80, help=".webp quality, 0-100 (default 80)")
+    ap.add_argument("--dither", choices=DITHERS, default="bayer",
+                    help=".gif dithering onto the clip's 256-colour palette (default bayer: an ordered pattern "
+                         "that stays still between frames and compresses well)")
     ap.add_argument("--paused", action="store_true", help="start paused (window)")
     ap.add_argument("--hud", action="store_true", help="start with the HUD shown (window)")
     ap.add_argument("--frames", type=int, default=None, help=argparse.SUPPRESS)  # tests: quit after N draws
@@ -224,7 +236,8 @@ def play(args) -> int:
     pb = _playback(reader, args, mode, size)
     try:
         if args.export:
-            out = export(pb, args.export, args.seconds, args.fps, quiet=args.quiet)
+            out = export(pb, args.export, args.seconds, args.fps, quiet=args.quiet,
+                         crf=args.crf, quality=args.quality, dither=args.dither)
             print(f"{PROG}: wrote {out} ({args.seconds:g} s at {args.fps:g} fps)")
             return 0
         from player.window import NoDisplayError, run

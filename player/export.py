@@ -1,4 +1,8 @@
-"""Headless playback to a video (mp4), an animated gif, or a folder of PNG frames.
+"""Headless playback to an H.264 mp4, an animated WebP or GIF, or a folder of PNG frames.
+
+The encoders are FFmpeg's through PyAV (``player/encoders.py``, the ``video`` extra). Without
+PyAV, mp4 falls back to opencv's mp4v, which browsers do not play, and says so once; WebP and
+GIF need PyAV and say how to get it before any frame is drawn.
 
 Nothing appears at the output path until the whole clip is written: a file through
 ``formats.atomic.atomic_path``, a folder staged under a unique name beside it and renamed.
@@ -8,8 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -17,8 +23,10 @@ import numpy as np
 from formats.atomic import atomic_path
 from formats.errors import UsageError
 from formats.progress import Progress
-from player.gif import GifWriter
+from player.encoders import DITHERS, GifWriter, H264Writer, Mp4vWriter, WebpWriter, have_av
 from player.playback import Playback
+
+VIDEO_EXTRA = "pip install 'portrait4d[video]'"
 
 
 class ExportError(UsageError):
@@ -26,13 +34,21 @@ class ExportError(UsageError):
 
 
 def output_kind(out: str) -> str:
-    """'mp4' | 'gif' | 'dir' from the output name (a trailing slash or an existing folder = dir)."""
+    """'mp4' | 'webp' | 'gif' | 'dir' from the output name (a trailing slash or an existing folder
+    = dir); a WebP or GIF name without PyAV installed is refused here, before any work."""
     if out.endswith(("/", os.sep)) or Path(out).is_dir():
         return "dir"
     ext = Path(out).suffix.lower()
-    if ext in (".mp4", ".gif"):
-        return ext[1:]
-    raise ExportError(f"{out}: unknown export type {ext or '(none)'}; use .mp4, .gif or a folder name ending in /")
+    if ext not in (".mp4", ".webp", ".gif"):
+        raise ExportError(f"{out}: unknown export type {ext or '(none)'}; "
+                          f"use .mp4, .webp, .gif or a folder name ending in /")
+    if ext != ".mp4" and not have_av():
+        raise ExportError(f"{out}: {ext} export needs PyAV (FFmpeg's encoders); install it with {VIDEO_EXTRA}")
+    return ext[1:]
+
+
+def _say(message: str) -> None:
+    print(f"player: {message}", file=sys.stderr)
 
 
 def frames(pb: Playback, seconds: float, fps: float):
@@ -44,10 +60,24 @@ def frames(pb: Playback, seconds: float, fps: float):
         pb.step(1.0 / fps)
 
 
-def export(pb: Playback, out: str, seconds: float, fps: float = 25.0, quiet: bool = False) -> Path:
+def export(pb: Playback, out: str, seconds: float, fps: float = 25.0, quiet: bool = False, *,
+           crf: int = 20, quality: int = 80, dither: str = "bayer",
+           note: Callable[[str], None] = _say) -> Path:
+    """Plays ``pb`` for ``seconds`` at ``fps`` into ``out`` (kind from its name, ``output_kind``).
+
+    ``crf``: H.264 quality, 0-51, lower is better and larger (mp4). ``quality``: WebP quality,
+    0-100. ``dither``: GIF dithering, one of ``DITHERS``. ``note``: where the one warning of the
+    mp4 fallback goes (stderr by default).
+    """
     kind = output_kind(out)
     if seconds <= 0 or fps <= 0:
         raise ExportError(f"--seconds and --fps must be > 0 (got {seconds}, {fps})")
+    if not 0 <= crf <= 51:
+        raise ExportError(f"--crf must be between 0 and 51, got {crf}")
+    if not 0 <= quality <= 100:
+        raise ExportError(f"--quality must be between 0 and 100, got {quality}")
+    if dither not in DITHERS:
+        raise ExportError(f"--dither must be one of {', '.join(DITHERS)}, got {dither}")
     n = max(1, int(round(seconds * fps)))
     target = Path(out.rstrip("/" + os.sep)) if kind == "dir" else Path(out)
     parent = target.parent if str(target.parent) else Path(".")
@@ -58,6 +88,9 @@ def export(pb: Playback, out: str, seconds: float, fps: float = 25.0, quiet: boo
     if kind == "dir" and target.exists() and any(target.iterdir()):
         raise ExportError(f"{out}: folder exists and is not empty; give a new or empty folder")
     h, w = pb.renderer.out_shape
+    if kind == "mp4" and not have_av():
+        note(f"PyAV is not installed, so {target.name} is MPEG-4 Part 2 (mp4v), which browsers and "
+             f"most messaging apps do not play; for H.264 install {VIDEO_EXTRA}")
     with Progress(n, f"export {target.name}", disable=quiet) as bar:
         if kind == "dir":
             tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
@@ -74,18 +107,13 @@ def export(pb: Playback, out: str, seconds: float, fps: float = 25.0, quiet: boo
             return target
         with atomic_path(target) as tmp:
             if kind == "mp4":
-                vw = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-                if not vw.isOpened():
-                    raise RuntimeError(f"{out}: opencv cannot write mp4 here (no mp4v encoder)")
-                for _, rgb in frames(pb, seconds, fps):
-                    vw.write(rgb[:, :, ::-1])
-                    bar.update(1)
-                vw.release()
+                writer = H264Writer(tmp, w, h, fps, crf=crf) if have_av() else Mp4vWriter(tmp, w, h, fps)
+            elif kind == "webp":
+                writer = WebpWriter(tmp, w, h, fps, quality=quality)
             else:
-                with open(tmp, "wb") as f:
-                    gw = GifWriter(f, w, h, fps)
-                    for _, rgb in frames(pb, seconds, fps):
-                        gw.add(rgb)
-                        bar.update(1)
-                    gw.close()
+                writer = GifWriter(tmp, w, h, fps, dither=dither)
+            with writer:
+                for _, rgb in frames(pb, seconds, fps):
+                    writer.add(rgb)
+                    bar.update(1)
     return target

@@ -25,15 +25,46 @@ def run_cli(*args, env=None):
                           capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_export_mp4_has_the_asked_length(p4d, tmp_path):
+def _png_frames(p4d, tmp_path, *args):
+    """The player's own frames for the same export arguments, as RGB float [N, H, W, 3]."""
+    d = tmp_path / "png"
+    assert main([p4d, "--export", str(d) + "/", *args, "--quiet"]) == 0
+    return np.stack([cv2.imread(str(d / f))[:, :, ::-1] for f in sorted(os.listdir(d))]).astype(float)
+
+
+def _psnr(a, b):
+    return 10 * np.log10(255.0 ** 2 / np.mean((a.astype(float) - b.astype(float)) ** 2))
+
+
+def test_export_mp4_is_h264_that_streams_and_matches_the_player(p4d, tmp_path):
+    av = pytest.importorskip("av")
     out = tmp_path / "clip.mp4"
-    assert main([p4d, "--export", str(out), "--seconds", "6", "--quiet"]) == 0
-    cap = cv2.VideoCapture(str(out))
-    n, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
-    assert fps == 25 and n == 150  # 6 s
-    ok, frame = cap.read()
-    assert ok and frame.shape == (48, 48, 3)
-    assert not [p for p in os.listdir(tmp_path) if p != "clip.mp4"]  # no temp left behind
+    args = ["--seconds", "2", "--fps", "12.5", "--size", "96"]
+    assert main([p4d, "--export", str(out), *args, "--quiet"]) == 0
+    with av.open(str(out)) as c:
+        s = c.streams.video[0]
+        assert s.codec_context.name == "h264" and s.codec_context.pix_fmt == "yuv420p"
+        assert (s.width, s.height) == (96, 96) and s.average_rate == 12.5
+        got = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    assert len(got) == 25
+    ref = _png_frames(p4d, tmp_path, *args)
+    assert min(_psnr(a, b) for a, b in zip(got, ref)) >= 35  # the default --crf 20
+    data = out.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")  # +faststart: the index first, so it streams
+    assert not [p for p in os.listdir(tmp_path) if p not in ("clip.mp4", "png")]  # no temp left behind
+
+
+def test_export_mp4_crf_trades_size_and_odd_sizes_are_padded(p4d, tmp_path):
+    av = pytest.importorskip("av")
+    sizes = {}
+    for crf in (10, 40):
+        out = tmp_path / f"c{crf}.mp4"
+        assert main([p4d, "--export", str(out), "--seconds", "1", "--size", "95", "--crf", str(crf), "--quiet"]) == 0
+        sizes[crf] = out.stat().st_size
+        with av.open(str(out)) as c:
+            s = c.streams.video[0]
+            assert (s.width, s.height) == (96, 96) and sum(1 for _ in c.decode(video=0)) == 25
+    assert sizes[10] > 2 * sizes[40]
 
 
 def test_export_frames_are_deterministic_per_seed(p4d, tmp_path):
@@ -49,21 +80,59 @@ def test_export_frames_are_deterministic_per_seed(p4d, tmp_path):
     assert a.std() > 5  # something was drawn
 
 
-def test_export_gif_decodes(p4d, tmp_path):
+@pytest.mark.parametrize("dither", ["bayer", "none"])
+def test_export_gif_decodes(p4d, tmp_path, dither):
+    av = pytest.importorskip("av")
     out = tmp_path / "clip.gif"
-    assert main([p4d, "--export", str(out), "--seconds", "1", "--fps", "10", "--quiet"]) == 0
+    args = ["--seconds", "1", "--fps", "10"]
+    assert main([p4d, "--export", str(out), *args, "--dither", dither, "--quiet"]) == 0
+    with av.open(str(out)) as c:
+        got = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    assert got.shape == (10, 48, 48, 3)
+    # one 256-colour palette for the clip: close to the PNG export of the same frames
+    ref = _png_frames(p4d, tmp_path, *args)
+    assert np.abs(got - ref).mean() < 4
+
+
+def test_export_webp_decodes(p4d, tmp_path):
+    pytest.importorskip("av")
+    Image = pytest.importorskip("PIL.Image")
+    out = tmp_path / "clip.webp"
+    args = ["--seconds", "1", "--fps", "10"]
+    assert main([p4d, "--export", str(out), *args, "--quiet"]) == 0
+    with Image.open(out) as im:
+        assert im.format == "WEBP" and im.n_frames == 10 and im.size == (48, 48) and im.info["loop"] == 0
+        got = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            got.append(np.asarray(im.convert("RGB")))
+    ref = _png_frames(p4d, tmp_path, *args)
+    assert min(_psnr(a, b) for a, b in zip(got, ref)) >= 30  # lossy at the default --quality 80
+
+
+NO_AV = "import sys; sys.modules['av'] = None; from player.cli import main; sys.exit(main())"
+
+
+def test_without_the_video_extra_mp4_falls_back_and_says_so_once(p4d, tmp_path):
+    out = tmp_path / "clip.mp4"
+    r = subprocess.run([sys.executable, "-c", NO_AV, p4d, "--export", str(out), "--seconds", "2"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if "portrait4d[video]" in ln]
+    assert len(said) == 1 and "browsers" in said[0] and "Traceback" not in r.stderr
     cap = cv2.VideoCapture(str(out))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    assert len(frames) == 10 and frames[0].shape[:2] == (48, 48)
-    # a 256-colour palette per frame: close to the PNG export of the same frame
-    assert main([p4d, "--export", str(tmp_path / "png") + "/", "--seconds", "1", "--fps", "10", "--quiet"]) == 0
-    ref = cv2.imread(str(tmp_path / "png" / "frame_000000.png")).astype(int)
-    assert np.abs(frames[0].astype(int) - ref).mean() < 4
+    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == 50 and cap.get(cv2.CAP_PROP_FPS) == 25
+    ok, frame = cap.read()
+    assert ok and frame.shape == (48, 48, 3)
+
+
+@pytest.mark.parametrize("name", ["clip.gif", "clip.webp"])
+def test_without_the_video_extra_gif_and_webp_name_the_fix(p4d, tmp_path, name):
+    r = subprocess.run([sys.executable, "-c", NO_AV, p4d, "--export", str(tmp_path / name)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert "pip install 'portrait4d[video]'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not os.listdir(tmp_path)
 
 
 def test_bench_json(p4d):
@@ -80,6 +149,9 @@ def test_bench_json(p4d):
     (["{p4d}", "--export", "{tmp}/x.avi"], "unknown export type"),
     (["{p4d}", "--export", "{tmp}/nodir/x.mp4"], "does not exist"),
     (["{p4d}", "--size", "3", "--export", "{tmp}/x.mp4"], "--size"),
+    (["{p4d}", "--crf", "60", "--export", "{tmp}/x.mp4"], "--crf"),
+    (["{p4d}", "--quality", "101", "--export", "{tmp}/x.webp"], "--quality"),
+    (["{p4d}", "--dither", "fancy", "--export", "{tmp}/x.gif"], "invalid choice"),
     (["{bad}"], "not a playable .p4d"),
     (["bench", "/nonexistent.p4d"], "no such file"),
     (["bench", "{p4d}", "--view-sharpen", "0.5"], "--view-sharpen"),
