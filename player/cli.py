@@ -56,7 +56,7 @@ def play_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seconds", type=float, default=10.0, help="export length in seconds (default 10)")
     ap.add_argument("--fps", type=float, default=25.0, help="export frame rate (default 25)")
     ap.add_argument("--crf", type=int, default=20,
-                    help=".mp4 quality: x264's constant rate factor, 0-51, lower is sharper and larger "
+                    help=".mp4 quality: x264's constant rate factor, 1-51, lower is sharper and larger "
                          "(default 20; 18 looks lossless, each +6 about halves the file)")
     ap.add_argument("--quality", type=int, default=80, help=".webp quality, 0-100 (default 80)")
     ap.add_argument("--dither", choices=DITHERS, default="bayer",

@@ -18,7 +18,7 @@ import numpy as np
 __all__ = ["DITHERS", "have_av", "H264Writer", "WebpWriter", "GifWriter", "Mp4vWriter"]
 
 # paletteuse's dither modes. Ordered (bayer) dithering is the default: its pattern stays put from
-# frame to frame, where error diffusion crawls over a still background and compresses worse.
+# frame to frame, where error diffusion crawls over a still background.
 DITHERS = ("bayer", "floyd_steinberg", "sierra2_4a", "none")
 
 
@@ -96,8 +96,8 @@ class H264Writer(_AvWriter):
     before the data, so a browser starts playing while the file arrives). An odd width or height
     gets one replicated edge row or column: yuv420p needs even sizes.
 
-    ``crf``: x264's constant rate factor, 0 (lossless) to 51; 18 looks transparent, each +6
-    about halves the file. ``preset``: x264's speed/size trade (ultrafast ... veryslow).
+    ``crf``: x264's constant rate factor, 1 to 51 (0 would switch x264 to a lossless profile that
+    browsers do not play); 18 looks transparent, each +6 about halves the file. ``preset``: x264's speed/size trade (ultrafast ... veryslow).
     """
 
     def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = 20, preset: str = "medium"):

@@ -65,15 +65,15 @@ def export(pb: Playback, out: str, seconds: float, fps: float = 25.0, quiet: boo
            note: Callable[[str], None] = _say) -> Path:
     """Plays ``pb`` for ``seconds`` at ``fps`` into ``out`` (kind from its name, ``output_kind``).
 
-    ``crf``: H.264 quality, 0-51, lower is better and larger (mp4). ``quality``: WebP quality,
+    ``crf``: H.264 quality, 1-51, lower is better and larger (mp4). ``quality``: WebP quality,
     0-100. ``dither``: GIF dithering, one of ``DITHERS``. ``note``: where the one warning of the
     mp4 fallback goes (stderr by default).
     """
     kind = output_kind(out)
     if seconds <= 0 or fps <= 0:
         raise ExportError(f"--seconds and --fps must be > 0 (got {seconds}, {fps})")
-    if not 0 <= crf <= 51:
-        raise ExportError(f"--crf must be between 0 and 51, got {crf}")
+    if not 1 <= crf <= 51:
+        raise ExportError(f"--crf must be between 1 and 51, got {crf}")
     if not 0 <= quality <= 100:
         raise ExportError(f"--quality must be between 0 and 100, got {quality}")
     if dither not in DITHERS:
