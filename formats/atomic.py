@@ -47,10 +47,15 @@ def atomic_path(target: str | os.PathLike, fsync: bool = True) -> Iterator[Path]
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=parent)
     os.close(fd)
     tmp = Path(name)
+    # mkstemp makes the file private (0600); the output gets the mode any new file would (the
+    # umask's), or a portrait written for sharing could be read by its owner only.
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         yield tmp
         if not tmp.exists():
             raise OSError(f"{target}: nothing was written")
+        os.chmod(tmp, 0o666 & ~umask)
         if fsync:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
