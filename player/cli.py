@@ -28,8 +28,8 @@ def _common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--seed", type=int, default=0, help="seed of the graph walk and head-motion replay (default 0)")
     ap.add_argument("--view-sharpen", type=float, default=1.0, metavar="G",
                     help="G >= 1 favours the nearest baked view: fewer views to warp per frame (faster), "
-                         "at some cost between views (G = 2: -1.9 dB at cell quarter points, "
-                         "bench/interp_quality.py --at quarter); default 1, plain bilinear view weights")
+                         "at some cost between views (G = 2: -1.9 dB at cell quarter points with jpeg tiles and "
+                         "full-resolution depth, bench/interp_quality.py); default 1, plain bilinear view weights")
     ap.add_argument("--threads", type=int, default=1,
                     help="numba threads for the kernels (default 1: the kernels fit one core's budget, and "
                          "on a busy machine more threads spin and lose)")
