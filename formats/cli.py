@@ -32,40 +32,20 @@ import numpy as np
 
 from formats import codecs
 from formats.atomic import atomic_path, check_writable_dir
-from formats.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from formats.errors import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, OneLineParser, UsageError,
+                            check_input_file)
 from formats.p4d import KIND_CODECS, P4DFormatError, upsample_depth_nearest
 from formats.progress import Progress
 from formats.reader import P4DReader
 from formats.writer import P4DWriter
 
 
-class _Parser(argparse.ArgumentParser):
-    # argparse prints usage + error on two lines; keep it to one line, with the usage exit code.
-    def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
 # ------------------------------------------------------------------------------------- helpers
-
-def _check_input(path) -> pathlib.Path:
-    """The input, checked before it is opened, so each way it can be unusable gets its own message
-    (and a FIFO is refused instead of blocking the open)."""
-    p = pathlib.Path(path)
-    if p.is_dir():
-        raise UsageError(f"{p}: is a folder, not a .p4d file")
-    if not p.exists():
-        raise UsageError(f"{p}: no such file")
-    if not p.is_file():
-        raise UsageError(f"{p}: not a regular file")
-    if not os.access(p, os.R_OK):
-        raise UsageError(f"{p}: cannot be read (permission denied)")
-    return p
-
 
 def _open(path) -> P4DReader:
     """The input opened; a file the reader refuses to open is an unusable input (exit 2), unlike a
     tile found broken later while working (exit 1)."""
-    p = _check_input(path)
+    p = check_input_file(path)
     try:
         return P4DReader(p)
     except P4DFormatError as e:
@@ -221,7 +201,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    path = _check_input(args.file)
+    path = check_input_file(args.file)
     try:
         r = P4DReader(path)
     except P4DFormatError as e:  # validate's answer, not a usage error: this file is not sound
@@ -580,8 +560,8 @@ def cmd_compare(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="p4d", description="Inspect, check, export and repack .p4d 4D portraits.")
-    sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    ap = OneLineParser(prog="p4d", description="Inspect, check, export and repack .p4d 4D portraits.")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
 
     s = sub.add_parser("info", help="grid, keyframes, codecs, sizes and graph summary")

@@ -302,7 +302,6 @@ class P4DReader:
     def verify(self, decode: bool = True) -> list[str]:
         """Every crc, padding byte and (optionally) decode; one line per problem, [] when sound."""
         problems = []
-        a = self.alignment
         spans = [(int(r["offset"]), int(r["length"])) for r in self.index.reshape(-1)]
         if self._preview_rec:
             spans.append(self._preview_rec[:2])

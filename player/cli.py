@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from formats.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from formats.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, OneLineParser, UsageError, check_input_file
 from player.encoders import DITHERS
 
 PROG = "player"
@@ -36,7 +36,7 @@ def _common(ap: argparse.ArgumentParser) -> None:
 
 
 def play_parser() -> argparse.ArgumentParser:
-    ap = _Parser(
+    ap = OneLineParser(
         prog=PROG, description="Play a .p4d 4D portrait: a window, or a headless export with --export. "
         "Run `player bench FILE.p4d` for frame-time figures.",
         epilog="window keys: drag orbit, wheel zoom, arrows nudge, space pause, m mode, h HUD, "
@@ -71,7 +71,7 @@ def play_parser() -> argparse.ArgumentParser:
 
 
 def bench_parser() -> argparse.ArgumentParser:
-    ap = _Parser(
+    ap = OneLineParser(
         prog=f"{PROG} bench", description="Frame-time figures: plays FILE.p4d headless with a slow orbit at "
         "60 Hz and prints p50/p99 frame time (decode of missed tiles included), fps and cache hit rate.")
     _common(ap)
@@ -86,12 +86,6 @@ def bench_parser() -> argparse.ArgumentParser:
 def _fail(msg: str, code: int = EXIT_USAGE) -> int:
     print(f"{PROG}: {msg}", file=sys.stderr)
     return code
-
-
-class _Parser(argparse.ArgumentParser):
-    # argparse prints usage + error on two lines; keep it to one line (exit 2, as argparse).
-    def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def damage_reporter(path: str):
@@ -118,10 +112,7 @@ def _threads(n: int | None) -> int:
 
 def _open(path: str):
     from formats import P4DFormatError, P4DReader
-    if Path(path).is_dir():
-        raise UsageError(f"{path}: is a folder, not a .p4d file")
-    if not Path(path).is_file():
-        raise UsageError(f"{path}: no such file")
+    check_input_file(path)
     try:
         return P4DReader(path)
     except P4DFormatError as exc:

@@ -21,7 +21,7 @@ from bake.evaluation.portrait import (PortraitEvaluation, field_heldout_psnr, he
                                       summarise, worst_and_median)
 from formats import P4DFormatError, P4DReader
 from formats.atomic import check_writable_dir
-from formats.errors import EXIT_OK, UsageError
+from formats.errors import EXIT_OK, UsageError, check_input_file
 from formats.progress import Progress
 
 
@@ -54,9 +54,7 @@ def main(argv: list[str]) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    path = Path(args.portrait)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
+    path = check_input_file(args.portrait)
     out_sheet = Path(args.sheet) if args.sheet else path.with_name(path.stem + ".portrait.png")
     check_writable_dir(out_sheet)  # before the work, not after
     ds = load_dataset(args.dataset)
