@@ -1,4 +1,5 @@
-"""`player FILE.p4d` (window), `player FILE.p4d --export OUT` (headless), `player bench FILE.p4d`.
+"""`player FILE.p4d` (window), `player FILE.p4d --export OUT` (headless), `player bench FILE.p4d`,
+`player web FILE.p4d -o SITE/` (the browser player, ``player.site``).
 
 Exit codes as every command of the project (``formats.errors``): 0 done, 1 a failure while
 playing or writing, 2 bad usage or a file that cannot be played, 130 interrupted. A damaged tile
@@ -38,7 +39,8 @@ def _common(ap: argparse.ArgumentParser) -> None:
 def play_parser() -> argparse.ArgumentParser:
     ap = OneLineParser(
         prog=PROG, description="Play a .p4d 4D portrait: a window, or a headless export with --export. "
-        "Run `player bench FILE.p4d` for frame-time figures.",
+        "Run `player bench FILE.p4d` for frame-time figures, `player web FILE.p4d -o SITE/` for a web page "
+        "that plays it.",
         epilog="window keys: drag orbit, wheel zoom, arrows nudge, space pause, m mode, h HUD, "
                "s screenshot, f fullscreen, q/esc quit")
     _common(ap)
@@ -47,9 +49,13 @@ def play_parser() -> argparse.ArgumentParser:
                          "motion), orbit (slow auto-orbit), fixed (default: free in a window, orbit for --export)")
     ap.add_argument("--yaw", type=float, default=0.0, help="fixed-mode yaw in degrees (default 0)")
     ap.add_argument("--pitch", type=float, default=0.0, help="fixed-mode pitch in degrees (default 0)")
+    ap.add_argument("--keyframe", type=int, default=None, metavar="K",
+                    help="start the walk at keyframe K (default 0); with --mode fixed --yaw --pitch and "
+                         "--export still.png it draws that one state (the browser player's ?k=&yaw=&pitch=&paused=1)")
     ap.add_argument("--export", metavar="OUT", default=None,
                     help="render headless to OUT, the type from its name: .mp4 (H.264, plays in browsers and "
-                         "messaging apps), .webp (animated WebP: smaller and sharper than GIF), .gif, or a "
+                         "messaging apps), .webp (animated WebP: smaller and sharper than GIF), .gif, .png (one "
+                         "still: the first frame), or a "
                          "folder ending in / (PNG frames). H.264, WebP and GIF come with the video extra "
                          "(pip install 'portrait4d[video]'); without it .mp4 is MPEG-4 Part 2, which browsers "
                          "do not play")
@@ -128,8 +134,12 @@ def _playback(reader, args, mode: str, size: int | None = None):
         raise UsageError(f"--size must be between 8 and 4096, got {args.size}")
     if not 1.0 <= args.view_sharpen <= 100.0:
         raise UsageError(f"--view-sharpen must be between 1 and 100, got {args.view_sharpen}")
+    keyframe = getattr(args, "keyframe", None)
+    n = reader.n_keyframes
+    if keyframe is not None and not 0 <= keyframe < n:
+        raise UsageError(f"--keyframe must be between 0 and {n - 1} (the file has {n} keyframes), got {keyframe}")
     cfg = PlayConfig(mode=mode, seed=args.seed, yaw=getattr(args, "yaw", 0.0), pitch=getattr(args, "pitch", 0.0),
-                     render=RenderConfig(size=size or args.size, view_sharpen=args.view_sharpen))
+                     keyframe=keyframe, render=RenderConfig(size=size or args.size, view_sharpen=args.view_sharpen))
     return Playback(reader, cfg, on_damaged=damage_reporter(args.file))
 
 
@@ -179,6 +189,9 @@ def bench(args) -> dict:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["web"]:
+            from player.site import main as web
+            return web(argv[1:])
         if argv[:1] == ["bench"]:
             args = bench_parser().parse_args(argv[1:])
             res = bench(args)
@@ -229,7 +242,8 @@ def play(args) -> int:
         if args.export:
             out = export(pb, args.export, args.seconds, args.fps, quiet=args.quiet,
                          crf=args.crf, quality=args.quality, dither=args.dither)
-            print(f"{PROG}: wrote {out} ({args.seconds:g} s at {args.fps:g} fps)")
+            what = "one still" if output_kind(args.export) == "png" else f"{args.seconds:g} s at {args.fps:g} fps"
+            print(f"{PROG}: wrote {out} ({what})")
             return 0
         from player.window import NoDisplayError, run
         pb.paused = args.paused

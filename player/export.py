@@ -1,4 +1,5 @@
-"""Headless playback to an H.264 mp4, an animated WebP or GIF, or a folder of PNG frames.
+"""Headless playback to an H.264 mp4, an animated WebP or GIF, a folder of PNG frames, or one
+still PNG (the first frame: with ``--keyframe --mode fixed`` one exact state).
 
 The encoders are FFmpeg's through PyAV (``player/encoders.py``, the ``video`` extra). Without
 PyAV, mp4 falls back to opencv's mp4v, which browsers do not play, and says so once; WebP and
@@ -34,14 +35,16 @@ class ExportError(UsageError):
 
 
 def output_kind(out: str) -> str:
-    """'mp4' | 'webp' | 'gif' | 'dir' from the output name (a trailing slash or an existing folder
-    = dir); a WebP or GIF name without PyAV installed is refused here, before any work."""
+    """'mp4' | 'webp' | 'gif' | 'png' | 'dir' from the output name (a trailing slash or an existing
+    folder = dir); a WebP or GIF name without PyAV installed is refused here, before any work."""
     if out.endswith(("/", os.sep)) or Path(out).is_dir():
         return "dir"
     ext = Path(out).suffix.lower()
+    if ext == ".png":
+        return "png"
     if ext not in (".mp4", ".webp", ".gif"):
         raise ExportError(f"{out}: unknown export type {ext or '(none)'}; "
-                          f"use .mp4, .webp, .gif or a folder name ending in /")
+                          f"use .mp4, .webp, .gif, .png (one still) or a folder name ending in /")
     if ext != ".mp4" and not have_av():
         raise ExportError(f"{out}: {ext} export needs PyAV (FFmpeg's encoders); install it with {VIDEO_EXTRA}")
     return ext[1:]
@@ -88,6 +91,12 @@ def export(pb: Playback, out: str, seconds: float, fps: float = 25.0, quiet: boo
     if kind == "dir" and target.exists() and any(target.iterdir()):
         raise ExportError(f"{out}: folder exists and is not empty; give a new or empty folder")
     h, w = pb.renderer.out_shape
+    if kind == "png":  # one still: the state the playback starts in
+        rgb = np.ascontiguousarray(pb.render()[::-1, :, :3])
+        with atomic_path(target) as tmp:
+            if not cv2.imwrite(str(tmp), rgb[:, :, ::-1]):
+                raise ExportError(f"{out}: could not write the PNG")
+        return target
     if kind == "mp4" and not have_av():
         note(f"PyAV is not installed, so {target.name} is MPEG-4 Part 2 (mp4v), which browsers and "
              f"most messaging apps do not play; for H.264 install {VIDEO_EXTRA}")

@@ -1,7 +1,8 @@
 """Where the viewpoint is: slow auto-orbit, a fixed view, or the captured head motion replayed.
 
 Each motion has ``step(dt)`` and ``view() -> (yaw, pitch)`` in degrees, and is seeded where it
-draws random numbers. The window's free mode drives the view itself and uses ``Orbit`` when idle.
+draws random numbers (``player.rng.Pcg32``, as the browser player: docs/walk.md). The window's
+free mode drives the view itself and uses ``Orbit`` when idle.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from player.rng import Pcg32
 
 
 def grid_span(meta: dict) -> tuple[float, float, float, float]:
@@ -53,7 +56,7 @@ class CaptureReplay:
         self.views = np.asarray(meta["keyframes"]["capture_view"], dtype=np.float64).reshape(-1, 2)
         self.fps = float(meta["keyframes"]["fps"])
         self.p_switch = float(meta["graph"].get("pose_switch_prob", 0.03) if p_switch is None else p_switch)
-        self.rng = np.random.default_rng([seed, 1])
+        self.rng = Pcg32(seed, 1)  # stream 1: the walker draws from stream 0 of the same seed
         self.pos = 0.0  # index into views, fractional
         self.direction = 1
         self.switches = 0

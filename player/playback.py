@@ -23,6 +23,9 @@ class PlayConfig:
     yaw: float = 0.0
     """view for fixed mode (degrees)"""
     pitch: float = 0.0
+    keyframe: int | None = None
+    """the keyframe the walk starts at (default: keyframe 0, or its forced jump into the starting
+    view's pose group)"""
     cache_mb: int = 256
     """memory bound of the decoded-tile cache"""
     prefetch: bool = True
@@ -51,7 +54,8 @@ class Playback:
         self.paused = False
         self.set_mode(config.mode)
         yaw, pitch = self.view()
-        self.walker = Walker(self.meta, seed=config.seed, start_group=self.group_of(yaw, pitch))
+        self.walker = Walker(self.meta, seed=config.seed, start_group=self.group_of(yaw, pitch),
+                             start=config.keyframe)
         self.frames = 0
 
     def set_mode(self, mode: str) -> None:

@@ -1,6 +1,7 @@
 """The graph walker (Video Textures + Kimura et al.): which keyframes to show, and when to jump.
 
-Plain Python, seeded, no clock of its own: ``step(dt, group)`` advances it by ``dt`` seconds with
+Plain Python, seeded, no clock of its own (its random draws come from ``player.rng.Pcg32``,
+stream 0, the generator docs/walk.md specifies, so the browser player walks the same way): ``step(dt, group)`` advances it by ``dt`` seconds with
 the viewpoint in pose group ``group``; ``streams()`` says what to draw. A pyglet
 ``EventDispatcher`` (pyglet.event needs no display) emitting ``on_jump(kind, src, dst)`` with
 kind "transition" or "forced", and ``on_keyframe(k)``.
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from pyglet.event import EventDispatcher
 
+from player.rng import Pcg32
+
 
 @dataclass
 class Stream:
@@ -45,7 +48,9 @@ class WalkStats:
 
 class Walker(EventDispatcher):
     def __init__(self, meta: dict, seed: int = 0, start_group: int | None = None,
-                 morph_seconds: float | None = None):
+                 morph_seconds: float | None = None, start: int | None = None):
+        """start: the first keyframe (default 0, or the forced jump of keyframe 0 into
+        ``start_group``); the player's ``--keyframe``."""
         kf, graph = meta["keyframes"], meta["graph"]
         self.n = len(kf["times"])
         self.fps = float(kf["fps"])
@@ -57,12 +62,16 @@ class Walker(EventDispatcher):
         for src, dst, prob, _cost in graph["transitions"]:
             if 0 <= int(src) < self.n and 0 <= int(dst) < self.n and prob > 0:
                 self.transitions[int(src)].append((int(dst), float(prob)))
-        self.rng = np.random.default_rng(seed)
+        self.rng = Pcg32(seed, 0)
         self.time = 0.0
         self.group = start_group
-        start = 0
-        if start_group is not None and self.pose_group[0] != start_group and self.forced[0][start_group] >= 0:
-            start = self.forced[0][start_group]
+        if start is not None:
+            if not 0 <= start < self.n:
+                raise ValueError(f"keyframe {start} is outside 0..{self.n - 1}")
+        else:
+            start = 0
+            if start_group is not None and self.pose_group[0] != start_group and self.forced[0][start_group] >= 0:
+                start = self.forced[0][start_group]
         self.main = Stream(start, self._natural(start))
         self.old: Stream | None = None
         self.fade = 1.0  # weight of ``main``; < 1 while crossfading from ``old``
@@ -76,22 +85,26 @@ class Walker(EventDispatcher):
         return k + 1 if k + 1 < self.n else k
 
     def _draw_successor(self, k: int) -> int | None:
-        """The jump target after keyframe k, or None to go on to k + 1."""
+        """The jump target after keyframe k, or None to go on to k + 1: one draw r of the
+        generator, and the first transition whose running sum of probabilities exceeds r. In
+        plain floats summed in order (docs/walk.md), so the browser's walk adds up the same."""
         opts = self.transitions[k]
         if not opts:
             return None
-        probs = np.array([p for _, p in opts])
+        total = 1.0
         if k + 1 >= self.n:  # no natural successor: a transition is certain
-            probs = probs / probs.sum()
+            total = 0.0
+            for _, p in opts:
+                total += p
         self.stats.offers[k] = self.stats.offers.get(k, 0) + 1
         r = self.rng.random()
-        c = np.cumsum(probs)
-        i = int(np.searchsorted(c, r, side="right"))
-        if i >= len(opts):
-            return None
-        dst = opts[i][0]
-        self.stats.taken[(k, dst)] = self.stats.taken.get((k, dst), 0) + 1
-        return dst
+        c = 0.0
+        for dst, p in opts:
+            c += p / total
+            if r < c:
+                self.stats.taken[(k, dst)] = self.stats.taken.get((k, dst), 0) + 1
+                return dst
+        return None
 
     def _jump(self, dst: int, kind: str) -> None:
         src = self.main.k
