@@ -1,0 +1,271 @@
+"""The browser player in headless Chromium (software WebGL2), against the Python player on the
+same file: fixed states frame by frame, the walk keyframe by keyframe, hostile files, and the
+two ways a server can deliver the portrait (with and without HTTP range requests).
+
+Needs the `playwright` package and a Chromium (`.ci/run` installs both: `apt-get install
+chromium`, `pip install playwright`; never `playwright install`); skips cleanly without them.
+One browser and one pair of servers per module; tiles are 96 px so a frame draws fast on
+SwiftShader."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import os
+import shutil
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from formats import P4DReader
+from player import site
+from player.playback import PlayConfig, Playback
+from player.render import RenderConfig
+from testkit.sphere_p4d import write_sphere
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = next((p for p in (os.environ.get("P4D_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                             shutil.which("chromium-browser")) if p and os.path.exists(p)), None)
+if CHROMIUM is None:
+    pytest.skip("no chromium to run the page in (apt-get install chromium)", allow_module_level=True)
+
+SIZE, OUT = 96, 160
+BACKGROUND = np.floor(255 * np.array(RenderConfig().background) + 0.5)
+GRID_STATES = [(0, 0.0, -8.0), (2, 12.0, 8.0), (3, -12.0, -8.0)]  # (keyframe, yaw, pitch) on grid views
+BETWEEN_STATES = [(1, 5.0, 2.0), (2, -6.0, 0.0), (3, 7.5, -3.0), (0, -3.0, 5.0)]
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """http.server with single byte-range requests (206), as most static servers answer."""
+
+    def log_message(self, *args):
+        pass
+
+    def send_head(self):
+        rng = self.headers.get("Range")
+        path = self.translate_path(self.path)
+        if not rng or not os.path.isfile(path):
+            return super().send_head()
+        size = os.path.getsize(path)
+        a, b = rng.removeprefix("bytes=").split("-")
+        start, end = int(a), min(int(b) if b else size - 1, size - 1)
+        if start >= size:
+            self.send_error(416)
+            return None
+        f = open(path, "rb")
+        f.seek(start)
+        self.send_response(206)
+        self.send_header("Content-Type", self.guess_type(path))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        self.range_left = end - start + 1
+        return f
+
+    def copyfile(self, source, outputfile):
+        left = getattr(self, "range_left", None)
+        if left is None:
+            return super().copyfile(source, outputfile)
+        outputfile.write(source.read(left))
+
+
+class PlainHandler(http.server.SimpleHTTPRequestHandler):
+    """Python's own static server: no ranges, every file as one 200 response."""
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def site_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("web")
+    # Depth at full resolution: how a depth stored at 1/s is brought up is tested on its own
+    # (test_depth_upsampling_matches_the_numpy_twin).
+    src = write_sphere(root / "sphere.p4d", size=SIZE, n_keyframes=4)
+    out, _ = site.build(site.SiteConfig(src, root / "site", quiet=True))
+    write_sphere(out / "walk.p4d", size=24, n_keyframes=12)
+    data = bytearray(src.read_bytes())
+    (out / "truncated.p4d").write_bytes(data[:-100])
+    with P4DReader(src) as r:
+        ioff = int(r._index_offset)
+        rec = r.index[1, 2, 0]  # keyframe 1, view 2, colour
+        tile_off = int(rec["offset"])
+    bad = bytearray(data)
+    bad[ioff + 30] ^= 0xFF
+    (out / "badindex.p4d").write_bytes(bad)
+    bad = bytearray(data)
+    bad[tile_off + 40] ^= 0xFF
+    (out / "badtile.p4d").write_bytes(bad)
+    return out
+
+
+def _serve(handler, root):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+@pytest.fixture(scope="module")
+def servers(site_dir):
+    plain, ranged = _serve(PlainHandler, site_dir), _serve(RangeHandler, site_dir)
+    yield {"plain": f"http://127.0.0.1:{plain.server_port}/", "range": f"http://127.0.0.1:{ranged.server_port}/"}
+    plain.shutdown()
+    ranged.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+        yield b
+        b.close()
+
+
+def open_page(browser, url, until="ready", timeout=30000):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_function("document.body.dataset.state !== 'loading'", timeout=timeout)
+    state = page.evaluate("document.body.dataset.state")
+    assert state == until, (state, page.evaluate("document.getElementById('p4d-error').textContent"), errors)
+    return page
+
+
+def canvas_rgb(page) -> np.ndarray:
+    url = page.evaluate("document.getElementById('p4d').toDataURL('image/png')")
+    png = np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8)
+    return cv2.imdecode(png, cv2.IMREAD_COLOR)[..., ::-1]
+
+
+def python_still(path, k, yaw, pitch, size) -> np.ndarray:
+    with P4DReader(path) as reader:
+        pb = Playback(reader, PlayConfig(mode="fixed", yaw=yaw, pitch=pitch, keyframe=k, prefetch=False,
+                                         render=RenderConfig(size=size)))
+        try:
+            return np.ascontiguousarray(pb.render()[::-1, :, :3])
+        finally:
+            pb.close()
+
+
+def psnr_foreground(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR over the pixels where either image differs from the background."""
+    fg = (np.abs(a - BACKGROUND).sum(-1) > 0) | (np.abs(b - BACKGROUND).sum(-1) > 0)
+    assert fg.mean() > 0.2  # the subject is in the frame
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2)[fg].mean()
+    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
+
+
+@pytest.mark.parametrize("states, floor", [(GRID_STATES, 40.0), (BETWEEN_STATES, 33.0)], ids=["grid", "between"])
+def test_fixed_states_match_the_python_player(browser, servers, site_dir, states, floor):
+    page = None
+    for k, yaw, pitch in states:
+        for size in (OUT, SIZE):
+            page = open_page(browser, f"{servers['range']}?k={k}&yaw={yaw}&pitch={pitch}&paused=1&size={size}")
+            got = canvas_rgb(page)
+            page.close()
+            want = python_still(site_dir / "sphere.p4d", k, yaw, pitch, size)
+            assert got.shape == want.shape == (size, size, 3)
+            db = psnr_foreground(got, want)
+            print(f"k={k} yaw={yaw} pitch={pitch} size={size}: {db:.1f} dB")
+            assert db >= floor, (k, yaw, pitch, size, db)
+
+
+def test_same_seed_same_keyframes_as_the_python_walk(browser, servers, site_dir):
+    seed, seconds = 5, 20.0
+    with P4DReader(site_dir / "walk.p4d") as reader:
+        pb = Playback(reader, PlayConfig(mode="orbit", seed=seed, prefetch=False))
+        want = [(0.0, pb.walker.main.k)]
+        pb.walker.push_handlers(on_keyframe=lambda k: want.append((pb.walker.time, k)),
+                                on_jump=lambda kind, src, dst: want.append((pb.walker.time, dst)))
+        for _ in range(int(seconds * 60)):
+            pb.step(1 / 60)
+        jumps = pb.walker.jumps
+        pb.close()
+    page = open_page(browser, f"{servers['plain']}?file=walk.p4d&mode=orbit&seed={seed}")
+    page.wait_for_function(f"window.p4d.state().time >= {seconds}", timeout=90000, polling=250)
+    got = [(e["t"], e["k"]) for e in page.evaluate("window.p4d.trace()")]
+    page.close()
+    cut = seconds - 0.01  # the last tick's time differs in its last bits from 20
+    want, got = [e for e in want if e[0] < cut], [e for e in got if e[0] < cut]
+    assert jumps >= 3 and len(want) > 200
+    assert [k for _, k in got] == [k for _, k in want]
+    assert got == want  # the same ticks: the same times to the bit
+
+
+@pytest.mark.parametrize("name, needle", [("truncated.p4d", "truncated"), ("badindex.p4d", "index crc mismatch"),
+                                          ("nothere.p4d", "HTTP 404")])
+@pytest.mark.parametrize("server", ["plain", "range"])
+def test_a_bad_file_ends_in_an_error_on_the_page(browser, servers, name, needle, server):
+    page = open_page(browser, f"{servers[server]}?file={name}", until="error")
+    msg = page.evaluate("document.getElementById('p4d-error').textContent")
+    page.close()
+    assert needle in msg, msg
+
+
+def test_a_damaged_tile_is_skipped_with_a_notice_and_playback_goes_on(browser, servers):
+    page = open_page(browser, f"{servers['range']}?file=badtile.p4d&k=1&yaw=12&pitch=-8")
+    page.wait_for_function("window.p4d.state().time > 0.5", timeout=30000)
+    damaged = page.evaluate("window.p4d.damaged()")
+    notice = page.evaluate("document.getElementById('p4d-notice').textContent")
+    page.close()
+    assert [(d["k"], d["v"]) for d in damaged] == [(1, 2)] and "crc mismatch" in damaged[0]["reason"]
+    assert "keyframe 1 view 2 is damaged" in notice
+
+
+@pytest.mark.parametrize("server, mode", [("plain", "stream"), ("range", "range")])
+def test_both_servers_play(browser, servers, server, mode):
+    page = open_page(browser, f"{servers[server]}?seed=2")
+    page.wait_for_function("window.p4d.state().time > 1", timeout=30000)
+    state = page.evaluate("window.p4d.state()")
+    stats = page.evaluate("window.p4d.stats()")
+    page.close()
+    assert state["source"] == mode and state["mode"] == "free" and len(stats["draw_ms"]) > 5
+
+
+def test_single_file_page_plays_from_disk(browser, site_dir, tmp_path):
+    out, _ = site.build(site.SiteConfig(site_dir / "sphere.p4d", tmp_path / "one.html", single_file=True, quiet=True))
+    page = open_page(browser, out.as_uri() + "?k=1&yaw=0&pitch=8&paused=1")
+    got = canvas_rgb(page)
+    page.close()
+    assert psnr_foreground(got, python_still(site_dir / "sphere.p4d", 1, 0.0, 8.0, SIZE)) >= 40
+
+
+def test_rng_matches_python(browser, servers):
+    page = open_page(browser, f"{servers['range']}?paused=1")
+    got = page.evaluate("""async () => {
+        const { Pcg32 } = await import('./p4d/rng.js');
+        const r = new Pcg32(42, 54), s = new Pcg32(7, 1);
+        return [[0, 1, 2, 3, 4].map(() => r.nextU32()), [0, 1, 2].map(() => s.random())];
+    }""")
+    page.close()
+    from player.rng import Pcg32
+    assert got[0] == [0xa15c02b7, 0x7b47f409, 0xba1d3330, 0x83d2f293, 0xbfa4784b]
+    s = Pcg32(7, 1)
+    assert got[1] == [s.random() for _ in range(3)]
+
+
+@pytest.mark.parametrize("s", [2, 4])
+def test_depth_upsampling_matches_the_numpy_twin(browser, servers, site_dir, s):
+    from formats.codecs import dequantize_depth
+    from formats.p4d import downscale_depth
+    from testkit.naive.decode import upsample_depth
+    from testkit.sphere_p4d import trace
+    from formats.camera import Intrinsics
+    h, w = 37, 45  # sizes s does not divide: the clamped last samples
+    _, depth = trace(6.0, -3.0, Intrinsics.from_fov(30.0, w, h))
+    small = dequantize_depth(np.round(downscale_depth(depth, s) * 50000).astype(np.uint16), 0.0, 65534 / 50000)
+    small[small < 0] = 0
+    want = upsample_depth(small, s, h, w)
+    page = open_page(browser, f"{servers['range']}?paused=1")
+    got = page.evaluate("""async ([small, s, h, w]) => {
+        const { upsampleDepth } = await import('./p4d/tiles.js');
+        return Array.from(upsampleDepth(Float32Array.from(small), s, h, w));
+    }""", [small.ravel().tolist(), s, h, w])
+    page.close()
+    got = np.asarray(got, np.float32).reshape(h, w)
+    assert (want > 0).mean() > 0.3
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
