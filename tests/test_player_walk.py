@@ -121,3 +121,45 @@ def test_capture_replay_switches_direction_at_the_baked_rate():
     cap = {tuple(v) for v in meta["keyframes"]["capture_view"]}
     assert {tuple(v) for v in views} <= {tuple(map(float, v)) for v in cap}
     assert len({tuple(v) for v in views}) == 50
+
+
+def test_pcg32_gives_the_reference_values_docs_walk_md_names():
+    from player.rng import Pcg32
+    r = Pcg32(42, 54)
+    assert [r.next_u32() for _ in range(6)] == [0xa15c02b7, 0x7b47f409, 0xba1d3330, 0x83d2f293, 0xbfa4784b, 0xcbed606e]
+    u = Pcg32(1)
+    xs = [u.random() for _ in range(20000)]
+    assert all(0.0 <= x < 1.0 for x in xs) and abs(np.mean(xs) - 0.5) < 0.01
+    assert Pcg32(1, 0).next_u32() != Pcg32(1, 1).next_u32() != Pcg32(2, 1).next_u32()
+
+
+def test_the_walk_and_the_replay_draw_from_pcg32_streams_0_and_1():
+    # The browser player implements the same generator (docs/walk.md): these walks are pinned, so
+    # a change of generator or of the order of draws shows here as well as in tests/test_web_player.py.
+    from player.rng import Pcg32
+    w = Walker(graph_meta(), seed=11, start_group=0)
+    assert isinstance(w.rng, Pcg32) and w.rng.inc == 1
+    jumps = []
+    w.push_handlers(on_jump=lambda kind, s, d: jumps.append((s, d)))
+    for _ in range(60 * 60):
+        w.step(1 / 60, 0)
+    assert jumps[:8] == [(29, 0), (29, 0), (29, 0), (24, 5), (19, 11), (29, 0), (19, 11), (24, 5)]
+    meta = sample_meta(50)
+    meta["keyframes"]["capture_view"] = [[float(k), 0.0] for k in range(50)]
+    meta["keyframes"]["fps"] = 10.0
+    m = CaptureReplay(meta, seed=3)
+    assert isinstance(m.rng, Pcg32) and m.rng.inc == 3
+    dirs = []
+    for _ in range(400):
+        m.step(0.1)
+        dirs.append(m.direction)
+    assert [i for i in range(1, 400) if dirs[i] != dirs[i - 1]][:6] == [26, 53, 79, 93, 123, 129]
+
+
+def test_a_walk_can_start_at_any_keyframe():
+    w = Walker(graph_meta(), seed=0, start_group=2, start=7)
+    assert w.streams() == [(7, 8, 0.0, 1.0)]
+    w.step(1 / 60, 2)  # the start group is the viewpoint's: no forced jump away from it
+    assert w.main.k == 7 and w.jumps == 0
+    with pytest.raises(ValueError, match="outside 0..29"):
+        Walker(graph_meta(), start=30)
