@@ -44,7 +44,8 @@ def decode_tile(source, keyframe: int, view: int) -> Tile:
     kinds = meta["tiles"]["kinds"]
     color = source.tile(keyframe, view, "color")
     h, w = color.shape[:2]
-    alpha = source.tile(keyframe, view, "alpha") if "alpha" in kinds else np.full((h, w), 255, np.uint8)
+    has_alpha = "alpha" in kinds
+    alpha = source.tile(keyframe, view, "alpha") if has_alpha else np.full((h, w), 255, np.uint8)
     if "depth" in kinds:
         d = meta["grid"]["depth"]
         small = dequantize_depth(source.tile(keyframe, view, "depth"), d["near"], d["far"])
@@ -53,7 +54,8 @@ def decode_tile(source, keyframe: int, view: int) -> Tile:
         # No depth baked: a plane through the orbit centre keeps the warp a plain blend.
         small, s = np.full((h, w), float(meta["grid"]["radius"]), np.float32), 1
     spans = np.empty((h, 2), np.int32)
-    depth = upsample_depth(small, s, h, w, spans=spans)
+    # The lossless alpha draws the silhouette the coarse depth cannot (``upsample_depth``).
+    depth = upsample_depth(small, s, h, w, spans=spans, alpha=alpha if has_alpha and s > 1 else None)
     rgba, spans = interleave_rgba(color, alpha, spans)
     return Tile(rgba, depth, spans)
 

@@ -125,7 +125,8 @@ def test_decoded_tile_matches_the_numpy_twins():
     for k in range(2):
         for v in range(2):
             t = decode_tile(src, k, v)
-            depth = n_decode.upsample_depth(dequantize_depth(src.arrays[k, v, "depth"], d["near"], d["far"]), 4, 37, 45)
+            depth = n_decode.upsample_depth(dequantize_depth(src.arrays[k, v, "depth"], d["near"], d["far"]), 4, 37, 45,
+                                            alpha=src.arrays[k, v, "alpha"])
             alpha = src.arrays[k, v, "alpha"][..., None]
             rgba = np.concatenate([np.minimum(src.arrays[k, v, "color"], alpha), alpha], 2)
             np.testing.assert_array_equal(t.depth, depth)
@@ -256,6 +257,28 @@ def test_depth_stored_at_lower_resolution_is_upsampled_to_the_tile():
         np.testing.assert_allclose(up[inner], full[inner], atol=1e-5)  # exact on the plane
         # the silhouette moves by less than one stored sample
         assert ((up > 0) != (full > 0)).any(0).sum() <= s
+
+
+def test_alpha_draws_the_silhouette_of_a_coarse_depth():
+    # Depth stored at 1/s loses the silhouette's shape: a pixel the alpha covers may sit in a
+    # block whose sample is background (the warp then drops it), and one outside the alpha in a
+    # block whose sample is surface. With the tile's alpha, depth has a surface exactly where the
+    # alpha has one, taken from the nearest stored sample that has a surface.
+    from formats.p4d import downscale_depth
+    from player.kernels import upsample_depth
+    h, w = 45, 53
+    y, x = np.mgrid[0:h, 0:w]
+    inside = (x - 24.3) ** 2 / 18.0 ** 2 + (y - 21.7) ** 2 / 15.0 ** 2 < 1  # an ellipse, off the sample grid
+    full = np.where(inside, 0.5 + 0.002 * x + 0.001 * y, 0).astype(np.float32)
+    alpha = np.where(inside, 200, 0).astype(np.uint8)
+    for s in (2, 4):
+        small = downscale_depth(full, s)
+        plain = upsample_depth(small, s, h, w)
+        assert ((plain > 0) != inside).sum() > 4 * s  # without the alpha the silhouette is off
+        got = upsample_depth(small, s, h, w, alpha=alpha)
+        np.testing.assert_array_equal(got > 0, inside)
+        # each filled pixel takes a real stored sample, within a block and a half of it
+        assert np.abs(got - full)[inside].max() < 0.002 * 1.5 * s * 2.3
 
 
 def test_playback_asks_for_every_tile_three_frames_before_it_draws_it():

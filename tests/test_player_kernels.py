@@ -172,8 +172,9 @@ def test_write_spans_unions_rows_and_records_what_the_buffer_holds():
     assert out.tolist() == [[3, 8], [1, 2], [4, 5], [w, 0]] and held.tolist() == a.tolist()
 
 
+@pytest.mark.parametrize("guided", [False, True])
 @pytest.mark.parametrize("s,h,w", [(1, 9, 7), (2, 17, 23), (4, 37, 41), (4, 64, 64), (8, 29, 70), (8, 5, 6)])
-def test_upsample_depth_matches_twin(s, h, w):
+def test_upsample_depth_matches_twin(s, h, w, guided):
     from formats.p4d import downscale_depth
     rng = np.random.default_rng(s * 1000 + h)
     y, x = np.mgrid[0:h, 0:w]
@@ -182,17 +183,23 @@ def test_upsample_depth_matches_twin(s, h, w):
     full[: h // 3, : w // 3] += np.float32(0.2)  # a depth edge
     full[rng.random((h, w)) < 0.05] *= np.float32(1.03)  # spreads near the smoothness bound
     small = downscale_depth(full, s)
+    # The alpha: the depth's silhouette moved (grown on one side, cut on the other), and a hole.
+    inside = (x - w / 2 - 1.5) ** 2 + (y - h / 2 + 0.7) ** 2 <= (0.4 * min(h, w)) ** 2
+    inside[h // 2: h // 2 + 2, w // 2] = False
+    alpha = np.where(inside, rng.integers(1, 256, (h, w)), 0).astype(np.uint8) if guided else None
     spans = np.empty((h, 2), np.int32)
-    got = K.upsample_depth(small, s, h, w, spans=spans)
-    ref = n_decode.upsample_depth(small, s, h, w)
+    got = K.upsample_depth(small, s, h, w, spans=spans, alpha=alpha)
+    ref = n_decode.upsample_depth(small, s, h, w, alpha=alpha)
     assert got.shape == (h, w) and got.dtype == np.float32
     assert np.array_equal(got, ref), np.abs(got - ref).max()
     # Only the span around each row's surface is computed: the rest must still come out 0.
     np.testing.assert_array_equal(spans, n_decode.row_spans(ref > 0))
     if min(h, w) > 8:  # the silhouette leaves empty rows and rows narrower than the tile
         assert (spans[:, 0] == w).any() and (spans[:, 0] > 0).any()
-    if s == 1:
+    if s == 1 and not guided:
         assert np.array_equal(got, small)  # s = 1: the samples themselves
+    if guided:
+        assert not got[alpha == 0].any()
 
 
 @pytest.mark.parametrize("h,w", [(7, 5), (24, 33), (64, 64)])

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 
-def upsample_depth(small: np.ndarray, s: int, h: int, w: int, disc: float = 0.05) -> np.ndarray:
+def upsample_depth(small: np.ndarray, s: int, h: int, w: int, disc: float = 0.05,
+                   alpha: np.ndarray | None = None) -> np.ndarray:
     """Full-resolution depth [h, w] from a depth tile stored at 1/s: bilinear between the samples
-    around a pixel where they lie on one surface, else its own block's sample."""
+    around a pixel where they lie on one surface, else its own block's sample; with alpha, 0
+    where alpha is 0 and, where the own block's sample is empty, the nearest sample with a
+    surface among the 3 x 3 blocks around (the first in row-major order on a tie)."""
     hs, ws = small.shape
     py = np.minimum(np.arange(hs) * s + s // 2, h - 1).astype(np.float32)
     px = np.minimum(np.arange(ws) * s + s // 2, w - 1).astype(np.float32)
@@ -24,7 +27,21 @@ def upsample_depth(small: np.ndarray, s: int, h: int, w: int, disc: float = 0.05
     zmin, zmax = zs.min(0), zs.max(0)
     near = small[np.minimum(np.arange(h) // s, hs - 1)][:, np.minimum(np.arange(w) // s, ws - 1)]
     smooth = (zmin > 0) & (zmax - zmin <= disc * zmin)
-    return np.where(smooth, lin, near).astype(np.float32)
+    if alpha is None:
+        return np.where(smooth, lin, near).astype(np.float32)
+    n_r, n_c = np.minimum(np.arange(h) // s, hs - 1), np.minimum(np.arange(w) // s, ws - 1)
+    best, best_d = np.zeros((h, w), np.float32), np.full((h, w), np.inf)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            r, c = n_r + dr, n_c + dc
+            ok = ((r >= 0) & (r < hs))[:, None] & ((c >= 0) & (c < ws))[None, :]
+            z = small[np.clip(r, 0, hs - 1)][:, np.clip(c, 0, ws - 1)]
+            d = (py[np.clip(r, 0, hs - 1)].astype(np.float64)[:, None] - np.arange(h)[:, None]) ** 2 \
+                + (px[np.clip(c, 0, ws - 1)].astype(np.float64)[None, :] - np.arange(w)[None, :]) ** 2
+            better = ok & (z > 0) & (d < best_d)
+            best, best_d = np.where(better, z, best), np.where(better, d, best_d)
+    near = np.where(near > 0, near, best)
+    return np.where(alpha == 0, 0, np.where(smooth, lin, near)).astype(np.float32)
 
 
 def row_spans(nonzero: np.ndarray) -> np.ndarray:
