@@ -10,11 +10,8 @@ SwiftShader."""
 from __future__ import annotations
 
 import base64
-import functools
-import http.server
 import os
 import shutil
-import threading
 
 import cv2
 import numpy as np
@@ -25,6 +22,7 @@ from player import site
 from player.playback import PlayConfig, Playback
 from player.render import RenderConfig
 from testkit.sphere_p4d import write_sphere
+from testkit.static_servers import serve
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = next((p for p in (os.environ.get("P4D_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
@@ -38,54 +36,12 @@ GRID_STATES = [(0, 0.0, -8.0), (2, 12.0, 8.0), (3, -12.0, -8.0)]  # (keyframe, y
 BETWEEN_STATES = [(1, 5.0, 2.0), (2, -6.0, 0.0), (3, 7.5, -3.0), (0, -3.0, 5.0)]
 
 
-class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """http.server with single byte-range requests (206), as most static servers answer."""
-
-    def log_message(self, *args):
-        pass
-
-    def send_head(self):
-        rng = self.headers.get("Range")
-        path = self.translate_path(self.path)
-        if not rng or not os.path.isfile(path):
-            return super().send_head()
-        size = os.path.getsize(path)
-        a, b = rng.removeprefix("bytes=").split("-")
-        start, end = int(a), min(int(b) if b else size - 1, size - 1)
-        if start >= size:
-            self.send_error(416)
-            return None
-        f = open(path, "rb")
-        f.seek(start)
-        self.send_response(206)
-        self.send_header("Content-Type", self.guess_type(path))
-        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.send_header("Content-Length", str(end - start + 1))
-        self.end_headers()
-        self.range_left = end - start + 1
-        return f
-
-    def copyfile(self, source, outputfile):
-        left = getattr(self, "range_left", None)
-        if left is None:
-            return super().copyfile(source, outputfile)
-        outputfile.write(source.read(left))
-
-
-class PlainHandler(http.server.SimpleHTTPRequestHandler):
-    """Python's own static server: no ranges, every file as one 200 response."""
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def site_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("web")
-    # Depth at full resolution: how a depth stored at 1/s is brought up is tested on its own
-    # (test_depth_upsampling_matches_the_numpy_twin).
     src = write_sphere(root / "sphere.p4d", size=SIZE, n_keyframes=4)
     out, _ = site.build(site.SiteConfig(src, root / "site", quiet=True))
+    write_sphere(out / "quarter.p4d", size=SIZE, n_keyframes=4, depth_scale=4)  # the bake's default depth
     write_sphere(out / "walk.p4d", size=24, n_keyframes=12)
     data = bytearray(src.read_bytes())
     (out / "truncated.p4d").write_bytes(data[:-100])
@@ -102,15 +58,9 @@ def site_dir(tmp_path_factory):
     return out
 
 
-def _serve(handler, root):
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv
-
-
 @pytest.fixture(scope="module")
 def servers(site_dir):
-    plain, ranged = _serve(PlainHandler, site_dir), _serve(RangeHandler, site_dir)
+    plain, ranged = serve(site_dir, ranges=False), serve(site_dir, ranges=True)
     yield {"plain": f"http://127.0.0.1:{plain.server_port}/", "range": f"http://127.0.0.1:{ranged.server_port}/"}
     plain.shutdown()
     ranged.shutdown()
@@ -159,19 +109,19 @@ def psnr_foreground(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
 
 
+@pytest.mark.parametrize("name", ["sphere.p4d", "quarter.p4d"])
 @pytest.mark.parametrize("states, floor", [(GRID_STATES, 40.0), (BETWEEN_STATES, 33.0)], ids=["grid", "between"])
-def test_fixed_states_match_the_python_player(browser, servers, site_dir, states, floor):
-    page = None
+def test_fixed_states_match_the_python_player(browser, servers, site_dir, states, floor, name):
     for k, yaw, pitch in states:
         for size in (OUT, SIZE):
-            page = open_page(browser, f"{servers['range']}?k={k}&yaw={yaw}&pitch={pitch}&paused=1&size={size}")
+            page = open_page(browser, f"{servers['range']}?file={name}&k={k}&yaw={yaw}&pitch={pitch}&paused=1&size={size}")
             got = canvas_rgb(page)
             page.close()
-            want = python_still(site_dir / "sphere.p4d", k, yaw, pitch, size)
+            want = python_still(site_dir / name, k, yaw, pitch, size)
             assert got.shape == want.shape == (size, size, 3)
             db = psnr_foreground(got, want)
-            print(f"k={k} yaw={yaw} pitch={pitch} size={size}: {db:.1f} dB")
-            assert db >= floor, (k, yaw, pitch, size, db)
+            print(f"{name} k={k} yaw={yaw} pitch={pitch} size={size}: {db:.1f} dB")
+            assert db >= floor, (name, k, yaw, pitch, size, db)
 
 
 def test_same_seed_same_keyframes_as_the_python_walk(browser, servers, site_dir):
@@ -248,23 +198,24 @@ def test_rng_matches_python(browser, servers):
     assert got[1] == [s.random() for _ in range(3)]
 
 
-@pytest.mark.parametrize("s", [2, 4])
-def test_depth_upsampling_matches_the_numpy_twin(browser, servers, site_dir, s):
+@pytest.mark.parametrize("s, guided", [(2, False), (4, False), (2, True), (4, True)])
+def test_depth_upsampling_matches_the_numpy_twin(browser, servers, site_dir, s, guided):
     from formats.codecs import dequantize_depth
     from formats.p4d import downscale_depth
     from testkit.naive.decode import upsample_depth
     from testkit.sphere_p4d import trace
     from formats.camera import Intrinsics
     h, w = 37, 45  # sizes s does not divide: the clamped last samples
-    _, depth = trace(6.0, -3.0, Intrinsics.from_fov(30.0, w, h))
+    rgba, depth = trace(6.0, -3.0, Intrinsics.from_fov(30.0, w, h))
+    alpha = rgba[..., 3] if guided else None
     small = dequantize_depth(np.round(downscale_depth(depth, s) * 50000).astype(np.uint16), 0.0, 65534 / 50000)
     small[small < 0] = 0
-    want = upsample_depth(small, s, h, w)
+    want = upsample_depth(small, s, h, w, alpha=alpha)
     page = open_page(browser, f"{servers['range']}?paused=1")
-    got = page.evaluate("""async ([small, s, h, w]) => {
+    got = page.evaluate("""async ([small, s, h, w, alpha]) => {
         const { upsampleDepth } = await import('./p4d/tiles.js');
-        return Array.from(upsampleDepth(Float32Array.from(small), s, h, w));
-    }""", [small.ravel().tolist(), s, h, w])
+        return Array.from(upsampleDepth(Float32Array.from(small), s, h, w, 0.05, alpha && Uint8Array.from(alpha)));
+    }""", [small.ravel().tolist(), s, h, w, None if alpha is None else alpha.ravel().tolist()])
     page.close()
     got = np.asarray(got, np.float32).reshape(h, w)
     assert (want > 0).mean() > 0.3

@@ -55,17 +55,38 @@ function sampleAxis(s, n) {
   return { k0, k1, t, own };
 }
 
+/** The stored sample with a surface nearest pixel (y, x) among the 3 x 3 around its own block's
+ * (n, c); 0 when none has one, the first in row order on a tie. */
+function nearestSurface(small, hs, ws, s, h, w, y, x, n, c) {
+  let best = 0, bestD = Infinity;
+  for (let r = Math.max(n - 1, 0); r < Math.min(n + 2, hs); r++) {
+    for (let q = Math.max(c - 1, 0); q < Math.min(c + 2, ws); q++) {
+      const z = small[r * ws + q];
+      if (z > 0) {
+        const dy = Math.min(r * s + (s >> 1), h - 1) - y, dx = Math.min(q * s + (s >> 1), w - 1) - x;
+        const d = dy * dy + dx * dx;
+        if (d < bestD) { bestD = d; best = z; }
+      }
+    }
+  }
+  return best;
+}
+
 /** Depth stored at 1/s to the tile's size (player/kernels/decode.py upsample_depth): bilinear
- * between the 4 samples around a pixel where they lie on one surface, else its block's sample. */
-export function upsampleDepth(small, s, h, w, disc = 0.05) {
+ * between the 4 samples around a pixel where they lie on one surface, else its block's sample.
+ * With the tile's alpha (Uint8Array [h*w]), which draws the silhouette the coarse samples
+ * cannot: 0 where alpha is 0, and where the own block's sample is empty the nearest sample with
+ * a surface among the 3 x 3 blocks around. */
+export function upsampleDepth(small, s, h, w, disc = 0.05, alpha = null) {
   if (s === 1) return small;
-  const ws = Math.ceil(w / s);
+  const hs = Math.ceil(h / s), ws = Math.ceil(w / s);
   const ay = sampleAxis(s, h), ax = sampleAxis(s, w);
   const out = new Float32Array(h * w);
   const f = Math.fround, d = f(disc), one = f(1);
   for (let y = 0; y < h; y++) {
     const r0 = ay.k0[y] * ws, r1 = ay.k1[y] * ws, rn = ay.own[y] * ws, t = ay.t[y];
     for (let x = 0; x < w; x++) {
+      if (alpha && alpha[y * w + x] === 0) continue;  // no surface where the lossless alpha has none
       const c0 = ax.k0[x], c1 = ax.k1[x], u = ax.t[x];
       const z00 = small[r0 + c0], z01 = small[r0 + c1], z10 = small[r1 + c0], z11 = small[r1 + c1];
       const zmin = Math.min(z00, z01, z10, z11), zmax = Math.max(z00, z01, z10, z11);
@@ -73,7 +94,8 @@ export function upsampleDepth(small, s, h, w, disc = 0.05) {
         const top = f(f(f(one - u) * z00) + f(u * z01)), bot = f(f(f(one - u) * z10) + f(u * z11));
         out[y * w + x] = f(f(f(one - t) * top) + f(t * bot));
       } else {
-        out[y * w + x] = small[rn + ax.own[x]];
+        const z = small[rn + ax.own[x]];
+        out[y * w + x] = z === 0 && alpha ? nearestSurface(small, hs, ws, s, h, w, y, x, ay.own[y], ax.own[x]) : z;
       }
     }
   }
@@ -102,7 +124,7 @@ export async function decodeTile(chunks, meta, layout) {
     const step = (far - near) / 65534;
     const small = new Float32Array(hs * ws);
     for (let i = 0; i < small.length; i++) small[i] = q[i] > 0 ? near + (q[i] - 1) * step : 0;
-    depth = upsampleDepth(small, s, H, W);
+    depth = upsampleDepth(small, s, H, W, 0.05, alpha);
   } else {
     depth = new Float32Array(n).fill(meta.grid.radius);  // no depth baked: a plane through the orbit centre
   }
