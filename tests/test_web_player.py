@@ -49,9 +49,10 @@ def site_dir(tmp_path_factory):
         ioff = int(r._index_offset)
         rec = r.index[1, 2, 0]  # keyframe 1, view 2, colour
         tile_off = int(rec["offset"])
-    bad = bytearray(data)
-    bad[ioff + 30] ^= 0xFF
-    (out / "badindex.p4d").write_bytes(bad)
+    for name, at in (("badheader.p4d", 30), ("badindex.p4d", ioff + 30), ("badmeta.p4d", len(data) - 3)):
+        bad = bytearray(data)
+        bad[at] ^= 0xFF
+        (out / name).write_bytes(bad)
     bad = bytearray(data)
     bad[tile_off + 40] ^= 0xFF
     (out / "badtile.p4d").write_bytes(bad)
@@ -146,8 +147,9 @@ def test_same_seed_same_keyframes_as_the_python_walk(browser, servers, site_dir)
     assert got == want  # the same ticks: the same times to the bit
 
 
-@pytest.mark.parametrize("name, needle", [("truncated.p4d", "truncated"), ("badindex.p4d", "index crc mismatch"),
-                                          ("nothere.p4d", "HTTP 404")])
+@pytest.mark.parametrize("name, needle", [("truncated.p4d", "truncated"), ("badheader.p4d", "header crc mismatch"),
+                                          ("badindex.p4d", "index crc mismatch"),
+                                          ("badmeta.p4d", "metadata crc mismatch"), ("nothere.p4d", "HTTP 404")])
 @pytest.mark.parametrize("server", ["plain", "range"])
 def test_a_bad_file_ends_in_an_error_on_the_page(browser, servers, name, needle, server):
     page = open_page(browser, f"{servers[server]}?file={name}", until="error")
@@ -220,3 +222,19 @@ def test_depth_upsampling_matches_the_numpy_twin(browser, servers, site_dir, s, 
     got = np.asarray(got, np.float32).reshape(h, w)
     assert (want > 0).mean() > 0.3
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
+
+
+def test_drag_wheel_and_space_move_zoom_and_pause(browser, servers):
+    page = open_page(browser, f"{servers['range']}?mode=fixed&yaw=0&pitch=0")
+    box = page.locator("#p4d").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx - 40, cy + 20, steps=4)
+    page.mouse.up()
+    page.mouse.wheel(0, -300)
+    page.keyboard.press(" ")
+    st = page.evaluate("window.p4d.state()")
+    page.close()
+    assert st["yaw"] == pytest.approx(0.3 * 40) and st["pitch"] == pytest.approx(0.3 * 20)  # drag: 0.3 deg / px
+    assert st["zoom"] == pytest.approx(1.1 ** 3) and st["paused"]
