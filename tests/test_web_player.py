@@ -238,3 +238,25 @@ def test_drag_wheel_and_space_move_zoom_and_pause(browser, servers):
     page.close()
     assert st["yaw"] == pytest.approx(0.3 * 40) and st["pitch"] == pytest.approx(0.3 * 20)  # drag: 0.3 deg / px
     assert st["zoom"] == pytest.approx(1.1 ** 3) and st["paused"]
+
+
+@pytest.mark.slow
+def test_a_baked_head_matches_the_python_player(browser, small_p4d, tmp_path):
+    # The session's small bake of the synthetic head (tests/conftest.py): webp colour and alpha
+    # (createImageBitmap's path) and depth at 1/4, as `bake` writes them.
+    out, _ = site.build(site.SiteConfig(small_p4d, tmp_path / "site", quiet=True))
+    srv = serve(out, ranges=True)
+    with P4DReader(small_p4d) as r:
+        ys, ps, n = r.meta["grid"]["yaws"], r.meta["grid"]["pitches"], r.n_keyframes
+    try:
+        for k, yaw, pitch, floor in ((1, ys[1], ps[1], 40.0), (n - 2, ys[3], ps[0], 40.0),
+                                     (n // 2, 0.5 * (ys[1] + ys[2]), 0.5 * (ps[0] + ps[1]), 33.0),
+                                     (2, 0.7 * ys[2] + 0.3 * ys[3], 0.4 * ps[1] + 0.6 * ps[2], 33.0)):
+            page = open_page(browser, f"http://127.0.0.1:{srv.server_port}/?k={k}&yaw={yaw}&pitch={pitch}&paused=1")
+            got = canvas_rgb(page)
+            page.close()
+            db = psnr_foreground(got, python_still(small_p4d, k, yaw, pitch, None))
+            print(f"baked head k={k} yaw={yaw:.2f} pitch={pitch:.2f}: {db:.1f} dB")
+            assert db >= floor, (k, yaw, pitch, db)
+    finally:
+        srv.shutdown()
