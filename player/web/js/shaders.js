@@ -192,6 +192,10 @@ void main() {
   vec2 px = vec2(gl_FragCoord.x - 0.5, uOutH - gl_FragCoord.y - 0.5);
   vec3 ray = vec3((px.x + 0.5 - uTgtK.z) / uTgtK.x, (px.y + 0.5 - uTgtK.w) / uTgtK.y, 1.0);
   float z = surfaceDepth(px, ray);
+  if (!(z > 0.0)) {  // no surface: the background, without the sources' loop
+    o = vec4(floor(255.0 * uBg + 0.5) / 255.0, 1.0);
+    return;
+  }
   vec4 accA = vec4(0.0), accV = vec4(0.0);
   float wa = 0.0, wv = 0.0;
   for (int s = 0; s < 4; s++) {
