@@ -42,6 +42,8 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         if self.range_left is None:
             return super().copyfile(source, outputfile)
         outputfile.write(source.read(self.range_left))
+        with self.server.lock:
+            self.server.range_bytes += self.range_left
 
 
 class PlainHandler(http.server.SimpleHTTPRequestHandler):
@@ -53,8 +55,10 @@ class PlainHandler(http.server.SimpleHTTPRequestHandler):
 
 def serve(root, ranges: bool) -> http.server.ThreadingHTTPServer:
     """A server of folder ``root`` on a free local port, running on a daemon thread
-    (``.server_port``; ``.shutdown()`` stops it)."""
+    (``.server_port``; ``.shutdown()`` stops it; ``.range_bytes`` counts the bytes it sent
+    answering range requests)."""
     handler = RangeHandler if ranges else PlainHandler
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    srv.range_bytes, srv.lock = 0, threading.Lock()
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv

@@ -260,3 +260,17 @@ def test_a_baked_head_matches_the_python_player(browser, small_p4d, tmp_path):
             assert db >= floor, (k, yaw, pitch, db)
     finally:
         srv.shutdown()
+
+
+def test_with_ranges_only_the_tiles_a_view_needs_are_fetched(browser, site_dir):
+    srv = serve(site_dir, ranges=True)
+    try:
+        page = open_page(browser, f"http://127.0.0.1:{srv.server_port}/?k=0&yaw=0&pitch=-8&paused=1")
+        page.wait_for_timeout(500)  # what it prefetches too
+        page.close()
+        size = (site_dir / "sphere.p4d").stat().st_size
+        # Past the first 64 KiB read (header, preview): one view of 6 at a grid view, in the
+        # keyframes the walk may show next (here all 4): a sixth of the tiles.
+        assert 0 < srv.range_bytes - (64 << 10) < 0.3 * size, (srv.range_bytes, size)
+    finally:
+        srv.shutdown()
