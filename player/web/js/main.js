@@ -60,7 +60,7 @@ async function boot() {
   const meta = reader.meta;
   if (p.k !== null && p.k >= L.K) throw new Error(`URL parameter k=${p.k}: the portrait has ${L.K} keyframes (0..${L.K - 1})`);
   const renderer = new Renderer(canvas, meta, { size, background: BACKGROUND,
-                                                layers: Math.max(16, Math.floor(TILE_BUDGET / (L.H * L.W * 8))) });
+                                                layers: Math.max(24, Math.floor(TILE_BUDGET / (L.H * L.W * 8))) });  // a crossfade frame pins 16
   layout(canvas, renderer.wo, renderer.ho);
   const store = new TileStore(reader, renderer.layers, (layer, tile) => renderer.upload(layer, tile), (k, v, why) => {
     damaged.push({ k, v, reason: why });
