@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from bake.anchor.blend import AnchorConfig
+from bake.anchor.tiles import CaptureAnchor
 from bake.cli.exits import run_command
 from bake.cli.options import build, default
 from bake.data.load import load_dataset
 from bake.fields.base import file_digest
-from bake.fields.registry import load_field
+from bake.fields.registry import load_field_and_dataset_hint
 from bake.job.config import COLOR_CODECS, DEPTH_SCALES, BakeConfig
 from bake.job.graph import GraphConfig
 from bake.job.run import partial_paths, run_bake
 from bake.job.views import parse_range, parse_views
+from bake.synthetic.field import SyntheticField
 from formats.atomic import check_writable_dir
 from formats.errors import EXIT_OK, UsageError
 
@@ -54,6 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="crossfade length of a jump in the player (default %(default)s)")
     k.add_argument("--drive", metavar="DATASET",
                    help="take keyframes from another tracked dataset (reenactment)")
+    t = p.add_argument_group("tile source")
+    t.add_argument("--source", choices=["anchored", "field"], default=None,
+                   help="anchored: the captured frame at each keyframe's time carries its tiles, the field "
+                        "fills what it does not see; field: the field's render alone (default: anchored for a "
+                        "learned checkpoint whose dataset is found, else field, with a notice; field for the "
+                        "synthetic head, which renders its own truth)")
+    t.add_argument("--dataset", metavar="DIR",
+                   help="the tracked dataset the checkpoint was trained on (default: the folder `bake train` "
+                        "recorded in it, or the checkpoint's own folder)")
+    t.add_argument("--leave-out", choices=["none", "test"], default="none",
+                   help="frames that never give a pixel: test = the dataset's test split, for a held-out "
+                        "`bake eval-portrait` (default %(default)s)")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=default(BakeConfig, "seed"),
                    help="seed of k-means (default %(default)s)")
@@ -88,12 +106,52 @@ def main(argv: list[str]) -> int:
 def _bake(a: argparse.Namespace, out: Path) -> int:
     cfg = config_from_args(a)
     check_writable_dir(out)  # before the checkpoint loads: a wrong -o fails at once
-    field = load_field(a.checkpoint, a.device)
+    if a.source == "field" and (a.dataset or a.leave_out != "none"):
+        raise UsageError("--dataset and --leave-out choose the frames of an anchored bake; drop them or "
+                         "use --source anchored")
+    field, hint = load_field_and_dataset_hint(a.checkpoint, a.device)
     drive = load_dataset(a.drive) if a.drive else None
     drive_digest = file_digest(Path(a.drive) / "dataset.json") if drive else None
+    anchor = anchor_for(a, field, hint)
     t0 = time.monotonic()
     path = run_bake(field, cfg, out, source_digest=file_digest(a.checkpoint), drive=drive,
-                    drive_digest=drive_digest, resume=a.resume, quiet=a.quiet)
+                    drive_digest=drive_digest, resume=a.resume, quiet=a.quiet, anchor=anchor)
     if not a.quiet:
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) in {time.monotonic() - t0:.0f} s")
     return EXIT_OK
+
+
+def anchor_for(a: argparse.Namespace, field, hint: str | None) -> CaptureAnchor | None:
+    """The ``CaptureAnchor`` the flags ask for, None for field tiles. With no --source, a
+    checkpoint whose dataset cannot be found (or does not match it) bakes field tiles after a
+    notice on stderr; with --source anchored that is an error."""
+    if a.source == "field":
+        return None
+    explicit = a.source == "anchored" or a.dataset is not None
+    if not explicit and field.kind == SyntheticField.kind:
+        return None  # the analytic head renders its own truth: its captured frames add only jpeg loss
+    if a.drive:
+        if explicit:
+            raise UsageError("--drive takes keyframes from another video: there is no captured frame to anchor "
+                             "its tiles on; use --source field")
+        return None
+    candidates = [a.dataset] if a.dataset else [c for c in (hint, str(Path(a.checkpoint).parent)) if c]
+    found = next((Path(c) for c in candidates if (Path(c) / "dataset.json").is_file()), None)
+    if found is None:
+        why = (f"{a.dataset}: no dataset.json there" if a.dataset else
+               "the checkpoint's dataset was not found" + (f" (it names {hint})" if hint else ""))
+        if explicit:
+            raise UsageError(f"--source anchored needs the tracked dataset: {why}; give it with --dataset DIR")
+        print(f"bake: notice: {why}; baking the field's renders alone (--dataset DIR anchors the tiles on "
+              f"the captured frames)", file=sys.stderr)
+        return None
+    ds = load_dataset(found)
+    cap = field.capture
+    if len(ds.frames) != len(cap.times) or not np.allclose(ds.times(), cap.times, atol=1e-4):
+        why = f"{found}: not the capture this checkpoint was trained on ({len(ds.frames)} frames, it has {len(cap.times)})"
+        if explicit:
+            raise UsageError(why)
+        print(f"bake: notice: {why}; baking the field's renders alone", file=sys.stderr)
+        return None
+    left_out = ds.split.get("test", []) if a.leave_out == "test" else []
+    return CaptureAnchor(ds, AnchorConfig(), frozenset(left_out))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from bake.job.keyframes import keyframe_frames
 from bake.nerf.metrics import psnr, ssim
 from formats.errors import UsageError
 
@@ -68,18 +69,6 @@ def score(image: np.ndarray, truth: np.ndarray, mask: np.ndarray, frame: int = -
     ref = sharpness(truth, mask)
     return Score(frame, keyframe, psnr(image, truth, mask), ssim(image, truth, mask),
                  sharpness(image, mask) / ref if ref > 0 else float("nan"))
-
-
-def keyframe_frames(keyframe_times, frame_times) -> np.ndarray:
-    """int [K]: for each keyframe (seconds from the capture's first frame) the position of the
-    captured frame nearest to it in time.
-
-    >>> keyframe_frames([0.0, 1.0], [5.0, 5.4, 5.9, 6.1]).tolist()
-    [0, 2]
-    """
-    ft = np.asarray(frame_times, np.float64)
-    t = np.asarray(keyframe_times, np.float64) + ft[0]
-    return np.abs(t[:, None] - ft[None, :]).argmin(1)
 
 
 def replay_pairs(kf_frames: np.ndarray) -> list[tuple[int, int]]:

@@ -13,7 +13,17 @@ KINDS = (SyntheticField.kind, NerfField.kind)
 
 def load_field(path: str | os.PathLike, device: str = "auto") -> Field:
     """Load any checkpoint kind behind the one field interface."""
+    return _field(load_checkpoint(path), path, device)
+
+
+def load_field_and_dataset_hint(path: str | os.PathLike, device: str = "auto") -> tuple[Field, str | None]:
+    """(the field, the dataset folder ``bake train`` recorded in the checkpoint or None)."""
     ckpt = load_checkpoint(path)
+    hint = ckpt.get("train_stats", {}).get("dataset") if isinstance(ckpt.get("train_stats"), dict) else None
+    return _field(ckpt, path, device), (str(hint) if hint else None)
+
+
+def _field(ckpt: dict, path, device: str) -> Field:
     kind = ckpt.get("kind")
     if kind == SyntheticField.kind:
         return SyntheticField.from_checkpoint(ckpt)

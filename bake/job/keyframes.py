@@ -46,3 +46,15 @@ def make_keyframes(times: np.ndarray, expressions: np.ndarray, poses: np.ndarray
     t, e = resample(times, expressions.astype(np.float64), fps)
     _, v = resample(times, views, fps)
     return Keyframes(t, e.astype(np.float32), v, source)
+
+
+def keyframe_frames(keyframe_times, frame_times) -> np.ndarray:
+    """int [K]: for each keyframe (seconds from the capture's first frame) the position of the
+    captured frame nearest to it in time.
+
+    >>> keyframe_frames([0.0, 1.0], [5.0, 5.4, 5.9, 6.1]).tolist()
+    [0, 2]
+    """
+    ft = np.asarray(frame_times, np.float64)
+    t = np.asarray(keyframe_times, np.float64) + ft[0]
+    return np.abs(t[:, None] - ft[None, :]).argmin(1)

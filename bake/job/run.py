@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from bake.anchor.tiles import CaptureAnchor
 from bake.fields.base import Field
 from bake.job.config import BakeConfig, auto_quality
 from bake.job.graph import build_graph, forced_targets, pose_groups
@@ -54,8 +55,10 @@ def _started_with(sidecar: Path) -> str | None:
         return None
 
 
-def fingerprint(cfg: BakeConfig, source_digest: str, drive_digest: str | None) -> str:
+def fingerprint(cfg: BakeConfig, source_digest: str, drive_digest: str | None, anchor: dict | None = None) -> str:
     doc = {"config": asdict(cfg), "source": source_digest, "drive": drive_digest}
+    if anchor is not None:
+        doc["anchor"] = anchor
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -94,7 +97,7 @@ def frontal_renders(field: Field, keyframes: Keyframes, grid: ViewGrid, size: in
 
 
 def build_metadata(field: Field, cfg: BakeConfig, grid: ViewGrid, kf: Keyframes, source_digest: str,
-                   quiet: bool = False) -> dict:
+                   quiet: bool = False, anchor: CaptureAnchor | None = None) -> dict:
     images, alphas = frontal_renders(field, kf, grid, cfg.graph_size, quiet)
     graph = build_graph(images, alphas, cfg.fps, cfg.graph)
     groups = pose_groups(kf.capture_view, cfg.groups, cfg.seed)
@@ -103,7 +106,9 @@ def build_metadata(field: Field, cfg: BakeConfig, grid: ViewGrid, kf: Keyframes,
     r6 = lambda a: np.round(np.asarray(a, dtype=np.float64), 6).tolist()  # noqa: E731 - stable msgpack floats
     return {
         "generator": GENERATOR,
-        "source": {"kind": field.kind, "checkpoint_sha256": source_digest},
+        "source": {"kind": field.kind, "checkpoint_sha256": source_digest,
+                   **({"tiles": "field"} if anchor is None else
+                      {"tiles": "anchored", "left_out_frames": sorted(anchor.leave_out)})},
         "grid": {"yaws": list(grid.yaws), "pitches": list(grid.pitches), "radius": grid.radius,
                  "center": list(grid.center), "intrinsics": grid.intrinsics.to_dict(),
                  "depth": {"near": near, "far": far}},
@@ -132,7 +137,7 @@ def keyframes_for(field: Field, cfg: BakeConfig, drive=None) -> Keyframes:
 
 def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_digest: str,
              drive=None, drive_digest: str | None = None, resume: bool = False, quiet: bool = False,
-             on_tile: Callable[[int], None] | None = None) -> Path:
+             on_tile: Callable[[int], None] | None = None, anchor: CaptureAnchor | None = None) -> Path:
     """Render every (keyframe, view) tile into ``out``; returns the final path.
 
     ``quiet``: no progress bars. ``on_tile(n)`` is called after the n-th tile this call rendered
@@ -151,7 +156,11 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
     near, far = depth_bounds(grid)
 
     partial, sidecar = partial_paths(out)
-    fp = fingerprint(cfg, source_digest, drive_digest)
+    if anchor is not None:
+        if drive is not None:
+            raise BakeError("a bake driven by another video (--drive) has no captured frame to anchor on")
+        anchor = anchor.for_keyframes(kf.times)
+    fp = fingerprint(cfg, source_digest, drive_digest, None if anchor is None else anchor.describe())
     if resume and partial.exists():
         if _started_with(sidecar) != fp:
             raise BakeError(f"{partial} was started with other inputs or options; "
@@ -161,7 +170,7 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
         with atomic_path(sidecar) as tmp:
             tmp.write_text(json.dumps({"fingerprint": fp}))
 
-    meta = build_metadata(field, cfg, grid, kf, source_digest, quiet)
+    meta = build_metadata(field, cfg, grid, kf, source_digest, quiet, anchor)
     n_tiles = len(kf.times) * grid.n_views
     s = cfg.depth_scale
     with P4DWriter(out, resume=resume, depth_scale=s) as writer:
@@ -171,7 +180,9 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
         if not done:
             yaw0, pitch0 = grid.view(grid.nearest_view(0.0, 0.0))
             cam0 = Camera(grid.intrinsics, orbit_pose(yaw0, pitch0, grid.radius, grid.center))
-            rgb, alpha, _ = field.render(cam0, kf.expressions[0])
+            rgb, alpha, depth0 = field.render(cam0, kf.expressions[0])
+            if anchor is not None:  # the preview shows what the tiles will
+                rgb = anchor.tile(field, 0, kf.expressions[0], cam0, rgb, alpha, depth0)
             writer.set_preview(to_u8(rgb), to_u8(alpha))
         rendered = 0
         with Progress(n_tiles, f"bake {out.name}", initial=n_done, disable=quiet) as bar:
@@ -183,6 +194,8 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
                     yaw, pitch = grid.view(v)
                     cam = Camera(grid.intrinsics, orbit_pose(yaw, pitch, grid.radius, grid.center))
                     rgb, alpha, depth = field.render(cam, expr)
+                    if anchor is not None:
+                        rgb = anchor.tile(field, k, expr, cam, rgb, alpha, depth)
                     tiles = {"color": (to_u8(rgb), cfg.codec, cfg.quality),
                              "alpha": (to_u8(alpha), LOSSLESS_CODEC["alpha"], None),
                              "depth": (quantize_depth(downscale_depth(depth, s), near, far),

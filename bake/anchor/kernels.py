@@ -1,0 +1,135 @@
+"""Numba kernel of the capture-anchored bake: a captured frame backward-warped into a grid view
+through the geometry proxy (its slow numpy twin: ``testkit/naive/anchor.py``)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(inline="always")
+def _tap(img, mask, u, v):
+    """(r, g, b, m) at continuous pixel coordinates (u, v) (centres on integers) of ``img`` uint8
+    [H, W, 3] and ``mask`` float32 [H, W] in [0, 1]: bilinear, the colour taps weighted by the
+    mask too, so that a pixel beside the person's edge takes the person's colour, not the room's
+    (m = 0 where no tap has mask)."""
+    h, w = mask.shape
+    i0 = int(np.floor(u))
+    j0 = int(np.floor(v))
+    fu = u - i0
+    fv = v - j0
+    r = 0.0
+    g = 0.0
+    b = 0.0
+    m = 0.0
+    cw = 0.0
+    for dj in range(2):
+        j = min(max(j0 + dj, 0), h - 1)
+        wv = fv if dj == 1 else 1.0 - fv
+        for di in range(2):
+            i = min(max(i0 + di, 0), w - 1)
+            wt = wv * (fu if di == 1 else 1.0 - fu)
+            mk = mask[j, i]
+            m += wt * mk
+            c = wt * mk
+            cw += c
+            r += c * img[j, i, 0]
+            g += c * img[j, i, 1]
+            b += c * img[j, i, 2]
+    if cw <= 1e-9:
+        return 0.0, 0.0, 0.0, 0.0
+    return r / cw, g / cw, b / cw, m
+
+
+@njit("void(f4[:,::1], f8[::1], f8[:,::1], u1[:,:,::1], f4[:,::1], f4[:,::1], f8[::1], f8, "
+      "f4[:,:,::1], f4[:,::1], f4[:,::1])", cache=True, nogil=True, parallel=True)
+def _reproject(tgt_depth, tk, t2s, src_img, src_mask, src_depth, sk, ztol, out_rgb, out_w, out_cos):
+    h, w = tgt_depth.shape
+    hs, ws = src_mask.shape
+    # The source camera's centre in target camera coordinates: c = -R^T o.
+    cx = -(t2s[0, 0] * t2s[0, 3] + t2s[1, 0] * t2s[1, 3] + t2s[2, 0] * t2s[2, 3])
+    cy = -(t2s[0, 1] * t2s[0, 3] + t2s[1, 1] * t2s[1, 3] + t2s[2, 1] * t2s[2, 3])
+    cz = -(t2s[0, 2] * t2s[0, 3] + t2s[1, 2] * t2s[1, 3] + t2s[2, 2] * t2s[2, 3])
+    for y in prange(h):
+        for x in range(w):
+            out_rgb[y, x, 0] = 0.0
+            out_rgb[y, x, 1] = 0.0
+            out_rgb[y, x, 2] = 0.0
+            out_w[y, x] = 0.0
+            out_cos[y, x] = 0.0
+            z = tgt_depth[y, x]
+            if z <= 0:
+                continue
+            px = (x + 0.5 - tk[2]) / tk[0] * z
+            py = (y + 0.5 - tk[3]) / tk[1] * z
+            qx = t2s[0, 0] * px + t2s[0, 1] * py + t2s[0, 2] * z + t2s[0, 3]
+            qy = t2s[1, 0] * px + t2s[1, 1] * py + t2s[1, 2] * z + t2s[1, 3]
+            qz = t2s[2, 0] * px + t2s[2, 1] * py + t2s[2, 2] * z + t2s[2, 3]
+            if qz <= 1e-6:
+                continue
+            u = sk[0] * qx / qz + sk[2] - 0.5
+            v = sk[1] * qy / qz + sk[3] - 0.5
+            if u < -0.5 or v < -0.5 or u > ws - 0.5 or v > hs - 0.5:
+                continue
+            # Soft z-test against the source's proxy depth: seen within ztol (relative), fading
+            # out at 2 ztol; where the proxy has no surface nothing is known to hide the point.
+            ni = min(max(int(np.floor(u + 0.5)), 0), ws - 1)
+            nj = min(max(int(np.floor(v + 0.5)), 0), hs - 1)
+            ds = src_depth[nj, ni]
+            vis = 1.0
+            if ds > 0:
+                excess = qz / ds - 1.0 - ztol
+                if excess > 0:
+                    vis = max(0.0, 1.0 - excess / ztol)
+            if vis <= 0:
+                continue
+            r, g, b, m = _tap(src_img, src_mask, u, v)
+            if m <= 1e-9:
+                continue  # the frame shows no person there
+            out_rgb[y, x, 0] = r / 255.0
+            out_rgb[y, x, 1] = g / 255.0
+            out_rgb[y, x, 2] = b / 255.0
+            out_w[y, x] = vis * m
+            # Angle between the target's and the source's rays through the point.
+            dx = px - cx
+            dy = py - cy
+            dz = z - cz
+            out_cos[y, x] = (px * dx + py * dy + z * dz) / (np.sqrt(px * px + py * py + z * z)
+                                                            * np.sqrt(dx * dx + dy * dy + dz * dz))
+
+
+def intrinsics_array(k) -> np.ndarray:
+    """float64 [4] (fx, fy, cx, cy) of a ``formats.camera.Intrinsics``."""
+    return np.array([k.fx, k.fy, k.cx, k.cy], np.float64)
+
+
+def target_to_source(tgt_cam_to_head: np.ndarray, src_cam_to_head: np.ndarray) -> np.ndarray:
+    """float64 [3, 4]: target camera coordinates -> source camera coordinates."""
+    m = np.linalg.inv(np.asarray(src_cam_to_head, np.float64)) @ np.asarray(tgt_cam_to_head, np.float64)
+    return np.ascontiguousarray(m[:3])
+
+
+def reproject(tgt_depth: np.ndarray, tgt_cam, src_img: np.ndarray, src_mask: np.ndarray, src_depth: np.ndarray,
+              src_cam, ztol: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A captured frame seen from a target camera through the target's proxy depth.
+
+    tgt_depth float32 [H, W] (camera z-depth, 0 = no surface) at ``tgt_cam``
+    (``formats.camera.Camera``); the source: ``src_img`` uint8 RGB [Hs, Ws, 3], ``src_mask``
+    float32 [Hs, Ws] in [0, 1] (where the frame shows the person), ``src_depth`` float32 [Hs, Ws]
+    its proxy depth, at ``src_cam``. Returns (rgb float32 [H, W, 3] in [0, 1], the source's
+    straight colour at each target pixel; weight float32 [H, W] in [0, 1]: soft z-test x mask, 0
+    where the source cannot see the point or it falls outside its image; cos float32 [H, W]: the
+    cosine of the angle between the two cameras' rays through the point)."""
+    h, w = tgt_depth.shape
+    if src_img.shape[:2] != src_mask.shape or src_mask.shape != src_depth.shape or src_img.shape[2:] != (3,):
+        raise ValueError(f"source image [H, W, 3], mask and depth [H, W] of one size, got "
+                         f"{src_img.shape}, {src_mask.shape}, {src_depth.shape}")
+    rgb = np.empty((h, w, 3), np.float32)
+    wt = np.empty((h, w), np.float32)
+    cos = np.empty((h, w), np.float32)
+    _reproject(np.ascontiguousarray(tgt_depth, np.float32), intrinsics_array(tgt_cam.intrinsics),
+               target_to_source(tgt_cam.cam_to_head, src_cam.cam_to_head),
+               np.ascontiguousarray(src_img, np.uint8), np.ascontiguousarray(src_mask, np.float32),
+               np.ascontiguousarray(src_depth, np.float32), intrinsics_array(src_cam.intrinsics), float(ztol),
+               rgb, wt, cos)
+    return rgb, wt, cos

@@ -1,0 +1,100 @@
+"""``CaptureAnchor``: the captured frame at each keyframe's time carries that keyframe's tiles.
+
+For keyframe k and grid view v the frame captured nearest to k's time is reprojected into v
+through the proxy (the field's depth at v), its pixels weighted by a soft z-test against the
+proxy seen from the frame's own camera, the frame's person mask and the angle between the rays;
+the field's render fills the rest, colour-matched (``blend``). Alpha and depth stay the field's:
+the matte and the geometry every view agrees on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field as dataclass_field
+
+import cv2
+import numpy as np
+
+from bake.anchor.blend import AnchorConfig, angle_weight, compose
+from bake.anchor.kernels import reproject
+from bake.job.keyframes import keyframe_frames
+from formats.camera import Camera
+
+
+@dataclass
+class SourceFrame:
+    """A captured frame ready to reproject: its image, mask, camera and proxy depth."""
+
+    index: int  # list position in the dataset
+    image: np.ndarray  # uint8 RGB [H, W, 3]
+    mask: np.ndarray  # float32 [H, W] in [0, 1]: the person, inside the part that shows the video
+    camera: Camera
+    depth: np.ndarray  # float32 [H, W]: the proxy (field) seen from this camera
+
+
+@dataclass
+class CaptureAnchor:
+    """Anchors a bake's tiles on a tracked dataset's frames (see the module docstring).
+
+    ``leave_out``: dataset list positions that never contribute a pixel (a keyframe whose frame
+    is left out keeps the field's tile). ``for_keyframes`` binds it to a bake's keyframe times."""
+
+    dataset: object  # bake.data.dataset.Dataset: the capture the field was trained on
+    cfg: AnchorConfig = AnchorConfig()
+    leave_out: frozenset = frozenset()
+    frames: np.ndarray | None = None  # [K] dataset position of each keyframe (``for_keyframes``)
+    _cache: SourceFrame | None = dataclass_field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.leave_out = frozenset(int(i) for i in self.leave_out)
+        bad = [i for i in self.leave_out if not 0 <= i < len(self.dataset.frames)]
+        if bad:
+            raise ValueError(f"frames to leave out must be dataset positions 0..{len(self.dataset.frames) - 1}, "
+                             f"got {bad[:3]}")
+
+    def for_keyframes(self, keyframe_times) -> "CaptureAnchor":
+        """This anchor with each keyframe (seconds from the capture's first frame) given the
+        frame captured nearest to it in time."""
+        return CaptureAnchor(self.dataset, self.cfg, self.leave_out,
+                             keyframe_frames(keyframe_times, self.dataset.times()))
+
+    def describe(self) -> dict:
+        """What decides the anchored tiles besides the field and the bake's options (a resumed
+        bake must have the same)."""
+        return {"dataset": str(self.dataset.root), "frames": len(self.dataset.frames),
+                "left_out": sorted(self.leave_out), "config": asdict(self.cfg)}
+
+    def frame_of(self, k: int) -> int | None:
+        """The dataset position whose pixels anchor keyframe k, None when it is left out."""
+        if self.frames is None:
+            raise ValueError("an anchor needs the bake's keyframes first (for_keyframes)")
+        i = int(self.frames[k])
+        return None if i in self.leave_out else i
+
+    def source(self, field, k: int, expression: np.ndarray) -> SourceFrame | None:
+        """Keyframe k's source frame, its proxy depth rendered once (the last one is kept)."""
+        i = self.frame_of(k)
+        if i is None:
+            return None
+        if self._cache is not None and self._cache.index == i:
+            return self._cache
+        ds = self.dataset
+        cam = Camera(ds.intrinsics, np.linalg.inv(ds.frames[i].pose))
+        _, _, depth = field.render(cam, expression)
+        image = ds.load_image(i)
+        mask = ds.load_mask(i).astype(np.float32) / 255.0 * ds.valid_mask(i)
+        if image.shape[:2] != (ds.height, ds.width):
+            image = cv2.resize(image, (ds.width, ds.height), interpolation=cv2.INTER_AREA)
+            mask = cv2.resize(mask, (ds.width, ds.height), interpolation=cv2.INTER_AREA)
+        self._cache = SourceFrame(i, image, mask.astype(np.float32), cam, np.asarray(depth, np.float32))
+        return self._cache
+
+    def tile(self, field, k: int, expression: np.ndarray, camera: Camera, rgb: np.ndarray, alpha: np.ndarray,
+             depth: np.ndarray) -> np.ndarray:
+        """Premultiplied colour float32 [H, W, 3] of keyframe k at ``camera``, from the field's
+        render there (rgb premultiplied, alpha, depth) and keyframe k's source frame."""
+        src = self.source(field, k, expression)
+        if src is None:
+            return rgb
+        s_rgb, w, cos = reproject(depth, camera, src.image, src.mask, src.depth, src.camera, self.cfg.ztol)
+        w = w * angle_weight(cos, self.cfg.angle_full, self.cfg.angle_zero)
+        return compose(np.asarray(rgb, np.float32), np.asarray(alpha, np.float32), s_rgb, w, self.cfg)
