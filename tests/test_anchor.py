@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bake.anchor.blend import AnchorConfig, angle_weight, colour_transfer, compose, feathered
+from bake.anchor.blend import AnchorConfig, angle_weight, colour_transfer, compose, feathered, nearest_inside
 from bake.anchor.kernels import reproject
 from bake.synthetic import SyntheticField
 from formats import P4DReader
@@ -49,9 +49,9 @@ def test_reprojection_kernel_matches_twin(head, yaw_s, pitch_s):
     img, mask, sdepth = capture(head, src)
     got = reproject(depth, tgt, img, mask, sdepth, src, 0.02)
     ref = n_anchor.reproject(depth, tgt, img, mask, sdepth, src, 0.02)
-    for g, r, name in zip(got, ref, ("rgb", "weight", "cos")):
+    for g, r, name in zip(got, ref, ("rgb", "vis", "mask", "cos")):
         np.testing.assert_allclose(g, r, atol=2e-5, err_msg=name)
-    assert (got[1] > 0.9).sum() > 0.3 * (depth > 0).sum()  # the source sees most of the head
+    assert (got[1] * got[2] > 0.9).sum() > 0.3 * (depth > 0).sum()  # the source sees most of the head
 
 
 def test_reprojected_frame_matches_the_exact_view(head):
@@ -60,7 +60,8 @@ def test_reprojected_frame_matches_the_exact_view(head):
     tgt, src = view(0.0), view(10.0, 3.0)
     rgb_t, a_t, depth = head.render(tgt, EXPR)
     img, mask, sdepth = capture(head, src)
-    s_rgb, w, cos = reproject(depth, tgt, img, mask, sdepth, src, 0.02)
+    s_rgb, vis, m, cos = reproject(depth, tgt, img, mask, sdepth, src, 0.02)
+    w = vis * m
     straight = rgb_t / np.maximum(a_t, 1e-4)[..., None]
     seen = (w > 0.9) & (a_t > 0.99)
     assert seen.sum() > 0.6 * (a_t > 0.99).sum()
@@ -82,7 +83,7 @@ def test_soft_z_test_drops_what_the_source_cannot_see(head):
     tgt, src = view(0.0), view(50.0)
     _, a_t, depth = head.render(tgt, EXPR)
     img, mask, sdepth = capture(head, src)
-    _, w, _ = reproject(depth, tgt, img, mask, sdepth, src, 0.02)
+    _, w, _, _ = reproject(depth, tgt, img, mask, sdepth, src, 0.02)
     # Which target points does the source truly see? Its depth along their projection.
     h, wd = depth.shape
     y, x = np.mgrid[0:h, 0:wd]
@@ -116,16 +117,42 @@ def test_fill_is_colour_matched_without_a_seam():
     y, x = np.mgrid[0:h, 0:w]
     truth = np.stack([0.4 + 0.2 * np.sin(x / 9.0), 0.35 + 0.1 * np.cos(y / 7.0), 0.3 + 0 * x], -1).astype(np.float32)
     field = np.clip(truth + 0.15, 0, 1)
-    weight = (x < 48).astype(np.float32)
-    alpha = np.ones((h, w), np.float32)
-    out = compose(field, alpha, truth, weight, AnchorConfig(feather=4 / w, colour_sigma=10 / w))
-    near = (x >= 50) & (x < 60)
-    assert np.abs(out[near] - truth[near]).mean() < 0.03  # without the transfer it would be 0.15
+    vis = (x < 48).astype(np.float32)
+    ones = np.ones((h, w), np.float32)
+    near = nearest_inside(ones > 0, 0)
+    cfg = AnchorConfig(feather=4 / w, colour_sigma=10 / w)
+    out, alpha = compose(field, ones, truth, vis, ones, near, cfg)
+    assert (alpha == 1).all()
+    near_seam = (x >= 50) & (x < 60)
+    assert np.abs(out[near_seam] - truth[near_seam]).mean() < 0.03  # without the transfer it would be 0.15
     step = np.abs(np.diff(out, axis=1)).max(axis=(0, 2))
     assert step[40:56].max() < 0.05  # no seam at x = 48
     np.testing.assert_allclose(out[:, :40], truth[:, :40], atol=1e-6)  # the source itself, untouched
     unchanged = colour_transfer(field, truth, np.zeros((h, w), np.float32), 3.0)
     assert unchanged is field  # nothing to match: the field as it is
+
+
+def test_the_frames_matte_draws_the_outline():
+    # The field's alpha is a ragged disc; the frame's matte a clean, slightly larger one. Where
+    # the frame sees the points, the tile's alpha is the matte, including a shell beyond the
+    # field's silhouette; where it does not (vis 0 on the right), the field's alpha stays.
+    h, w = 64, 64
+    y, x = np.mgrid[0:h, 0:w]
+    r = np.hypot(x - 31.5, y - 31.5)
+    rng = np.random.default_rng(3)
+    field_a = (r < 20 + rng.integers(-2, 3, (h, w))).astype(np.float32)
+    matte = np.clip(23 - r, 0, 1).astype(np.float32)
+    vis = (x < 40).astype(np.float32)
+    rgb = np.full((h, w, 3), 0.5, np.float32) * field_a[..., None]
+    near = nearest_inside(field_a > 0, 6)
+    out, alpha = compose(rgb, field_a, np.full((h, w, 3), 0.5, np.float32), vis, matte, near,
+                         AnchorConfig(feather=2 / w))
+    left = x < 30
+    np.testing.assert_allclose(alpha[left], matte[left], atol=1e-6)
+    right = x >= 40
+    np.testing.assert_array_equal(alpha[right], field_a[right])
+    assert np.allclose(out, 0.5 * alpha[..., None], atol=1e-6)  # premultiplied by the new alpha
+    assert (near[0][r > 20 + 2 + 6 + 1] == -1).all()  # the shell ends 6 px out
 
 
 def test_anchor_sharpens_a_soft_field_and_leave_out_keeps_the_field(synth_dir):
@@ -157,7 +184,7 @@ def test_anchor_sharpens_a_soft_field_and_leave_out_keeps_the_field(synth_dir):
         cam = Camera(ds.intrinsics, orbit_pose(yaw0 + dyaw, 0.0, 0.5))
         rgb_x, a_x, _ = exact.render(cam, e)
         rgb_s, a_s, d_s = soft.render(cam, e)
-        tile = anchor.tile(soft, k, e, cam, rgb_s, a_s, d_s)
+        tile, _, _ = anchor.tile(soft, k, e, cam, rgb_s, a_s, d_s)
         inner = cv2.erode((a_x > 0.99).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         gains.append(psnr(tile, rgb_x, inner) - psnr(rgb_s, rgb_x, inner))
         # And the anchored tile is as sharp as the exact render, not as the blurred one.
@@ -168,7 +195,8 @@ def test_anchor_sharpens_a_soft_field_and_leave_out_keeps_the_field(synth_dir):
     assert left.frame_of(k) is None
     cam = Camera(ds.intrinsics, orbit_pose(yaw0, 0.0, 0.5))
     rgb_s, a_s, d_s = soft.render(cam, e)
-    assert left.tile(soft, k, e, cam, rgb_s, a_s, d_s) is rgb_s
+    got = left.tile(soft, k, e, cam, rgb_s, a_s, d_s)
+    assert got[0] is rgb_s and got[1] is a_s and got[2] is d_s
 
 
 def test_bake_source_flags(synth_dir, tmp_path):

@@ -42,8 +42,8 @@ def _tap(img, mask, u, v):
 
 
 @njit("void(f4[:,::1], f8[::1], f8[:,::1], u1[:,:,::1], f4[:,::1], f4[:,::1], f8[::1], f8, "
-      "f4[:,:,::1], f4[:,::1], f4[:,::1])", cache=True, nogil=True, parallel=True)
-def _reproject(tgt_depth, tk, t2s, src_img, src_mask, src_depth, sk, ztol, out_rgb, out_w, out_cos):
+      "f4[:,:,::1], f4[:,::1], f4[:,::1], f4[:,::1])", cache=True, nogil=True, parallel=True)
+def _reproject(tgt_depth, tk, t2s, src_img, src_mask, src_depth, sk, ztol, out_rgb, out_vis, out_m, out_cos):
     h, w = tgt_depth.shape
     hs, ws = src_mask.shape
     # The source camera's centre in target camera coordinates: c = -R^T o.
@@ -55,7 +55,8 @@ def _reproject(tgt_depth, tk, t2s, src_img, src_mask, src_depth, sk, ztol, out_r
             out_rgb[y, x, 0] = 0.0
             out_rgb[y, x, 1] = 0.0
             out_rgb[y, x, 2] = 0.0
-            out_w[y, x] = 0.0
+            out_vis[y, x] = 0.0
+            out_m[y, x] = 0.0
             out_cos[y, x] = 0.0
             z = tgt_depth[y, x]
             if z <= 0:
@@ -83,19 +84,18 @@ def _reproject(tgt_depth, tk, t2s, src_img, src_mask, src_depth, sk, ztol, out_r
                     vis = max(0.0, 1.0 - excess / ztol)
             if vis <= 0:
                 continue
-            r, g, b, m = _tap(src_img, src_mask, u, v)
-            if m <= 1e-9:
-                continue  # the frame shows no person there
-            out_rgb[y, x, 0] = r / 255.0
-            out_rgb[y, x, 1] = g / 255.0
-            out_rgb[y, x, 2] = b / 255.0
-            out_w[y, x] = vis * m
+            out_vis[y, x] = vis
             # Angle between the target's and the source's rays through the point.
             dx = px - cx
             dy = py - cy
             dz = z - cz
             out_cos[y, x] = (px * dx + py * dy + z * dz) / (np.sqrt(px * px + py * py + z * z)
                                                             * np.sqrt(dx * dx + dy * dy + dz * dz))
+            r, g, b, m = _tap(src_img, src_mask, u, v)
+            out_m[y, x] = m  # 0: the frame sees the point and shows no person there
+            out_rgb[y, x, 0] = r / 255.0
+            out_rgb[y, x, 1] = g / 255.0
+            out_rgb[y, x, 2] = b / 255.0
 
 
 def intrinsics_array(k) -> np.ndarray:
@@ -110,26 +110,29 @@ def target_to_source(tgt_cam_to_head: np.ndarray, src_cam_to_head: np.ndarray) -
 
 
 def reproject(tgt_depth: np.ndarray, tgt_cam, src_img: np.ndarray, src_mask: np.ndarray, src_depth: np.ndarray,
-              src_cam, ztol: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              src_cam, ztol: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A captured frame seen from a target camera through the target's proxy depth.
 
     tgt_depth float32 [H, W] (camera z-depth, 0 = no surface) at ``tgt_cam``
     (``formats.camera.Camera``); the source: ``src_img`` uint8 RGB [Hs, Ws, 3], ``src_mask``
     float32 [Hs, Ws] in [0, 1] (where the frame shows the person), ``src_depth`` float32 [Hs, Ws]
-    its proxy depth, at ``src_cam``. Returns (rgb float32 [H, W, 3] in [0, 1], the source's
-    straight colour at each target pixel; weight float32 [H, W] in [0, 1]: soft z-test x mask, 0
-    where the source cannot see the point or it falls outside its image; cos float32 [H, W]: the
-    cosine of the angle between the two cameras' rays through the point)."""
+    its proxy depth, at ``src_cam``. Returns float32 arrays:
+    rgb [H, W, 3] in [0, 1], the source's straight colour at each target pixel (its taps weighted
+    by the mask: 0 where the mask is 0); vis [H, W] in [0, 1], the soft z-test against the source's
+    proxy (0 where the point is hidden from the source, behind it or outside its image); mask
+    [H, W], the source's mask at the point where vis > 0 (0 elsewhere); cos [H, W], the cosine of
+    the angle between the two cameras' rays through the point where vis > 0 (0 elsewhere)."""
     h, w = tgt_depth.shape
     if src_img.shape[:2] != src_mask.shape or src_mask.shape != src_depth.shape or src_img.shape[2:] != (3,):
         raise ValueError(f"source image [H, W, 3], mask and depth [H, W] of one size, got "
                          f"{src_img.shape}, {src_mask.shape}, {src_depth.shape}")
     rgb = np.empty((h, w, 3), np.float32)
-    wt = np.empty((h, w), np.float32)
+    vis = np.empty((h, w), np.float32)
+    mask = np.empty((h, w), np.float32)
     cos = np.empty((h, w), np.float32)
     _reproject(np.ascontiguousarray(tgt_depth, np.float32), intrinsics_array(tgt_cam.intrinsics),
                target_to_source(tgt_cam.cam_to_head, src_cam.cam_to_head),
                np.ascontiguousarray(src_img, np.uint8), np.ascontiguousarray(src_mask, np.float32),
                np.ascontiguousarray(src_depth, np.float32), intrinsics_array(src_cam.intrinsics), float(ztol),
-               rgb, wt, cos)
-    return rgb, wt, cos
+               rgb, vis, mask, cos)
+    return rgb, vis, mask, cos

@@ -3,8 +3,9 @@
 For keyframe k and grid view v the frame captured nearest to k's time is reprojected into v
 through the proxy (the field's depth at v), its pixels weighted by a soft z-test against the
 proxy seen from the frame's own camera, the frame's person mask and the angle between the rays;
-the field's render fills the rest, colour-matched (``blend``). Alpha and depth stay the field's:
-the matte and the geometry every view agrees on.
+the field's render fills the rest, colour-matched (``blend``). Alpha is the frame's matte where
+the frame sees the point, the field's elsewhere; the proxy reaches a shell beyond the field's
+silhouette (``AnchorConfig.shell``) so the matte can draw hair and an outline the field cut.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import asdict, dataclass, field as dataclass_field
 import cv2
 import numpy as np
 
-from bake.anchor.blend import AnchorConfig, angle_weight, compose
+from bake.anchor.blend import AnchorConfig, angle_weight, compose, nearest_inside
 from bake.anchor.kernels import reproject
 from bake.job.keyframes import keyframe_frames
 from formats.camera import Camera
@@ -89,12 +90,17 @@ class CaptureAnchor:
         return self._cache
 
     def tile(self, field, k: int, expression: np.ndarray, camera: Camera, rgb: np.ndarray, alpha: np.ndarray,
-             depth: np.ndarray) -> np.ndarray:
-        """Premultiplied colour float32 [H, W, 3] of keyframe k at ``camera``, from the field's
-        render there (rgb premultiplied, alpha, depth) and keyframe k's source frame."""
+             depth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(premultiplied colour float32 [H, W, 3], alpha, depth) of keyframe k at ``camera``, from
+        the field's render there (rgb premultiplied, alpha, depth) and keyframe k's source frame:
+        the field's own when the frame is left out."""
         src = self.source(field, k, expression)
         if src is None:
-            return rgb
-        s_rgb, w, cos = reproject(depth, camera, src.image, src.mask, src.depth, src.camera, self.cfg.ztol)
-        w = w * angle_weight(cos, self.cfg.angle_full, self.cfg.angle_zero)
-        return compose(np.asarray(rgb, np.float32), np.asarray(alpha, np.float32), s_rgb, w, self.cfg)
+            return rgb, alpha, depth
+        near = nearest_inside(depth > 0, self.cfg.shell * depth.shape[1])
+        shell = np.where(near[0] >= 0, depth[np.maximum(near[0], 0), np.maximum(near[1], 0)], 0).astype(np.float32)
+        s_rgb, vis, mask, cos = reproject(shell, camera, src.image, src.mask, src.depth, src.camera, self.cfg.ztol)
+        vis = vis * angle_weight(cos, self.cfg.angle_full, self.cfg.angle_zero)
+        out_rgb, out_a = compose(np.asarray(rgb, np.float32), np.asarray(alpha, np.float32), s_rgb, vis, mask, near,
+                                 self.cfg)
+        return out_rgb, out_a, np.where(out_a > 0, shell, 0).astype(np.float32)

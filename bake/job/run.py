@@ -182,7 +182,7 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
             cam0 = Camera(grid.intrinsics, orbit_pose(yaw0, pitch0, grid.radius, grid.center))
             rgb, alpha, depth0 = field.render(cam0, kf.expressions[0])
             if anchor is not None:  # the preview shows what the tiles will
-                rgb = anchor.tile(field, 0, kf.expressions[0], cam0, rgb, alpha, depth0)
+                rgb, alpha, _ = anchor.tile(field, 0, kf.expressions[0], cam0, rgb, alpha, depth0)
             writer.set_preview(to_u8(rgb), to_u8(alpha))
         rendered = 0
         with Progress(n_tiles, f"bake {out.name}", initial=n_done, disable=quiet) as bar:
@@ -195,7 +195,7 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
                     cam = Camera(grid.intrinsics, orbit_pose(yaw, pitch, grid.radius, grid.center))
                     rgb, alpha, depth = field.render(cam, expr)
                     if anchor is not None:
-                        rgb = anchor.tile(field, k, expr, cam, rgb, alpha, depth)
+                        rgb, alpha, depth = anchor.tile(field, k, expr, cam, rgb, alpha, depth)
                     tiles = {"color": (to_u8(rgb), cfg.codec, cfg.quality),
                              "alpha": (to_u8(alpha), LOSSLESS_CODEC["alpha"], None),
                              "depth": (quantize_depth(downscale_depth(depth, s), near, far),

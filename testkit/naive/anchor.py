@@ -45,5 +45,5 @@ def reproject(tgt_depth, tgt_cam, src_img, src_mask, src_depth, src_cam, ztol=0.
     c = -(m[:, :3].T @ m[:, 3])
     d = p - c
     cos = (p * d).sum(-1) / np.maximum(np.linalg.norm(p, axis=-1) * np.linalg.norm(d, axis=-1), 1e-30)
-    return (rgb.astype(np.float32), np.where(has, vis * mk, 0.0).astype(np.float32),
-            np.where(has, cos, 0.0).astype(np.float32))
+    return (rgb.astype(np.float32), np.where(ok, vis, 0.0).astype(np.float32), np.where(ok, mk, 0.0).astype(np.float32),
+            np.where(ok, cos, 0.0).astype(np.float32))
