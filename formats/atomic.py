@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from formats.errors import UsageError
 
-__all__ = ["atomic_path", "check_writable_dir"]
+__all__ = ["atomic_dir", "atomic_path", "check_writable_dir"]
 
 
 def check_writable_dir(target: str | os.PathLike) -> Path:
@@ -62,4 +63,25 @@ def atomic_path(target: str | os.PathLike, fsync: bool = True) -> Iterator[Path]
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """Yields a fresh folder beside ``target`` (which may not exist or be an empty folder); when
+    the block ends without an exception it gets the mode any new folder would and replaces
+    ``target``, otherwise it is removed with what was written into it."""
+    target = Path(target)
+    parent = check_writable_dir(target)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    try:
+        yield stage
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(stage, 0o777 & ~umask)  # mkdtemp's folder is private; an output is for its user to share
+        if target.exists():
+            target.rmdir()
+        os.replace(stage, target)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -12,16 +12,14 @@ Nothing appears at the output path until the whole clip is written: a file throu
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
 
-from formats.atomic import atomic_path
+from formats.atomic import atomic_dir, atomic_path
 from formats.errors import UsageError
 from formats.progress import Progress
 from player.encoders import DITHERS, GifWriter, H264Writer, Mp4vWriter, WebpWriter, have_av
@@ -102,17 +100,10 @@ def export(pb: Playback, out: str, seconds: float, fps: float = 25.0, quiet: boo
              f"most messaging apps do not play; for H.264 install {VIDEO_EXTRA}")
     with Progress(n, f"export {target.name}", disable=quiet) as bar:
         if kind == "dir":
-            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
-            try:
+            with atomic_dir(target) as tmp:
                 for i, rgb in frames(pb, seconds, fps):
                     cv2.imwrite(str(tmp / f"frame_{i:06d}.png"), rgb[:, :, ::-1])
                     bar.update(1)
-                if target.exists():
-                    target.rmdir()
-                os.replace(tmp, target)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
             return target
         with atomic_path(target) as tmp:
             if kind == "mp4":

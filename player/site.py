@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from formats.atomic import atomic_path, check_writable_dir
+from formats.atomic import atomic_dir, atomic_path, check_writable_dir
 from formats.errors import EXIT_OK, OneLineParser, UsageError, check_input_file
 
 WEB = Path(__file__).resolve().parent / "web"
@@ -169,9 +168,7 @@ def build(cfg: SiteConfig) -> tuple[Path, bool]:
         target = cfg.output
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
             raise UsageError(f"{target}: exists and is not an empty folder; give a new or empty folder")
-        parent = check_writable_dir(target)
-        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
-        try:
+        with atomic_dir(target) as stage:
             (stage / "p4d").mkdir()
             for p in modules():
                 shutil.copyfile(p, stage / "p4d" / p.name)
@@ -180,15 +177,6 @@ def build(cfg: SiteConfig) -> tuple[Path, bool]:
             html = page(Path(name).stem, {"file": name}, '<link rel="stylesheet" href="p4d/p4d.css">',
                         '<script type="module" src="p4d/main.js"></script>')
             (stage / "index.html").write_text(html, encoding="utf-8")
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(stage, 0o777 & ~umask)  # mkdtemp's folder is private; a site is for serving
-            if target.exists():
-                target.rmdir()
-            os.replace(stage, target)
-        except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
-            raise
         return target, recoded
 
 

@@ -3,41 +3,20 @@
 import numpy as np
 import pytest
 
-from formats.camera import Camera, Intrinsics, orbit_pose, pixel_rays
+from formats.camera import Intrinsics, orbit_pose
 from player import kernels as K
 from player.kernels import blend as kblend, mesh as kmesh, pixels as kpixels, splat as ksplat
 from testkit.naive import blend as n_blend, compositing as n_composite, decode as n_decode
 from testkit.naive import splat as n_splat, views as n_views, reprojection as n_warp
+from testkit.sphere_p4d import RADIUS, trace
 
-RADIUS, SPHERE = 0.6, 0.15
 
 
 def trace_sphere(yaw, pitch, intr, texture_seed=0):
     """Premultiplied RGBA uint8 [H, W, 4] and z-depth float32 [H, W] of a textured sphere with a
-    small bump sphere in front of it (so some surface is occluded from some views)."""
-    cam = Camera(intr, orbit_pose(yaw, pitch, RADIUS))
-    o, d = pixel_rays(cam)
-    best_t = np.full(d.shape[:2], np.inf)
-    best_p = np.zeros(d.shape)
-    for c, r in (((0.0, 0.0, 0.0), SPHERE), ((0.06, 0.03, 0.14), 0.04)):
-        oc = o - np.asarray(c)
-        a = (d * d).sum(-1)
-        b = 2 * (oc * d).sum(-1)
-        cc = (oc * oc).sum(-1) - r * r
-        disc = b * b - 4 * a * cc
-        t = np.where(disc >= 0, (-b - np.sqrt(np.maximum(disc, 0))) / (2 * a), np.inf)
-        closer = (t > 0) & (t < best_t)
-        best_t = np.where(closer, t, best_t)
-        best_p = np.where(closer[..., None], o + t[..., None] * d, best_p)
-    hit = np.isfinite(best_t)
-    p = best_p
-    col = 0.5 + 0.5 * np.stack([np.sin(40 * p[..., 0] + texture_seed), np.cos(33 * p[..., 1]),
-                                np.sin(25 * p[..., 2] + 20 * p[..., 0])], -1)
-    rgba = np.zeros(d.shape[:2] + (4,), np.uint8)
-    rgba[..., :3] = np.where(hit[..., None], np.round(col * 255), 0)
-    rgba[..., 3] = np.where(hit, 255, 0)
-    depth = np.where(hit, best_t, 0).astype(np.float32)  # directions are z-scaled: t = z-depth
-    return rgba, depth
+    small bump sphere in front of it (so some surface is occluded from some views):
+    ``testkit.sphere_p4d.trace``, its texture shifted by ``texture_seed``."""
+    return trace(yaw, pitch, intr, texture_seed)
 
 
 def grid_sources(intr, yaws=(-10.0, 10.0), pitches=(-8.0, 8.0)):
