@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from formats.atomic import atomic_path
+from formats.atomic import atomic_dir, atomic_path
 from formats.errors import UsageError
 
 
@@ -40,3 +40,21 @@ def test_an_unusable_folder_is_a_usage_error(tmp_path):
         with pytest.raises(UsageError, match=needle):
             with atomic_path(target):
                 pass
+
+
+def test_a_folder_output_is_whole_or_absent(tmp_path):
+    target = tmp_path / "site"
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as stage:
+            (stage / "a.txt").write_text("half")
+            raise RuntimeError("stopped")
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    target.mkdir()  # an empty folder may be replaced
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(target) as stage:
+            (stage / "a.txt").write_text("whole")
+    finally:
+        os.umask(old)
+    assert (target / "a.txt").read_text() == "whole" and list(tmp_path.iterdir()) == [target]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
