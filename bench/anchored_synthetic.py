@@ -69,7 +69,8 @@ def main(argv=None) -> int:
         from formats import P4DReader
         with P4DReader(ref) as r:
             yaws, pitches = r.meta["grid"]["yaws"], r.meta["grid"]["pitches"]
-        ranges = ["--yaw-range", f"{yaws[0]},{yaws[-1]}", "--pitch-range", f"{pitches[0]},{pitches[-1]}"]
+        # "--yaw-range=LO,HI": argparse takes a separate "-24,24" for an option
+        ranges = [f"--yaw-range={yaws[0]},{yaws[-1]}", f"--pitch-range={pitches[0]},{pitches[-1]}"]
         res = {"size": a.size, "views": a.views, "fps": a.fps, "minutes": a.minutes, "yaws": yaws}
         for name, src in (("anchored", "anchored"), ("field", "field")):
             res[name] = compare(bake(weak, work / f"{name}.p4d", grid + ranges, "--source", src), ref)
@@ -78,8 +79,8 @@ def main(argv=None) -> int:
         step = (yaws[-1] - yaws[0]) / max(ny - 1, 1)
         extra = max(1, round(10 / step)) if step > 0 else 1
         wide_grid = ["--views", f"{ny + 2 * extra}x{a.views.lower().split('x')[1]}", "--size", str(a.size),
-                     "--fps", str(a.fps), "--yaw-range", f"{yaws[0] - extra * step},{yaws[-1] + extra * step}",
-                     "--pitch-range", f"{pitches[0]},{pitches[-1]}"]
+                     "--fps", str(a.fps), f"--yaw-range={yaws[0] - extra * step},{yaws[-1] + extra * step}",
+                     f"--pitch-range={pitches[0]},{pitches[-1]}"]
         wide_ref = bake(exact, work / "exact_wide.p4d", wide_grid)
         wide = {name: compare(bake(weak, work / f"{name}_wide.p4d", wide_grid, "--source", name), wide_ref)
                 for name in ("anchored", "field")}
