@@ -36,8 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("view grid")
     g.add_argument("--views", default="%dx%d" % default(BakeConfig, "views"), metavar="YAWxPITCH",
                    help="number of yaw x pitch views (default %(default)s)")
-    g.add_argument("--yaw-range", metavar="LO,HI", help="yaw range in degrees (default: what the capture saw)")
-    g.add_argument("--pitch-range", metavar="LO,HI", help="pitch range in degrees (default: what the capture saw)")
+    g.add_argument("--yaw-range", metavar="LO,HI",
+                   help="yaw range in degrees, e.g. --yaw-range=-30,30 (with '=': a value starting with '-' "
+                        "would read as an option; default: what the capture saw)")
+    g.add_argument("--pitch-range", metavar="LO,HI",
+                   help="pitch range in degrees, e.g. --pitch-range=-10,15 (default: what the capture saw)")
     g.add_argument("--size", type=int, default=default(BakeConfig, "size"),
                    help="tile size in pixels (default %(default)s)")
     g.add_argument("--codec", default=default(BakeConfig, "codec"), choices=COLOR_CODECS,
