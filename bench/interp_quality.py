@@ -12,7 +12,7 @@ the 1 % with the largest error). Prints a table and a summary (``--json`` for ma
 ``--sheet`` writes the worst cells beside the exact renders.
 
     python bench/interp_quality.py [--size 256] [--views 7x3] [--codec webp] [--depth-scale 4]
-                                   [--at centre|quarter] [--view-sharpen 1] [--sheet PNG] [--json]
+                                   [--at centre|quarter|grid] [--view-sharpen 1] [--sheet PNG] [--json]
 
 Targets: reprojection >= 33 dB, and >= 2 dB above plain blending; the outline band within 3 dB
 of the interior.
@@ -117,7 +117,8 @@ def worst_psnr(a: np.ndarray, b: np.ndarray, share: float = 0.01) -> float:
 
 
 POSITIONS = {"centre": ((0.5, 0.5),),
-             "quarter": ((0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75))}
+             "quarter": ((0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)),
+             "grid": ((0.0, 0.0),)}  # each cell's first grid view itself: what the warp loses with no baseline
 
 
 def measure(p4d, field=None, keyframes=(0,), expressions=None, at: str = "centre", sharpen: float = 1.0,
@@ -202,7 +203,8 @@ def main(argv=None) -> int:
                     help=f"store depth at 1/N resolution (default {BakeConfig.depth_scale}, as `bake`)")
     ap.add_argument("--sheet", default=None, help="write the worst cells beside the exact renders to this PNG")
     ap.add_argument("--at", default="centre", choices=sorted(POSITIONS),
-                    help="where in each grid cell: its centre (the targets) or its 4 quarter points (default centre)")
+                    help="where in each grid cell: its centre (the targets), its 4 quarter points, or its first "
+                         "grid view itself (what the warp loses at a view it has; default centre)")
     ap.add_argument("--view-sharpen", type=float, default=1.0,
                     help="RenderConfig.view_sharpen of the reprojection, >= 1 (default 1)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
