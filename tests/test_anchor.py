@@ -121,7 +121,7 @@ def test_fill_is_colour_matched_without_a_seam():
     ones = np.ones((h, w), np.float32)
     near = nearest_inside(ones > 0, 0)
     cfg = AnchorConfig(feather=4 / w, colour_sigma=10 / w)
-    out, alpha = compose(field, ones, truth, vis, ones, near, cfg)
+    out, alpha = compose(field, ones, truth, vis, vis, ones, near, cfg)
     assert (alpha == 1).all()
     near_seam = (x >= 50) & (x < 60)
     assert np.abs(out[near_seam] - truth[near_seam]).mean() < 0.03  # without the transfer it would be 0.15
@@ -134,8 +134,10 @@ def test_fill_is_colour_matched_without_a_seam():
 
 def test_the_frames_matte_draws_the_outline():
     # The field's alpha is a ragged disc; the frame's matte a clean, slightly larger one. Where
-    # the frame sees the points, the tile's alpha is the matte, including a shell beyond the
-    # field's silhouette; where it does not (vis 0 on the right), the field's alpha stays.
+    # the frame sees the points from close by, the tile's alpha is the matte, including a shell
+    # beyond the field's silhouette; where it does not (vis 0 on the right), the field's alpha
+    # stays, and where it sees them from too far for its matte (the middle band), the field's
+    # alpha stays under the frame's colour.
     h, w = 64, 64
     y, x = np.mgrid[0:h, 0:w]
     r = np.hypot(x - 31.5, y - 31.5)
@@ -143,13 +145,14 @@ def test_the_frames_matte_draws_the_outline():
     field_a = (r < 20 + rng.integers(-2, 3, (h, w))).astype(np.float32)
     matte = np.clip(23 - r, 0, 1).astype(np.float32)
     vis = (x < 40).astype(np.float32)
+    vis_matte = (x < 24).astype(np.float32)
     rgb = np.full((h, w, 3), 0.5, np.float32) * field_a[..., None]
     near = nearest_inside(field_a > 0, 6)
-    out, alpha = compose(rgb, field_a, np.full((h, w, 3), 0.5, np.float32), vis, matte, near,
+    out, alpha = compose(rgb, field_a, np.full((h, w, 3), 0.5, np.float32), vis, vis_matte, matte, near,
                          AnchorConfig(feather=2 / w))
-    left = x < 30
+    left = x < 20
     np.testing.assert_allclose(alpha[left], matte[left], atol=1e-6)
-    right = x >= 40
+    right = x >= 26  # past the matte's feathered edge
     np.testing.assert_array_equal(alpha[right], field_a[right])
     assert np.allclose(out, 0.5 * alpha[..., None], atol=1e-6)  # premultiplied by the new alpha
     assert (near[0][r > 20 + 2 + 6 + 1] == -1).all()  # the shell ends 6 px out

@@ -21,6 +21,12 @@ class AnchorConfig:
     angle_zero: float = 45.0
     """... and beyond which it has none: a frame seen far off its own view stretches and blurs,
     though on a real head still less than a soft field blurs"""
+    matte_angle_full: float = 5.0
+    """degrees between the rays up to which the frame's matte draws the tile's alpha outright ..."""
+    matte_angle_zero: float = 15.0
+    """... and beyond which the field's alpha stays: an outline moves with the proxy's error times
+    the angle, and a matte reprojected from 20 degrees away cuts cheeks and lifts hair into blobs
+    (d9), where a few pixels of colour misplaced inside the head do not show"""
     feather: float = 3.0 / 256
     """width of the weight's ramp at the edge of what the source sees, as a share of the tile's
     width (3 px at 256): no seam where the field takes over"""
@@ -37,6 +43,9 @@ class AnchorConfig:
             raise ValueError(f"ztol must be in (0, 1), got {self.ztol}")
         if not 0 <= self.angle_full < self.angle_zero <= 90:
             raise ValueError(f"need 0 <= angle_full < angle_zero <= 90, got {self.angle_full}, {self.angle_zero}")
+        if not 0 <= self.matte_angle_full < self.matte_angle_zero <= 90:
+            raise ValueError(f"need 0 <= matte_angle_full < matte_angle_zero <= 90, got {self.matte_angle_full}, "
+                             f"{self.matte_angle_zero}")
         if self.feather < 0 or self.colour_sigma <= 0 or self.shell < 0:
             raise ValueError("feather and shell must be >= 0 and colour_sigma > 0")
 
@@ -96,14 +105,15 @@ def nearest_inside(inside: np.ndarray, band_px: float) -> tuple[np.ndarray, np.n
 
 
 def compose(field_rgb: np.ndarray, field_alpha: np.ndarray, source_rgb: np.ndarray, vis: np.ndarray,
-            mask: np.ndarray, near: tuple[np.ndarray, np.ndarray], cfg: AnchorConfig) -> tuple[np.ndarray, np.ndarray]:
+            vis_matte: np.ndarray, mask: np.ndarray, near: tuple[np.ndarray, np.ndarray],
+            cfg: AnchorConfig) -> tuple[np.ndarray, np.ndarray]:
     """(premultiplied colour float32 [H, W, 3], alpha float32 [H, W]) of a tile from the field's
-    render and a source reprojected into it: ``vis`` (soft z-test x the angle weight) and
-    ``mask`` (the frame's matte at the point) from ``kernels.reproject``. Alpha is the frame's
-    matte where the frame sees the point (feathered into the field's alpha where it stops
-    seeing); colour the frame's where its matte has the person, the colour-matched field's
-    elsewhere (the field's colour carried outwards from its silhouette over the shell, where
-    ``near``, from ``nearest_inside``, says)."""
+    render and a source reprojected into it: ``vis`` (soft z-test x the angle weight for colour),
+    ``vis_matte`` (the same with the matte's narrower angle weight) and ``mask`` (the frame's
+    matte at the point) from ``kernels.reproject``. Alpha is the frame's matte where the frame
+    sees the point from close by (feathered into the field's alpha); colour the frame's where its
+    matte has the person, the colour-matched field's elsewhere (the field's colour carried
+    outwards from its silhouette over the shell, where ``near``, from ``nearest_inside``, says)."""
     h, w = field_alpha.shape
     a = field_alpha[..., None]
     straight = np.where(a > 1e-4, field_rgb / np.maximum(a, 1e-4), 0.0).astype(np.float32)
@@ -111,7 +121,7 @@ def compose(field_rgb: np.ndarray, field_alpha: np.ndarray, source_rgb: np.ndarr
     out_of = (field_alpha <= 1e-4) & (ny >= 0)
     straight[out_of] = straight[ny[out_of], nx[out_of]]
     feather = cfg.feather * w
-    wa = feathered(vis, feather)
+    wa = feathered(vis_matte, feather)
     wc = feathered(vis * mask, feather)
     fill = colour_transfer(straight, source_rgb, wc, cfg.colour_sigma * w)
     colour = wc[..., None] * source_rgb + (1 - wc[..., None]) * fill

@@ -4,7 +4,7 @@ For keyframe k and grid view v the frame captured nearest to k's time is reproje
 through the proxy (the field's depth at v), its pixels weighted by a soft z-test against the
 proxy seen from the frame's own camera, the frame's person mask and the angle between the rays;
 the field's render fills the rest, colour-matched (``blend``). Alpha is the frame's matte where
-the frame sees the point, the field's elsewhere; the proxy reaches a shell beyond the field's
+the frame sees the point from close to its own view, the field's elsewhere; the proxy reaches a shell beyond the field's
 silhouette (``AnchorConfig.shell``) so the matte can draw hair and an outline the field cut.
 """
 
@@ -100,7 +100,8 @@ class CaptureAnchor:
         near = nearest_inside(depth > 0, self.cfg.shell * depth.shape[1])
         shell = np.where(near[0] >= 0, depth[np.maximum(near[0], 0), np.maximum(near[1], 0)], 0).astype(np.float32)
         s_rgb, vis, mask, cos = reproject(shell, camera, src.image, src.mask, src.depth, src.camera, self.cfg.ztol)
-        vis = vis * angle_weight(cos, self.cfg.angle_full, self.cfg.angle_zero)
-        out_rgb, out_a = compose(np.asarray(rgb, np.float32), np.asarray(alpha, np.float32), s_rgb, vis, mask, near,
-                                 self.cfg)
+        c = self.cfg
+        out_rgb, out_a = compose(np.asarray(rgb, np.float32), np.asarray(alpha, np.float32), s_rgb,
+                                 vis * angle_weight(cos, c.angle_full, c.angle_zero),
+                                 vis * angle_weight(cos, c.matte_angle_full, c.matte_angle_zero), mask, near, c)
         return out_rgb, out_a, np.where(out_a > 0, shell, 0).astype(np.float32)
