@@ -98,7 +98,7 @@ def nearest_inside(inside: np.ndarray, band_px: float) -> tuple[np.ndarray, np.n
                                                 labelType=cv2.DIST_LABEL_PIXEL)
     ys, xs = np.nonzero(inside)
     idx = np.zeros(lab.max() + 1, np.int64)
-    idx[lab[inside]] = np.arange(len(ys))  # row-major order, as the labels are numbered
+    idx[lab[inside]] = np.arange(len(ys))  # each inside pixel carries its own label: label -> its (y, x)
     near = idx[lab]
     ok = dist <= band_px
     return np.where(ok, ys[near], -1), np.where(ok, xs[near], -1)
