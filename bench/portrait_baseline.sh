@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The measured portraits of real clips: each shared clip tracked at 256, its field trained 3600
 # steps (what 20 min of `bake train --size 256` makes on a quiet 2-core machine; a step budget keeps
-# the figures the same on a busy or faster one), baked on a 5x3 grid at 1 keyframe/s, then scored
+# the figures the same on a busy or faster one), baked field-only (--source field: the baseline the
+# anchored bake of bench/portrait_anchored.sh is measured against) on a 5x3 grid at 1 keyframe/s, then scored
 # by `bake eval-portrait` (replay, held-out, sharpness; field_heldout_psnr from the checkpoint).
 # Prints one JSON line per clip.  P4D_BASELINE_STEPS overrides the step budget.
 #
@@ -21,7 +22,7 @@ for c in "${clips[@]}"; do
   [ -f "$data/$c.mp4" ] || { echo "no $data/$c.mp4" >&2; exit 2; }
   [ -f "$out/$c/dataset.json" ] || bake track "$data/$c.mp4" -o "$out/$c" --size 256 -q
   [ -f "$out/$c.ckpt" ] || bake train "$out/$c" -o "$out/$c.ckpt" --steps "${P4D_BASELINE_STEPS:-3600}" --size 256 -q
-  [ -f "$out/$c.p4d" ] || bake "$out/$c.ckpt" -o "$out/$c.p4d" --views 5x3 --fps 1 -q
+  [ -f "$out/$c.p4d" ] || bake "$out/$c.ckpt" -o "$out/$c.p4d" --views 5x3 --fps 1 --source field -q
   echo "{\"clip\": \"$c\", \"eval\": $(bake eval-portrait "$out/$c.p4d" "$out/$c" --checkpoint "$out/$c.ckpt" \
        --sheet "$out/$c.portrait.png" --json)}"
 done
