@@ -62,7 +62,8 @@ def main(argv=None) -> int:
             cli("bake", "synth", "-o", str(subject), "--seconds", str(a.seconds), "--size", str(a.size), "-q")
         weak = work / "weak.ckpt"
         if not weak.exists():
-            cli("bake", "train", str(subject), "-o", str(weak), "--minutes", str(a.minutes), "--size", str(a.size), "-q")
+            cli("bake", "train", str(subject), "-o", str(weak), "--minutes", str(a.minutes), "--size", str(a.size),
+                "-q")
         exact = subject / "subject.ckpt"
         grid = ["--views", a.views, "--size", str(a.size), "--fps", str(a.fps)]
         ref = bake(exact, work / "exact.p4d", grid)

@@ -152,7 +152,8 @@ def anchor_for(a: argparse.Namespace, field, hint: str | None) -> CaptureAnchor 
     ds = load_dataset(found)
     cap = field.capture
     if len(ds.frames) != len(cap.times) or not np.allclose(ds.times(), cap.times, atol=1e-4):
-        why = f"{found}: not the capture this checkpoint was trained on ({len(ds.frames)} frames, it has {len(cap.times)})"
+        why = (f"{found}: not the capture this checkpoint was trained on ({len(ds.frames)} frames, "
+               f"it has {len(cap.times)})")
         if explicit:
             raise UsageError(why)
         print(f"bake: notice: {why}; baking the field's renders alone", file=sys.stderr)
