@@ -3,8 +3,8 @@
 Plain Python, seeded, no clock of its own (its random draws come from ``player.rng.Pcg32``,
 stream 0, the generator docs/walk.md specifies, so the browser player walks the same way):
 ``step(dt, group)`` advances it by ``dt`` seconds with the viewpoint in pose group ``group``;
-``streams()`` says what to draw. A pyglet ``EventDispatcher`` (pyglet.event needs no display) emitting ``on_jump(kind, src, dst)`` with
-kind "transition" or "forced", and ``on_keyframe(k)``.
+``streams()`` says what to draw. A pyglet ``EventDispatcher`` (pyglet.event needs no display)
+emitting ``on_jump(kind, src, dst)`` with kind "transition" or "forced", and ``on_keyframe(k)``.
 
 Rules:
 - keyframes advance at the baked fps; between keyframes k and k+1 the frame is a temporal blend;
