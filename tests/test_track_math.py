@@ -228,6 +228,42 @@ def test_person_head_mask_cuts_the_head_out_of_the_person():
     assert (with_rgb ^ m)[:200].sum() == 0  # above the chin nothing changes
 
 
+def test_person_head_mask_keeps_hair_beyond_the_old_ellipse():
+    k = P.intrinsics_matrix(420.0, 420.0, 128.0, 128.0)
+    pose = _pose(0, 0, 0, (0.0, 0.0, 0.6))
+    img, truth, lm = _draw_head(256, pose, k)
+    hair_rgb = (40, 30, 25)  # _draw_head's hair
+
+    def quad(x0, x1, y0, y1):
+        q = P.project(np.array([[x0, y0, 0.0], [x1, y0, 0.0], [x1, y1, 0.0], [x0, y1, 0.0]]), pose, k)
+        out = np.zeros(truth.shape, np.uint8)
+        cv2.fillConvexPoly(out, np.round(q - 0.5).astype(np.int32), 1)
+        return out > 0
+
+    # A bun on top right reaching past the allowed ellipse, long hair falling beside the neck
+    # below the chin, and a dark green sweater on the shoulders (as dark as the hair).
+    bun = quad(0.05, 0.16, 0.07, 0.17)
+    strands = quad(0.04, 0.12, -0.16, 0.0) & ~(truth > 0)
+    sweater = quad(-0.3, 0.3, -0.3, -0.17) & ~(truth > 0) & ~strands
+    img[bun | strands] = hair_rgb
+    img[sweater] = (30, 50, 35)
+    person = ((truth > 0) | bun | strands | sweater).astype(np.float32) * 0.9
+    lab = seed_labels(lm, pose, k, 256, MaskConfig(work=256))
+    allowed = lab != cv2.GC_BGD
+    m = person_head_mask(person, lm, pose, k, rgb=img) > 0
+    old = person_head_mask(person, lm, pose, k, cfg=MaskConfig(hair_sigmas=0), rgb=img) > 0
+    beyond_bun, beyond_strands = bun & ~allowed, strands & ~allowed
+    assert beyond_bun.sum() > 300 and beyond_strands.sum() > 100  # the case reaches past the old cut
+    assert m[beyond_bun].mean() > 0.95 and m[strands].mean() > 0.9
+    assert not old[beyond_bun].any() and not old[beyond_strands].any()  # the control: the old cut
+    assert m[sweater].mean() < 0.01  # clothes stay out
+    assert (m & truth.astype(bool)).sum() / truth.astype(bool).sum() > 0.99
+    # Beyond the allowed ellipse only hair is kept: the same bun in skin colour is cut.
+    img2 = img.copy()
+    img2[bun] = (215, 160, 130)
+    assert not (person_head_mask(person, lm, pose, k, rgb=img2) > 0)[beyond_bun].any()
+
+
 def _disc(size: int, centre_px, radius: float) -> np.ndarray:
     yy, xx = np.mgrid[:size, :size] + 0.5  # edge-origin pixel centres
     return (((xx - centre_px[0]) ** 2 + (yy - centre_px[1]) ** 2 <= radius ** 2) * 255).astype(np.uint8)

@@ -214,6 +214,44 @@ def test_black_hair_against_a_dark_room_is_in_the_mask(tmp_path):
     assert share_with_hair("grabcut") < 0.5  # the control: why the segmenter is the default
 
 
+LONG_HAIR_VIDEO, SWEATER_VIDEO = SHARED_DATA / "d3.mp4", SHARED_DATA / "d12.mp4"
+
+
+def _mask_beyond_old_cut(video: Path, out: Path) -> list[tuple[int, float]]:
+    """Per frame of the first 2 s of ``video``: the mask's pixels outside the old allowed region
+    (the 13 x 17 cm skull ellipse and the neck column, turned with the head) and their mean luma."""
+    from bake.cli.track import main
+    from bake.track.mask import MaskConfig, seed_labels
+    from bake.track.pose import intrinsics_matrix, project
+    assert main([str(video), "-o", str(out), "--size", "256", "--max-seconds", "2", "--quiet"]) == 0
+    ds = load_dataset(out)
+    i = ds.intrinsics
+    k = intrinsics_matrix(i.fx, i.fy, i.cx, i.cy)
+    res = []
+    for j in range(len(ds.frames)):
+        pose = ds.frames[j].pose
+        centre = project(np.array([MaskConfig.skull_centre]), pose, k)
+        lab = seed_labels(np.repeat(centre, 3, 0), pose, k, ds.width, MaskConfig(work=ds.width))
+        beyond = (ds.load_mask(j) > 127) & (lab == cv2.GC_BGD)
+        luma = cv2.cvtColor(ds.load_image(j), cv2.COLOR_RGB2GRAY)
+        res.append((int(beyond.sum()), float(luma[beyond].mean()) if beyond.any() else -1.0))
+    return res
+
+
+@needs_tracker
+@pytest.mark.skipif(not (LONG_HAIR_VIDEO.is_file() and SWEATER_VIDEO.is_file()),
+                    reason="d3.mp4 or d12.mp4 absent (shared data not here)")
+def test_mask_keeps_hair_beyond_the_old_ellipse_and_leaves_clothes_out(tmp_path):
+    # d3: long brown hair falling beside the neck, past the old 13 x 17 cm ellipse, which cut it.
+    d3 = _mask_beyond_old_cut(LONG_HAIR_VIDEO, tmp_path / "d3")
+    reaching = [luma for n, luma in d3 if n >= 50]
+    assert len(reaching) >= 0.5 * len(d3), d3
+    assert max(reaching) < 80  # what is added is the dark hair, not the beige wall
+    # d12: short hair, a dark green sweater up to the chin: nothing beyond the old cut.
+    d12 = _mask_beyond_old_cut(SWEATER_VIDEO, tmp_path / "d12")
+    assert max(n for n, _ in d12) < 50, d12
+
+
 @needs_tracker
 def test_model_file_is_the_pinned_one():
     from bake.track.model import MODEL_SHA256, load_canonical_face, model_path

@@ -49,6 +49,21 @@ class MaskConfig:
     """GrabCut iterations (a third changed masks by < 0.2 % IoU on d9 and d14 and cost ~40 %)."""
     roi_margin: int = 8
     """Sure-background band (working pixels) kept around the probable region for GrabCut."""
+    hair_radii: tuple = (0.20, 0.24)
+    """Segmenter masks with the crop's colours: outside the allowed ellipse, person pixels of the
+    hair's colour (``hair_like``) are kept out to this ellipse (m, across and along the head's up
+    axis) and, below the chin, within ``hair_half_width`` of the head's axis down to
+    ``shoulder_y``: a big bun and hair on the shoulders stay, a sweater's shoulders do not."""
+    hair_half_width: float = 0.20
+    shoulder_y: float = -0.25
+    """Head-frame y (m) below which nothing is head, hair included."""
+    hair_sigmas: float = 3.0
+    """How far (robust sigmas of chroma, YCrCb Cr and Cb) a pixel may lie from the hair's colour,
+    sampled where the head is surely hair (person, inside the skull ellipse, above the chin, away
+    from the face, not skin). 0 = off: the allowed ellipse and neck column alone."""
+    hair_luma_margin: float = 25.0
+    """Luma levels a hair pixel may lie beyond the sampled hair's 5th-95th percentiles
+    (highlights and shade)."""
     neck_skin_sigmas: float = 3.0
     """Segmenter masks: below the chin only skin is neck. A person pixel there is kept when its
     chroma (YCrCb Cr, Cb) lies within this many robust sigmas of the face's skin; shirts,
@@ -68,6 +83,9 @@ class MaskConfig:
             raise ValueError(f"vote_half_window_s must be between 0 and 1 seconds, got {self.vote_half_window_s}")
         if not 16 <= self.work <= 2048:
             raise ValueError(f"work must be between 16 and 2048 pixels, got {self.work}")
+        if self.hair_sigmas < 0 or self.hair_luma_margin < 0 or not self.shoulder_y < self.neck_top:
+            raise ValueError("hair_sigmas >= 0, hair_luma_margin >= 0 and shoulder_y < neck_top, got "
+                             f"{self.hair_sigmas}, {self.hair_luma_margin}, {self.shoulder_y}")
         if self.iterations < 1 or self.roi_margin < 0 or self.neck_skin_sigmas < 0:
             raise ValueError("iterations >= 1, roi_margin >= 0 and neck_skin_sigmas >= 0, got "
                              f"{self.iterations}, {self.roi_margin}, {self.neck_skin_sigmas}")
@@ -192,6 +210,35 @@ def skin_like(rgb: np.ndarray, face: np.ndarray, sigmas: float) -> np.ndarray:
     return (((crcb - med) / sd) ** 2).sum(-1) <= sigmas ** 2
 
 
+def hair_like(rgb: np.ndarray, ref: np.ndarray, sigmas: float, luma_margin: float) -> np.ndarray:
+    """bool [H, W]: pixels of ``rgb`` whose chroma (YCrCb Cr, Cb) lies within ``sigmas`` robust
+    standard deviations (1.4826 MAD, held to 4-8 levels) of the median over ``ref`` (bool) and
+    whose luma lies within ``luma_margin`` of the 5th-95th percentiles there. Luma gets a range,
+    not a sigma: hair runs from shade to highlight at one hue. The cap on the chroma's spread
+    keeps a sample that caught some wall (d12: red-brown hair before a wooden wall) from
+    calling a green sweater hair."""
+    ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    r = ycc[ref]
+    lo, hi = np.percentile(r[:, 0], [5, 95])
+    med = np.median(r[:, 1:], axis=0)
+    sd = np.clip(1.4826 * np.median(np.abs(r[:, 1:] - med), axis=0), 4.0, 8.0)
+    near = (((ycc[..., 1:] - med) / sd) ** 2).sum(-1) <= sigmas ** 2
+    return near & (ycc[..., 0] >= lo - luma_margin) & (ycc[..., 0] <= hi + luma_margin)
+
+
+def hair_reach(pose: np.ndarray, k: np.ndarray, size: int, cfg: MaskConfig) -> np.ndarray:
+    """bool [size, size]: where hair may be (``MaskConfig.hair_radii`` ellipse, and the band
+    ``hair_half_width`` either side of the head's axis from the top of the image down to
+    ``shoulder_y``), turned with the head."""
+    reach = np.zeros((size, size), np.uint8)
+    centre = np.asarray(cfg.skull_centre, dtype=np.float64)
+    cv2.ellipse(reach, _head_ellipse(centre, cfg.hair_radii, pose, k), 1, -1)
+    w = cfg.hair_half_width
+    band = np.array([[-w, cfg.shoulder_y, -0.02], [w, cfg.shoulder_y, -0.02], [w, 0.5, -0.02], [-w, 0.5, -0.02]])
+    cv2.fillConvexPoly(reach, np.round(project(band, pose, k) - 0.5).astype(np.int32), 1)
+    return reach > 0
+
+
 def below_chin(landmarks: np.ndarray, pose: np.ndarray, k: np.ndarray, size: int) -> np.ndarray:
     """bool [size, size]: pixels below the chin along the head's up direction in the image (the
     line across the head, rolled with it, through the face landmark lowest along that
@@ -214,16 +261,35 @@ def person_head_mask(person: np.ndarray, landmarks: np.ndarray, pose: np.ndarray
     other person or object beside the head), joined with the face hull, the largest blob holding
     the face kept and its small holes filled; ``valid`` [S, S] bool: padding is background.
     With the crop ``rgb`` uint8 [S, S, 3], person pixels below the chin must be skin-coloured
-    (``skin_like``, ``cfg.neck_skin_sigmas``): the segmenter counts clothes as person."""
+    (``skin_like``, ``cfg.neck_skin_sigmas``) or hair-coloured (``hair_like``): the segmenter
+    counts clothes as person. Hair-coloured person pixels beyond the allowed region are kept out
+    to ``hair_reach`` (a bun, long hair falling on the shoulders)."""
     size = person.shape[0]
     lab = seed_labels(landmarks, pose, k, size, replace(cfg, work=size))
     face = lab == cv2.GC_FGD
-    m = (person >= 0.5) & (lab != cv2.GC_BGD)
+    allowed = lab != cv2.GC_BGD
+    p = person >= 0.5
     if valid is not None:
-        m &= valid
-    if rgb is not None and cfg.neck_skin_sigmas > 0 and face.any():
-        m &= ~below_chin(landmarks, pose, k, size) | skin_like(rgb, face, cfg.neck_skin_sigmas)
-        m = cv2.morphologyEx(m.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+        p &= valid
+    keep = allowed
+    if rgb is not None and face.any():
+        below = below_chin(landmarks, pose, k, size)
+        skin = skin_like(rgb, face, cfg.neck_skin_sigmas) if cfg.neck_skin_sigmas > 0 else np.ones_like(p)
+        hair = np.zeros_like(p)
+        if cfg.hair_sigmas > 0:
+            near_face = cv2.dilate(face.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+            ref = p & (lab == cv2.GC_PR_FGD) & ~below & ~skin & ~near_face
+            if ref.sum() >= 50:  # too little hair to sample (bald, hat): the ellipse alone
+                hair = hair_like(rgb, ref, cfg.hair_sigmas, cfg.hair_luma_margin) & ~skin
+        # Below the chin only skin (the neck) or hair is head; clothes the segmenter counts as
+        # person are not. Beyond the allowed ellipse only hair is, in blobs wider than a
+        # shadow line along a collar or a sleeve (a 5x5 opening).
+        keep = np.where(below, allowed & (skin | hair), allowed)
+        beyond = p & hair & hair_reach(pose, k, size, cfg) & ~keep
+        m = cv2.morphologyEx((p & keep).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+        m |= cv2.morphologyEx(beyond.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)) > 0
+    else:
+        m = p & keep
     m = _largest_with(m | face, face)
     m = _fill_small_holes(m, face | (lab == cv2.GC_PR_FGD), 0.01)
     if valid is not None:
