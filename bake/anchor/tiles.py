@@ -32,6 +32,18 @@ class SourceFrame:
     depth: np.ndarray  # float32 [H, W]: the proxy (field) seen from this camera
 
 
+def load_source(ds, i: int, proxy_depth) -> SourceFrame:
+    """Frame i of dataset ``ds`` at the dataset's size, its mask cut to where it shows the video,
+    with ``proxy_depth(camera)`` (float32 [H, W]) seen from its own camera."""
+    cam = Camera(ds.intrinsics, np.linalg.inv(ds.frames[i].pose))
+    image = ds.load_image(i)
+    mask = ds.load_mask(i).astype(np.float32) / 255.0 * ds.valid_mask(i)
+    if image.shape[:2] != (ds.height, ds.width):
+        image = cv2.resize(image, (ds.width, ds.height), interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask, (ds.width, ds.height), interpolation=cv2.INTER_AREA)
+    return SourceFrame(i, image, mask.astype(np.float32), cam, np.asarray(proxy_depth(cam), np.float32))
+
+
 @dataclass
 class CaptureAnchor:
     """Anchors a bake's tiles on a tracked dataset's frames (see the module docstring).
@@ -78,15 +90,7 @@ class CaptureAnchor:
             return None
         if self._cache is not None and self._cache.index == i:
             return self._cache
-        ds = self.dataset
-        cam = Camera(ds.intrinsics, np.linalg.inv(ds.frames[i].pose))
-        _, _, depth = field.render(cam, expression)
-        image = ds.load_image(i)
-        mask = ds.load_mask(i).astype(np.float32) / 255.0 * ds.valid_mask(i)
-        if image.shape[:2] != (ds.height, ds.width):
-            image = cv2.resize(image, (ds.width, ds.height), interpolation=cv2.INTER_AREA)
-            mask = cv2.resize(mask, (ds.width, ds.height), interpolation=cv2.INTER_AREA)
-        self._cache = SourceFrame(i, image, mask.astype(np.float32), cam, np.asarray(depth, np.float32))
+        self._cache = load_source(self.dataset, i, lambda cam: field.render(cam, expression)[2])
         return self._cache
 
     def tile(self, field, k: int, expression: np.ndarray, camera: Camera, rgb: np.ndarray, alpha: np.ndarray,

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bake.anchor.blend import AnchorConfig
+from bake.anchor.shell import SHELL_KIND, ShellField, fit_shell
 from bake.anchor.tiles import CaptureAnchor
 from bake.cli.exits import run_command
 from bake.cli.options import build, default
@@ -29,9 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bake",
         description="Bake a checkpoint into a .p4d portrait: renders a yaw x pitch grid of views for every "
-                    "expression keyframe and computes the transition graph (Kimura et al. / Video Textures).",
+                    "expression keyframe and computes the transition graph (Kimura et al. / Video Textures). "
+                    "Given a tracked dataset instead, bakes a quick portrait from its frames alone.",
         epilog="Ctrl-C or a crash leaves nothing at -o; run the same command with --resume to continue.")
-    p.add_argument("checkpoint", metavar="CKPT", help="subject.ckpt from `bake train` or `bake synth`")
+    p.add_argument("checkpoint", metavar="CKPT|DATASET",
+                   help="subject.ckpt from `bake train` or `bake synth`; or a tracked dataset folder from `bake "
+                        "track` for a quick portrait with no training (the captured frames through a head shell)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.p4d", help="portrait file to write")
     g = p.add_argument_group("view grid")
     g.add_argument("--views", default="%dx%d" % default(BakeConfig, "views"), metavar="YAWxPITCH",
@@ -112,17 +116,51 @@ def _bake(a: argparse.Namespace, out: Path) -> int:
     if a.source == "field" and (a.dataset or a.leave_out != "none"):
         raise UsageError("--dataset and --leave-out choose the frames of an anchored bake; drop them or "
                          "use --source anchored")
-    field, hint = load_field_and_dataset_hint(a.checkpoint, a.device)
-    drive = load_dataset(a.drive) if a.drive else None
-    drive_digest = file_digest(Path(a.drive) / "dataset.json") if drive else None
-    anchor = anchor_for(a, field, hint)
+    if Path(a.checkpoint).is_dir():
+        field, anchor, digest = quick_source(a)
+        drive = drive_digest = None
+    else:
+        field, hint = load_field_and_dataset_hint(a.checkpoint, a.device)
+        drive = load_dataset(a.drive) if a.drive else None
+        drive_digest = file_digest(Path(a.drive) / "dataset.json") if drive else None
+        anchor = anchor_for(a, field, hint)
+        digest = file_digest(a.checkpoint)
     t0 = time.monotonic()
-    path = run_bake(field, cfg, out, source_digest=file_digest(a.checkpoint), drive=drive,
+    path = run_bake(field, cfg, out, source_digest=digest, drive=drive,
                     drive_digest=drive_digest, resume=a.resume, quiet=a.quiet, anchor=anchor)
     if not a.quiet:
-        how = "the field's renders" if anchor is None else f"anchored on the frames of {anchor.dataset.root}"
+        how = ("the field's renders" if anchor is None else
+               f"{'quick portrait, ' if field.kind == SHELL_KIND else ''}anchored on the frames of {anchor.dataset.root}")
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {how}) in {time.monotonic() - t0:.0f} s")
     return EXIT_OK
+
+
+# The fill of a quick portrait is another frame, often with another expression: the keyframe's
+# own frame keeps its weight further off its view than over a learned field's fill (a stretched
+# face there reads better than a ghost of two expressions).
+QUICK_ANCHOR = AnchorConfig(angle_full=25.0, angle_zero=60.0)
+
+
+def quick_source(a: argparse.Namespace) -> tuple[ShellField, CaptureAnchor, str]:
+    """(the shell field, the anchor, the source digest) of ``bake DATASET/``: a portrait from the
+    tracked frames alone, no checkpoint."""
+    root = Path(a.checkpoint)
+    if not (root / "dataset.json").is_file():
+        raise UsageError(f"{root}: a folder, but no dataset.json in it (give a checkpoint, or a dataset from "
+                         f"`bake track`)")
+    if a.source == "field":
+        raise UsageError("--source field needs a trained checkpoint: a dataset has no field to render")
+    if a.drive:
+        raise UsageError("--drive needs a trained checkpoint: a quick portrait shows only the captured frames")
+    if a.dataset and Path(a.dataset).resolve() != root.resolve():
+        raise UsageError(f"--dataset {a.dataset} differs from the dataset being baked ({root})")
+    ds = load_dataset(root)
+    left_out = frozenset(ds.split.get("test", []) if a.leave_out == "test" else [])
+    try:
+        field = ShellField(ds, fit_shell(ds), left_out)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return field, CaptureAnchor(ds, QUICK_ANCHOR, left_out), file_digest(root / "dataset.json")
 
 
 def anchor_for(a: argparse.Namespace, field, hint: str | None) -> CaptureAnchor | None:

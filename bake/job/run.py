@@ -83,13 +83,17 @@ def to_u8(x: np.ndarray) -> np.ndarray:
 
 
 def frontal_renders(field: Field, keyframes: Keyframes, grid: ViewGrid, size: int,
-                    quiet: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Every keyframe's expression seen from straight ahead (Kimura et al.'s frontalisation)."""
+                    quiet: bool = False, anchor: CaptureAnchor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every keyframe's expression seen from straight ahead (Kimura et al.'s frontalisation):
+    the tile the player will show there, the keyframe's frame reprojected when ``anchor`` (bound
+    to the keyframes) says so."""
     cam = Camera(grid.intrinsics.scaled(size, size), orbit_pose(0.0, 0.0, grid.radius, grid.center))
     rgbs, alphas = [], []
     with Progress(len(keyframes.times), "graph renders", disable=quiet) as bar:
-        for e in keyframes.expressions:
-            rgb, alpha, _ = field.render(cam, e)
+        for k, e in enumerate(keyframes.expressions):
+            rgb, alpha, depth = field.render(cam, e)
+            if anchor is not None:
+                rgb, alpha, _ = anchor.tile(field, k, e, cam, rgb, alpha, depth)
             rgbs.append(rgb)
             alphas.append(alpha)
             bar.update(1)
@@ -98,7 +102,7 @@ def frontal_renders(field: Field, keyframes: Keyframes, grid: ViewGrid, size: in
 
 def build_metadata(field: Field, cfg: BakeConfig, grid: ViewGrid, kf: Keyframes, source_digest: str,
                    quiet: bool = False, anchor: CaptureAnchor | None = None) -> dict:
-    images, alphas = frontal_renders(field, kf, grid, cfg.graph_size, quiet)
+    images, alphas = frontal_renders(field, kf, grid, cfg.graph_size, quiet, anchor)
     graph = build_graph(images, alphas, cfg.fps, cfg.graph)
     groups = pose_groups(kf.capture_view, cfg.groups, cfg.seed)
     forced = forced_targets(graph.distances, groups.labels, len(groups.names))
