@@ -41,6 +41,44 @@ def _tap(img, mask, u, v):
     return r / cw, g / cw, b / cw, m
 
 
+@njit(inline="always")
+def _cr_weights(t):
+    """Catmull-Rom weights of the taps at -1, 0, 1, 2 for a point t in [0, 1) past tap 0."""
+    t2 = t * t
+    t3 = t2 * t
+    return (0.5 * (-t3 + 2.0 * t2 - t), 0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
+            0.5 * (-3.0 * t3 + 4.0 * t2 + t), 0.5 * (t3 - t2))
+
+
+@njit(inline="always")
+def _tap_cubic(img, mask, u, v):
+    """(r, g, b, ok) at (u, v) of ``img``: Catmull-Rom over the 4 x 4 taps around the point,
+    clamped to [0, 255], where all 16 taps lie inside the image and the mask (>= 0.999); ok = 0
+    elsewhere (the caller keeps the mask-weighted bilinear colour). A second resampling blurs
+    less than bilinear's, and the mask's edge keeps bilinear's guard against the room."""
+    h, w = mask.shape
+    i0 = int(np.floor(u))
+    j0 = int(np.floor(v))
+    if i0 < 1 or j0 < 1 or i0 + 2 > w - 1 or j0 + 2 > h - 1:
+        return 0.0, 0.0, 0.0, 0.0
+    for j in range(j0 - 1, j0 + 3):
+        for i in range(i0 - 1, i0 + 3):
+            if mask[j, i] < 0.999:
+                return 0.0, 0.0, 0.0, 0.0
+    wu = _cr_weights(u - i0)
+    wv = _cr_weights(v - j0)
+    r = 0.0
+    g = 0.0
+    b = 0.0
+    for dj in range(4):
+        for di in range(4):
+            wt = wv[dj] * wu[di]
+            r += wt * img[j0 - 1 + dj, i0 - 1 + di, 0]
+            g += wt * img[j0 - 1 + dj, i0 - 1 + di, 1]
+            b += wt * img[j0 - 1 + dj, i0 - 1 + di, 2]
+    return min(max(r, 0.0), 255.0), min(max(g, 0.0), 255.0), min(max(b, 0.0), 255.0), 1.0
+
+
 @njit("void(f4[:,::1], f8[::1], f8[:,::1], u1[:,:,::1], f4[:,::1], f4[:,::1], f8[::1], f8, "
       "f4[:,:,::1], f4[:,::1], f4[:,::1], f4[:,::1])", cache=True, nogil=True, parallel=True)
 def _reproject(tgt_depth, tk, t2s, src_img, src_mask, src_depth, sk, ztol, out_rgb, out_vis, out_m, out_cos):
@@ -92,6 +130,10 @@ def _reproject(tgt_depth, tk, t2s, src_img, src_mask, src_depth, sk, ztol, out_r
             out_cos[y, x] = (px * dx + py * dy + z * dz) / (np.sqrt(px * px + py * py + z * z)
                                                             * np.sqrt(dx * dx + dy * dy + dz * dz))
             r, g, b, m = _tap(src_img, src_mask, u, v)
+            if m >= 0.999:
+                rc, gc, bc, ok = _tap_cubic(src_img, src_mask, u, v)
+                if ok > 0:
+                    r, g, b = rc, gc, bc
             out_m[y, x] = m  # 0: the frame sees the point and shows no person there
             out_rgb[y, x, 0] = r / 255.0
             out_rgb[y, x, 1] = g / 255.0
@@ -117,8 +159,9 @@ def reproject(tgt_depth: np.ndarray, tgt_cam, src_img: np.ndarray, src_mask: np.
     (``formats.camera.Camera``); the source: ``src_img`` uint8 RGB [Hs, Ws, 3], ``src_mask``
     float32 [Hs, Ws] in [0, 1] (where the frame shows the person), ``src_depth`` float32 [Hs, Ws]
     its proxy depth, at ``src_cam``. Returns float32 arrays:
-    rgb [H, W, 3] in [0, 1], the source's straight colour at each target pixel (its taps weighted
-    by the mask: 0 where the mask is 0); vis [H, W] in [0, 1], the soft z-test against the source's
+    rgb [H, W, 3] in [0, 1], the source's straight colour at each target pixel (Catmull-Rom inside
+    the mask, bilinear with the taps weighted by the mask within 2 px of its edge: 0 where the
+    mask is 0); vis [H, W] in [0, 1], the soft z-test against the source's
     proxy (0 where the point is hidden from the source, behind it or outside its image); mask
     [H, W], the source's mask at the point where vis > 0 (0 elsewhere); cos [H, W], the cosine of
     the angle between the two cameras' rays through the point where vis > 0 (0 elsewhere)."""

@@ -41,7 +41,21 @@ def reproject(tgt_depth, tgt_cam, src_img, src_mask, src_depth, src_cam, ztol=0.
             cw += wt * mm
             col += (wt * mm)[..., None] * src_img[j, i].astype(np.float64)
     has = ok & (cw > 1e-9)
-    rgb = np.where(has[..., None], col / np.where(cw > 1e-9, cw, 1.0)[..., None] / 255.0, 0.0)
+    col = col / np.where(cw > 1e-9, cw, 1.0)[..., None]
+    # Catmull-Rom where all 16 taps are inside the image and the mask.
+    def cr(t):
+        return [0.5 * (-t ** 3 + 2 * t ** 2 - t), 0.5 * (3 * t ** 3 - 5 * t ** 2 + 2),
+                0.5 * (-3 * t ** 3 + 4 * t ** 2 + t), 0.5 * (t ** 3 - t ** 2)]
+    inner = has & (mk >= 0.999) & (i0 >= 1) & (j0 >= 1) & (i0 + 2 <= ws - 1) & (j0 + 2 <= hs - 1)
+    cub = np.zeros((h, w, 3))
+    wu, wv = cr(fu), cr(fv)
+    for dj in range(4):
+        for di in range(4):
+            j, i = np.clip(j0 - 1 + dj, 0, hs - 1), np.clip(i0 - 1 + di, 0, ws - 1)
+            inner &= src_mask[j, i] >= 0.999
+            cub += (wv[dj] * wu[di])[..., None] * src_img[j, i].astype(np.float64)
+    col = np.where(inner[..., None], np.clip(cub, 0, 255), col)
+    rgb = np.where(has[..., None], col / 255.0, 0.0)
     c = -(m[:, :3].T @ m[:, 3])
     d = p - c
     cos = (p * d).sum(-1) / np.maximum(np.linalg.norm(p, axis=-1) * np.linalg.norm(d, axis=-1), 1e-30)
