@@ -129,8 +129,8 @@ def _bake(a: argparse.Namespace, out: Path) -> int:
     path = run_bake(field, cfg, out, source_digest=digest, drive=drive,
                     drive_digest=drive_digest, resume=a.resume, quiet=a.quiet, anchor=anchor)
     if not a.quiet:
-        how = ("the field's renders" if anchor is None else
-               f"{'quick portrait, ' if field.kind == SHELL_KIND else ''}anchored on the frames of {anchor.dataset.root}")
+        quick = "quick portrait, " if field.kind == SHELL_KIND else ""
+        how = "the field's renders" if anchor is None else f"{quick}anchored on the frames of {anchor.dataset.root}"
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {how}) in {time.monotonic() - t0:.0f} s")
     return EXIT_OK
 
