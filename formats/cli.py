@@ -586,8 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("extract", help="write one tile (or all) as PNG",
                        description="Colour+alpha become one RGBA PNG with straight (un-premultiplied) "
                                    "colour, as image viewers expect; --premultiplied keeps the stored "
-                                   "premultiplied colour. --depth writes the stored 16-bit depth "
-                                   "(0 = empty, 1..65535 linear over meta grid.depth near..far) at its stored "
+                                   "premultiplied colour. --depth writes the 16-bit depth q "
+                                   "(0 = empty, 1..65535 linear over meta grid.depth near..far; 8-bit depth "
+                                   "decoded to the q its codes stand for) at its stored "
                                    "size ceil(H/s) x ceil(W/s) for the file's depth_scale s; --upsample "
                                    "repeats each sample over its s x s block to the tile size.")
     s.add_argument("file")
