@@ -128,8 +128,10 @@ def main() -> None:
     scale = K / len(ks)
     ny = len(r.meta["grid"]["yaws"])
     print(f"\n{K} keyframes x {V} views, {W}x{H} tiles, depth 1/{s}, depth range [{near:.3f}, {far:.3f}] m "
-          f"(q step {(far - near) / 65534 * 1e3:.4f} mm); measuring {len(ks)} keyframes x {V} views, bytes x {scale:.1f}")
-    tiles = {(k, v): (r.tile(k, v, "color"), r.tile(k, v, "alpha"), r.tile(k, v, "depth")) for k in ks for v in range(V)}
+          f"(q step {(far - near) / 65534 * 1e3:.4f} mm); measuring {len(ks)} keyframes x {V} views, "
+          f"bytes x {scale:.1f}")
+    tiles = {(k, v): (r.tile(k, v, "color"), r.tile(k, v, "alpha"), r.tile(k, v, "depth"))
+             for k in ks for v in range(V)}
     prev = {(k, v): (r.tile(k + 1, v, "color"), r.tile(k + 1, v, "alpha"), r.tile(k + 1, v, "depth"))
             for k in ks if k + 1 < K for v in range(V)}
 
