@@ -155,14 +155,14 @@ def file_info(r: P4DReader) -> dict:
                           "bits_per_stored_pixel": 8.0 * nbytes / (n_tiles * sh * sw)}
     K = r.n_keyframes
     return {
-        "file": str(r.path), "bytes": r.file_size, "version": "1.0",
+        "file": str(r.path), "bytes": r.file_size, "version": "{}.{}".format(*r.version),
         "generator": m["generator"], "source": m["source"],
         "views": r.n_views, "keyframes": K,
         "transitions": len(m["graph"]["transitions"]), "pose_groups": m["graph"]["groups"]["count"],
         "grid": {"yaws": m["grid"]["yaws"], "pitches": m["grid"]["pitches"], "width": w, "height": h,
                  "radius": m["grid"]["radius"], "depth": m["grid"]["depth"]},
         "codecs": dict(r.codecs), "quality": m["tiles"].get("quality", {}),
-        "depth_scale": r.depth_scale, "kinds": per_kind,
+        "depth_scale": r.depth_scale, "depth_bits": r.depth_bits, "kinds": per_kind,
         "fps": m["keyframes"]["fps"], "duration_s": K / m["keyframes"]["fps"],
         "keyframe_source": m["keyframes"]["source"],
         "graph": {"transitions": len(m["graph"]["transitions"]), "pose_groups": m["graph"]["groups"]["count"],
@@ -190,7 +190,8 @@ def cmd_info(args) -> int:
           f"  stored")
     for kind, k in info["kinds"].items():
         sh, sw = k["stored_shape"]
-        note = f"  {sw}x{sh}" + (f" (depth_scale {info['depth_scale']})" if kind == "depth" else "")
+        note = f"  {sw}x{sh}" + (f" (depth_scale {info['depth_scale']}, {info['depth_bits']}-bit)"
+                                 if kind == "depth" else "")
         print(f"  {kind:<9} {k['codec']:<9} {k['bytes'] / 2**20:9.2f} {k['bytes_per_tile'] / 1e3:8.2f} "
               f"{k['bits_per_pixel']:12.3f} {k['bits_per_stored_pixel']:14.3f}{note}")
     gr = info["graph"]
@@ -426,8 +427,17 @@ def cmd_repack(args) -> int:
             quality["color"] = args.quality if cod["color"] in codecs.LOSSY else None
         if args.quality is not None and not 1 <= args.quality <= 100:
             raise UsageError(f"--quality {args.quality} is outside 1..100")
+        bits = r.depth_bits if args.depth_bits is None else args.depth_bits
+        if args.depth_bits is not None and "depth" not in r.kinds:
+            raise UsageError("this file has no depth tiles (--depth-bits)")
+        if cod.get("depth") == "webp" and bits != 8:
+            raise UsageError("depth tiles can be webp only at 8 bits; add --depth-bits 8 or use --depth-codec png")
         new_meta, notes = subset_meta(m, keep_k, keep_y, keep_p, cod, quality)
-        reencode = {k: cod[k] != r.codecs[k] or (k == "color" and args.quality is not None) for k in r.kinds}
+        new_meta["tiles"].pop("depth_bits", None)
+        if bits != 16:
+            new_meta["tiles"]["depth_bits"] = bits
+        reencode = {k: cod[k] != r.codecs[k] or (k == "color" and args.quality is not None)
+                    or (k == "depth" and bits != r.depth_bits) for k in r.kinds}
         views = [(pi * ny + yi, npj * len(keep_y) + nyj) for npj, pi in enumerate(keep_p)
                  for nyj, yi in enumerate(keep_y)]
         total = len(keep_k) * len(views)
@@ -435,7 +445,7 @@ def cmd_repack(args) -> int:
         # The writer's partial and journal sit beside the temp name; a failed repack removes all
         # three (unlike a bake, a repack is cheap to redo, so it keeps nothing to resume from).
         with atomic_path(out) as tmp:
-            w = P4DWriter(tmp, depth_scale=r.depth_scale)  # depth keeps its scale
+            w = P4DWriter(tmp, depth_scale=r.depth_scale, depth_bits=bits)  # depth keeps its scale
             try:
                 if r.has_preview:
                     w.set_preview(*r.preview())
@@ -576,8 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("extract", help="write one tile (or all) as PNG",
                        description="Colour+alpha become one RGBA PNG with straight (un-premultiplied) "
                                    "colour, as image viewers expect; --premultiplied keeps the stored "
-                                   "premultiplied colour. --depth writes the stored 16-bit depth "
-                                   "(0 = empty, 1..65535 linear over meta grid.depth near..far) at its stored "
+                                   "premultiplied colour. --depth writes the 16-bit depth q "
+                                   "(0 = empty, 1..65535 linear over meta grid.depth near..far; 8-bit depth "
+                                   "decoded to the q its codes stand for) at its stored "
                                    "size ceil(H/s) x ceil(W/s) for the file's depth_scale s; --upsample "
                                    "repeats each sample over its s x s block to the tile size.")
     s.add_argument("file")
@@ -623,7 +634,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--codec", choices=KIND_CODECS["color"], help="colour codec")
     s.add_argument("--quality", type=int, help="colour quality 1..100 (jpeg/webp; ignored by lossless codecs)")
     s.add_argument("--alpha-codec", choices=KIND_CODECS["alpha"], help="alpha codec")
-    s.add_argument("--depth-codec", choices=KIND_CODECS["depth"], help="depth codec")
+    s.add_argument("--depth-codec", choices=KIND_CODECS["depth"], help="depth codec (webp: lossless, 8-bit depth only)")
+    s.add_argument("--depth-bits", type=int, choices=(8, 16),
+                   help="depth sample size: 8 stores each depth as one of 255 steps over near..far (format 1.1, "
+                        "a quarter of the bytes); 16 the full precision (default: keep the file's)")
     s.add_argument("--views", help="view indices SEL (must form a yaw x pitch sub-grid)")
     s.add_argument("--yaws", help="yaw indices SEL")
     s.add_argument("--pitches", help="pitch indices SEL")

@@ -1,11 +1,12 @@
-"""The .p4d container v1.0: the spec in code. Constants, caps, the header table, the index record,
+"""The .p4d container v1.1: the spec in code. Constants, caps, the header table, the index record,
 the depth-scale rule and the metadata schema; ``formats.writer`` and ``formats.reader`` build on it.
 
 Layout (docs/p4d-format.md is the spec; all integers little-endian):
     [0, 128)          fixed header, field by field in ``HEADER_FIELDS``
     preview chunk     PNG RGBA, premultiplied RGB + alpha (optional), aligned
     tile chunks       one per (keyframe, view, kind), in write order, each aligned to ``alignment``;
-                      depth tiles may be stored at 1/depth_scale resolution (``depth_shape``)
+                      depth tiles may be stored at 1/depth_scale resolution (``depth_shape``) and,
+                      since v1.1, as 8-bit codes of the 16-bit depth (``depth_code``)
     index             n_keyframes * n_views * n_kinds records of 24 bytes (``INDEX_DTYPE``), canonical order
     metadata          msgpack map, keys sorted; ends exactly at end of file
 """
@@ -22,7 +23,7 @@ import msgpack
 import numpy as np
 
 MAGIC = b"\x89P4D\r\n\x1a\n"  # PNG-style: catches text-mode transfers and 7-bit truncation
-VERSION = (1, 0)
+VERSION = (1, 1)  # the newest this code reads and writes; a writer marks a file 1.0 when it uses nothing of 1.1
 HEADER_SIZE = 128
 ALIGNMENT = 64  # chunks start on a cache line; small tiles do not pay page-size padding
 KINDS = ("color", "alpha", "depth")  # wire ids 0, 1, 2; a file stores them in this order
@@ -30,7 +31,7 @@ KIND_ID = {k: i for i, k in enumerate(KINDS)}
 PREVIEW_KIND = 3
 KIND_CODECS = {"color": ("jpeg", "webp", "png", "raw+zstd"),
                "alpha": ("png", "raw+zstd", "webp"),
-               "depth": ("png", "raw+zstd")}
+               "depth": ("png", "raw+zstd", "webp")}  # webp (lossless): 8-bit depth only (v1.1)
 KIND_CHANNELS = {"color": 3, "alpha": 1, "depth": 1}
 KIND_DTYPE = {"color": np.dtype(np.uint8), "alpha": np.dtype(np.uint8), "depth": np.dtype(np.uint16)}
 
@@ -43,6 +44,8 @@ MAX_CHUNK = 1 << 28        # bytes of one encoded chunk
 MAX_META = 16 << 20        # bytes of msgpack metadata
 MAX_ALIGNMENT = 1 << 16
 DEPTH_SCALES = (1, 2, 4, 8)  # header stores log2: 0..3
+DEPTH_BITS = (16, 8)  # bits per stored depth sample; 8 is v1.1 (meta tiles.depth_bits)
+DEPTH_STEP8 = 258  # q units per 8-bit code: codes 1..255 span q 1..65533, the whole [near, far]
 
 
 class P4DFormatError(ValueError):
@@ -72,7 +75,7 @@ def _layout(rows: Iterable[tuple[str, str, str]]) -> tuple[HeaderField, ...]:
 HEADER_FIELDS = _layout((
     ("magic", "8s", "`89 50 34 44 0D 0A 1A 0A` (`\\x89P4D\\r\\n\\x1a\\n`)"),
     ("major", "H", "version major = 1 (a reader rejects another major)"),
-    ("minor", "H", "version minor = 0"),
+    ("minor", "H", "version minor = 1 (0 for a file that uses nothing of 1.1; a reader opens both)"),
     ("header_size", "I", "= 128"),
     ("alignment", "I", "alignment A: power of two, 8..65536 (writer: 64)"),
     ("kind_mask", "I", "bit 0 color (required), bit 1 alpha, bit 2 depth; other bits 0"),
@@ -162,9 +165,47 @@ def mask_kinds(mask: int) -> list[str]:
     return [k for k in KINDS if mask >> KIND_ID[k] & 1]
 
 
-def expected_raw_length(kind: str, h: int, w: int) -> int:
-    """Decoded bytes of an h x w tile of ``kind`` (the index record's raw length)."""
+def expected_raw_length(kind: str, h: int, w: int, depth_bits: int = 16) -> int:
+    """Decoded bytes of an h x w tile of ``kind`` (the index record's raw length); depth samples
+    are ``depth_bits`` wide."""
+    if kind == "depth":
+        return h * w * depth_bits // 8
     return h * w * KIND_CHANNELS[kind] * KIND_DTYPE[kind].itemsize
+
+
+# ---------------------------------------------------------------------------------- depth codes
+
+def _bits(depth_bits: int) -> int:
+    if isinstance(depth_bits, bool) or depth_bits not in DEPTH_BITS:
+        raise ValueError(f"depth_bits must be one of {DEPTH_BITS}, got {depth_bits!r}")
+    return int(depth_bits)
+
+
+def depth_code(q: np.ndarray, depth_bits: int) -> np.ndarray:
+    """Depth q (uint16, 0 = empty, 1..65535 over [near, far]) -> the stored samples: q itself at
+    16 bits; at 8 bits (v1.1) n = 0 for empty, else round((q - 1) / 258) + 1 (1..255), a step of
+    (far - near) / 254 (2.4 mm on the bake's 0.6 m range: RMS error step / sqrt(12) = 0.7 mm).
+
+    >>> depth_code(np.array([0, 1, 130, 65535], np.uint16), 8).tolist()
+    [0, 1, 2, 255]
+    """
+    q = np.asarray(q)
+    if _bits(depth_bits) == 16:
+        return q
+    n = (q.astype(np.int64) - 1 + DEPTH_STEP8 // 2) // DEPTH_STEP8 + 1  # round half up, in integers
+    return np.where(q > 0, np.minimum(n, 255), 0).astype(np.uint8)
+
+
+def depth_decode(n: np.ndarray, depth_bits: int) -> np.ndarray:
+    """Stored depth samples -> q (uint16): q = 1 + (n - 1) * 258 for 8-bit n > 0 (the spec's rule).
+
+    >>> depth_decode(np.array([0, 1, 2, 255], np.uint8), 8).tolist()
+    [0, 1, 259, 65533]
+    """
+    n = np.asarray(n)
+    if _bits(depth_bits) == 16:
+        return n
+    return np.where(n > 0, 1 + (n.astype(np.int64) - 1) * DEPTH_STEP8, 0).astype(np.uint16)
 
 
 # ---------------------------------------------------------------------------------- depth scale
@@ -302,11 +343,11 @@ class _Check:
 
 def validate_meta(meta: dict, n_keyframes: int | None = None, n_views: int | None = None,
                   tile_shape: tuple[int, int] | None = None,
-                  depth_scale: int | None = None) -> tuple[int, int, list[str]]:
-    """Check ``meta`` against the v1.0 schema; returns (n_keyframes, n_views, kinds). Raises ValueError.
+                  depth_scale: int | None = None, minor: int | None = None) -> tuple[int, int, list[str]]:
+    """Check ``meta`` against the v1.1 schema; returns (n_keyframes, n_views, kinds). Raises ValueError.
 
-    When the counts / tile shape / depth scale are given (the reader knows them from the header)
-    they must agree.
+    When the counts / tile shape / depth scale / minor version are given (the reader knows them
+    from the header) they must agree; a 1.0 file must not use what 1.1 added (tiles.depth_bits 8).
     """
     c = _Check(meta)
     c.get("generator", str)
@@ -350,6 +391,15 @@ def validate_meta(meta: dict, n_keyframes: int | None = None, n_views: int | Non
         raise ValueError(f"meta.tiles.depth_scale is {ds} but the file has no depth tiles (must be 1 or absent)")
     if depth_scale is not None and ds != depth_scale:
         raise ValueError(f"meta.tiles.depth_scale is {ds} but the header says {depth_scale}")
+    bits = c.type(meta["tiles"]["depth_bits"], int, "tiles.depth_bits") if "depth_bits" in meta["tiles"] else 16
+    if bits not in DEPTH_BITS:
+        raise ValueError(f"meta.tiles.depth_bits must be one of {DEPTH_BITS}, got {bits}")
+    if bits != 16 and "depth" not in kinds:
+        raise ValueError(f"meta.tiles.depth_bits is {bits} but the file has no depth tiles (must be 16 or absent)")
+    if bits != 16 and minor is not None and minor < 1:
+        raise ValueError(f"meta.tiles.depth_bits {bits} is format 1.1, the header says 1.{minor}")
+    if bits == 16 and cod.get("depth") == "webp":
+        raise ValueError("meta.tiles.codecs.depth is webp, which stores 8-bit depth only (tiles.depth_bits 8)")
 
     if c.get("keyframes.fps", float) <= 0:
         raise ValueError("meta.keyframes.fps must be > 0")

@@ -14,8 +14,8 @@ import numpy as np
 from formats import codecs
 from formats.p4d import (HEADER_SIZE, INDEX_DTYPE, KIND_DTYPE, KIND_ID, MAGIC, MAX_ALIGNMENT, MAX_AXIS, MAX_CHUNK,
                          MAX_META, MAX_PREVIEW_SIDE, MAX_SIDE, MAX_TILES, PREVIEW_KIND, VERSION, P4DFormatError,
-                         align_up, at, crc32, depth_shape, expected_raw_length, header_crc, mask_kinds,
-                         unpack_header, unpack_meta, validate_meta)
+                         align_up, at, crc32, depth_decode, depth_shape, expected_raw_length, header_crc,
+                         mask_kinds, unpack_header, unpack_meta, validate_meta)
 
 __all__ = ["P4DReader"]
 
@@ -117,6 +117,7 @@ class P4DReader:
             raise self._err(f"{at('meta_offset')} + meta_length = {moff + mlen} is out of place: the metadata "
                             f"ends the file, at {size}")
         self.alignment, self.kinds = align, kinds
+        self.version = (h.major, h.minor)
         self.n_keyframes, self.n_views, self.tile_shape = K, V, (th, tw)
         self.depth_scale = 1 << h.depth_scale_log2
         self.file_size = size
@@ -155,13 +156,22 @@ class P4DReader:
         except P4DFormatError as e:
             raise self._err(str(e)) from None
         try:
-            validate_meta(meta, K, V, (th, tw), self.depth_scale)
+            validate_meta(meta, K, V, (th, tw), self.depth_scale, h.minor)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
             # TypeError & co: a hostile map can put any type anywhere; the schema check is the net.
             raise self._err(f"metadata invalid: {e}") from None
         if meta["tiles"]["kinds"] != kinds:
             raise self._err(f"meta.tiles.kinds {meta['tiles']['kinds']} != header kinds {kinds}")
         self.meta = meta
+        self.depth_bits = int(meta["tiles"].get("depth_bits", 16))
+        if "depth" in kinds:  # _check_index let depth records be 8- or 16-bit; the metadata says which
+            di = kinds.index("depth")
+            want = expected_raw_length("depth", *self.depth_shape, self.depth_bits)
+            raw = self.index["raw_length"][:, :, di]
+            if (raw != want).any():
+                k, v = np.argwhere(raw != want)[0]
+                raise self._err(f"index record {(k * V + v) * len(kinds) + di} raw length {raw[k, v]} != tile size "
+                                f"{want} ({self.depth_bits}-bit depth, meta.tiles.depth_bits)")
         for ki, kind in enumerate(kinds):
             want = codecs.CODEC_ID[meta["tiles"]["codecs"][kind]]
             cid = self.index["codec"][:, :, ki]
@@ -189,7 +199,11 @@ class P4DReader:
             raise self._err(f"index record {bad[0]} has unknown codec id {index['codec'][bad[0]]} "
                             f"(1..{len(codecs.CODECS)})")
         raw_want = np.array([expected_raw_length(k, *self.kind_shape(k)) for k in kinds], np.int64)[pos % nk]
-        bad = np.flatnonzero(index["raw_length"].astype(np.int64) != raw_want)
+        raw = index["raw_length"].astype(np.int64)
+        if "depth" in kinds:  # 8-bit depth (v1.1) is half the 16-bit size; which one the metadata says
+            depth_rec = pos % nk == kinds.index("depth")
+            raw = np.where(depth_rec & (raw * 2 == raw_want), raw_want, raw)
+        bad = np.flatnonzero(raw != raw_want)
         if bad.size:
             raise self._err(f"index record {bad[0]} raw length {index['raw_length'][bad[0]]} != tile size "
                             f"{raw_want[bad[0]]}")
@@ -272,12 +286,19 @@ class P4DReader:
         return codecs.CODECS[int(rec["codec"]) - 1], data
 
     def tile(self, keyframe: int, view: int, kind: str) -> np.ndarray:
-        """Decoded tile: color uint8 [H,W,3] premultiplied RGB, alpha uint8 [H,W], depth uint16
-        ``depth_shape`` = [ceil(H/s), ceil(W/s)] (s = depth_scale; [H,W] when s = 1)."""
+        """Decoded tile: color uint8 [H,W,3] premultiplied RGB, alpha uint8 [H,W], depth uint16 q
+        ``depth_shape`` = [ceil(H/s), ceil(W/s)] (s = depth_scale; [H,W] when s = 1); 8-bit depth
+        (v1.1) comes back as the q its codes stand for (``formats.p4d.depth_decode``)."""
+        stored = self.tile_stored(keyframe, view, kind)
+        return depth_decode(stored, self.depth_bits) if kind == "depth" else stored
+
+    def tile_stored(self, keyframe: int, view: int, kind: str) -> np.ndarray:
+        """The tile's samples as stored: as ``tile`` but 8-bit depth stays its uint8 codes."""
         codec, data = self.tile_encoded(keyframe, view, kind)
         shape = self.kind_shape(kind) + ((3,) if kind == "color" else ())
+        dtype = np.dtype(np.uint8) if kind == "depth" and self.depth_bits == 8 else KIND_DTYPE[kind]
         try:
-            return codecs.decode(data, codec, shape, KIND_DTYPE[kind])
+            return codecs.decode(data, codec, shape, dtype)
         except codecs.CodecError as e:
             raise self._err(f"tile (keyframe {keyframe}, view {view}, {kind}): {e}") from None
 

@@ -13,17 +13,21 @@ import struct
 import numpy as np
 
 from formats import codecs
-from formats.p4d import (ALIGNMENT, DEPTH_SCALES, HEADER_SIZE, INDEX_DTYPE, KIND_CODECS, KIND_DTYPE, KIND_ID,
-                         KINDS, MAGIC, MAX_ALIGNMENT, MAX_AXIS, MAX_CHUNK, MAX_META, MAX_PREVIEW_SIDE, MAX_SIDE,
-                         MAX_TILES, PREVIEW_KIND, VERSION, P4DFormatError, align_up, crc32, depth_shape,
-                         expected_raw_length, kind_mask, pack_header, pack_meta, unpack_meta, validate_meta)
+from formats.p4d import (ALIGNMENT, DEPTH_BITS, DEPTH_SCALES, HEADER_SIZE, INDEX_DTYPE, KIND_CODECS, KIND_DTYPE,
+                         KIND_ID, KINDS, MAGIC, MAX_ALIGNMENT, MAX_AXIS, MAX_CHUNK, MAX_META, MAX_PREVIEW_SIDE,
+                         MAX_SIDE, MAX_TILES, PREVIEW_KIND, VERSION, P4DFormatError, align_up, crc32, depth_code,
+                         depth_shape, expected_raw_length, kind_mask, pack_header, pack_meta, unpack_meta,
+                         validate_meta)
 
 __all__ = ["P4DWriter"]
 
 # Journal: header, then one fixed record per complete chunk (last field = crc of the record).
-# v2 adds depth_scale after the alignment (a v1 journal is refused, never misread).
-_JOURNAL_MAGIC = b"P4DJOURNAL2\n"
-_JHEAD = struct.Struct("<II")  # alignment, depth_scale
+# v2 adds depth_scale after the alignment, v3 depth_bits after it (a v1 journal is refused, never
+# misread; a v2 journal resumes as 16-bit depth, all it could hold).
+_JOURNAL_MAGIC = b"P4DJOURNAL3\n"
+_JOURNAL_MAGIC_V2 = b"P4DJOURNAL2\n"
+_JHEAD = struct.Struct("<III")  # alignment, depth_scale, depth_bits
+_JHEAD_V2 = struct.Struct("<II")
 _JREC = struct.Struct("<IIIIBBHQIIII")
 
 
@@ -35,12 +39,17 @@ class P4DWriter:
     the partial is truncated to its last complete chunk, and ``done`` lists what is already stored.
     ``depth_scale`` s in {1, 2, 4, 8}: depth tiles are stored as [ceil(H/s), ceil(W/s)] (see
     ``downscale_depth``); a resume must use the same s, and ``finish`` needs meta tiles.depth_scale = s.
-    Same tiles in the same order + same meta => same bytes.
+    ``depth_bits`` 16 stores depth q as given; 8 (format 1.1) stores its 8-bit codes
+    (``formats.p4d.depth_code``); the same rules as for s. A file that uses nothing of 1.1 is
+    marked 1.0. Same tiles in the same order + same meta => same bytes.
     """
 
-    def __init__(self, path, resume: bool = False, depth_scale: int = 1, alignment: int = ALIGNMENT):
+    def __init__(self, path, resume: bool = False, depth_scale: int = 1, alignment: int = ALIGNMENT,
+                 depth_bits: int = 16):
         if isinstance(depth_scale, bool) or depth_scale not in DEPTH_SCALES:
             raise ValueError(f"depth_scale must be one of {DEPTH_SCALES}, got {depth_scale!r}")
+        if isinstance(depth_bits, bool) or depth_bits not in DEPTH_BITS:
+            raise ValueError(f"depth_bits must be one of {DEPTH_BITS}, got {depth_bits!r}")
         if isinstance(alignment, bool) or not isinstance(alignment, (int, np.integer)) or \
                 not (8 <= alignment <= MAX_ALIGNMENT and alignment & (alignment - 1) == 0):
             raise ValueError(f"alignment must be a power of two in [8, {MAX_ALIGNMENT}], got {alignment!r}")
@@ -49,6 +58,7 @@ class P4DWriter:
         self.journal_path = self.path.with_name(self.path.name + ".partial.journal")
         self.alignment = int(alignment)
         self.depth_scale = int(depth_scale)
+        self.depth_bits = int(depth_bits)
         # Stored depth shape seen before any colour/alpha tile fixed tile_shape; checked when one does.
         self._depth_seen: tuple[int, int] | None = None
         self._records: dict[tuple[int, int, str], tuple] = {}  # key -> (offset, length, raw, crc, codec)
@@ -68,16 +78,23 @@ class P4DWriter:
         self._f.flush()
         self._end = HEADER_SIZE
         self._j = open(self.journal_path, "wb")
-        self._j.write(_JOURNAL_MAGIC + _JHEAD.pack(self.alignment, self.depth_scale))
+        self._j.write(_JOURNAL_MAGIC + _JHEAD.pack(self.alignment, self.depth_scale, self.depth_bits))
         self._j.flush()
 
     def _resume(self) -> None:
         jdata = self.journal_path.read_bytes()
-        head = len(_JOURNAL_MAGIC) + _JHEAD.size
-        if jdata[:len(_JOURNAL_MAGIC)] != _JOURNAL_MAGIC or len(jdata) < head:
+        magic = jdata[:len(_JOURNAL_MAGIC)]
+        jhead = {_JOURNAL_MAGIC: _JHEAD, _JOURNAL_MAGIC_V2: _JHEAD_V2}.get(magic)
+        head = len(_JOURNAL_MAGIC) + (jhead.size if jhead else 0)
+        if jhead is None or len(jdata) < head:
             raise P4DFormatError(f"{self.journal_path}: not a p4d journal (or an older journal version); "
                                  f"delete it and the .partial to start over")
-        alignment, depth_scale = _JHEAD.unpack(jdata[len(_JOURNAL_MAGIC):head])
+        alignment, depth_scale, *rest = jhead.unpack(jdata[len(_JOURNAL_MAGIC):head])
+        depth_bits = rest[0] if rest else 16
+        if depth_bits != self.depth_bits:
+            raise P4DFormatError(f"{self.journal_path}: the partial stores {depth_bits}-bit depth, this writer "
+                                 f"{self.depth_bits}-bit; resume with depth_bits={depth_bits} or delete the "
+                                 f".partial and its journal to start over")
         if alignment != self.alignment:
             raise P4DFormatError(f"{self.journal_path}: written with alignment {alignment}, not {self.alignment}")
         if depth_scale != self.depth_scale:
@@ -196,12 +213,14 @@ class P4DWriter:
     def add_tile(self, keyframe: int, view: int, kind: str, array: np.ndarray, codec: str,
                  quality: int | None = None) -> None:
         """Encode and append one tile: color uint8 [H,W,3] premultiplied RGB, alpha uint8 [H,W], depth
-        uint16 [ceil(H/s), ceil(W/s)] (s = depth_scale; see ``downscale_depth``). ``quality`` (1..100)
-        applies to jpeg/webp colour and is ignored by lossless codecs."""
+        uint16 q [ceil(H/s), ceil(W/s)] (s = depth_scale; see ``downscale_depth``; an 8-bit writer
+        stores its ``depth_code``). ``quality`` (1..100) applies to jpeg/webp colour and is ignored by
+        lossless codecs."""
         if kind not in KIND_ID:
             raise ValueError(f"unknown tile kind {kind!r}; use one of {KINDS}")
         if codec not in KIND_CODECS[kind]:
             raise ValueError(f"{kind} tiles cannot use codec {codec!r}; use one of {KIND_CODECS[kind]}")
+        self._check_depth_codec(kind, codec)
         keyframe, view = int(keyframe), int(view)
         if not (0 <= keyframe < MAX_AXIS and 0 <= view < MAX_AXIS):
             raise ValueError(f"keyframe {keyframe} / view {view} outside [0, {MAX_AXIS})")
@@ -218,18 +237,26 @@ class P4DWriter:
         self._check_shape(key, h, w)
         if codec not in codecs.LOSSY:
             quality = None  # quality is a lossy-codec setting; lossless codecs use fixed settings
-        if kind == "alpha" and codec == "webp":
-            quality = codecs.WEBP_LOSSLESS  # alpha must be exact
+        if kind in ("alpha", "depth") and codec == "webp":
+            quality = codecs.WEBP_LOSSLESS  # alpha and depth codes must be exact
+        if kind == "depth":
+            array = depth_code(array, self.depth_bits)
         self._put(key, codecs.encode(array, codec, quality), codec, (h, w))
+
+    def _check_depth_codec(self, kind: str, codec: str) -> None:
+        if kind == "depth" and codec == "webp" and self.depth_bits != 8:
+            raise ValueError("depth tiles can be webp (lossless) only at 8 bits; open the writer with "
+                             "depth_bits=8 or use png")
 
     def add_encoded(self, keyframe: int, view: int, kind: str, data: bytes, codec: str,
                     tile_shape: tuple[int, int]) -> None:
         """Append an already encoded tile as is (repack without re-encoding). ``tile_shape`` is the
         (h, w) of the encoded array: the tile size for colour/alpha, the stored (scaled) depth shape
         for depth (``P4DReader.depth_shape``). ``data`` is not checked here: readers check it, so only
-        pass bytes that came from an array of that shape."""
+        pass bytes that came from an array of that shape (depth: of this writer's depth_bits)."""
         if kind not in KIND_ID or codec not in KIND_CODECS[kind]:
             raise ValueError(f"kind {kind!r} with codec {codec!r} is not allowed")
+        self._check_depth_codec(kind, codec)
         key = (int(keyframe), int(view), kind)
         if key in self._records:
             raise ValueError(f"tile {key} was already added")
@@ -242,7 +269,7 @@ class P4DWriter:
         if not (0 <= kf < MAX_AXIS and 0 <= view < MAX_AXIS):
             raise ValueError(f"keyframe {kf} / view {view} outside [0, {MAX_AXIS})")
         self._records[key] = self._append(data, kf, view, *shape, KIND_ID[kind], codec,
-                                          expected_raw_length(kind, *shape))[:5]
+                                          expected_raw_length(kind, *shape, self.depth_bits))[:5]
 
     # -- finish
     def finish(self, meta: dict) -> pathlib.Path:
@@ -262,6 +289,11 @@ class P4DWriter:
                 raise ValueError(f"{e} (the writer was opened with depth_scale={self.depth_scale}; "
                                  f"set meta tiles.depth_scale to match)") from None
             raise
+        bits = meta["tiles"].get("depth_bits", 16)
+        if "depth" in kinds and bits != self.depth_bits or "depth" not in kinds and self.depth_bits != 16:
+            raise ValueError(f"meta.tiles.depth_bits is {bits} but the writer was opened with "
+                             f"depth_bits={self.depth_bits}; set meta tiles.depth_bits to match")
+        minor = 1 if self.depth_bits != 16 else 0  # a file that uses nothing of 1.1 stays 1.0
         if K * V * len(kinds) > MAX_TILES:
             raise ValueError(f"{K}x{V}x{len(kinds)} tiles exceed the cap {MAX_TILES}")
         cod = meta["tiles"]["codecs"]
@@ -289,7 +321,7 @@ class P4DWriter:
         file_size = meta_off + len(meta_bytes)
         pv = self._preview or (0, 0, 0, 0, 0, 0, 0)
         header = pack_header(
-            magic=MAGIC, major=VERSION[0], minor=VERSION[1], header_size=HEADER_SIZE, alignment=self.alignment,
+            magic=MAGIC, major=VERSION[0], minor=minor, header_size=HEADER_SIZE, alignment=self.alignment,
             kind_mask=kind_mask(kinds), n_keyframes=K, n_views=V, tile_h=self.tile_shape[0],
             tile_w=self.tile_shape[1], file_size=file_size, index_offset=idx_off, index_length=len(idx_bytes),
             meta_offset=meta_off, meta_length=len(meta_bytes), meta_crc=crc32(meta_bytes),

@@ -4,7 +4,7 @@ The site is ``index.html``, the viewer's own ES modules and stylesheet (``player
 third-party code) and the portrait. Browsers decode jpeg, webp and png tiles (16-bit depth png
 with the page's own inflate-based decoder) but have no zstd, so a portrait with ``raw+zstd``
 tiles is written as a browser copy: those kinds re-coded losslessly as png (the same pixels,
-the same v1.0 layout, ``tiles.codecs`` saying so); every other chunk is copied byte for byte.
+the same layout and version, ``tiles.codecs`` saying so); every other chunk is copied byte for byte.
 
 ``--single-file`` writes one self-contained ``.html``: the modules bundled into one script
 (each in its own function scope) and the portrait inside as base64, for files up to
@@ -27,7 +27,7 @@ from formats.errors import EXIT_OK, OneLineParser, UsageError, check_input_file
 
 WEB = Path(__file__).resolve().parent / "web"
 MAX_SINGLE_FILE = 32 << 20  # a portrait inside one .html: base64 makes it 4/3 larger, and mail caps ~25-50 MB
-BROWSER_CODECS = {"color": ("jpeg", "webp", "png"), "alpha": ("png", "webp"), "depth": ("png",)}
+BROWSER_CODECS = {"color": ("jpeg", "webp", "png"), "alpha": ("png", "webp"), "depth": ("png", "webp")}
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def write_portrait(reader, out: Path) -> bool:
         return False
     meta = json.loads(json.dumps(reader.meta))
     meta["tiles"]["codecs"] = want
-    w = P4DWriter(out, depth_scale=reader.depth_scale)
+    w = P4DWriter(out, depth_scale=reader.depth_scale, depth_bits=reader.depth_bits)
     try:
         if reader.has_preview:
             w.set_preview(*reader.preview())

@@ -18,10 +18,12 @@ from formats.p4d import downscale_depth
 
 def sample_meta(n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), size: tuple[int, int] = (16, 16),
                 kinds=("color", "alpha", "depth"), codecs: dict | None = None, quality: int | None = None,
-                near: float = 0.3, far: float = 1.0, n_groups: int = 2, depth_scale: int = 1) -> dict:
+                near: float = 0.3, far: float = 1.0, n_groups: int = 2, depth_scale: int = 1,
+                depth_bits: int = 16) -> dict:
     """Metadata for a grid of ``len(yaws) * len(pitches)`` views of (H, W) = ``size`` tiles.
 
-    ``tiles.depth_scale`` is written only when it is not 1, so full-resolution files keep their bytes."""
+    ``tiles.depth_scale`` is written only when it is not 1 and ``tiles.depth_bits`` only when it is
+    not 16, so full-resolution 16-bit files keep their bytes."""
     h, w = size
     K = n_keyframes
     codecs = dict(codecs or {"color": "jpeg", "alpha": "png", "depth": "png"})
@@ -37,6 +39,8 @@ def sample_meta(n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), s
     tiles = {"kinds": list(kinds), "codecs": codecs, "quality": {"color": quality}, "color": "srgb-premultiplied"}
     if depth_scale != 1:
         tiles["depth_scale"] = depth_scale
+    if depth_bits != 16:
+        tiles["depth_bits"] = depth_bits
     return {
         # The module's name before it moved to testkit/: sample files keep the bytes they always had.
         "generator": "formats.sample",
@@ -92,14 +96,15 @@ def portrait_tile(h: int, w: int, yaw: float = 0.0, pitch: float = 0.0, t: float
 
 def write_sample(path, n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), size=(16, 16),
                  kinds=("color", "alpha", "depth"), codecs: dict | None = None, quality: int | None = None,
-                 preview: bool = True, depth_scale: int = 1, **meta_kw) -> pathlib.Path:
+                 preview: bool = True, depth_scale: int = 1, depth_bits: int = 16, **meta_kw) -> pathlib.Path:
     """Write a complete small .p4d of synthetic portrait tiles; returns its path.
 
     Depth is rendered at full resolution and stored at 1/``depth_scale`` by ``downscale_depth``."""
-    meta = sample_meta(n_keyframes, yaws, pitches, size, kinds, codecs, quality, depth_scale=depth_scale, **meta_kw)
+    meta = sample_meta(n_keyframes, yaws, pitches, size, kinds, codecs, quality, depth_scale=depth_scale,
+                       depth_bits=depth_bits, **meta_kw)
     cod = meta["tiles"]["codecs"]
     near, far = meta["grid"]["depth"]["near"], meta["grid"]["depth"]["far"]
-    with P4DWriter(path, depth_scale=depth_scale) as w:
+    with P4DWriter(path, depth_scale=depth_scale, depth_bits=depth_bits) as w:
         if preview:
             rgb, alpha, _ = portrait_tile(*size, seed=99)
             w.set_preview(rgb, alpha)

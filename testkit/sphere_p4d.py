@@ -46,13 +46,13 @@ def trace(yaw: float, pitch: float, intr: Intrinsics, k: int = 0) -> tuple[np.nd
 
 def write_sphere(path, size: int = 64, yaws=(-12.0, 0.0, 12.0), pitches=(-8.0, 8.0), n_keyframes: int = 4,
                  codecs: dict | None = None, quality: int | None = 92, depth_scale: int = 1,
-                 fps: float = 12.5, preview: bool = True) -> pathlib.Path:
+                 fps: float = 12.5, preview: bool = True, depth_bits: int = 16) -> pathlib.Path:
     """Write the sphere portrait to ``path`` (colour, alpha and depth tiles; default codecs jpeg,
     png, png). The graph is ``sample_meta``'s (a chain with a loop back and a skip) and three
     pose groups across the yaws. Returns the path."""
     codecs = dict(codecs or {"color": "jpeg", "alpha": "png", "depth": "png"})
     meta = sample_meta(n_keyframes, yaws, pitches, (size, size), codecs=codecs, quality=quality,
-                       near=NEAR, far=FAR, n_groups=3, depth_scale=depth_scale)
+                       near=NEAR, far=FAR, n_groups=3, depth_scale=depth_scale, depth_bits=depth_bits)
     intr = Intrinsics.from_fov(FOV, size, size)
     meta["grid"]["radius"] = RADIUS
     meta["grid"]["intrinsics"] = intr.to_dict()
@@ -61,7 +61,7 @@ def write_sphere(path, size: int = 64, yaws=(-12.0, 0.0, 12.0), pitches=(-8.0, 8
     g = meta["graph"]["groups"]["count"]
     span = (yaws[-1] - yaws[0]) / 2
     meta["graph"]["groups"]["centers"] = [[yaws[0] + span * (2 * i + 1) / g, 0.0] for i in range(g)]
-    with P4DWriter(path, depth_scale=depth_scale) as w:
+    with P4DWriter(path, depth_scale=depth_scale, depth_bits=depth_bits) as w:
         if preview:
             rgb, alpha, _ = portrait_tile(size, size, seed=99)
             w.set_preview(rgb, alpha)

@@ -13,7 +13,8 @@ ALL_RAW = {"color": "raw+zstd", "alpha": "raw+zstd", "depth": "raw+zstd"}
 def seeds(tmp_path_factory):
     d = tmp_path_factory.mktemp("seeds")
     # Tiny tiles keep a case well under a millisecond; together the seeds cover every codec,
-    # a file with and without preview, 1-3 kinds, a 2-D view grid and depth_scale 1, 2 and 8.
+    # a file with and without preview, 1-3 kinds, a 2-D view grid, depth_scale 1, 2 and 8 and
+    # 8-bit and 16-bit depth.
     return [
         write_sample(d / "a.p4d", n_keyframes=2, yaws=(0.0, 10.0), size=(8, 8)).read_bytes(),
         write_sample(d / "b.p4d", n_keyframes=2, yaws=(0.0,), pitches=(0.0, 5.0), size=(8, 12), codecs=ALL_RAW,
@@ -26,6 +27,11 @@ def seeds(tmp_path_factory):
         write_sample(d / "e.p4d", n_keyframes=2, yaws=(0.0, 10.0), size=(8, 12), depth_scale=2).read_bytes(),
         write_sample(d / "f.p4d", n_keyframes=2, yaws=(0.0,), size=(13, 9), codecs=ALL_RAW, preview=False,
                      depth_scale=8).read_bytes(),
+        # 8-bit depth (format 1.1) in webp, and raw at s=2
+        write_sample(d / "g.p4d", n_keyframes=2, yaws=(0.0, 10.0), size=(8, 8), depth_bits=8,
+                     codecs={"color": "jpeg", "alpha": "png", "depth": "webp"}).read_bytes(),
+        write_sample(d / "h.p4d", n_keyframes=2, yaws=(0.0,), size=(8, 12), codecs=ALL_RAW, depth_scale=2,
+                     depth_bits=8).read_bytes(),
     ]
 
 

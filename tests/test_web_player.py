@@ -41,7 +41,11 @@ def site_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("web")
     src = write_sphere(root / "sphere.p4d", size=SIZE, n_keyframes=4)
     out, _ = site.build(site.SiteConfig(src, root / "site", quiet=True))
-    write_sphere(out / "quarter.p4d", size=SIZE, n_keyframes=4, depth_scale=4)  # the bake's default depth
+    write_sphere(out / "quarter.p4d", size=SIZE, n_keyframes=4, depth_scale=4)  # the 1.0 bake's depth
+    write_sphere(out / "eight.p4d", size=SIZE, n_keyframes=4, depth_scale=4, depth_bits=8,  # the 1.1 bake's
+                 codecs={"color": "webp", "alpha": "webp", "depth": "webp"})
+    write_sphere(out / "eight_png.p4d", size=SIZE, n_keyframes=4, depth_scale=4, depth_bits=8,
+                 codecs={"color": "jpeg", "alpha": "png", "depth": "png"})
     write_sphere(out / "walk.p4d", size=24, n_keyframes=12)
     data = bytearray(src.read_bytes())
     (out / "truncated.p4d").write_bytes(data[:-100])
@@ -110,7 +114,7 @@ def psnr_foreground(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
 
 
-@pytest.mark.parametrize("name", ["sphere.p4d", "quarter.p4d"])
+@pytest.mark.parametrize("name", ["sphere.p4d", "quarter.p4d", "eight.p4d", "eight_png.p4d"])
 @pytest.mark.parametrize("states, floor", [(GRID_STATES, 40.0), (BETWEEN_STATES, 33.0)], ids=["grid", "between"])
 def test_fixed_states_match_the_python_player(browser, servers, site_dir, states, floor, name):
     for k, yaw, pitch in states:

@@ -35,7 +35,12 @@ from formats.progress import Progress
 
 GENERATOR = "portrait4d 0.1.0 bake"
 KINDS = ("color", "alpha", "depth")
-LOSSLESS_CODEC = {"alpha": "webp", "depth": "png"}  # webp lossless: ~1/3 the bytes of png on alpha
+LOSSLESS_CODEC = {"alpha": "webp", "depth": "webp"}  # webp lossless: ~1/3 the bytes of png on alpha
+
+
+def depth_codec(depth_bits: int) -> str:
+    """Lossless webp holds 8-bit depth codes (format 1.1) in ~20 % fewer bytes than png; 16-bit depth is png."""
+    return LOSSLESS_CODEC["depth"] if depth_bits == 8 else "png"
 
 
 class BakeError(UsageError, ValueError):
@@ -116,9 +121,11 @@ def build_metadata(field: Field, cfg: BakeConfig, grid: ViewGrid, kf: Keyframes,
         "grid": {"yaws": list(grid.yaws), "pitches": list(grid.pitches), "radius": grid.radius,
                  "center": list(grid.center), "intrinsics": grid.intrinsics.to_dict(),
                  "depth": {"near": near, "far": far}},
-        "tiles": {"kinds": list(KINDS), "codecs": {"color": cfg.codec, **LOSSLESS_CODEC},
+        "tiles": {"kinds": list(KINDS),
+                  "codecs": {"color": cfg.codec, "alpha": LOSSLESS_CODEC["alpha"],
+                             "depth": depth_codec(cfg.depth_bits)},
                   "quality": {"color": cfg.quality}, "color": "srgb-premultiplied",
-                  "depth_scale": cfg.depth_scale},
+                  "depth_scale": cfg.depth_scale, **({"depth_bits": 8} if cfg.depth_bits == 8 else {})},
         "keyframes": {"fps": cfg.fps, "times": r6(kf.times), "expressions": kf.expressions.astype(np.float64).tolist(),  # exactly what was rendered
                       "expression_names": list(field.capture.expression_names),
                       "capture_view": r6(kf.capture_view), "pose_group": groups.labels.tolist(),
@@ -177,7 +184,7 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
     meta = build_metadata(field, cfg, grid, kf, source_digest, quiet, anchor)
     n_tiles = len(kf.times) * grid.n_views
     s = cfg.depth_scale
-    with P4DWriter(out, resume=resume, depth_scale=s) as writer:
+    with P4DWriter(out, resume=resume, depth_scale=s, depth_bits=cfg.depth_bits) as writer:
         done = set(writer.done)
         n_done = sum(all((k, v, kind) in done for kind in KINDS)
                      for k in range(len(kf.times)) for v in range(grid.n_views)) if done else 0
@@ -203,7 +210,7 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
                     tiles = {"color": (to_u8(rgb), cfg.codec, cfg.quality),
                              "alpha": (to_u8(alpha), LOSSLESS_CODEC["alpha"], None),
                              "depth": (quantize_depth(downscale_depth(depth, s), near, far),
-                                       LOSSLESS_CODEC["depth"], None)}
+                                       depth_codec(cfg.depth_bits), None)}
                     for kind in missing:  # a kill can land between the kinds of one view
                         writer.add_tile(k, v, kind, *tiles[kind])
                     bar.update(1)

@@ -5,7 +5,7 @@
 import { crc32 } from "./crc32.js";
 import { unpackMeta } from "./msgpack.js";
 import { decodePng } from "./png.js";
-import { CODECS, HEADER_SIZE, checkHeader, checkIndex } from "./spec.js";
+import { CODECS, HEADER_SIZE, checkHeader, checkIndex, kindShape } from "./spec.js";
 import { validateMeta } from "./schema.js";
 
 export class P4DReader {
@@ -44,12 +44,19 @@ export class P4DReader {
     } catch (e) {
       throw new Error(`metadata invalid: ${e.message}`);
     }
+    const depthBits = meta.tiles.depth_bits ?? 16;
     recs.forEach((r, i) => {
       const kind = L.kinds[i % L.kinds.length];
       if (CODECS[r.codec - 1] !== meta.tiles.codecs[kind]) {
         throw new Error(`index record ${i} has codec ${r.codec}, meta.tiles.codecs.${kind} is ${meta.tiles.codecs[kind]}`);
       }
+      if (kind === "depth") {
+        const [kh, kw] = kindShape(L, "depth");
+        const want = kh * kw * depthBits / 8;
+        if (r.raw !== want) throw new Error(`index record ${i} raw length ${r.raw} != tile size ${want} (${depthBits}-bit depth, meta.tiles.depth_bits)`);
+      }
     });
+    L.depthBits = depthBits;
     this.records = recs;
     this.meta = meta;
     this.codecs = meta.tiles.codecs;

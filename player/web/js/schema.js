@@ -67,6 +67,11 @@ export function validateMeta(meta, layout) {
   }
   const ds = "depth_scale" in meta.tiles ? int(meta.tiles.depth_scale, "tiles.depth_scale") : 1;
   if (ds !== layout.depthScale) throw new Error(`meta.tiles.depth_scale is ${ds} but the header says ${layout.depthScale}`);
+  const bits = "depth_bits" in meta.tiles ? int(meta.tiles.depth_bits, "tiles.depth_bits") : 16;
+  if (bits !== 16 && bits !== 8) throw new Error(`meta.tiles.depth_bits must be 16 or 8, got ${bits}`);
+  if (bits !== 16 && !kinds.includes("depth")) throw new Error(`meta.tiles.depth_bits is ${bits} but the file has no depth tiles`);
+  if (bits !== 16 && layout.minor < 1) throw new Error(`meta.tiles.depth_bits ${bits} is format 1.1, the header says 1.${layout.minor}`);
+  if (bits === 16 && codecs.depth === "webp") throw new Error("meta.tiles.codecs.depth is webp, which stores 8-bit depth only (tiles.depth_bits 8)");
   if (!(num(get(meta, "keyframes.fps"), "keyframes.fps") > 0)) throw new Error("meta.keyframes.fps must be > 0");
   const K = nums(get(meta, "keyframes.times"), "keyframes.times").length;
   if (K !== layout.K) throw new Error(`meta has ${K} keyframes but the header says ${layout.K}`);

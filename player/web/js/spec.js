@@ -8,7 +8,8 @@ export const HEADER_SIZE = 128;
 export const KINDS = ["color", "alpha", "depth"];
 export const CODECS = ["raw+zstd", "png", "jpeg", "webp"];  // wire ids 1..4
 export const KIND_CODECS = { color: ["jpeg", "webp", "png", "raw+zstd"], alpha: ["png", "raw+zstd", "webp"],
-                             depth: ["png", "raw+zstd"] };
+                             depth: ["png", "raw+zstd", "webp"] };  // webp: 8-bit depth only (v1.1)
+export const DEPTH_STEP8 = 258;  // q units per 8-bit depth code (v1.1): q = 1 + (n - 1) * 258
 const KIND_BYTES = { color: 3, alpha: 1, depth: 2 };  // channels x bytes per sample
 const MAX_SIDE = 8192, MAX_PREVIEW_SIDE = 2048, MAX_AXIS = 1 << 16, MAX_TILES = 1 << 21;
 const MAX_CHUNK = 1 << 28, MAX_META = 16 << 20, MAX_ALIGNMENT = 1 << 16;
@@ -113,7 +114,9 @@ export function checkIndex(bytes, layout, size) {
     if (r.reserved) throw new Error(`index record ${i} has non-zero reserved bytes`);
     if (r.codec < 1 || r.codec > CODECS.length) throw new Error(`index record ${i} has unknown codec id ${r.codec}`);
     const [kh, kw] = kindShape(layout, kind);
-    if (r.raw !== kh * kw * KIND_BYTES[kind]) throw new Error(`index record ${i} raw length ${r.raw} != tile size ${kh * kw * KIND_BYTES[kind]}`);
+    // 8-bit depth (v1.1) is half the 16-bit size; the metadata says which (reader.js checks it)
+    const eight = kind === "depth" && r.raw * 2 === kh * kw * KIND_BYTES[kind];
+    if (r.raw !== kh * kw * KIND_BYTES[kind] && !eight) throw new Error(`index record ${i} raw length ${r.raw} != tile size ${kh * kw * KIND_BYTES[kind]}`);
     if (r.length < 1 || r.length > MAX_CHUNK) throw new Error(`index record ${i} length ${r.length} is outside 1..${MAX_CHUNK}`);
     if (r.offset > size) throw new Error(`index record ${i} offset ${r.offset} is past the end of the file`);
     recs.push(r);

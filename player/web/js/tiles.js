@@ -5,6 +5,7 @@
 // damaged tile is stood in by the nearest keyframe of its view that decodes, named once.
 
 import { decodePng } from "./png.js";
+import { DEPTH_STEP8 } from "./spec.js";
 
 const JPEG = [0xff, 0xd8, 0xff];
 
@@ -26,9 +27,16 @@ async function bitmapPixels(codec, data, h, w) {
   }
 }
 
-async function decodeKind(kind, codec, data, h, w) {
+async function decodeKind(kind, codec, data, h, w, depthBits = 16) {
   if (codec === "raw+zstd") throw new Error("raw+zstd tiles are not read by browsers; write the site with `player web`, which re-codes them as png");
-  if (kind === "depth") return decodePng(data, { width: w, height: h, bits: 16, colorType: 0 });
+  if (kind === "depth" && depthBits === 16) return decodePng(data, { width: w, height: h, bits: 16, colorType: 0 });
+  if (kind === "depth") {  // 8-bit codes (v1.1): n -> q = 1 + (n - 1) * 258, 0 = empty
+    const n = codec === "png" ? await decodePng(data, { width: w, height: h, bits: 8, colorType: 0 })
+      : await decodeKind("alpha", codec, data, h, w);
+    const q = new Uint16Array(n.length);
+    for (let i = 0; i < n.length; i++) q[i] = n[i] ? 1 + (n[i] - 1) * DEPTH_STEP8 : 0;
+    return q;
+  }
   if (codec === "png") return decodePng(data, { width: w, height: h, bits: 8, colorType: kind === "color" ? 2 : 0 });
   const px = await bitmapPixels(codec, data, h, w);
   const ch = kind === "color" ? 3 : 1;
@@ -119,7 +127,7 @@ export async function decodeTile(chunks, meta, layout) {
   let depth;
   if (chunks.depth) {
     const [hs, ws] = [Math.ceil(H / s), Math.ceil(W / s)];
-    const q = await decodeKind("depth", chunks.depth.codec, chunks.depth.data, hs, ws);
+    const q = await decodeKind("depth", chunks.depth.codec, chunks.depth.data, hs, ws, layout.depthBits ?? 16);
     const { near, far } = meta.grid.depth;
     const step = (far - near) / 65534;
     const small = new Float32Array(hs * ws);
