@@ -22,6 +22,7 @@ SUBCOMMANDS = {
 }
 
 USAGE = """usage: bake CKPT -o OUT.p4d [options]     (bake a portrait; `bake CKPT --help` for options)
+       bake DATASET/ -o OUT.p4d [options] (a quick portrait from a tracked dataset, no training)
        bake SUBCOMMAND [options]          (`bake SUBCOMMAND --help`)
 
 subcommands:
