@@ -134,3 +134,145 @@ def _transmit(start, tau, trans, active, t_threshold, keep_values, keep):
             keep[i] = k
             acc += tau[i]
         trans[r] = tr * np.exp(-acc)
+
+
+# --- fused inference: march + encode + MLPs + SH colour + composite, one ray at a time --------------------------
+
+
+@njit(inline="always")
+def _mlp(x, w, b, dims, woff, boff, ya, yb, first_bias):
+    """Run the layers ``dims`` [n_layers + 1] (ReLU between, none on the output) on x; returns the
+    buffer holding the output. Layer l's W [dims[l+1], dims[l]] (torch's layout, row-major) sits at
+    w[woff[l]:], its bias at b[boff[l]:]; ``first_bias`` [dims[1]] replaces layer 0's bias (the colour
+    MLP's per-ray part).
+
+    Dot products over 2D views: indices that are loop variables let LLVM drop numba's negative-index
+    wraparound and vectorise the inner loop (3.5x faster here than flat ``w[base + i]`` indexing).
+    """
+    n_layers = dims.shape[0] - 1
+    src = x
+    for lyr in range(n_layers):
+        dst = ya if lyr % 2 == 0 else yb
+        n_in, n_out = dims[lyr], dims[lyr + 1]
+        wl = w[woff[lyr]:woff[lyr] + n_in * n_out].reshape((n_out, n_in))
+        bl = first_bias if lyr == 0 else b[boff[lyr]:boff[lyr] + n_out]
+        relu = lyr < n_layers - 1
+        for j in range(n_out):
+            acc = bl[j]
+            for i in range(n_in):
+                acc += wl[j, i] * src[i]
+            dst[j] = max(acc, np.float32(0.0)) if relu else acc
+        src = dst
+    return src
+
+
+@njit("void(f4[:, ::1], f4[:, ::1], f4[::1], f4[::1], i8[::1], u1[::1], i8, f4[:, :, ::1], i4[::1], u1[::1], "
+      "f4[::1], f4[::1], i8[::1], i8[::1], i8[::1], f4[::1], f4[::1], i8[::1], i8[::1], i8[::1], f4[:, ::1], "
+      "f8, f8, f8, f4[:, ::1], f4[::1], f4[::1])", parallel=True, cache=True, nogil=True,
+      fastmath={"reassoc", "contract", "nsz", "arcp"})
+def _render_fused(o, d, near, dt_t, n_steps, occ, g, table, res, dense,
+                  w_d, b_d, dims_d, woff_d, boff_d, w_c, b_c, dims_c, woff_c, boff_c, per_ray,
+                  density_scale, dt, t_threshold, rgb, alpha, depth):
+    """Render rays through one blended table with no intermediate arrays.
+
+    o, d [R, 3] normalised-box rays; near, dt_t [R], n_steps [R] (sample k at t = near + (k + 0.5) dt_t);
+    occ [G^3] flat occupancy; table [L, T, F] the expression's blended table; res, dense [L].
+    Density MLP: weights w_d (each layer's W [out, in] flat at woff_d[l]), biases b_d (at boff_d[l]),
+    dims_d [n+1] = (L*F, hidden.., 1 + geo). Colour MLP likewise on the geometry features, with its
+    first layer's bias replaced by per_ray [R, H] (bias + SH(view) share, computed once per ray).
+    Writes rgb [R, 3] premultiplied, alpha [R], depth [R] (median depth, 0 where alpha <= 1e-3).
+
+    Per ray, in step order: skip steps in empty cells; sigma = density_scale softplus(raw); a sample
+    adds weight when tau = sigma dt > 1e-5; the ray stops once the transmittance falls to t_threshold.
+    The same samples and sums as ``march`` + ``composite`` + ``median_depth`` (the torch twin), per ray.
+    """
+    n_rays = o.shape[0]
+    n_lvl, n_tab, n_ft = table.shape[0], table.shape[1], table.shape[2]
+    tmask = n_tab - 1
+    n_geo = dims_d[dims_d.shape[0] - 1] - 1
+    wmax = 1
+    for v in dims_d:
+        wmax = max(wmax, v)
+    for v in dims_c:
+        wmax = max(wmax, v)
+    max_steps = 1
+    for r in range(n_rays):
+        max_steps = max(max_steps, n_steps[r])
+    gf = np.float32(g)
+    n_lanes = min(n_rays, 256)
+    for lane in prange(n_lanes):
+        # Rays lane, lane + n_lanes, ...: interleaved, so the threads share the image's empty and busy rows.
+        enc = np.empty(n_lvl * n_ft, np.float32)
+        ya = np.empty(wmax, np.float32)
+        yb = np.empty(wmax, np.float32)
+        yc = np.empty(wmax, np.float32)
+        yd = np.empty(wmax, np.float32)
+        geo = np.empty(max(n_geo, 1), np.float32)
+        buf_t = np.empty(max_steps, np.float32)
+        buf_tau = np.empty(max_steps, np.float64)
+        for r in range(lane, n_rays, n_lanes):
+            acc_all = 0.0
+            acc_kept = 0.0
+            cr, cg, cb, a = 0.0, 0.0, 0.0, 0.0
+            nk = 0
+            for k in range(n_steps[r]):
+                t = near[r] + (np.float32(k) + np.float32(0.5)) * dt_t[r]
+                x0, x1, x2 = o[r, 0] + t * d[r, 0], o[r, 1] + t * d[r, 1], o[r, 2] + t * d[r, 2]
+                cx = min(max(int(np.floor(x0 * gf)), 0), g - 1)
+                cy = min(max(int(np.floor(x1 * gf)), 0), g - 1)
+                cz = min(max(int(np.floor(x2 * gf)), 0), g - 1)
+                if not occ[(cx * g + cy) * g + cz]:
+                    continue
+                # hash encoding
+                for lv in range(n_lvl):
+                    rl = res[lv]
+                    px, py, pz = x0 * rl, x1 * rl, x2 * rl
+                    ix = max(min(int(np.floor(px)), rl - 1), 0)
+                    iy = max(min(int(np.floor(py)), rl - 1), 0)
+                    iz = max(min(int(np.floor(pz)), rl - 1), 0)
+                    fx, fy, fz = px - ix, py - iy, pz - iz
+                    for f in range(n_ft):
+                        enc[lv * n_ft + f] = 0.0
+                    for c in range(8):
+                        ox, oy, oz = c & 1, (c >> 1) & 1, (c >> 2) & 1
+                        wgt = (fx if ox else 1.0 - fx) * (fy if oy else 1.0 - fy) * (fz if oz else 1.0 - fz)
+                        idx = _corner_index(ix + ox, iy + oy, iz + oz, rl + 1, dense[lv], tmask)
+                        for f in range(n_ft):
+                            enc[lv * n_ft + f] += wgt * table[lv, idx, f]
+                h = _mlp(enc, w_d, b_d, dims_d, woff_d, boff_d, ya, yb, b_d)
+                raw = h[0]
+                sp = raw if raw > 20.0 else np.log1p(np.exp(raw))
+                tau = np.float32(np.float32(density_scale * sp) * dt)
+                if tau > 1e-5:
+                    for j in range(n_geo):
+                        geo[j] = h[1 + j]
+                    hc = _mlp(geo, w_c, b_c, dims_c, woff_c, boff_c, yc, yd, per_ray[r])
+                    wt = np.exp(-acc_kept) * (1.0 - np.exp(-np.float64(tau)))
+                    cr += wt / (1.0 + np.exp(-np.float64(hc[0])))
+                    cg += wt / (1.0 + np.exp(-np.float64(hc[1])))
+                    cb += wt / (1.0 + np.exp(-np.float64(hc[2])))
+                    a += wt
+                    buf_t[nk] = t
+                    buf_tau[nk] = tau
+                    nk += 1
+                    acc_kept += tau
+                acc_all += tau
+                if np.exp(-acc_all) <= t_threshold:
+                    break
+            rgb[r, 0] = min(max(cr, 0.0), 1.0)
+            rgb[r, 1] = min(max(cg, 0.0), 1.0)
+            rgb[r, 2] = min(max(cb, 0.0), 1.0)
+            alpha[r] = min(max(a, 0.0), 1.0)
+            # median depth: where the optical depth reaches the half-opacity point (exact inside a step)
+            z = 0.0
+            if a > 1e-3:
+                half = -np.log1p(-0.5 * -np.expm1(-acc_kept))
+                before = 0.0
+                for i in range(nk):
+                    tau_i = buf_tau[i]
+                    if before < half and before + tau_i >= half and tau_i > 0:
+                        frac = min(max((half - before) / tau_i, 0.0), 1.0)
+                        z = buf_t[i] + (frac - 0.5) * dt_t[r]
+                        break
+                    before += tau_i
+            depth[r] = z

@@ -32,6 +32,22 @@ def ray_box(o: torch.Tensor, d: torch.Tensor, lo=0.0, hi=1.0):
     return near, far
 
 
+def march_range(o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, march_steps: int):
+    """Where each ray's fixed steps run: through the bounding box of the occupied cells.
+
+    o, d [R, 3] float32 normalised-box rays; occ [G, G, G] bool with at least one cell set.
+    Returns near [R] (step k sits at t = near + (k + jitter) dt_t), dt_t [R] (the step
+    sqrt(3) / march_steps in ray-parameter units) and n_steps [R] long (0: the ray misses the box).
+    """
+    g = occ.shape[0]
+    cells = torch.nonzero(occ)
+    lo, hi = cells.amin(0).float() / g, (cells.amax(0) + 1).float() / g
+    near, far = ray_box(o, d, lo, hi)
+    dt_t = ((math.sqrt(3.0) / march_steps) / d.norm(dim=-1)).contiguous()  # [R] step in ray-parameter units
+    n_steps = torch.ceil((far - near) / dt_t).clamp_min(0).long()
+    return near.contiguous(), dt_t, n_steps
+
+
 @dataclass
 class Samples:
     """Packed samples, sorted by (ray, step).
@@ -59,20 +75,16 @@ def march(o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, density_fn: Calla
     n_rays, dev = o.shape[0], o.device
     g = occ.shape[0]
     dt = math.sqrt(3.0) / march_steps
-    cells = torch.nonzero(occ)
-    if cells.numel() == 0 or n_rays == 0:
+    if n_rays == 0 or not bool(occ.any()):
         e = torch.zeros(0, dtype=torch.long, device=dev)
         return Samples(e, torch.zeros(0, device=dev))
-    lo, hi = cells.amin(0).float() / g, (cells.amax(0) + 1).float() / g
     o, d = o.float().contiguous(), d.float().contiguous()
-    near, far = ray_box(o, d, lo, hi)
-    dt_t = (dt / d.norm(dim=-1)).contiguous()  # [R] step in ray-parameter units
-    n_steps = torch.ceil((far - near) / dt_t).clamp_min(0).long()
+    near, dt_t, n_steps = march_range(o, d, occ, march_steps)
     jit = torch.full((n_rays,), 0.5, device=dev) if jitter is None else jitter.float().contiguous()
     trans = torch.ones(n_rays, device=dev)
     cursor = torch.zeros(n_rays, dtype=torch.long)
     occ_u8 = occ.reshape(-1).to(torch.uint8).contiguous().numpy()
-    o_np, d_np, near_np, dtt_np, jit_np = o.numpy(), d.numpy(), near.contiguous().numpy(), dt_t.numpy(), jit.numpy()
+    o_np, d_np, near_np, dtt_np, jit_np = o.numpy(), d.numpy(), near.numpy(), dt_t.numpy(), jit.numpy()
     ns_np, cur_np = n_steps.numpy(), cursor.numpy()
     active = torch.nonzero(n_steps > 0).squeeze(1).contiguous()
     out_ray, out_k, out_sigma, out_geo = [], [], [], []
