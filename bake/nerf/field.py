@@ -126,7 +126,7 @@ class NerfField:
         return c.clamp(0, 1), a.clamp(0, 1), depth
 
     def fused_weights(self) -> tuple:
-        """The MLPs as the fused kernel reads them: per MLP (flat W [out, in] of every layer, flat biases,
+        """The MLPs as the fused kernel reads them: per MLP (flat W^T [in, out] of every layer, flat biases,
         dims [n+1], weight offsets [n], bias offsets [n]); the colour MLP's first layer keeps only
         its geometry columns (the SH columns and its bias go into ``render_rays_fused``'s per-ray term)."""
         g = self.cfg.geo_features
@@ -135,7 +135,7 @@ class NerfField:
             ws, bs, dims, woff, boff = [], [], [layers[0].in_features if first_w is None else first_w.shape[1]], [], []
             nw = nb = 0
             for i, lin in enumerate(layers):
-                wt = (lin.weight if i or first_w is None else first_w).detach().float().contiguous().reshape(-1)
+                wt = (lin.weight if i or first_w is None else first_w).detach().float().T.contiguous().reshape(-1)
                 woff.append(nw)
                 boff.append(nb)
                 ws.append(wt)
