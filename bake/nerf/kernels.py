@@ -147,6 +147,7 @@ def _transmit(start, tau, trans, active, t_threshold, keep_values, keep):
 
 _SLOTS = 64
 _LANES = 16
+_BLOCK = 256
 
 
 @njit(inline="always")
@@ -249,7 +250,6 @@ def _render_lane(lane, max_steps, o, d, near, dt_t, n_steps, occ, g, table, res,
     n_geo = dims_d[dims_d.shape[0] - 1] - 1
     n_hid_c = dims_c[1]
     gf = np.float32(g)
-    # ray lane, lane + _LANES, ...: every lane draws from the whole image, so the threads stay balanced
     slot_ray = np.full(_SLOTS, -1, np.int64)
     slot_k = np.zeros(_SLOTS, np.int64)
     trans_all = np.ones(_SLOTS)  # transmittance in front of the next sample (termination)
@@ -264,7 +264,7 @@ def _render_lane(lane, max_steps, o, d, near, dt_t, n_steps, occ, g, table, res,
     row_slot = np.empty(_SLOTS, np.int64)
     row_t = np.empty(_SLOTS, np.float32)
     row_tau = np.empty(_SLOTS, np.float32)
-    next_ray = np.int64(lane)
+    next_ray = np.int64(lane) * _BLOCK  # blocks lane, lane + _LANES, ... of _BLOCK consecutive rays (pixels)
     while True:
         # 1. each slot's ray to its next occupied step (pulling in new rays as slots free up)
         m = 0
@@ -275,7 +275,9 @@ def _render_lane(lane, max_steps, o, d, near, dt_t, n_steps, occ, g, table, res,
                     if next_ray >= n_rays:
                         break
                     r = next_ray
-                    next_ray += _LANES
+                    next_ray += 1
+                    if next_ray % _BLOCK == 0:
+                        next_ray += (_LANES - 1) * _BLOCK
                     slot_ray[s] = r
                     slot_k[s] = 0
                     trans_all[s] = 1.0
@@ -383,7 +385,7 @@ def _render_fused(o, d, near, dt_t, n_steps, occ, g, table, res, dense,
     for r in range(o.shape[0]):
         max_steps = max(max_steps, n_steps[r])
     for lane in prange(_LANES):
-        # every lane draws rays from the whole image, so the threads stay balanced
+        # every lane draws blocks of rays from the whole image, so the threads stay balanced
         _render_lane(lane, max_steps, o, d, near, dt_t, n_steps, occ, g, table, res, dense,
                      w_d, b_d, dims_d, woff_d, boff_d, w_c, b_c, dims_c, woff_c, boff_c, per_ray,
                      density_scale, dt, t_threshold, rgb, alpha, depth)
