@@ -137,7 +137,7 @@ def profile_render(ckpt_path: str, size: int, views: int, impl: str) -> str:
             f"(median-free sum over {views} views)\n" + tree.table("render", views, "view"))
 
 
-def profile_train(ckpt_path: str, dataset: str | None, steps: int) -> str:
+def profile_train(ckpt_path: str, dataset: str | None, steps: int, fused: bool) -> str:
     from bake.data.load import load_dataset
     from bake.nerf import trainer as trainer_mod
     from bake.nerf.config import NerfConfig
@@ -150,6 +150,7 @@ def profile_train(ckpt_path: str, dataset: str | None, steps: int) -> str:
     size = int(ckpt.get("train_stats", {}).get("size", 128))
     tr = trainer_mod.Trainer(cfg, ds, size, torch.device("cpu"))
     tr.restore(ckpt)
+    tr.fused_march = fused
     frac = 0.5
     for _ in range(2):
         tr.step(frac)
@@ -165,6 +166,7 @@ def profile_train(ckpt_path: str, dataset: str | None, steps: int) -> str:
     tree.wrap(tr.optimizer, "step", "Adam step (fused)")
     tree.wrap(tr.optimizer, "zero_grad", "zero grad")
     tree.wrap(trainer_mod, "update_grid", "occupancy grid update")
+    tree.wrap(tr.model, "density_fused", "density, fused no-grad (numba)")
     try:
         for _ in range(steps):
             with tree.stage("train step"):
@@ -173,7 +175,8 @@ def profile_train(ckpt_path: str, dataset: str | None, steps: int) -> str:
         tree.unwrap()
     per = 1e3 * tree.incl[("train step",)] / steps
     return (f"training step at {size}px, {cfg.rays_per_batch} rays, {cfg.images_per_batch} images: "
-            f"{per:.0f} ms/step = {1e3 / per:.2f} steps/s over {steps} steps (frac {frac}: mask loss off)\n"
+            f"{per:.0f} ms/step = {1e3 / per:.2f} steps/s over {steps} steps (frac {frac}: mask loss off), "
+            f"{'fused' if fused else 'torch'} no-grad march\n"
             + tree.table("train step", steps, "step"))
 
 
@@ -184,14 +187,17 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--views", type=int, default=4)
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--impl", default="torch", choices=["fused", "torch"], help="field render path (default torch)")
+    ap.add_argument("--impl", default="torch", choices=["fused", "torch"],
+                    help="field render path and training no-grad march (default torch)")
     ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--skip-render", action="store_true")
     args = ap.parse_args()
     print(f"torch threads {torch.get_num_threads()}", file=sys.stderr)
-    print(profile_render(args.checkpoint, args.size, args.views, args.impl))
-    if not args.skip_train and args.steps > 0:
+    if not args.skip_render:
+        print(profile_render(args.checkpoint, args.size, args.views, args.impl))
         print()
-        print(profile_train(args.checkpoint, args.dataset, args.steps))
+    if not args.skip_train and args.steps > 0:
+        print(profile_train(args.checkpoint, args.dataset, args.steps, args.impl == "fused"))
 
 
 if __name__ == "__main__":

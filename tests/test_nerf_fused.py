@@ -83,3 +83,71 @@ def test_field_renders_with_the_fused_path_by_default_on_cpu_and_torch_on_reques
     _assert_agree(*(tuple(torch.from_numpy(x) for x in r) for r in (fused, ref)))
     with pytest.raises(ValueError, match="'auto', 'fused' or 'torch'"):
         f.implementation = "tcnn"
+
+
+@pytest.mark.parametrize("preset_name", ["tiny", "paper"])
+def test_fused_density_matches_the_torch_modules_in_a_batch_of_tables(preset_name):
+    # "paper" has F = 4 features (the encoder's general path), "tiny" F = 2 (its register path)
+    torch.manual_seed(4)
+    cfg = preset(preset_name, log2_table=12)
+    m = NeRFBlendShape(cfg, 3)
+    with torch.no_grad():
+        m.encoding.bases.normal_(0, 0.5)
+        for p in m.density_net.parameters():
+            p.normal_(0, 0.3)
+    tables = m.blend(torch.randn(3, 3))
+    x = torch.rand(1000, 3)
+    bidx = torch.randint(0, 3, (1000,), dtype=torch.int32)
+    with torch.no_grad():
+        ref, _ = m.density(x, bidx, tables)
+    out = m.density_fused(x, bidx, tables)
+    assert float(ref.std()) > 1.0
+    # float32 sums in another order (BLAS tiles vs torch's GEMM): with 64 inputs of this size the
+    # paper preset's raw density loses ~1e-4 relative to cancellation
+    torch.testing.assert_close(out, ref, rtol=1e-3 if preset_name == "paper" else 1e-4, atol=1e-4)
+    assert m.density_fused(x[:0], bidx[:0], tables).shape == (0,)
+
+
+@pytest.mark.parametrize("features, levels, log2_table", [(4, 16, 13), (2, 12, 14)])
+def test_fused_point_encoder_matches_the_torch_twin(features, levels, log2_table):
+    from bake.nerf import kernels
+    from bake.nerf.encoding import dense_levels, hash_encode_torch, level_resolutions
+    res = level_resolutions(levels, 16, 1024)
+    dense = dense_levels(res, 2 ** log2_table)
+    assert any(dense) and not all(dense)  # both the dense and the hashed levels
+    g = torch.Generator().manual_seed(9)
+    tab = torch.randn(1, levels, 2 ** log2_table, features, generator=g)
+    x = torch.rand(300, 3, generator=g)
+    ref = hash_encode_torch(x, torch.zeros(300, dtype=torch.int32), tab, torch.tensor(res), torch.tensor(dense))
+    out = np.zeros((300, levels * features), np.float32)
+    r, dn, t0 = np.array(res, np.int32), np.array(dense, np.uint8), tab[0].numpy()
+    for i in range(300):
+        kernels._encode_point(np.float32(x[i, 0]), np.float32(x[i, 1]), np.float32(x[i, 2]), t0, r, dn, out[i])
+    torch.testing.assert_close(torch.from_numpy(out), ref, rtol=0, atol=1e-5)
+
+
+def test_training_march_with_the_fused_density_keeps_the_same_samples():
+    from bake.nerf.occupancy import density_no_grad
+    from bake.nerf.render import march, march_fused
+    f = _random_field(5, 0.6, 0.5)
+    m = f.model
+    tables = m.blend(torch.tensor([[0.3, -0.2, 0.5], [0.0, 0.4, 0.1]]))
+    o, d = _rays(1500, 6)
+    cfg = f.cfg
+    on, dn = (o + cfg.bound) / (2 * cfg.bound), d / (2 * cfg.bound)
+    bidx = torch.randint(0, 2, (1500,), dtype=torch.int32, generator=torch.Generator().manual_seed(7))
+    jitter = torch.rand(1500, generator=torch.Generator().manual_seed(8))
+    occ = f.occ
+    with torch.no_grad():
+        a = march(on, dn, occ, lambda xn, ray: (density_no_grad(m, xn, bidx[ray], tables), None), cfg.march_steps,
+                  cfg.t_threshold, jitter=jitter)
+        b = march(on, dn, occ, lambda xn, ray: m.density(xn, bidx[ray], tables), cfg.march_steps, cfg.t_threshold,
+                  jitter=jitter)
+    assert a.ray.numel() > 1000
+    assert torch.equal(a.ray, b.ray)
+    torch.testing.assert_close(a.t, b.t)
+    c = march_fused(m, on, dn, occ, bidx, tables, jitter)  # the whole pass in numba
+    assert torch.equal(c.ray, b.ray)
+    torch.testing.assert_close(c.t, b.t)
+    e = march_fused(m, on, dn, torch.zeros_like(occ), bidx, tables, jitter)
+    assert e.ray.numel() == 0 and e.t.numel() == 0

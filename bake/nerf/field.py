@@ -125,31 +125,6 @@ class NerfField:
         depth = torch.where(a > 1e-3, depth, torch.zeros_like(depth))
         return c.clamp(0, 1), a.clamp(0, 1), depth
 
-    def fused_weights(self) -> tuple:
-        """The MLPs as the fused kernel reads them: per MLP (flat W^T [in, out] of every layer, flat biases,
-        dims [n+1], weight offsets [n], bias offsets [n]); the colour MLP's first layer keeps only
-        its geometry columns (the SH columns and its bias go into ``render_rays_fused``'s per-ray term)."""
-        g = self.cfg.geo_features
-
-        def pack(layers, first_w=None):
-            ws, bs, dims, woff, boff = [], [], [layers[0].in_features if first_w is None else first_w.shape[1]], [], []
-            nw = nb = 0
-            for i, lin in enumerate(layers):
-                wt = (lin.weight if i or first_w is None else first_w).detach().float().T.contiguous().reshape(-1)
-                woff.append(nw)
-                boff.append(nb)
-                ws.append(wt)
-                bs.append(lin.bias.detach().float())
-                nw += wt.numel()
-                nb += lin.out_features
-                dims.append(lin.out_features)
-            as_i8 = lambda v: np.asarray(v, np.int64)  # noqa: E731
-            return (torch.cat(ws).numpy(), torch.cat(bs).numpy(), as_i8(dims), as_i8(woff), as_i8(boff))
-
-        lin_d = [m for m in self.model.density_net if isinstance(m, torch.nn.Linear)]
-        lin_c = [m for m in self.model.color_net if isinstance(m, torch.nn.Linear)]
-        return pack(lin_d) + pack(lin_c, lin_c[0].weight[:, :g])
-
     @torch.no_grad()
     def render_rays_fused(self, o: torch.Tensor, d: torch.Tensor, table: torch.Tensor, occ: torch.Tensor,
                           weights: tuple | None = None):
@@ -166,7 +141,7 @@ class NerfField:
         dirs = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-9)
         per_ray = torch.addmm(first.bias, sh_encode(dirs), first.weight[:, cfg.geo_features:].T)
         per_ray = per_ray.float().contiguous()  # [R, H] the colour MLP's first bias + SH share, once per ray
-        wd, bd, dims_d, woff_d, boff_d, wc, bc, dims_c, woff_c, boff_c = weights or self.fused_weights()
+        wd, bd, dims_d, woff_d, boff_d, wc, bc, dims_c, woff_c, boff_c = weights or m.fused_weights()
         enc = m.encoding
         kernels._render_fused(on.numpy(), dn.numpy(), near.numpy(), dt_t.numpy(), n_steps.numpy(),
                               occ.reshape(-1).to(torch.uint8).contiguous().numpy(), occ.shape[0],

@@ -148,53 +148,61 @@ def _transmit(start, tau, trans, active, t_threshold, keep_values, keep):
 _SLOTS = 64
 _LANES = 16
 _BLOCK = 256
+_ROUND = 32  # render.march's default seg: the rounds training's marcher sums transmittance over
 
 
 @njit(inline="always")
-def _encode_point(x0, x1, x2, table, res, dense, out):
-    """Hash-encode one point (normalised box, float32) into out [L*F] from one table [L, T, F].
+def _encode_level(x0, x1, x2, table, res, dense, lv, out):
+    """Level lv of the hash encoding of one point (normalised box, float32) from one table [L, T, F]
+    into out[lv*F:(lv+1)*F].
 
     The same corners and weights as ``_hash_fwd``, in float32 and uint32 hashing (the hash's low bits,
     all the mask keeps, are those of the int64 products), with a level's features summed in registers
     when F = 2: 2.7x faster per point than ``_hash_fwd``'s loop.
     """
-    n_lvl, n_ft = table.shape[0], table.shape[2]
+    n_ft = table.shape[2]
     tmask = np.uint32(table.shape[1] - 1)
     prime_y, prime_z = np.uint32(PRIME_Y), np.uint32(PRIME_Z)
     one = np.float32(1.0)
-    for lv in range(n_lvl):
-        rl = res[lv]
-        rf = np.float32(rl)
-        px, py, pz = x0 * rf, x1 * rf, x2 * rf
-        ix = max(min(np.int32(np.floor(px)), rl - 1), 0)
-        iy = max(min(np.int32(np.floor(py)), rl - 1), 0)
-        iz = max(min(np.int32(np.floor(pz)), rl - 1), 0)
-        fx, fy, fz = px - np.float32(ix), py - np.float32(iy), pz - np.float32(iz)
-        gx, gy, gz = one - fx, one - fy, one - fz
-        tl = table[lv]
-        r1 = rl + 1
-        a0 = np.float32(0.0)
-        a1 = np.float32(0.0)
-        if n_ft != 2:
-            for f in range(n_ft):
-                out[lv * n_ft + f] = 0.0
-        for c in range(8):
-            ox, oy, oz = c & 1, (c >> 1) & 1, (c >> 2) & 1
-            wgt = (fx if ox else gx) * (fy if oy else gy) * (fz if oz else gz)
-            if dense[lv]:
-                idx = np.int64((ix + ox) + (iy + oy) * r1 + (iz + oz) * r1 * r1)
-            else:
-                idx = np.int64((np.uint32(ix + ox) ^ (np.uint32(iy + oy) * prime_y)
-                                ^ (np.uint32(iz + oz) * prime_z)) & tmask)
-            if n_ft == 2:
-                a0 += wgt * tl[idx, 0]
-                a1 += wgt * tl[idx, 1]
-            else:
-                for f in range(n_ft):
-                    out[lv * n_ft + f] += wgt * tl[idx, f]
+    rl = res[lv]
+    rf = np.float32(rl)
+    px, py, pz = x0 * rf, x1 * rf, x2 * rf
+    ix = max(min(np.int32(np.floor(px)), rl - 1), 0)
+    iy = max(min(np.int32(np.floor(py)), rl - 1), 0)
+    iz = max(min(np.int32(np.floor(pz)), rl - 1), 0)
+    fx, fy, fz = px - np.float32(ix), py - np.float32(iy), pz - np.float32(iz)
+    gx, gy, gz = one - fx, one - fy, one - fz
+    tl = table[lv]
+    r1 = rl + 1
+    a0 = np.float32(0.0)
+    a1 = np.float32(0.0)
+    if n_ft != 2:
+        for f in range(n_ft):
+            out[lv * n_ft + f] = 0.0
+    for c in range(8):
+        ox, oy, oz = c & 1, (c >> 1) & 1, (c >> 2) & 1
+        wgt = (fx if ox else gx) * (fy if oy else gy) * (fz if oz else gz)
+        if dense[lv]:
+            idx = np.int64((ix + ox) + (iy + oy) * r1 + (iz + oz) * r1 * r1)
+        else:
+            idx = np.int64((np.uint32(ix + ox) ^ (np.uint32(iy + oy) * prime_y)
+                            ^ (np.uint32(iz + oz) * prime_z)) & tmask)
         if n_ft == 2:
-            out[2 * lv] = a0
-            out[2 * lv + 1] = a1
+            a0 += wgt * tl[idx, 0]
+            a1 += wgt * tl[idx, 1]
+        else:
+            for f in range(n_ft):
+                out[lv * n_ft + f] += wgt * tl[idx, f]
+    if n_ft == 2:
+        out[2 * lv] = a0
+        out[2 * lv + 1] = a1
+
+
+@njit(inline="always")
+def _encode_point(x0, x1, x2, table, res, dense, out):
+    """The hash encoding of one point from one table [L, T, F] into out [L*F]."""
+    for lv in range(table.shape[0]):
+        _encode_level(x0, x1, x2, table, res, dense, lv, out)
 
 
 @njit(inline="always")
@@ -389,3 +397,137 @@ def _render_fused(o, d, near, dt_t, n_steps, occ, g, table, res, dense,
         _render_lane(lane, max_steps, o, d, near, dt_t, n_steps, occ, g, table, res, dense,
                      w_d, b_d, dims_d, woff_d, boff_d, w_c, b_c, dims_c, woff_c, boff_c, per_ray,
                      density_scale, dt, t_threshold, rgb, alpha, depth)
+
+
+@njit("void(f4[:, ::1], i4[::1], f4[:, :, :, ::1], i4[::1], u1[::1], f4[::1], f4[::1], i8[::1], i8[::1], i8[::1], "
+      "f8, f4[::1])", parallel=True, cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+def _density_fused(x, bidx, tables, res, dense, w_d, b_d, dims_d, woff_d, boff_d, density_scale, sigma):
+    """sigma [N] = density_scale * softplus(density MLP(hash encoding of x [N, 3] in table bidx [N] of
+    tables [B, L, T, F]))[:, 0], without grad: the density the marcher and the occupancy updates need,
+    in tiles of _SLOTS points (encoding, then the MLP as BLAS products on the tile). MLP weights as in
+    ``_render_fused``."""
+    n = x.shape[0]
+    n_lvl = tables.shape[1]
+    n_enc = n_lvl * tables.shape[3]
+    n_tiles = (n + _SLOTS - 1) // _SLOTS
+    for tile in prange(n_tiles):
+        s0 = tile * _SLOTS
+        m = min(_SLOTS, n - s0)
+        enc = np.empty((m, n_enc), np.float32)
+        for i in range(m):
+            tb = tables[bidx[s0 + i]]
+            for lv in range(n_lvl):
+                _encode_level(x[s0 + i, 0], x[s0 + i, 1], x[s0 + i, 2], tb, res, dense, lv, enc[i])
+        h = np.dot(enc, _layer(w_d, woff_d, 0, dims_d))
+        for i in range(m):
+            for j in range(h.shape[1]):
+                h[i, j] += b_d[j]
+        h = _mlp_tail(h, w_d, b_d, dims_d, woff_d, boff_d)
+        for i in range(m):
+            raw = h[i, 0]
+            sigma[s0 + i] = np.float32(density_scale * (raw if raw > 20.0 else np.log1p(np.exp(raw))))
+
+
+@njit(cache=True, nogil=True)
+def _march_lane(lane, o, d, near, dt_t, jit, n_steps, bidx, occ, g, tables, res, dense,
+                w_d, b_d, dims_d, woff_d, boff_d, density_scale, dt, t_threshold, out_k, out_n):
+    """One thread's share of ``_march_fused``: blocks lane, lane + _LANES, ... of _BLOCK rays."""
+    n_rays = o.shape[0]
+    n_enc = tables.shape[1] * tables.shape[3]
+    n_lvl = tables.shape[1]
+    gf = np.float32(g)
+    slot_ray = np.full(_SLOTS, -1, np.int64)
+    slot_k = np.zeros(_SLOTS, np.int64)
+    # Transmittance as ``march`` + ``_transmit`` keep it, bit for bit: float32, per round of
+    # _ROUND occupied steps a ray's transmittance at the round's start times exp(-optical depth so far).
+    tr_round = np.ones(_SLOTS, np.float32)
+    acc_round = np.zeros(_SLOTS, np.float32)
+    in_round = np.zeros(_SLOTS, np.int64)
+    x = np.empty((_SLOTS, n_enc), np.float32)
+    row_slot = np.empty(_SLOTS, np.int64)
+    row_k = np.empty(_SLOTS, np.int64)
+    next_ray = np.int64(lane) * _BLOCK
+    while True:
+        m = 0
+        for s in range(_SLOTS):
+            while True:
+                r = slot_ray[s]
+                if r < 0:
+                    if next_ray >= n_rays:
+                        break
+                    r = next_ray
+                    next_ray += 1
+                    if next_ray % _BLOCK == 0:
+                        next_ray += (_LANES - 1) * _BLOCK
+                    slot_ray[s] = r
+                    slot_k[s] = 0
+                    tr_round[s] = 1.0
+                    acc_round[s] = 0.0
+                    in_round[s] = 0
+                    out_n[r] = 0
+                k = slot_k[s]
+                found = False
+                x0, x1, x2 = np.float32(0.0), np.float32(0.0), np.float32(0.0)
+                while k < n_steps[r]:
+                    t = near[r] + (np.float32(k) + jit[r]) * dt_t[r]
+                    x0, x1, x2 = o[r, 0] + t * d[r, 0], o[r, 1] + t * d[r, 1], o[r, 2] + t * d[r, 2]
+                    cx = min(max(int(np.floor(x0 * gf)), 0), g - 1)
+                    cy = min(max(int(np.floor(x1 * gf)), 0), g - 1)
+                    cz = min(max(int(np.floor(x2 * gf)), 0), g - 1)
+                    k += 1
+                    if occ[(cx * g + cy) * g + cz]:
+                        found = True
+                        break
+                slot_k[s] = k
+                if found:
+                    tb = tables[bidx[r]]
+                    for lv in range(n_lvl):
+                        _encode_level(x0, x1, x2, tb, res, dense, lv, x[m])
+                    row_slot[m] = s
+                    row_k[m] = k - 1
+                    m += 1
+                    break
+                slot_ray[s] = -1
+        if m == 0:
+            break
+        h = np.dot(x[:m], _layer(w_d, woff_d, 0, dims_d))
+        for i in range(m):
+            for j in range(h.shape[1]):
+                h[i, j] += b_d[j]
+        h = _mlp_tail(h, w_d, b_d, dims_d, woff_d, boff_d)
+        for i in range(m):
+            s = row_slot[i]
+            r = slot_ray[s]
+            raw = h[i, 0]
+            sigma = np.float32(density_scale * (raw if raw > 20.0 else np.log1p(np.exp(raw))))
+            tau = np.float32(sigma * np.float32(dt))
+            out_k[r, out_n[r]] = row_k[i]  # in front of it the ray is still visible (else it would have stopped)
+            out_n[r] += 1
+            acc_round[s] += tau
+            in_round[s] += 1
+            if in_round[s] == _ROUND:
+                tr_round[s] = tr_round[s] * np.exp(-acc_round[s])
+                acc_round[s] = 0.0
+                in_round[s] = 0
+            if not tr_round[s] * np.exp(-acc_round[s]) > t_threshold:
+                slot_ray[s] = -1
+
+
+@njit("void(f4[:, ::1], f4[:, ::1], f4[::1], f4[::1], f4[::1], i8[::1], i4[::1], u1[::1], i8, f4[:, :, :, ::1], "
+      "i4[::1], u1[::1], f4[::1], f4[::1], i8[::1], i8[::1], i8[::1], f8, f8, f8, i8[:, ::1], i8[::1])",
+      parallel=True, cache=True, nogil=True)
+def _march_fused(o, d, near, dt_t, jit, n_steps, bidx, occ, g, tables, res, dense,
+                 w_d, b_d, dims_d, woff_d, boff_d, density_scale, dt, t_threshold, out_k, out_n):
+    """The samples that matter of each ray, without grad (training's first pass): the steps in
+    occupied cells in front of the point where the transmittance falls to t_threshold.
+
+    o, d [R, 3] normalised-box rays; near, dt_t, jit [R] (step k at t = near + (k + jit) dt_t); n_steps
+    [R]; bidx [R] the table of each ray in tables [B, L, T, F]; occ [G^3] flat; density MLP weights as
+    in ``_render_fused``. Writes out_k [R, S] the kept step indices of each ray in step order and
+    out_n [R] how many (S >= max n_steps). The same samples as ``render.march`` with the model's
+    density (its torch twin), found one sample per ray per round, so none is evaluated behind the
+    point where the ray stops.
+    """
+    for lane in prange(_LANES):
+        _march_lane(lane, o, d, near, dt_t, jit, n_steps, bidx, occ, g, tables, res, dense,
+                    w_d, b_d, dims_d, woff_d, boff_d, density_scale, dt, t_threshold, out_k, out_n)

@@ -124,6 +124,42 @@ def march(o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, density_fn: Calla
     return Samples(ray, t)
 
 
+@torch.no_grad()
+def march_fused(model, o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, bidx: torch.Tensor,
+                tables: torch.Tensor, jitter: torch.Tensor | None = None) -> Samples:
+    """``march(o, d, occ, model density, ...)`` in one numba pass (CPU, no grad): training's first pass.
+
+    Args:
+        model: a ``NeRFBlendShape`` (its config's march_steps and t_threshold, its density MLP).
+        o, d: [R, 3] normalised-box rays; occ: [G, G, G] bool; bidx: [R] the table of each ray in
+            tables [B, L, T, F]; jitter: [R] in [0, 1) or None for 0.5.
+    Returns:
+        Samples(ray, t), packed by (ray, step), the same samples as ``march`` with
+        ``density_fn = lambda xn, ray: model.density(xn, bidx[ray], tables)``.
+    """
+    cfg = model.cfg
+    n_rays = o.shape[0]
+    if n_rays == 0 or not bool(occ.any()):
+        return Samples(torch.zeros(0, dtype=torch.long), torch.zeros(0))
+    o, d = o.float().contiguous(), d.float().contiguous()
+    near, dt_t, n_steps = march_range(o, d, occ, cfg.march_steps)
+    jit = torch.full((n_rays,), 0.5) if jitter is None else jitter.float().contiguous()
+    out_k = torch.empty((n_rays, max(int(n_steps.max()), 1)), dtype=torch.long)
+    out_n = torch.zeros(n_rays, dtype=torch.long)
+    wd, bd, dims, woff, boff = model.fused_weights()[:5]
+    enc = model.encoding
+    occ_u8 = occ.reshape(-1).to(torch.uint8).contiguous().numpy()
+    kernels._march_fused(o.numpy(), d.numpy(), near.numpy(), dt_t.numpy(), jit.numpy(), n_steps.numpy(),
+                         bidx.to(torch.int32).contiguous().numpy(), occ_u8, occ.shape[0], tables.detach().float().contiguous().numpy(), enc.res.numpy(), enc.dense.numpy(),
+                         wd, bd, dims, woff, boff, float(cfg.density_scale), math.sqrt(3.0) / cfg.march_steps,
+                         float(cfg.t_threshold), out_k.numpy(), out_n.numpy())
+    keep = torch.arange(out_k.shape[1])[None] < out_n[:, None]
+    kk = out_k[keep]  # row-major: by ray, then in step order
+    ray = torch.repeat_interleave(torch.arange(n_rays), out_n)
+    t = near[ray] + (kk.float() + jit[ray]) * dt_t[ray]
+    return Samples(ray, t)
+
+
 def march_torch(o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, density_fn: Callable, march_steps: int,
                 t_threshold: float, jitter: torch.Tensor | None = None, seg: int = 32,
                 keep_values: bool = False) -> Samples:
