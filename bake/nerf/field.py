@@ -13,8 +13,7 @@ from bake.nerf import kernels
 from bake.nerf.config import NerfConfig
 from bake.nerf.model import NeRFBlendShape
 from bake.nerf.occupancy import alpha_threshold_sigma, expression_occupancy
-from bake.nerf.render import composite, march, march_range, median_depth
-from bake.nerf.sh import sh_encode
+from bake.nerf.render import composite, march, march_range_np, median_depth
 from formats.camera import Camera, pixel_rays
 
 KIND = "nerf-blendshape"
@@ -128,28 +127,30 @@ class NerfField:
     @torch.no_grad()
     def render_rays_fused(self, o: torch.Tensor, d: torch.Tensor, table: torch.Tensor, occ: torch.Tensor,
                           weights: tuple | None = None):
-        """``render_rays`` in one numba pass per ray (CPU): same arguments and results."""
+        """``render_rays`` in one numba pass (CPU): same arguments and results.
+
+        The per-ray set-up is numpy, not torch: torch's thread pool and numba's would take turns
+        spinning on the same cores."""
         cfg, m = self.cfg, self.model
         n = o.shape[0]
-        rgb, alpha, depth = torch.zeros(n, 3), torch.zeros(n), torch.zeros(n)
-        if n == 0 or not bool(occ.any()):
-            return rgb, alpha, depth
-        on = ((o.float() + cfg.bound) / (2 * cfg.bound)).contiguous()
-        dn = (d.float() / (2 * cfg.bound)).contiguous()
-        near, dt_t, n_steps = march_range(on, dn, occ, cfg.march_steps)
-        first = m.color_net[0]
-        dirs = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-9)
-        per_ray = torch.addmm(first.bias, sh_encode(dirs), first.weight[:, cfg.geo_features:].T)
-        per_ray = per_ray.float().contiguous()  # [R, H] the colour MLP's first bias + SH share, once per ray
+        rgb, alpha, depth = np.zeros((n, 3), np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
+        occ_np = occ.cpu().numpy()
+        if n == 0 or not occ_np.any():
+            return torch.from_numpy(rgb), torch.from_numpy(alpha), torch.from_numpy(depth)
+        scale = np.float32(2 * cfg.bound)
+        on = np.ascontiguousarray((o.cpu().numpy().astype(np.float32) + np.float32(cfg.bound)) / scale)
+        dn = np.ascontiguousarray(d.cpu().numpy().astype(np.float32) / scale)
+        near, dt_t, n_steps = march_range_np(on, dn, occ_np, cfg.march_steps)
         wd, bd, dims_d, woff_d, boff_d, wc, bc, dims_c, woff_c, boff_c = weights or m.fused_weights()
+        first = m.color_net[0]
+        w_sh = torch.cat([first.weight[:, cfg.geo_features:].T, first.bias[None]]).detach().float().contiguous()
         enc = m.encoding
-        kernels._render_fused(on.numpy(), dn.numpy(), near.numpy(), dt_t.numpy(), n_steps.numpy(),
-                              occ.reshape(-1).to(torch.uint8).contiguous().numpy(), occ.shape[0],
-                              table[0].detach().float().contiguous().numpy(), enc.res.numpy(), enc.dense.numpy(),
-                              wd, bd, dims_d, woff_d, boff_d, wc, bc, dims_c, woff_c, boff_c, per_ray.numpy(),
-                              float(cfg.density_scale), math.sqrt(3.0) / cfg.march_steps, float(cfg.t_threshold),
-                              rgb.numpy(), alpha.numpy(), depth.numpy())
-        return rgb, alpha, depth
+        kernels._render_fused(on, dn, near, dt_t, n_steps, np.ascontiguousarray(occ_np.reshape(-1), np.uint8),
+                              occ_np.shape[0], table[0].detach().float().contiguous().numpy(), enc.res.numpy(),
+                              enc.dense.numpy(), wd, bd, dims_d, woff_d, boff_d, wc, bc, dims_c, woff_c, boff_c,
+                              w_sh.numpy(), float(cfg.density_scale), math.sqrt(3.0) / cfg.march_steps,
+                              float(cfg.t_threshold), rgb, alpha, depth)
+        return torch.from_numpy(rgb), torch.from_numpy(alpha), torch.from_numpy(depth)
 
     def render(self, camera: Camera, expression: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         table, occ = self.prepare(expression)

@@ -148,6 +148,12 @@ def _transmit(start, tau, trans, active, t_threshold, keep_values, keep):
 _SLOTS = 64
 _LANES = 16
 _BLOCK = 256
+
+
+@njit(inline="always")
+def _block(n_rays):
+    """Rays per block: up to _BLOCK neighbours (cache locality), and at least 4 blocks a lane."""
+    return max(1, min(_BLOCK, n_rays // (4 * _LANES)))
 _ROUND = 32  # render.march's default seg: the rounds training's marcher sums transmittance over
 
 
@@ -206,6 +212,30 @@ def _encode_point(x0, x1, x2, table, res, dense, out):
 
 
 @njit(inline="always")
+def _sh16(x, y, z, out):
+    """Real SH, bands 0..3, of the direction (x, y, z) (any length) into out [16]: ``sh.sh_encode``."""
+    n = max(np.sqrt(x * x + y * y + z * z), np.float32(1e-9))
+    x, y, z = x / n, y / n, z / n
+    xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
+    out[0] = 0.28209479177387814
+    out[1] = -0.48860251190291987 * y
+    out[2] = 0.48860251190291987 * z
+    out[3] = -0.48860251190291987 * x
+    out[4] = 1.0925484305920792 * xy
+    out[5] = -1.0925484305920792 * yz
+    out[6] = 0.94617469575755997 * zz - 0.31539156525251999
+    out[7] = -1.0925484305920792 * xz
+    out[8] = 0.54627421529603959 * (xx - yy)
+    out[9] = 0.59004358992664352 * y * (-3.0 * xx + yy)
+    out[10] = 2.8906114426405538 * xy * z
+    out[11] = 0.45704579946446572 * y * (1.0 - 5.0 * zz)
+    out[12] = 0.3731763325901154 * z * (5.0 * zz - 3.0)
+    out[13] = 0.45704579946446572 * x * (1.0 - 5.0 * zz)
+    out[14] = 1.4453057213202769 * z * (xx - yy)
+    out[15] = 0.59004358992664352 * x * (-xx + 3.0 * yy)
+
+
+@njit(inline="always")
 def _layer(w, woff, lyr, dims):
     """Layer lyr's W^T [dims[lyr], dims[lyr + 1]] as a 2D view of the flat weights."""
     n_in, n_out = dims[lyr], dims[lyr + 1]
@@ -249,10 +279,10 @@ def _finish_ray(r, cr, cg, cb, a, acc_kept, nk, buf_t, buf_tau, dt_t, rgb, alpha
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
-def _render_lane(lane, max_steps, o, d, near, dt_t, n_steps, occ, g, table, res, dense,
-                 w_d, b_d, dims_d, woff_d, boff_d, w_c, b_c, dims_c, woff_c, boff_c, per_ray,
+def _render_lane(lane, block, max_steps, o, d, near, dt_t, n_steps, occ, g, table, res, dense,
+                 w_d, b_d, dims_d, woff_d, boff_d, w_c, b_c, dims_c, woff_c, boff_c, w_sh,
                  density_scale, dt, t_threshold, rgb, alpha, depth):
-    """One thread's share of ``_render_fused``: rays lane, lane + _LANES, ... (same arguments)."""
+    """One thread's share of ``_render_fused``: blocks lane, lane + _LANES, ... of ``block`` rays."""
     n_rays = o.shape[0]
     n_enc = table.shape[0] * table.shape[2]
     n_geo = dims_d[dims_d.shape[0] - 1] - 1
@@ -272,7 +302,9 @@ def _render_lane(lane, max_steps, o, d, near, dt_t, n_steps, occ, g, table, res,
     row_slot = np.empty(_SLOTS, np.int64)
     row_t = np.empty(_SLOTS, np.float32)
     row_tau = np.empty(_SLOTS, np.float32)
-    next_ray = np.int64(lane) * _BLOCK  # blocks lane, lane + _LANES, ... of _BLOCK consecutive rays (pixels)
+    slot_bias = np.empty((_SLOTS, n_hid_c), np.float32)  # the colour MLP's first bias + SH(view) share
+    sh = np.empty(16, np.float32)
+    next_ray = np.int64(lane) * block  # blocks lane, lane + _LANES, ... of consecutive rays (pixels)
     while True:
         # 1. each slot's ray to its next occupied step (pulling in new rays as slots free up)
         m = 0
@@ -284,8 +316,8 @@ def _render_lane(lane, max_steps, o, d, near, dt_t, n_steps, occ, g, table, res,
                         break
                     r = next_ray
                     next_ray += 1
-                    if next_ray % _BLOCK == 0:
-                        next_ray += (_LANES - 1) * _BLOCK
+                    if next_ray % block == 0:
+                        next_ray += (_LANES - 1) * block
                     slot_ray[s] = r
                     slot_k[s] = 0
                     trans_all[s] = 1.0
@@ -293,6 +325,13 @@ def _render_lane(lane, max_steps, o, d, near, dt_t, n_steps, occ, g, table, res,
                     acc_kept[s] = 0.0
                     col[s, 0], col[s, 1], col[s, 2], col[s, 3] = 0.0, 0.0, 0.0, 0.0
                     nk[s] = 0
+                    if n_steps[r] > 0:
+                        _sh16(d[r, 0], d[r, 1], d[r, 2], sh)
+                        for j in range(n_hid_c):
+                            acc = w_sh[16, j]
+                            for q in range(16):
+                                acc += sh[q] * w_sh[q, j]
+                            slot_bias[s, j] = acc
                 k = slot_k[s]
                 found = False
                 t = np.float32(0.0)
@@ -340,9 +379,8 @@ def _render_lane(lane, max_steps, o, d, near, dt_t, n_steps, occ, g, table, res,
         ci = 0
         for i in range(m):
             if row_tau[i] > 1e-5:
-                r = slot_ray[row_slot[i]]
                 for j in range(n_hid_c):
-                    c[ci, j] += per_ray[r, j]
+                    c[ci, j] += slot_bias[row_slot[i], j]
                 ci += 1
         c = _mlp_tail(c, w_c, b_c, dims_c, woff_c, boff_c)
         # 4. composite each row into its ray, in step order (a ray has one row per round)
@@ -374,15 +412,16 @@ def _render_lane(lane, max_steps, o, d, near, dt_t, n_steps, occ, g, table, res,
       "f8, f8, f8, f4[:, ::1], f4[::1], f4[::1])", parallel=True, cache=True, nogil=True,
       fastmath={"reassoc", "contract", "nsz", "arcp"})
 def _render_fused(o, d, near, dt_t, n_steps, occ, g, table, res, dense,
-                  w_d, b_d, dims_d, woff_d, boff_d, w_c, b_c, dims_c, woff_c, boff_c, per_ray,
+                  w_d, b_d, dims_d, woff_d, boff_d, w_c, b_c, dims_c, woff_c, boff_c, w_sh,
                   density_scale, dt, t_threshold, rgb, alpha, depth):
     """Render rays through one blended table.
 
     o, d [R, 3] normalised-box rays; near, dt_t [R], n_steps [R] (step k at t = near + (k + 0.5) dt_t);
     occ [G^3] flat occupancy; table [L, T, F] the expression's blended table; res, dense [L].
     Density MLP: w_d holds each layer's W^T [in, out] flat at woff_d[l], b_d its bias at boff_d[l],
-    dims_d [n+1] = (L*F, hidden.., 1 + geo). Colour MLP likewise on the geometry features; its first
-    layer's bias is replaced by per_ray [R, H] (bias + SH(view) share, once per ray).
+    dims_d [n+1] = (L*F, hidden.., 1 + geo). Colour MLP likewise on the geometry features; w_sh
+    [17, H]: its first layer's SH columns transposed (rows 0..15) and bias (row 16), which make a
+    per-ray term (SH of the ray's direction, computed once per ray).
     Writes rgb [R, 3] premultiplied, alpha [R], depth [R] (median depth, 0 where alpha <= 1e-3).
 
     Per ray, in step order: skip steps in empty cells; sigma = density_scale softplus(raw); a sample
@@ -392,10 +431,11 @@ def _render_fused(o, d, near, dt_t, n_steps, occ, g, table, res, dense,
     max_steps = 1
     for r in range(o.shape[0]):
         max_steps = max(max_steps, n_steps[r])
+    block = _block(o.shape[0])
     for lane in prange(_LANES):
         # every lane draws blocks of rays from the whole image, so the threads stay balanced
-        _render_lane(lane, max_steps, o, d, near, dt_t, n_steps, occ, g, table, res, dense,
-                     w_d, b_d, dims_d, woff_d, boff_d, w_c, b_c, dims_c, woff_c, boff_c, per_ray,
+        _render_lane(lane, block, max_steps, o, d, near, dt_t, n_steps, occ, g, table, res, dense,
+                     w_d, b_d, dims_d, woff_d, boff_d, w_c, b_c, dims_c, woff_c, boff_c, w_sh,
                      density_scale, dt, t_threshold, rgb, alpha, depth)
 
 
@@ -429,9 +469,9 @@ def _density_fused(x, bidx, tables, res, dense, w_d, b_d, dims_d, woff_d, boff_d
 
 
 @njit(cache=True, nogil=True)
-def _march_lane(lane, o, d, near, dt_t, jit, n_steps, bidx, occ, g, tables, res, dense,
+def _march_lane(lane, block, o, d, near, dt_t, jit, n_steps, bidx, occ, g, tables, res, dense,
                 w_d, b_d, dims_d, woff_d, boff_d, density_scale, dt, t_threshold, out_k, out_n):
-    """One thread's share of ``_march_fused``: blocks lane, lane + _LANES, ... of _BLOCK rays."""
+    """One thread's share of ``_march_fused``: blocks lane, lane + _LANES, ... of ``block`` rays."""
     n_rays = o.shape[0]
     n_enc = tables.shape[1] * tables.shape[3]
     n_lvl = tables.shape[1]
@@ -446,7 +486,7 @@ def _march_lane(lane, o, d, near, dt_t, jit, n_steps, bidx, occ, g, tables, res,
     x = np.empty((_SLOTS, n_enc), np.float32)
     row_slot = np.empty(_SLOTS, np.int64)
     row_k = np.empty(_SLOTS, np.int64)
-    next_ray = np.int64(lane) * _BLOCK
+    next_ray = np.int64(lane) * block
     while True:
         m = 0
         for s in range(_SLOTS):
@@ -457,8 +497,8 @@ def _march_lane(lane, o, d, near, dt_t, jit, n_steps, bidx, occ, g, tables, res,
                         break
                     r = next_ray
                     next_ray += 1
-                    if next_ray % _BLOCK == 0:
-                        next_ray += (_LANES - 1) * _BLOCK
+                    if next_ray % block == 0:
+                        next_ray += (_LANES - 1) * block
                     slot_ray[s] = r
                     slot_k[s] = 0
                     tr_round[s] = 1.0
@@ -528,6 +568,7 @@ def _march_fused(o, d, near, dt_t, jit, n_steps, bidx, occ, g, tables, res, dens
     density (its torch twin), found one sample per ray per round, so none is evaluated behind the
     point where the ray stops.
     """
+    block = _block(o.shape[0])
     for lane in prange(_LANES):
-        _march_lane(lane, o, d, near, dt_t, jit, n_steps, bidx, occ, g, tables, res, dense,
+        _march_lane(lane, block, o, d, near, dt_t, jit, n_steps, bidx, occ, g, tables, res, dense,
                     w_d, b_d, dims_d, woff_d, boff_d, density_scale, dt, t_threshold, out_k, out_n)

@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 from bake.nerf import kernels
@@ -46,6 +47,22 @@ def march_range(o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, march_steps
     dt_t = ((math.sqrt(3.0) / march_steps) / d.norm(dim=-1)).contiguous()  # [R] step in ray-parameter units
     n_steps = torch.ceil((far - near) / dt_t).clamp_min(0).long()
     return near.contiguous(), dt_t, n_steps
+
+
+def march_range_np(o: np.ndarray, d: np.ndarray, occ: np.ndarray, march_steps: int):
+    """``march_range`` in numpy (float32 throughout, the same operations): o, d [R, 3] float32, occ
+    [G, G, G] bool with a cell set -> near [R] float32, dt_t [R] float32, n_steps [R] int64."""
+    g = occ.shape[0]
+    idx = [np.flatnonzero(occ.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
+    lo = np.array([i[0] for i in idx], np.float32) / np.float32(g)
+    hi = np.array([i[-1] + 1 for i in idx], np.float32) / np.float32(g)
+    inv = np.float32(1.0) / np.where(np.abs(d) < 1e-12, np.float32(1e-12), d)
+    t0, t1 = (lo - o) * inv, (hi - o) * inv
+    near = np.maximum(np.minimum(t0, t1).max(-1), np.float32(0.0))
+    far = np.maximum(t0, t1).min(-1)
+    dt_t = np.float32(math.sqrt(3.0) / march_steps) / np.sqrt((d * d).sum(-1))
+    n_steps = np.maximum(np.ceil((far - near) / dt_t), 0).astype(np.int64)
+    return np.ascontiguousarray(near), np.ascontiguousarray(dt_t), n_steps
 
 
 @dataclass
@@ -150,7 +167,8 @@ def march_fused(model, o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, bidx
     enc = model.encoding
     occ_u8 = occ.reshape(-1).to(torch.uint8).contiguous().numpy()
     kernels._march_fused(o.numpy(), d.numpy(), near.numpy(), dt_t.numpy(), jit.numpy(), n_steps.numpy(),
-                         bidx.to(torch.int32).contiguous().numpy(), occ_u8, occ.shape[0], tables.detach().float().contiguous().numpy(), enc.res.numpy(), enc.dense.numpy(),
+                         bidx.to(torch.int32).contiguous().numpy(), occ_u8, occ.shape[0],
+                         tables.detach().float().contiguous().numpy(), enc.res.numpy(), enc.dense.numpy(),
                          wd, bd, dims, woff, boff, float(cfg.density_scale), math.sqrt(3.0) / cfg.march_steps,
                          float(cfg.t_threshold), out_k.numpy(), out_n.numpy())
     keep = torch.arange(out_k.shape[1])[None] < out_n[:, None]
