@@ -95,6 +95,26 @@ def test_field_renders_the_contract_and_caches_per_expression(trained):
     assert len(fld._cache) == 1  # the second view of the same keyframe reused the blend
 
 
+@pytest.mark.slow
+def test_fused_render_matches_the_torch_path_on_a_trained_head(trained):
+    # Real inputs: a trained model and occupancy grid, whole views at the training size.
+    from bake.fields.registry import load_field
+    from formats.camera import Camera, Intrinsics, orbit_pose
+    _, ckpt, _ = trained
+    fld = load_field(ckpt, "cpu")
+    assert fld.implementation == "fused"
+    for yaw, expr in ((0.0, [0.0, 0.0]), (25.0, [0.8, 0.3])):
+        cam = Camera(Intrinsics.from_fov(30.0, 64, 64), orbit_pose(yaw, 5.0, 0.5))
+        w = np.array(expr, np.float32)
+        fld.implementation = "fused"
+        rgb, alpha, depth = fld.render(cam, w)
+        fld.implementation = "torch"
+        rgb_t, alpha_t, depth_t = fld.render(cam, w)
+        assert alpha_t.max() > 0.9
+        assert np.abs(rgb - rgb_t).max() <= 1e-3 and np.abs(alpha - alpha_t).max() <= 1e-3
+        assert np.abs(depth - depth_t).max() <= 1e-3  # metres
+
+
 def test_train_rejects_a_missing_dataset_in_one_line(tmp_path):
     out = tmp_path / "z.ckpt"
     r = _bake("train", tmp_path / "nope", "-o", out, "--steps", 1)

@@ -11,9 +11,13 @@ from bake.synthetic.field import SyntheticField
 KINDS = (SyntheticField.kind, NerfField.kind)
 
 
-def load_field(path: str | os.PathLike, device: str = "auto") -> Field:
-    """Load any checkpoint kind behind the one field interface."""
-    return _field(load_checkpoint(path), path, device)
+def load_field(path: str | os.PathLike, device: str = "auto", implementation: str = "auto") -> Field:
+    """Load any checkpoint kind behind the one field interface.
+
+    ``implementation`` picks a learned head's renderer (``NerfField``): ``auto`` (fused numba on CPU,
+    torch elsewhere), ``fused`` or ``torch``; other kinds have one renderer and ignore it.
+    """
+    return _field(load_checkpoint(path), path, device, implementation)
 
 
 def load_field_and_dataset_hint(path: str | os.PathLike, device: str = "auto") -> tuple[Field, str | None]:
@@ -23,10 +27,10 @@ def load_field_and_dataset_hint(path: str | os.PathLike, device: str = "auto") -
     return _field(ckpt, path, device), (str(hint) if hint else None)
 
 
-def _field(ckpt: dict, path, device: str) -> Field:
+def _field(ckpt: dict, path, device: str, implementation: str = "auto") -> Field:
     kind = ckpt.get("kind")
     if kind == SyntheticField.kind:
         return SyntheticField.from_checkpoint(ckpt)
     if kind == NerfField.kind:
-        return NerfField.from_checkpoint(ckpt, resolve_device(device))
+        return NerfField.from_checkpoint(ckpt, resolve_device(device), implementation)
     raise CheckpointError(f"{path}: unknown checkpoint kind {kind!r} (known: {', '.join(KINDS)})")

@@ -5,13 +5,35 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bake.nerf import kernels
 from bake.nerf.config import NerfConfig
 from bake.nerf.encoding import HashBases
 from bake.nerf.sh import sh_encode
+
+
+def pack_mlp(layers: list[nn.Linear], first_weight: torch.Tensor | None = None) -> tuple:
+    """Linear layers as the numba kernels read them: (flat W^T [in, out] of every layer, flat biases,
+    dims [n+1] (int64), weight offsets [n], bias offsets [n]); ``first_weight`` [out, in'] replaces
+    the first layer's weight (the colour MLP keeps only its geometry columns there)."""
+    first = layers[0].weight if first_weight is None else first_weight
+    ws, bs, dims, woff, boff = [], [], [first.shape[1]], [], []
+    nw = nb = 0
+    for i, lin in enumerate(layers):
+        wt = (lin.weight if i else first).detach().float().T.contiguous().reshape(-1)
+        woff.append(nw)
+        boff.append(nb)
+        ws.append(wt)
+        bs.append(lin.bias.detach().float())
+        nw += wt.numel()
+        nb += lin.out_features
+        dims.append(lin.out_features)
+    return (torch.cat(ws).cpu().numpy(), torch.cat(bs).cpu().numpy(), np.asarray(dims, np.int64),
+            np.asarray(woff, np.int64), np.asarray(boff, np.int64))
 
 
 def mlp(n_in: int, hidden: int, n_out: int, layers: int) -> nn.Sequential:
@@ -58,6 +80,27 @@ class NeRFBlendShape(nn.Module):
         h = self.density_net(self.encoding(xn, bidx, tables))
         return self.cfg.density_scale * F.softplus(h[:, 0]), h[:, 1:]
 
+    def fused_weights(self) -> tuple:
+        """Both MLPs packed for the numba kernels (``pack_mlp``): density, then colour with its first
+        layer's geometry columns only (its SH columns and bias make a per-ray term)."""
+        lin_d = [m for m in self.density_net if isinstance(m, nn.Linear)]
+        lin_c = [m for m in self.color_net if isinstance(m, nn.Linear)]
+        return pack_mlp(lin_d) + pack_mlp(lin_c, lin_c[0].weight[:, :self.cfg.geo_features])
+
+    @torch.no_grad()
+    def density_fused(self, xn: torch.Tensor, bidx: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+        """``density(xn, bidx, tables)[0]`` without grad, in one numba pass (CPU): xn [N, 3] normalised,
+        bidx [N], tables [B, L, T, F] -> sigma [N]. What the marcher and the occupancy updates need."""
+        sigma = torch.empty(xn.shape[0], dtype=torch.float32)
+        if xn.shape[0] == 0:
+            return sigma
+        wd, bd, dims, woff, boff = self.fused_weights()[:5]
+        enc = self.encoding
+        kernels._density_fused(xn.float().contiguous().numpy(), bidx.to(torch.int32).contiguous().numpy(),
+                               tables.detach().float().contiguous().numpy(), enc.res.numpy(), enc.dense.numpy(),
+                               wd, bd, dims, woff, boff, float(self.cfg.density_scale), sigma.numpy())
+        return sigma
+
     def color(self, geo: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
         """geo [N, G], dirs [N, 3] (any length) -> rgb [N, 3] in (0, 1)."""
         d = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-9)
@@ -78,4 +121,5 @@ class NeRFBlendShape(nn.Module):
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.parameters())
-        return f"NeRFBlendShape({self.encoding!r}, density={self.cfg.density_layers}x{self.cfg.hidden}, params={n / 1e6:.2f}M)"
+        return (f"NeRFBlendShape({self.encoding!r}, density={self.cfg.density_layers}x{self.cfg.hidden}, "
+                f"params={n / 1e6:.2f}M)")

@@ -20,6 +20,14 @@ import torch.nn.functional as F
 from bake.nerf.model import NeRFBlendShape
 
 
+def density_no_grad(model: NeRFBlendShape, xn: torch.Tensor, bidx: torch.Tensor, tables: torch.Tensor):
+    """sigma [N] of normalised points xn [N, 3] in tables[bidx]: the fused numba pass on CPU
+    (``NeRFBlendShape.density_fused``), the torch modules elsewhere."""
+    if xn.device.type == "cpu" and model.encoding.implementation == "numba":
+        return model.density_fused(xn, bidx, tables)
+    return model.density(xn, bidx, tables)[0]
+
+
 def basis_blends(expr_min: torch.Tensor, expr_max: torch.Tensor) -> torch.Tensor:
     """[K] extremes -> [M, K] blend weights: neutral, then each basis at its max (and its min if < 0)."""
     k = expr_max.shape[0]
@@ -61,7 +69,8 @@ def update_grid(model: NeRFBlendShape, grid: torch.Tensor, blends: torch.Tensor,
     for m in range(tables.shape[0]):
         for s in range(0, n, chunk):
             p = pts[s:s + chunk]
-            sig, _ = model.density(p, torch.full((p.shape[0],), m, device=grid.device, dtype=torch.int32), tables)
+            sig = density_no_grad(model, p, torch.full((p.shape[0],), m, device=grid.device, dtype=torch.int32),
+                                  tables)
             new[s:s + chunk] = torch.maximum(new[s:s + chunk], sig)
     grid[cells] = torch.maximum(grid[cells] * decay, new)
 
@@ -83,7 +92,8 @@ def expression_occupancy(model: NeRFBlendShape, occ: torch.Tensor, table: torch.
     sig = torch.empty(pts.shape[0], device=occ.device)
     for s in range(0, pts.shape[0], chunk):
         p = pts[s:s + chunk]
-        sig[s:s + chunk], _ = model.density(p, torch.zeros(p.shape[0], dtype=torch.int32, device=occ.device), table)
+        sig[s:s + chunk] = density_no_grad(model, p, torch.zeros(p.shape[0], dtype=torch.int32, device=occ.device),
+                                           table)
     hit = (sig.reshape(-1, 8).amax(1) > threshold_sigma).float()
     out = torch.zeros(g ** 3, device=occ.device)
     out[cells] = hit

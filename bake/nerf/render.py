@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 from bake.nerf import kernels
@@ -30,6 +31,38 @@ def ray_box(o: torch.Tensor, d: torch.Tensor, lo=0.0, hi=1.0):
     near = torch.minimum(t0, t1).amax(-1).clamp_min(0.0)
     far = torch.maximum(t0, t1).amin(-1)
     return near, far
+
+
+def march_range(o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, march_steps: int):
+    """Where each ray's fixed steps run: through the bounding box of the occupied cells.
+
+    o, d [R, 3] float32 normalised-box rays; occ [G, G, G] bool with at least one cell set.
+    Returns near [R] (step k sits at t = near + (k + jitter) dt_t), dt_t [R] (the step
+    sqrt(3) / march_steps in ray-parameter units) and n_steps [R] long (0: the ray misses the box).
+    """
+    g = occ.shape[0]
+    cells = torch.nonzero(occ)
+    lo, hi = cells.amin(0).float() / g, (cells.amax(0) + 1).float() / g
+    near, far = ray_box(o, d, lo, hi)
+    dt_t = ((math.sqrt(3.0) / march_steps) / d.norm(dim=-1)).contiguous()  # [R] step in ray-parameter units
+    n_steps = torch.ceil((far - near) / dt_t).clamp_min(0).long()
+    return near.contiguous(), dt_t, n_steps
+
+
+def march_range_np(o: np.ndarray, d: np.ndarray, occ: np.ndarray, march_steps: int):
+    """``march_range`` in numpy (float32 throughout, the same operations): o, d [R, 3] float32, occ
+    [G, G, G] bool with a cell set -> near [R] float32, dt_t [R] float32, n_steps [R] int64."""
+    g = occ.shape[0]
+    idx = [np.flatnonzero(occ.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
+    lo = np.array([i[0] for i in idx], np.float32) / np.float32(g)
+    hi = np.array([i[-1] + 1 for i in idx], np.float32) / np.float32(g)
+    inv = np.float32(1.0) / np.where(np.abs(d) < 1e-12, np.float32(1e-12), d)
+    t0, t1 = (lo - o) * inv, (hi - o) * inv
+    near = np.maximum(np.minimum(t0, t1).max(-1), np.float32(0.0))
+    far = np.maximum(t0, t1).min(-1)
+    dt_t = np.float32(math.sqrt(3.0) / march_steps) / np.sqrt((d * d).sum(-1))
+    n_steps = np.maximum(np.ceil((far - near) / dt_t), 0).astype(np.int64)
+    return np.ascontiguousarray(near), np.ascontiguousarray(dt_t), n_steps
 
 
 @dataclass
@@ -59,20 +92,16 @@ def march(o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, density_fn: Calla
     n_rays, dev = o.shape[0], o.device
     g = occ.shape[0]
     dt = math.sqrt(3.0) / march_steps
-    cells = torch.nonzero(occ)
-    if cells.numel() == 0 or n_rays == 0:
+    if n_rays == 0 or not bool(occ.any()):
         e = torch.zeros(0, dtype=torch.long, device=dev)
         return Samples(e, torch.zeros(0, device=dev))
-    lo, hi = cells.amin(0).float() / g, (cells.amax(0) + 1).float() / g
     o, d = o.float().contiguous(), d.float().contiguous()
-    near, far = ray_box(o, d, lo, hi)
-    dt_t = (dt / d.norm(dim=-1)).contiguous()  # [R] step in ray-parameter units
-    n_steps = torch.ceil((far - near) / dt_t).clamp_min(0).long()
+    near, dt_t, n_steps = march_range(o, d, occ, march_steps)
     jit = torch.full((n_rays,), 0.5, device=dev) if jitter is None else jitter.float().contiguous()
     trans = torch.ones(n_rays, device=dev)
     cursor = torch.zeros(n_rays, dtype=torch.long)
     occ_u8 = occ.reshape(-1).to(torch.uint8).contiguous().numpy()
-    o_np, d_np, near_np, dtt_np, jit_np = o.numpy(), d.numpy(), near.contiguous().numpy(), dt_t.numpy(), jit.numpy()
+    o_np, d_np, near_np, dtt_np, jit_np = o.numpy(), d.numpy(), near.numpy(), dt_t.numpy(), jit.numpy()
     ns_np, cur_np = n_steps.numpy(), cursor.numpy()
     active = torch.nonzero(n_steps > 0).squeeze(1).contiguous()
     out_ray, out_k, out_sigma, out_geo = [], [], [], []
@@ -109,6 +138,43 @@ def march(o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, density_fn: Calla
     t = near[ray] + (kk.float() + jit[ray]) * dt_t[ray]
     if keep_values:
         return Samples(ray, t, torch.cat(out_sigma)[order], torch.cat(out_geo)[order])
+    return Samples(ray, t)
+
+
+@torch.no_grad()
+def march_fused(model, o: torch.Tensor, d: torch.Tensor, occ: torch.Tensor, bidx: torch.Tensor,
+                tables: torch.Tensor, jitter: torch.Tensor | None = None) -> Samples:
+    """``march(o, d, occ, model density, ...)`` in one numba pass (CPU, no grad): training's first pass.
+
+    Args:
+        model: a ``NeRFBlendShape`` (its config's march_steps and t_threshold, its density MLP).
+        o, d: [R, 3] normalised-box rays; occ: [G, G, G] bool; bidx: [R] the table of each ray in
+            tables [B, L, T, F]; jitter: [R] in [0, 1) or None for 0.5.
+    Returns:
+        Samples(ray, t), packed by (ray, step), the same samples as ``march`` with
+        ``density_fn = lambda xn, ray: model.density(xn, bidx[ray], tables)``.
+    """
+    cfg = model.cfg
+    n_rays = o.shape[0]
+    if n_rays == 0 or not bool(occ.any()):
+        return Samples(torch.zeros(0, dtype=torch.long), torch.zeros(0))
+    o, d = o.float().contiguous(), d.float().contiguous()
+    near, dt_t, n_steps = march_range(o, d, occ, cfg.march_steps)
+    jit = torch.full((n_rays,), 0.5) if jitter is None else jitter.float().contiguous()
+    out_k = torch.empty((n_rays, max(int(n_steps.max()), 1)), dtype=torch.long)
+    out_n = torch.zeros(n_rays, dtype=torch.long)
+    wd, bd, dims, woff, boff = model.fused_weights()[:5]
+    enc = model.encoding
+    occ_u8 = occ.reshape(-1).to(torch.uint8).contiguous().numpy()
+    kernels._march_fused(o.numpy(), d.numpy(), near.numpy(), dt_t.numpy(), jit.numpy(), n_steps.numpy(),
+                         bidx.to(torch.int32).contiguous().numpy(), occ_u8, occ.shape[0],
+                         tables.detach().float().contiguous().numpy(), enc.res.numpy(), enc.dense.numpy(),
+                         wd, bd, dims, woff, boff, float(cfg.density_scale), math.sqrt(3.0) / cfg.march_steps,
+                         float(cfg.t_threshold), out_k.numpy(), out_n.numpy())
+    keep = torch.arange(out_k.shape[1])[None] < out_n[:, None]
+    kk = out_k[keep]  # row-major: by ray, then in step order
+    ray = torch.repeat_interleave(torch.arange(n_rays), out_n)
+    t = near[ray] + (kk.float() + jit[ray]) * dt_t[ray]
     return Samples(ray, t)
 
 

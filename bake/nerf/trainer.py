@@ -18,7 +18,7 @@ from bake.nerf.field import KIND, NerfField
 from bake.nerf.model import NeRFBlendShape
 from bake.nerf.occupancy import alpha_threshold_sigma, basis_blends, update_grid, visual_hull
 from bake.nerf.rays import pixel_rays_torch
-from bake.nerf.render import composite, march
+from bake.nerf.render import composite, march, march_fused
 from formats.camera import Camera, Intrinsics
 
 
@@ -106,6 +106,8 @@ class Trainer:
                            k_.fx, k_.fy, k_.cx, k_.cy, cfg.bound, cfg.grid_res, valid=self.train.valid.numpy())
         self.hull_cells = torch.nonzero(hull).squeeze(1).to(device)
         self.grid = hull.float().to(device) * (1.5 * self.threshold_sigma)
+        # The no-grad marching pass runs fused in numba (render.march_fused) instead of torch rounds.
+        self.fused_march = device.type == "cpu"
         self.step_count = 0
         self.elapsed = 0.0
         self.history: list[list[float]] = []  # [step, seconds, batch psnr]
@@ -173,9 +175,12 @@ class Trainer:
         cfg, m = self.cfg, self.model
         on, dn = (o + cfg.bound) / (2 * cfg.bound), d / (2 * cfg.bound)
         jitter = torch.rand(o.shape[0], device=o.device)
-        with torch.no_grad():
-            s = march(on, dn, occ, lambda xn, ray: m.density(xn, bidx[ray], tables), cfg.march_steps,
-                      cfg.t_threshold, jitter=jitter)
+        if self.fused_march:
+            s = march_fused(m, on, dn, occ, bidx, tables, jitter)
+        else:
+            with torch.no_grad():
+                s = march(on, dn, occ, lambda xn, ray: m.density(xn, bidx[ray], tables), cfg.march_steps,
+                          cfg.t_threshold, jitter=jitter)
         if s.ray.numel() == 0:
             z = torch.zeros(o.shape[0], device=o.device)
             return torch.zeros_like(o), z, z
