@@ -56,6 +56,7 @@ class CaptureAnchor:
     leave_out: frozenset = frozenset()
     frames: np.ndarray | None = None  # [K] dataset position of each keyframe (``for_keyframes``)
     _cache: SourceFrame | None = dataclass_field(default=None, repr=False)
+    _depths: dict = dataclass_field(default_factory=dict, repr=False)  # frame -> proxy depth (256 KB at 256²)
 
     def __post_init__(self):
         self.leave_out = frozenset(int(i) for i in self.leave_out)
@@ -84,13 +85,18 @@ class CaptureAnchor:
         return None if i in self.leave_out else i
 
     def source(self, field, k: int, expression: np.ndarray) -> SourceFrame | None:
-        """Keyframe k's source frame, its proxy depth rendered once (the last one is kept)."""
+        """Keyframe k's source frame (the last one is kept), its proxy depth rendered once per
+        frame and kept for the whole bake."""
         i = self.frame_of(k)
         if i is None:
             return None
         if self._cache is not None and self._cache.index == i:
             return self._cache
-        self._cache = load_source(self.dataset, i, lambda cam: field.render(cam, expression)[2])
+        if i not in self._depths:  # the graph's frontal renders ask first, the tiles again later
+            self._depths[i] = np.asarray(field.render(Camera(self.dataset.intrinsics,
+                                                             np.linalg.inv(self.dataset.frames[i].pose)),
+                                                      expression)[2], np.float32)
+        self._cache = load_source(self.dataset, i, lambda cam: self._depths[i])
         return self._cache
 
     def tile(self, field, k: int, expression: np.ndarray, camera: Camera, rgb: np.ndarray, alpha: np.ndarray,
