@@ -15,7 +15,7 @@ import struct
 import numpy as np
 
 from formats import P4DFormatError, P4DReader
-from formats.p4d import HEADER_FIELD, HEADER_FIELDS, HEADER_SIZE, INDEX_DTYPE, crc32, header_crc
+from formats.p4d import HEADER_FIELD, HEADER_FIELDS, HEADER_SIZE, INDEX_DTYPE, crc32, header_crc, pack_meta
 
 # The header fields a mutation sets to an interesting value: every number but the header crc
 # (forge() rewrites it anyway) and the reserved fields, which the fuzzer never touched: leaving them
@@ -43,6 +43,25 @@ def _span(data, off_name: str, len_name: str) -> tuple[int, int] | None:
         return None
     off, length = header_get(data, off_name), header_get(data, len_name)
     return (off, length) if off + length <= len(data) else None
+
+
+def with_meta(data: bytes, meta: dict) -> bytes:
+    """``data`` (a whole file) with its metadata replaced by ``meta``, header and crcs forged to
+    match: what a reader must judge on the metadata alone."""
+    mb = pack_meta(meta)
+    out = bytearray(data[:header_get(data, "meta_offset")]) + mb
+    header_set(out, "meta_length", len(mb))
+    header_set(out, "file_size", len(out))
+    return bytes(forge(out))
+
+
+def open_and_decode(folder: pathlib.Path, data: bytes) -> None:
+    """Write ``data`` into ``folder`` and open it, decoding keyframe 0, view 0 of every kind."""
+    p = pathlib.Path(folder) / "h.p4d"
+    p.write_bytes(data)
+    with P4DReader(p) as r:
+        for kind in r.kinds:
+            r.tile(0, 0, kind)
 
 
 def forge(data: bytes | bytearray) -> bytearray:

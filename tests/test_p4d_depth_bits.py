@@ -10,8 +10,8 @@ import pytest
 from formats import P4DFormatError, P4DReader, P4DWriter
 from formats.cli import main
 from formats.codecs import dequantize_depth
-from formats.p4d import DEPTH_STEP8, depth_code, depth_decode, pack_meta
-from testkit.fuzz import forge, header_get, header_set
+from formats.p4d import DEPTH_STEP8, depth_code, depth_decode
+from testkit.fuzz import forge, header_get, header_set, open_and_decode, with_meta
 from testkit.sample import write_sample
 
 NEAR, FAR = 0.3, 1.0  # sample_meta's defaults
@@ -75,49 +75,33 @@ def test_8_bit_depth_takes_fewer_bytes(tmp_path):
         assert rb.index["length"][:, :, 2].sum() * 2 < ra.index["length"][:, :, 2].sum()
 
 
-def _with_meta(data: bytes, meta: dict) -> bytes:
-    mb = pack_meta(meta)
-    out = bytearray(data[:header_get(data, "meta_offset")]) + mb
-    header_set(out, "meta_length", len(mb))
-    header_set(out, "file_size", len(out))
-    return bytes(forge(out))
-
-
-def _open(tmp_path, data):
-    p = tmp_path / "h.p4d"
-    p.write_bytes(data)
-    with P4DReader(p) as r:
-        for kind in r.kinds:
-            r.tile(0, 0, kind)
-
-
 def test_what_a_reader_rejects(tmp_path):
     good = write_sample(tmp_path / "g.p4d", n_keyframes=2, yaws=(0.0,), size=(12, 10), depth_scale=2,
                         depth_bits=8, codecs=CODECS8).read_bytes()
-    _open(tmp_path, good)
+    open_and_decode(tmp_path, good)
     with P4DReader(tmp_path / "g.p4d") as r:
         meta = r.meta
     # a 1.0 header with 8-bit depth
     old = bytearray(good)
     header_set(old, "minor", 0)
     with pytest.raises(P4DFormatError, match=r"depth_bits 8 is format 1.1, the header says 1.0"):
-        _open(tmp_path, forge(old))
+        open_and_decode(tmp_path, forge(old))
     # the metadata says 16 bits while the index holds 8-bit depth (and webp, which 16 bits cannot be)
     for bits, codec, what in ((16, "png", "raw length"), (16, "webp", "webp, which stores 8-bit depth only"),
                               (12, "webp", "depth_bits must be one of"), ("8", "webp", "must be an integer")):
         m = {**meta, "tiles": {**meta["tiles"], "depth_bits": bits, "codecs": {**meta["tiles"]["codecs"],
                                                                               "depth": codec}}}
         with pytest.raises(P4DFormatError, match=what):
-            _open(tmp_path, _with_meta(good, m))
+            open_and_decode(tmp_path, with_meta(good, m))
     # 8-bit depth in a file without depth tiles
     nodepth = write_sample(tmp_path / "n.p4d", n_keyframes=2, yaws=(0.0,), size=(8, 8), kinds=("color",),
                            codecs={"color": "png"}).read_bytes()
     with P4DReader(tmp_path / "n.p4d") as r:
         m = {**r.meta, "tiles": {**r.meta["tiles"], "depth_bits": 8}}
-    out = bytearray(_with_meta(nodepth, m))
+    out = bytearray(with_meta(nodepth, m))
     header_set(out, "minor", 1)
     with pytest.raises(P4DFormatError, match="has no depth tiles"):
-        _open(tmp_path, forge(out))
+        open_and_decode(tmp_path, forge(out))
 
 
 def test_writer_checks(tmp_path):

@@ -11,8 +11,8 @@ import pytest
 from formats import P4DFormatError, P4DReader, P4DWriter
 from formats.cli import main
 from formats.codecs import quantize_depth
-from formats.p4d import downscale_depth, pack_meta, upsample_depth_nearest
-from testkit.fuzz import forge, header_get, header_set
+from formats.p4d import downscale_depth, upsample_depth_nearest
+from testkit.fuzz import forge, header_set, open_and_decode, with_meta
 from testkit.sample import portrait_tile, sample_meta, write_sample
 
 NEAR, FAR = 0.3, 1.0  # sample_meta's defaults
@@ -89,25 +89,9 @@ def test_full_resolution_files_keep_their_bytes(tmp_path):
         assert r.depth_scale == 1 and r.depth_shape == (4, 4)
 
 
-def _with_meta(data: bytes, meta: dict) -> bytes:
-    mb = pack_meta(meta)
-    out = bytearray(data[:header_get(data, "meta_offset")]) + mb
-    header_set(out, "meta_length", len(mb))
-    header_set(out, "file_size", len(out))
-    return bytes(forge(out))
-
-
-def _open(tmp_path, data):
-    p = tmp_path / "h.p4d"
-    p.write_bytes(data)
-    with P4DReader(p) as r:
-        for kind in r.kinds:
-            r.tile(0, 0, kind)
-
-
 def test_header_and_metadata_must_agree(tmp_path):
     good = write_sample(tmp_path / "g.p4d", n_keyframes=2, yaws=(0.0,), size=(12, 10), depth_scale=2).read_bytes()
-    _open(tmp_path, good)
+    open_and_decode(tmp_path, good)
     with P4DReader(tmp_path / "g.p4d") as r:
         meta = r.meta
     for ds, what in ((None, "depth_scale is 1 but the header says 2"), (4, "depth_scale is 4 but the header says 2"),
@@ -118,23 +102,23 @@ def test_header_and_metadata_must_agree(tmp_path):
         else:
             m["tiles"]["depth_scale"] = ds
         with pytest.raises(P4DFormatError, match=what):
-            _open(tmp_path, _with_meta(good, m))
+            open_and_decode(tmp_path, with_meta(good, m))
     # header says 4 (log2 2) while the index holds 2x-scaled depth: caught before any decode
     out = bytearray(good)
     header_set(out, "depth_scale_log2", 2)
     with pytest.raises(P4DFormatError, match="raw length"):
-        _open(tmp_path, forge(out))
+        open_and_decode(tmp_path, forge(out))
     # a depth scale in a file without depth tiles
     nodepth = write_sample(tmp_path / "n.p4d", n_keyframes=2, yaws=(0.0,), size=(8, 8), kinds=("color",),
                            codecs={"color": "png"}).read_bytes()
     out = bytearray(nodepth)
     header_set(out, "depth_scale_log2", 1)
     with pytest.raises(P4DFormatError, match=r"header depth_scale_log2 \(offset 84\) = 1 is invalid"):
-        _open(tmp_path, forge(out))
+        open_and_decode(tmp_path, forge(out))
     with P4DReader(tmp_path / "n.p4d") as r:
         m = {**r.meta, "tiles": {**r.meta["tiles"], "depth_scale": 2}}
     with pytest.raises(P4DFormatError, match="no depth tiles"):
-        _open(tmp_path, _with_meta(nodepth, m))
+        open_and_decode(tmp_path, with_meta(nodepth, m))
 
 
 def _meta(s, size=(130, 97)):
