@@ -143,30 +143,29 @@ def main() -> None:
               f"{worst:7.2f} {'min' if err_name == 'dB' else 'max'}")
 
     print("\n== colour (PSNR inside the reference alpha, against the lossless tile) ==")
-    qualities = (60, 70, 80) if args.quick else (50, 60, 65, 70, 75, 80, 85, 90)
-    for q in qualities:
+
+    def colour_row(name, encode, decode):
+        """One codec setting over every tile: encode(c, a) -> bytes, decode(data, c, a) -> rgb."""
         n, e = 0, []
         for (c, a, _) in tiles.values():
-            data = codecs.encode(c, "webp", q)
+            data = encode(c, a)
             n += len(data)
-            e.append(tile_psnr(codecs.decode(data, "webp", c.shape, np.uint8), c, a > 0))
-        report("color", f"webp q{q} (opencv, premultiplied)", n, e, "dB")
+            e.append(tile_psnr(decode(data, c, a), c, a > 0))
+        report("color", name, n, e, "dB")
+
+    def cv_decode(data, c, a, codec="webp"):
+        return codecs.decode(data, codec, c.shape, np.uint8)
+
+    for q in (60, 70, 80) if args.quick else (50, 60, 65, 70, 75, 80, 85, 90):
+        colour_row(f"webp q{q} (opencv, premultiplied)", lambda c, a, q=q: codecs.encode(c, "webp", q), cv_decode)
     if Image is not None:
         for q in ((70, 80) if args.quick else (60, 70, 80)):
             for m in (4, 6):
-                n, e = 0, []
-                for (c, a, _) in tiles.values():
-                    data = pil_webp(c, q, m)
-                    n += len(data)
-                    e.append(tile_psnr(cv_webp_decode(data, 3), c, a > 0))
-                report("color", f"webp q{q} method {m} (libwebp via Pillow)", n, e, "dB")
+                colour_row(f"webp q{q} method {m} (libwebp via Pillow)", lambda c, a, q=q, m=m: pil_webp(c, q, m),
+                           lambda data, c, a: cv_webp_decode(data, 3))
     for q in ((70, 80) if args.quick else (60, 70, 80)):
-        n, e = 0, []
-        for (c, a, _) in tiles.values():
-            data = codecs.encode(bleed(c, a), "webp", q)
-            n += len(data)
-            e.append(tile_psnr(premultiply(codecs.decode(data, "webp", c.shape, np.uint8), a), c, a > 0))
-        report("color", f"webp q{q} straight, bled (opencv)", n, e, "dB")
+        colour_row(f"webp q{q} straight, bled (opencv)", lambda c, a, q=q: codecs.encode(bleed(c, a), "webp", q),
+                   lambda data, c, a: premultiply(cv_decode(data, c, a), a))
     for q in ((60, 70) if args.quick else (50, 60, 70, 80)):  # AVIF: browsers decode it; not a .p4d codec yet
         n, e, t = 0, [], []
         for (c, a, _) in tiles.values():
@@ -189,12 +188,8 @@ def main() -> None:
         t.append(time.perf_counter() - t0)
     print(f"  (webp q80 decode {np.median(t) * 1e3:.1f} ms a tile, median)")
     for q in (85, 90):
-        n, e = 0, []
-        for (c, a, _) in tiles.values():
-            data = codecs.encode(c, "jpeg", q)
-            n += len(data)
-            e.append(tile_psnr(codecs.decode(data, "jpeg", c.shape, np.uint8), c, a > 0))
-        report("color", f"jpeg q{q}", n, e, "dB")
+        colour_row(f"jpeg q{q}", lambda c, a, q=q: codecs.encode(c, "jpeg", q),
+                   lambda data, c, a: cv_decode(data, c, a, "jpeg"))
 
     print("\n== alpha (mean absolute error in levels over the tile) ==")
     variants = [("webp lossless (opencv)", lambda a: codecs.encode(a, "webp", codecs.WEBP_LOSSLESS), None),

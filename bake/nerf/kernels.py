@@ -84,6 +84,24 @@ def _hash_bwd(x, bidx, grad_out, res, dense, grad_table):
                     grad_table[b, lv, idx, f] += w * grad_out[n, lv * n_ft + f]
 
 
+@njit(inline="always")
+def _first_occupied(o, d, near, dt_t, n_steps, occ, g, gf, r, k, offset):
+    """Ray r's first step from k on whose sample (at near + (k + offset) dt) lies in an occupied
+    cell: (found, the step after it, t, x, y, z)."""
+    t = np.float32(0.0)
+    x0, x1, x2 = np.float32(0.0), np.float32(0.0), np.float32(0.0)
+    while k < n_steps[r]:
+        t = near[r] + (np.float32(k) + offset) * dt_t[r]
+        x0, x1, x2 = o[r, 0] + t * d[r, 0], o[r, 1] + t * d[r, 1], o[r, 2] + t * d[r, 2]
+        cx = min(max(int(np.floor(x0 * gf)), 0), g - 1)
+        cy = min(max(int(np.floor(x1 * gf)), 0), g - 1)
+        cz = min(max(int(np.floor(x2 * gf)), 0), g - 1)
+        k += 1
+        if occ[(cx * g + cy) * g + cz]:
+            return True, k, t, x0, x1, x2
+    return False, k, t, x0, x1, x2
+
+
 @njit("void(f4[:, ::1], f4[:, ::1], f4[::1], f4[::1], f4[::1], i8[::1], i8[::1], i8[::1], u1[::1], i8, "
       "i8[:, ::1], i8[::1])", parallel=True, cache=True, nogil=True)
 def _next_occupied(o, d, near, dt_t, jit, n_steps, cursor, active, occ, g, out_k, out_n):
@@ -101,15 +119,12 @@ def _next_occupied(o, d, near, dt_t, jit, n_steps, cursor, active, occ, g, out_k
         r = active[j]
         k = cursor[r]
         cnt = 0
-        while k < n_steps[r] and cnt < s_max:
-            t = near[r] + (np.float32(k) + jit[r]) * dt_t[r]
-            cx = min(max(int(np.floor((o[r, 0] + t * d[r, 0]) * gf)), 0), g - 1)
-            cy = min(max(int(np.floor((o[r, 1] + t * d[r, 1]) * gf)), 0), g - 1)
-            cz = min(max(int(np.floor((o[r, 2] + t * d[r, 2]) * gf)), 0), g - 1)
-            if occ[(cx * g + cy) * g + cz]:
-                out_k[j, cnt] = k
-                cnt += 1
-            k += 1
+        while cnt < s_max:
+            found, k, _, _, _, _ = _first_occupied(o, d, near, dt_t, n_steps, occ, g, gf, r, k, jit[r])
+            if not found:
+                break
+            out_k[j, cnt] = k - 1
+            cnt += 1
         cursor[r] = k
         out_n[j] = cnt
 
@@ -278,6 +293,19 @@ def _finish_ray(r, cr, cg, cb, a, acc_kept, nk, buf_t, buf_tau, dt_t, rgb, alpha
     depth[r] = z
 
 
+@njit(inline="always")
+def _pull_ray(next_ray, n_rays, block):
+    """(ray, next) for a lane that walks blocks lane, lane + _LANES, ... of ``block`` consecutive
+    rays: the ray to start, -1 when the lane has none left."""
+    if next_ray >= n_rays:
+        return -1, next_ray
+    r = next_ray
+    next_ray += 1
+    if next_ray % block == 0:
+        next_ray += (_LANES - 1) * block
+    return r, next_ray
+
+
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
 def _render_lane(lane, block, max_steps, o, d, near, dt_t, n_steps, occ, g, table, res, dense,
                  w_d, b_d, dims_d, woff_d, boff_d, w_c, b_c, dims_c, woff_c, boff_c, w_sh,
@@ -312,12 +340,9 @@ def _render_lane(lane, block, max_steps, o, d, near, dt_t, n_steps, occ, g, tabl
             while True:
                 r = slot_ray[s]
                 if r < 0:
-                    if next_ray >= n_rays:
+                    r, next_ray = _pull_ray(next_ray, n_rays, block)
+                    if r < 0:
                         break
-                    r = next_ray
-                    next_ray += 1
-                    if next_ray % block == 0:
-                        next_ray += (_LANES - 1) * block
                     slot_ray[s] = r
                     slot_k[s] = 0
                     trans_all[s] = 1.0
@@ -332,20 +357,8 @@ def _render_lane(lane, block, max_steps, o, d, near, dt_t, n_steps, occ, g, tabl
                             for q in range(16):
                                 acc += sh[q] * w_sh[q, j]
                             slot_bias[s, j] = acc
-                k = slot_k[s]
-                found = False
-                t = np.float32(0.0)
-                x0, x1, x2 = np.float32(0.0), np.float32(0.0), np.float32(0.0)
-                while k < n_steps[r]:
-                    t = near[r] + (np.float32(k) + np.float32(0.5)) * dt_t[r]
-                    x0, x1, x2 = o[r, 0] + t * d[r, 0], o[r, 1] + t * d[r, 1], o[r, 2] + t * d[r, 2]
-                    cx = min(max(int(np.floor(x0 * gf)), 0), g - 1)
-                    cy = min(max(int(np.floor(x1 * gf)), 0), g - 1)
-                    cz = min(max(int(np.floor(x2 * gf)), 0), g - 1)
-                    k += 1
-                    if occ[(cx * g + cy) * g + cz]:
-                        found = True
-                        break
+                found, k, t, x0, x1, x2 = _first_occupied(o, d, near, dt_t, n_steps, occ, g, gf, r, slot_k[s],
+                                                          np.float32(0.5))
                 slot_k[s] = k
                 if found:
                     _encode_point(x0, x1, x2, table, res, dense, x[m])
@@ -493,31 +506,16 @@ def _march_lane(lane, block, o, d, near, dt_t, jit, n_steps, bidx, occ, g, table
             while True:
                 r = slot_ray[s]
                 if r < 0:
-                    if next_ray >= n_rays:
+                    r, next_ray = _pull_ray(next_ray, n_rays, block)
+                    if r < 0:
                         break
-                    r = next_ray
-                    next_ray += 1
-                    if next_ray % block == 0:
-                        next_ray += (_LANES - 1) * block
                     slot_ray[s] = r
                     slot_k[s] = 0
                     tr_round[s] = 1.0
                     acc_round[s] = 0.0
                     in_round[s] = 0
                     out_n[r] = 0
-                k = slot_k[s]
-                found = False
-                x0, x1, x2 = np.float32(0.0), np.float32(0.0), np.float32(0.0)
-                while k < n_steps[r]:
-                    t = near[r] + (np.float32(k) + jit[r]) * dt_t[r]
-                    x0, x1, x2 = o[r, 0] + t * d[r, 0], o[r, 1] + t * d[r, 1], o[r, 2] + t * d[r, 2]
-                    cx = min(max(int(np.floor(x0 * gf)), 0), g - 1)
-                    cy = min(max(int(np.floor(x1 * gf)), 0), g - 1)
-                    cz = min(max(int(np.floor(x2 * gf)), 0), g - 1)
-                    k += 1
-                    if occ[(cx * g + cy) * g + cz]:
-                        found = True
-                        break
+                found, k, t, x0, x1, x2 = _first_occupied(o, d, near, dt_t, n_steps, occ, g, gf, r, slot_k[s], jit[r])
                 slot_k[s] = k
                 if found:
                     tb = tables[bidx[r]]
