@@ -6,9 +6,9 @@
 #
 #   bash bench/portrait_anchored.sh [OUT_DIR] [CLIP ...]      (default: baseline/ d3 d9 d12)
 #
-# The held-out score is clean without --leave-out: an anchored keyframe takes its pixels from its
-# own captured frame only, and the held-out pairs use keyframes whose frames lie outside the test
-# split (bake eval-portrait), so no test frame gives a pixel to what is scored against it.
+# The anchored bake leaves the test split out (--leave-out test): a keyframe takes pixels from other
+# frames too, and no test frame may give a pixel to what is scored against it. eval-portrait then
+# replays only the keyframes whose frames the bake kept.
 set -euo pipefail
 out="${1:-baseline}"
 shift || true
@@ -19,7 +19,7 @@ for c in "${clips[@]}"; do
     [ -f "$f" ] || { echo "no $f: run bench/portrait_baseline.sh $out $c first" >&2; exit 2; }
   done
   [ -f "$out/$c.anchored.p4d" ] || bake "$out/$c.ckpt" -o "$out/$c.anchored.p4d" --views 5x3 --fps 1 \
-      --source anchored --dataset "$out/$c" -q
+      --source anchored --dataset "$out/$c" --leave-out test -q
   field=$(bake eval-portrait "$out/$c.p4d" "$out/$c" --sheet "$out/$c.portrait.png" --json)
   anchored=$(bake eval-portrait "$out/$c.anchored.p4d" "$out/$c" --sheet "$out/$c.anchored.portrait.png" --json)
   echo "{\"clip\": \"$c\", \"field\": $field, \"anchored\": $anchored}"

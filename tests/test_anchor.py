@@ -221,3 +221,135 @@ def test_bake_source_flags(synth_dir, tmp_path):
         proc = run_cli("bake", ckpt, "-o", str(bad), *args, *small, check=False)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
         assert not bad.exists()
+
+
+def _blurred(exact):
+    class Blurred:
+        kind = "test"
+
+        def render(self, cam, e):
+            rgb, a, d = exact.render(cam, e)
+            return cv2.GaussianBlur(rgb, (0, 0), 1.5), a, d
+    return Blurred()
+
+
+def test_extra_frames_lend_what_the_keyframes_own_frame_sees_badly(synth_dir):
+    # Seen 30 degrees from the keyframe's own frame, the head's far side is better shown by the
+    # frames captured from there: with them the tile comes closer to the exact render than with
+    # the own frame and the (blurred) field alone. They are the frames seen from nearest the
+    # view, never the own one, never a left-out one.
+    from bake.anchor.tiles import CaptureAnchor
+    from bake.data.load import load_dataset
+    from formats.camera import view_angles
+
+    exact = SyntheticField()
+    soft = _blurred(exact)
+    ds = load_dataset(synth_dir)
+    times = ds.times() - ds.times()[0]
+    k = len(times) // 2
+    alone = CaptureAnchor(ds, AnchorConfig(extra_sources=0)).for_keyframes(times)
+    helped = CaptureAnchor(ds, AnchorConfig(extra_sources=2, expression_weight=0.0)).for_keyframes(times)
+    i = alone.frame_of(k)
+    e = ds.frames[i].expression
+    yaw0, pitch0, _ = view_angles(np.linalg.inv(ds.frames[i].pose))
+    cam = Camera(ds.intrinsics, orbit_pose(yaw0 + 30.0, pitch0, 0.5))
+    rgb_x, a_x, _ = exact.render(cam, e)
+    rgb_s, a_s, d_s = soft.render(cam, e)
+    inner = cv2.erode((a_x > 0.99).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    t0 = alone.tile(soft, k, e, cam, rgb_s, a_s, d_s)[0]
+    t2 = helped.tile(soft, k, e, cam, rgb_s, a_s, d_s)[0]
+    assert psnr(t2, rgb_x, inner) > psnr(t0, rgb_x, inner) + 1.0, (psnr(t2, rgb_x, inner), psnr(t0, rgb_x, inner))
+    extra = helped.extra_frames(k, cam, e)
+    assert len(extra) == 2 and i not in extra
+    # The nearest views, from the angle between the cameras' centres seen from the head centre.
+    centres = np.array([np.linalg.inv(f.pose)[:3, 3] for f in ds.frames])
+    want = cam.cam_to_head[:3, 3]
+    cos = centres @ want / (np.linalg.norm(centres, axis=1) * np.linalg.norm(want))
+    pool = helped.pool()
+    cos[i] = -2
+    cos[~pool] = -2
+    assert sorted(extra) == sorted(np.argsort(-cos)[:2].tolist())
+    # The pool: every keyframe's own frame and source_pool more, evenly spread; none left out.
+    assert pool[helped.frames].all() and pool.sum() <= len(set(helped.frames)) + AnchorConfig().source_pool
+    gaps = np.diff(np.nonzero(pool)[0])
+    assert gaps.max() <= np.ceil(len(ds.frames) / AnchorConfig().source_pool) + 1
+    banned = CaptureAnchor(ds, AnchorConfig(extra_sources=2), leave_out=frozenset(extra)).for_keyframes(times)
+    assert not set(banned.extra_frames(k, cam, e)) & set(extra)
+    # Every other frame left out: the own frame alone, exactly.
+    only = CaptureAnchor(ds, AnchorConfig(extra_sources=2),
+                         leave_out=frozenset(set(range(len(ds.frames))) - {i})).for_keyframes(times)
+    assert only.extra_frames(k, cam, e) == []
+    np.testing.assert_array_equal(only.tile(soft, k, e, cam, rgb_s, a_s, d_s)[0], t0)
+
+
+def test_extra_frames_lend_no_face_with_another_expression(synth_dir):
+    # With an expression likeness that nothing passes, the extra frames lend hair, ears and
+    # neck but not one pixel of the face (where expressions act).
+    from bake.anchor.blend import face_share
+    from bake.anchor.tiles import CaptureAnchor
+    from bake.data.load import load_dataset
+    from formats.camera import view_angles
+
+    exact = SyntheticField()
+    ds = load_dataset(synth_dir)
+    times = ds.times() - ds.times()[0]
+    k = len(times) // 2
+    strict = CaptureAnchor(ds, AnchorConfig(extra_sources=2, expression_sigma=1e-9)).for_keyframes(times)
+    i = strict.frame_of(k)
+    e = ds.frames[i].expression
+    yaw0, pitch0, _ = view_angles(np.linalg.inv(ds.frames[i].pose))
+    cam = Camera(ds.intrinsics, orbit_pose(yaw0 + 25.0, pitch0, 0.5))
+    _, _, depth = exact.render(cam, e)
+    *_, weights = strict.gather(exact, k, e, cam, depth)
+    assert list(weights)[0] == i and len(weights) == 3
+    o, d = pixel_rays(cam)
+    face = face_share(o + d * depth[..., None], AnchorConfig().face_cone)
+    on_face, off_face = (face >= 1.0) & (depth > 0), (face <= 0.0) & (depth > 0)
+    assert on_face.sum() > 200 and off_face.sum() > 200
+    assert weights[i][on_face].max() > 0.5  # the own frame does lend the face
+    for j in list(weights)[1:]:
+        assert weights[j][on_face].max() == 0
+        assert (weights[j][off_face] > 0.5).sum() > 50  # but hair and neck
+
+
+def test_an_edge_on_source_pixel_weighs_nothing():
+    # A wall facing the tile's camera, seen by the source from 30 and from 72 degrees: the
+    # weight follows the ratio of the footprints' foreshortening, which for a plane is, per
+    # camera, cos(angle to the normal) x distance / z-depth (pixels per area: f^2 cos r / z^3,
+    # with the f^2 z^-2 of a face-on footprint divided out).
+    from bake.anchor.blend import stretch_weight
+    from bake.anchor.tiles import SourceFrame, TileSurface, source_footprint
+
+    size = 64
+    tgt = view(0.0, size=size)
+    o, d = pixel_rays(tgt)
+    depth = (-o[..., 2] / d[..., 2]).astype(np.float32)  # the plane z = 0 of the head frame
+    pts = o + d * depth[..., None]
+    cfg = AnchorConfig()
+
+    def foreshortening(cam):
+        c = cam.cam_to_head[:3, 3]
+        ray = c - pts
+        r = np.linalg.norm(ray, axis=-1)
+        z = (pts - c) @ cam.cam_to_head[:3, 2]
+        return np.abs(ray[..., 2]) / r * r / z
+
+    for angle in (30.0, 72.0):
+        cam = view(angle, size=size)
+        src = SourceFrame(0, np.zeros((size, size, 3), np.uint8), np.ones((size, size), np.float32), cam,
+                          np.zeros((size, size), np.float32), np.ones((size, size), np.float32))
+        ratio = foreshortening(cam) / foreshortening(tgt)
+        t = np.clip((ratio - cfg.stretch[0]) / (cfg.stretch[1] - cfg.stretch[0]), 0, 1)
+        want = t * t * (3 - 2 * t)
+        got = source_footprint(TileSurface.of(depth, tgt, cfg), src, cfg)
+        np.testing.assert_allclose(got[2:-2, 2:-2], want[2:-2, 2:-2], atol=0.01)
+        assert (got.min() == 1.0) if angle == 30 else (got.mean() < 0.2)
+    # Where no neighbour tells the footprint, nothing is known: full weight.
+    assert stretch_weight(np.full((3, 3), np.nan), 0.2, 0.5).min() == 1.0
+    # The matte's core: the outline's pixels, part room, weigh less.
+    src = SourceFrame(0, np.zeros((size, size, 3), np.uint8), np.pad(np.ones((size - 8, size - 8), np.float32), 4),
+                      tgt, np.zeros((size, size), np.float32), None)
+    from bake.anchor.blend import core_weight
+    src.core = core_weight(src.mask, cfg.core)
+    got = source_footprint(TileSurface.of(depth, tgt, cfg), src, cfg)
+    assert got[32, 4] < 0.7 and got[32, 6] == 1.0 and got[32, 2] == 0.0

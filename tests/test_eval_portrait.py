@@ -84,6 +84,23 @@ def test_heldout_frames_are_the_test_split_and_never_their_own_source(exact_p4d,
         assert np.sum((e[kf_frames[k]] - e[b]) ** 2) == min(d)
 
 
+def test_replay_skips_the_frames_the_bake_left_out(exact_p4d, synth_dir):
+    # A keyframe whose frame the bake left out of its sources is not anchored there: scoring it
+    # against that frame would be a held-out score counted as a replay.
+    from bake.data.load import load_dataset
+    from bake.evaluation.portrait import keyframe_frames, replay_pairs
+    from formats import P4DReader
+    ds = load_dataset(synth_dir)
+    with P4DReader(exact_p4d) as r:
+        kf_frames = keyframe_frames(r.meta["keyframes"]["times"], ds.times())
+    every = replay_pairs(kf_frames)
+    assert every == [(k, int(i)) for k, i in enumerate(kf_frames)]
+    out = set(ds.split["test"]) | {int(kf_frames[1]), int(kf_frames[3])}
+    kept = replay_pairs(kf_frames, left_out=sorted(out))
+    assert kept == [(k, i) for k, i in every if i not in out]
+    assert 0 < len(kept) <= len(every) - 2
+
+
 def test_bad_input_is_one_line(synth_dir, small_p4d, tmp_path):
     for args, needle in (([str(tmp_path / "none.p4d"), str(synth_dir)], "no such file"),
                          ([str(small_p4d), str(tmp_path)], "dataset"),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field as dataclass_field
 import numpy as np
 
 from bake.anchor.kernels import reproject
-from bake.anchor.tiles import load_source
+from bake.anchor.tiles import load_source, view_directions
 from bake.fields.base import Capture
 from formats.camera import Camera, pixel_rays, view_angles
 
@@ -140,8 +140,8 @@ class ShellField:
         difference of the expression coefficients, so that the fill seldom shows another
         mouth or another gaze than the keyframe's own frame beside it."""
         yaw, pitch, _ = view_angles(camera.cam_to_head)
-        dirs = _directions(self._views[:, 0], self._views[:, 1])
-        want = _directions(np.array([yaw]), np.array([pitch]))[0]
+        dirs = view_directions(self._views)
+        want = view_directions(np.array([[yaw, pitch]]))[0]
         cost = np.degrees(np.arccos(np.clip(dirs @ want, -1.0, 1.0)))
         if expression is not None:
             diff = self.capture.expressions - np.asarray(expression, np.float32)[None]
@@ -174,7 +174,3 @@ class ShellField:
         alpha = (vis * mask).astype(np.float32)
         return (rgb * alpha[..., None]).astype(np.float32), alpha, depth
 
-
-def _directions(yaw_deg: np.ndarray, pitch_deg: np.ndarray) -> np.ndarray:
-    y, p = np.radians(yaw_deg), np.radians(pitch_deg)
-    return np.stack([np.sin(y) * np.cos(p), np.sin(p), np.cos(y) * np.cos(p)], axis=-1)

@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bake eval-portrait",
         description="Score a baked portrait, drawn by the player's renderer at each captured frame's full camera, "
                     "against the video it was made from, inside the head mask at the dataset's size: replay "
-                    "(each keyframe at its own frame), held-out (each test-split frame against the keyframe "
+                    "(each keyframe at its own frame, unless the bake left that frame out), held-out (each test-split frame against the keyframe "
                     "nearest in expression from outside the test split) and sharpness (mean |Laplacian| as a "
                     "ratio to the video's: 1 = as sharp).")
     p.add_argument("portrait", metavar="OUT.p4d", help="the baked portrait")
@@ -70,7 +70,7 @@ def evaluate(args: argparse.Namespace) -> int:
         ev = PortraitEvaluation(reader, ds)
         try:
             test = list(ds.split.get("test", []))
-            replay = replay_pairs(ev.kf_frames)
+            replay = replay_pairs(ev.kf_frames, reader.meta.get("source", {}).get("left_out_frames", []))
             held = heldout_pairs(ev.kf_frames, ds.expressions(), test)
             with Progress(len(replay) + len(held), "eval-portrait", disable=args.json or args.quiet) as bar:
                 replayed = ev.run(replay, bar)

@@ -7,7 +7,8 @@ the dataset's image size, with the portrait drawn by the player's own renderer (
 may use the player's room, never the other way round) at the full camera of a captured frame: its
 tracked pose with roll and distance, and the dataset's intrinsics.
 
-- replay: each keyframe at the camera of the frame captured at its time, against that frame;
+- replay: each keyframe at the camera of the frame captured at its time, against that frame
+  (not for the frames the bake left out of its sources, ``bake --leave-out``);
 - held-out: each frame b of the test split (the tail of the video that ``bake train`` never sees)
   against the keyframe nearest to b in expression among those whose own frame lies outside the
   test split, drawn at b's camera: the same protocol for every kind of portrait, so two bakes
@@ -71,9 +72,16 @@ def score(image: np.ndarray, truth: np.ndarray, mask: np.ndarray, frame: int = -
                  sharpness(image, mask) / ref if ref > 0 else float("nan"))
 
 
-def replay_pairs(kf_frames: np.ndarray) -> list[tuple[int, int]]:
-    """(keyframe, frame) for replay: every keyframe at the frame captured at its time."""
-    return [(k, int(i)) for k, i in enumerate(kf_frames)]
+def replay_pairs(kf_frames: np.ndarray, left_out=()) -> list[tuple[int, int]]:
+    """(keyframe, frame) for replay: every keyframe at the frame captured at its time, but for
+    the frames the bake left out of its sources (``left_out``): scored against a keyframe the
+    bake did not anchor there, such a frame is a held-out frame, not a replay.
+
+    >>> replay_pairs(np.array([0, 5, 9]), left_out=[9])
+    [(0, 0), (1, 5)]
+    """
+    skip = set(int(i) for i in left_out)
+    return [(k, int(i)) for k, i in enumerate(kf_frames) if int(i) not in skip]
 
 
 def heldout_pairs(kf_frames: np.ndarray, expressions: np.ndarray, test: list[int]) -> list[tuple[int, int]]:
