@@ -54,6 +54,26 @@ def test_reprojection_kernel_matches_twin(head, yaw_s, pitch_s):
     assert (got[1] * got[2] > 0.9).sum() > 0.3 * (depth > 0).sum()  # the source sees most of the head
 
 
+@pytest.mark.parametrize("yaw_s,pitch_s", [(15.0, 0.0), (-60.0, 10.0)])
+def test_footprint_kernel_matches_twin(head, yaw_s, pitch_s):
+    from bake.anchor.kernels import footprint
+    from bake.anchor.tiles import TileSurface
+
+    tgt, src = view(0.0), view(yaw_s, pitch_s, size=80)
+    _, _, depth = head.render(tgt, EXPR)
+    surf = TileSurface.of(depth, tgt, AnchorConfig())
+    _, mask, _ = capture(head, src)
+    from bake.anchor.blend import core_weight
+    core = core_weight(mask, 1.5)
+    normals = surf.normals.copy()
+    normals[::7, ::5] = np.nan  # pixels without a normal (a lone pixel of the proxy) weigh fully
+    args = (surf.points, normals, surf.seen, surf.on, src, core, 0.25, 0.6)
+    got, want = footprint(*args), n_anchor.footprint(*args)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert (got[::7, ::5][surf.on[::7, ::5]] == core_weight(mask, 1.5).max()).mean() > 0.5
+    assert 0.02 < (got[surf.on] < 0.5).mean() < 0.98  # the weights are neither all 0 nor all 1
+
+
 def test_reprojected_frame_matches_the_exact_view(head):
     # A frame captured 10 degrees off, carried into the target through the exact proxy, is the
     # exact render there wherever it counts, to within resampling.

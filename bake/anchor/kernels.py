@@ -140,6 +140,59 @@ def _reproject(tgt_depth, tk, t2s, src_img, src_mask, src_depth, sk, ztol, out_r
             out_rgb[y, x, 2] = b / 255.0
 
 
+@njit("void(f4[:,:,::1], f4[:,:,::1], f4[:,::1], b1[:,::1], f8[:,::1], f8[::1], f4[:,::1], f8, f8, f4[:,::1])",
+      cache=True, nogil=True)
+def _footprint(points, normals, seen, on, c2h, sk, core, lo, hi, out):
+    # One thread: 0.4 ms at 256 px, where a parallel launch waits on OpenMP's sleeping threads
+    # for longer than that on a busy machine.
+    h, w = seen.shape
+    hs, ws = core.shape
+    cx, cy, cz = c2h[0, 3], c2h[1, 3], c2h[2, 3]  # the source camera's centre ...
+    ax, ay, az = c2h[0, 2], c2h[1, 2], c2h[2, 2]  # ... and its axis, in the head frame
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = 1.0
+            if not on[y, x]:
+                continue
+            px, py, pz = points[y, x, 0], points[y, x, 1], points[y, x, 2]
+            dx, dy, dz = cx - px, cy - py, cz - pz
+            # The point in the source camera's coordinates: R^T (p - c).
+            qx = -(c2h[0, 0] * dx + c2h[1, 0] * dy + c2h[2, 0] * dz)
+            qy = -(c2h[0, 1] * dx + c2h[1, 1] * dy + c2h[2, 1] * dz)
+            qz = -(ax * dx + ay * dy + az * dz)
+            if qz <= 1e-6:
+                continue
+            wt = 1.0
+            nx, ny, nz = normals[y, x, 0], normals[y, x, 1], normals[y, x, 2]
+            if np.isfinite(nx) and np.isfinite(ny) and np.isfinite(nz):
+                ratio = abs(nx * dx + ny * dy + nz * dz) / qz / max(seen[y, x], 1e-9)
+                t = min(max((ratio - lo) / (hi - lo), 0.0), 1.0)
+                wt = t * t * (3.0 - 2.0 * t)
+            ui = min(max(int(np.floor(sk[0] * qx / qz + sk[2])), 0), ws - 1)
+            vi = min(max(int(np.floor(sk[1] * qy / qz + sk[3])), 0), hs - 1)
+            out[y, x] = wt * core[vi, ui]
+
+
+def footprint(points: np.ndarray, normals: np.ndarray, seen: np.ndarray, on: np.ndarray, src_cam, core: np.ndarray,
+              lo: float, hi: float) -> np.ndarray:
+    """float32 [H, W]: a source's footprint weight at the tile's surface (``bake.anchor.tiles.TileSurface``:
+    head-frame ``points`` and unit ``normals`` [H, W, 3] (NaN: none), the tile camera's
+    ``seen`` foreshortening [H, W], ``on`` bool [H, W]): the smoothstep from ``lo`` to ``hi`` of
+    the source camera's foreshortening |n . (C - P)| / z over ``seen`` (1 without a normal),
+    times the source's ``core`` [Hs, Ws] at the pixel the point falls in; 1 off the surface and
+    behind the source."""
+    h, w = seen.shape
+    if points.shape != (h, w, 3) or normals.shape != (h, w, 3) or on.shape != (h, w):
+        raise ValueError(f"points and normals [H, W, 3], seen and on [H, W], got {points.shape}, {normals.shape}, "
+                         f"{seen.shape}, {on.shape}")
+    out = np.empty((h, w), np.float32)
+    _footprint(np.ascontiguousarray(points, np.float32), np.ascontiguousarray(normals, np.float32),
+               np.ascontiguousarray(seen, np.float32), np.ascontiguousarray(on, np.bool_),
+               np.ascontiguousarray(src_cam.cam_to_head, np.float64), intrinsics_array(src_cam.intrinsics),
+               np.ascontiguousarray(core, np.float32), float(lo), float(hi), out)
+    return out
+
+
 def intrinsics_array(k) -> np.ndarray:
     """float64 [4] (fx, fy, cx, cy) of a ``formats.camera.Intrinsics``."""
     return np.array([k.fx, k.fy, k.cx, k.cy], np.float64)

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from bake.anchor.blend import (AnchorConfig, angle_weight, compose, core_weight, face_share, foreshortening,
-                               nearest_inside, smooth_depth, stretch_weight, surface_normals)
-from bake.anchor.kernels import reproject
+                               nearest_inside, smooth_depth, surface_normals)
+from bake.anchor.kernels import footprint, reproject
 from bake.fields.base import Capture
 from bake.job.keyframes import keyframe_frames
 from formats.camera import Camera, pixel_rays, view_angles
@@ -87,18 +87,9 @@ class TileSurface:
 def source_footprint(surface: TileSurface, src: SourceFrame, cfg: AnchorConfig) -> np.ndarray:
     """float32 [H, W]: how much each tile pixel may trust the source's pixel it lands on, apart
     from visibility: ``blend.stretch_weight`` of the source's foreshortening of the ``surface``
-    against the tile camera's, times the source's ``core`` there (1 off the surface)."""
-    c2h = src.camera.cam_to_head
-    ratio = foreshortening(surface.points, surface.normals, c2h[:3, 3], c2h[:3, 2]) / np.maximum(surface.seen, 1e-9)
-    w = stretch_weight(ratio, *cfg.stretch)
-    h2s = np.linalg.inv(c2h).astype(np.float32)
-    q = surface.points @ h2s[:3, :3].T + h2s[:3, 3]
-    qz = np.maximum(q[..., 2], 1e-6)
-    k = src.camera.intrinsics
-    h_s, w_s = src.mask.shape
-    ui = np.clip(np.floor(k.fx * q[..., 0] / qz + k.cx), 0, w_s - 1).astype(np.int64)
-    vi = np.clip(np.floor(k.fy * q[..., 1] / qz + k.cy), 0, h_s - 1).astype(np.int64)
-    return np.where(surface.on & (q[..., 2] > 1e-6), w * src.core[vi, ui], 1.0).astype(np.float32)
+    against the tile camera's, times the source's ``core`` there (1 off the surface;
+    ``kernels.footprint``)."""
+    return footprint(surface.points, surface.normals, surface.seen, surface.on, src.camera, src.core, *cfg.stretch)
 
 
 @dataclass

@@ -1,9 +1,11 @@
-"""Twin of ``bake.anchor.kernels``: the reprojection of a captured frame, in numpy."""
+"""Twins of ``bake.anchor.kernels``: the reprojection of a captured frame and a source's footprint weight,
+in numpy."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from bake.anchor.blend import foreshortening, stretch_weight
 from bake.anchor.kernels import intrinsics_array, target_to_source
 
 
@@ -61,3 +63,18 @@ def reproject(tgt_depth, tgt_cam, src_img, src_mask, src_depth, src_cam, ztol=0.
     cos = (p * d).sum(-1) / np.maximum(np.linalg.norm(p, axis=-1) * np.linalg.norm(d, axis=-1), 1e-30)
     return (rgb.astype(np.float32), np.where(ok, vis, 0.0).astype(np.float32), np.where(ok, mk, 0.0).astype(np.float32),
             np.where(ok, cos, 0.0).astype(np.float32))
+
+
+def footprint(points, normals, seen, on, src_cam, core, lo, hi):
+    c2h = np.asarray(src_cam.cam_to_head, np.float64)
+    ratio = foreshortening(points.astype(np.float64), normals.astype(np.float64), c2h[:3, 3], c2h[:3, 2]) / \
+        np.maximum(seen, 1e-9)
+    wt = stretch_weight(ratio, lo, hi)
+    h2s = np.linalg.inv(c2h)
+    q = points.astype(np.float64) @ h2s[:3, :3].T + h2s[:3, 3]
+    qz = np.maximum(q[..., 2], 1e-6)
+    k = src_cam.intrinsics
+    hs, ws = core.shape
+    ui = np.clip(np.floor(k.fx * q[..., 0] / qz + k.cx), 0, ws - 1).astype(np.int64)
+    vi = np.clip(np.floor(k.fy * q[..., 1] / qz + k.cy), 0, hs - 1).astype(np.int64)
+    return np.where(on & (q[..., 2] > 1e-6), wt * core[vi, ui], 1.0).astype(np.float32)
