@@ -348,3 +348,26 @@ def test_every_bake_command_maps_errors_to_the_same_exit_codes(capsys):
         err = capsys.readouterr().err
         assert err.startswith("bake x: ") and err.count("\n") == 1, err
     assert run_command("bake x", lambda: 0) == 0
+
+
+THREADS_PROBE = """
+import sys
+from bake.cli.main import main
+assert main(sys.argv[1:]) == 0
+import numba
+print(numba.threading_layer())
+"""
+
+
+@pytest.mark.parametrize("env,want", [({}, "workqueue"), ({"NUMBA_THREADING_LAYER": "omp"}, "omp")])
+def test_the_bake_runs_numba_on_workqueue_unless_told(synth_dir, tmp_path, env, want):
+    # A quick portrait's parallel kernels, launched from one thread: workqueue unless the user set
+    # numba's layer (OpenMP's sleeping threads cost a short kernel more than it runs on a busy box).
+    import os
+    out = tmp_path / "q.p4d"
+    base = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    proc = subprocess.run([sys.executable, "-c", THREADS_PROBE, str(synth_dir), "-o", str(out), "--views", "3x1",
+                           "--size", "48", "--fps", "2", "-q"], capture_output=True, text=True, cwd=REPO,
+                          env={**base, **env}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-1] == want and out.exists()

@@ -29,6 +29,24 @@ subcommands:
 """ + "".join(f"  {name:<14} {text}\n" for name, text in SUBCOMMANDS.items())
 
 
+# Commands whose numba kernels run from one thread only: the bake (its anchored tiles' kernels)
+# and training (the hash encoding).
+ONE_THREAD_CALLERS = ("train", None)  # None: the bake itself
+
+
+def prefer_workqueue(command: str | None) -> None:
+    """numba's workqueue threading layer for ``command`` (a subcommand, None for the bake) when
+    it launches its kernels from one thread and NUMBA_THREADING_LAYER is not set. numba picks
+    OpenMP by default, whose idle threads sleep: on a busy machine a kernel of a few ms then
+    waits longer for them than it runs (a quick portrait's tile: 36 ms with workqueue against
+    55 ms, bench/anchor_threads.py). Not for commands with threads of their own that call kernels
+    (track's crop pool, eval-portrait's prefetch): workqueue aborts on concurrent launches."""
+    if command in ONE_THREAD_CALLERS and "NUMBA_THREADING_LAYER" not in os.environ:
+        import numba
+
+        numba.config.THREADING_LAYER = "workqueue"
+
+
 def _run_sub(name: str, argv: list[str]) -> int:
     # Imported on demand: `bake track` should not load torch, nor `bake synth` mediapipe.
     module = importlib.import_module(f"bake.cli.{name.replace('-', '_')}")
@@ -44,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             print(build_parser().format_help())
             return EXIT_OK if argv else EXIT_USAGE
         if argv[0] in SUBCOMMANDS:
+            prefer_workqueue(argv[0])
             return _run_sub(argv[0], argv[1:])
+        prefer_workqueue(None)
         from bake.cli.job import main as bake_main  # on demand, as the subcommands
         return bake_main(argv)
     except KeyboardInterrupt:  # while a command module loads; each command reports its own
