@@ -29,9 +29,10 @@ subcommands:
 """ + "".join(f"  {name:<14} {text}\n" for name, text in SUBCOMMANDS.items())
 
 
-# Commands whose numba kernels run from one thread only: the bake (its anchored tiles' kernels)
-# and training (the hash encoding).
-ONE_THREAD_CALLERS = ("train", None)  # None: the bake itself
+# Commands whose numba kernels run from one thread only and were measured faster on workqueue: the
+# bake (None; its anchored tiles' kernels). Training's steps (bench/nerf_train_bench.py beside a
+# training run) gave no clear answer either way, so it keeps numba's default.
+ONE_THREAD_CALLERS = (None,)
 
 
 def prefer_workqueue(command: str | None) -> None:
