@@ -30,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bake eval-portrait",
         description="Score a baked portrait, drawn by the player's renderer at each captured frame's full camera, "
                     "against the video it was made from, inside the head mask at the dataset's size: replay "
-                    "(each keyframe at its own frame, unless the bake left that frame out), held-out (each test-split frame against the keyframe "
-                    "nearest in expression from outside the test split) and sharpness (mean |Laplacian| as a "
+                    "(each keyframe at its own frame, unless the bake left that frame out), held-out (each "
+                    "test-split frame against the keyframe nearest in expression from outside the test split) and sharpness (mean |Laplacian| as a "
                     "ratio to the video's: 1 = as sharp).")
     p.add_argument("portrait", metavar="OUT.p4d", help="the baked portrait")
     p.add_argument("dataset", metavar="DATASET", help="the dataset it was made from (bake track / bake synth)")

@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="take keyframes from another tracked dataset (reenactment)")
     t = p.add_argument_group("tile source")
     t.add_argument("--source", choices=["anchored", "field"], default=None,
-                   help="anchored: the captured frame at each keyframe's time carries its tiles, the field "
-                        "fills what it does not see; field: the field's render alone (default: anchored for a "
+                   help="anchored: the captured frame at each keyframe's time carries its tiles, frames seen "
+                        "from nearer a view lend what it sees badly (hair, ears, the far cheek), the field fills "
+                        "what none sees; field: the field's render alone (default: anchored for a "
                         "learned checkpoint whose dataset is found, else field, with a notice; field for the "
                         "synthetic head, which renders its own truth)")
     t.add_argument("--dataset", metavar="DIR",
