@@ -285,6 +285,26 @@ class P4DWriter:
         self._records[key] = self._append(data, kf, view, *shape, KIND_ID[kind], codec,
                                           expected_raw_length(kind, *shape, self.depth_bits))[:5]
 
+    def tile(self, keyframe: int, view: int, kind: str) -> np.ndarray:
+        """Read back and decode a tile already stored (as ``P4DReader.tile_stored`` would give it):
+        a bake fits what depends on the stored tiles (the captured light) before ``finish``, also
+        over tiles an earlier run stored before a resume."""
+        off, length, _, crc, codec = self._records[(int(keyframe), int(view), kind)]
+        self._f.flush()
+        with open(self.partial, "rb") as f:
+            f.seek(off)
+            data = f.read(length)
+        if crc32(data) != crc:
+            raise P4DFormatError(f"{self.partial}: tile {(keyframe, view, kind)} changed on disk (crc mismatch)")
+        if kind == "normal":
+            shape = self._normal_seen + (3,)
+        elif kind == "depth":
+            shape = self.depth_shape
+        else:
+            shape = self.tile_shape + ((3,) if kind == "color" else ())
+        dtype = np.uint8 if kind != "depth" or self.depth_bits == 8 else np.uint16
+        return codecs.decode(data, codecs.CODECS[codec - 1], shape, dtype)
+
     # -- finish
     def finish(self, meta: dict) -> pathlib.Path:
         """Write index + metadata + header, fsync, rename to ``path``, drop the journal."""
