@@ -88,41 +88,52 @@ def angles(d: np.ndarray) -> tuple[float, float]:
     return float(math.degrees(math.atan2(d[0], d[2]))), float(math.degrees(math.asin(np.clip(d[1], -1, 1))))
 
 
-def lobe(d: np.ndarray) -> np.ndarray:
-    """SH coefficients [9] of the clamped cosine max(n.d, 0) around unit direction d."""
-    return np.asarray(LAMBERT)[_BAND] * sh_basis(np.asarray(d, np.float64) / np.linalg.norm(d))
+def lobe(d: np.ndarray, wrap: float = 0.0) -> np.ndarray:
+    """SH coefficients [9] (its order-2 projection) of the key lobe k_w(n.d) around unit direction
+    d: k_w(t) = max((t + w) / (1 + w), 0), the clamped cosine at w = 0 (``LAMBERT``), light that
+    reaches past the terminator for w > 0 (skin scatters it)."""
+    return wrapped_bands(wrap)[_BAND] * sh_basis(np.asarray(d, np.float64) / np.linalg.norm(d))
 
 
-def key_light(sh: np.ndarray) -> tuple[float, float, float]:
-    """The captured light's key: (yaw, pitch, amount) with ``amount * lobe(direction)`` the part of
-    ``sh`` a single distant light explains best: direction from the linear band, amount by least
-    squares over bands 1 and 2 (>= 0). What the relight moves; the rest (ambient) stays."""
-    sh = np.asarray(sh, np.float64)
-    lin = np.array([sh[3], sh[1], sh[2]])  # (x, y, z) from Y11, Y1-1, Y10
-    if not np.linalg.norm(lin) > 1e-12:
-        return 0.0, 0.0, 0.0
-    d = lin / np.linalg.norm(lin)
-    z = lobe(d)[1:]
-    amount = max(float(sh[1:] @ z / (z @ z)), 0.0)
-    return (*angles(d), amount)
+def wrapped_bands(wrap: float) -> np.ndarray:
+    """Funk-Hecke eigenvalues [3] of k_w: 2 pi * integral of k_w(t) P_l(t) dt over [-1, 1]
+    (Gauss-Legendre on [-w, 1], where k_w is a polynomial: exact)."""
+    if wrap == 0.0:
+        return np.asarray(LAMBERT)
+    x, wt = np.polynomial.legendre.leggauss(8)
+    t = -wrap + (x + 1.0) * (1.0 + wrap) / 2.0
+    k = (t + wrap) / (1.0 + wrap)
+    p = (np.ones_like(t), t, 1.5 * t * t - 0.5)
+    return np.array([2.0 * math.pi * (1.0 + wrap) / 2.0 * float((wt * k * pl).sum()) for pl in p])
 
 
-def relit_sh(sh: np.ndarray, key: tuple[float, float, float], yaw: float, pitch: float,
-             strength: float = 1.0) -> np.ndarray:
-    """The captured ``sh`` [9] with its key light (``key`` = (yaw, pitch, amount)) moved to
-    (yaw, pitch) and scaled by ``strength``: sh + amount * (strength * lobe(new) - lobe(key))."""
-    ky, kp, amount = key
-    return np.asarray(sh, np.float64) + amount * (strength * lobe(direction(yaw, pitch)) - lobe(direction(ky, kp)))
+def key_shading(n: np.ndarray, d: np.ndarray, wrap: float) -> np.ndarray:
+    """k_w(n.d) for unit normals [..., 3] -> [...] (the key lobe itself, not its projection)."""
+    return np.maximum((np.asarray(n) @ np.asarray(d, np.float64) + wrap) / (1.0 + wrap), 0.0)
 
 
-def relight_table(sh: np.ndarray, sh_new: np.ndarray) -> np.ndarray:
-    """float32 [65536]: the gain SH_new(n) / SH_captured(n) for every packed normal code
+def ambient(sh: np.ndarray, key) -> np.ndarray:
+    """The captured light without its key: sh - amount * lobe(d, wrap) [9] (what a relight keeps)."""
+    yaw, pitch, amount, wrap = key
+    return np.asarray(sh, np.float64) - amount * lobe(direction(yaw, pitch), wrap)
+
+
+def shading(n: np.ndarray, sh: np.ndarray, key, yaw: float | None = None, pitch: float | None = None,
+            strength: float = 1.0) -> np.ndarray:
+    """Light reaching unit normals [..., 3]: the ambient's SH plus the key lobe itself (not its
+    order-2 projection, which rings past the terminator), the key at (yaw, pitch) x strength
+    when given, else where the capture had it."""
+    ky, kp, amount, wrap = key
+    d = direction(ky if yaw is None else yaw, kp if pitch is None else pitch)
+    return sh_basis(n) @ ambient(sh, key) + strength * amount * key_shading(n, d, wrap)
+
+
+def relight_table(sh: np.ndarray, key, yaw: float, pitch: float, strength: float = 1.0) -> np.ndarray:
+    """float32 [65536]: the gain shading_new(n) / shading_captured(n) for every packed normal code
     (``pack_codes``), clamped to [0, GAIN_MAX]; captured shading is floored at FLOOR x its mean
     (sh[0] * Y00) so a side the capture left dark is not divided by noise."""
-    sh, sh_new = np.asarray(sh, np.float64), np.asarray(sh_new, np.float64)
     u, v = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
-    basis = sh_basis(oct_decode(np.stack([u, v], -1)))  # [256, 256, 9], row u, column v
-    cap = basis @ sh
-    floor = max(FLOOR * sh[0] * 0.282095, 1e-6)
-    gain = np.maximum(basis @ sh_new, 0.0) / np.maximum(cap, floor)
-    return np.clip(gain, 0.0, GAIN_MAX).astype(np.float32).reshape(-1)
+    n = oct_decode(np.stack([u, v], -1)).reshape(-1, 3)
+    floor = max(FLOOR * float(sh[0]) * 0.282095, 1e-6)
+    gain = np.maximum(shading(n, sh, key, yaw, pitch, strength), 0.0) / np.maximum(shading(n, sh, key), floor)
+    return np.clip(gain, 0.0, GAIN_MAX).astype(np.float32)

@@ -337,9 +337,10 @@ def _validate_lighting(c: "_Check", meta: dict, kinds: list, minor: int | None) 
     sh = c.floats(c.get("lighting.sh", list), "lighting.sh", N_SH)
     if not sh[0] > 0:
         raise ValueError(f"meta.lighting.sh[0] (the mean light) must be > 0, got {sh[0]}")
-    key = c.floats(c.get("lighting.key", list), "lighting.key", 3)
-    if not (-180 <= key[0] <= 180 and -90 <= key[1] <= 90 and key[2] >= 0):
-        raise ValueError(f"meta.lighting.key must be [yaw in -180..180, pitch in -90..90, amount >= 0], got {key}")
+    key = c.floats(c.get("lighting.key", list), "lighting.key", 4)
+    if not (-180 <= key[0] <= 180 and -90 <= key[1] <= 90 and key[2] >= 0 and 0 <= key[3] <= 1):
+        raise ValueError(f"meta.lighting.key must be [yaw in -180..180, pitch in -90..90, amount >= 0, wrap in 0..1], "
+                         f"got {key}")
 
 
 class _Check:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from player.cache import TileCache
+from player.light import Light, Relighter, unavailable
 from player.motion import CaptureReplay, Fixed, Orbit
 from player.render import RenderConfig, Renderer
 from player.walker import Walker
@@ -30,6 +31,8 @@ class PlayConfig:
     """memory bound of the decoded-tile cache"""
     prefetch: bool = True
     render: RenderConfig = RenderConfig()
+    light: Light | None = None
+    """relight to this key light (format 1.2 files only); None = the captured light"""
 
 
 def nearest_group(centers: np.ndarray, yaw: float, pitch: float) -> int:
@@ -57,6 +60,20 @@ class Playback:
         self.walker = Walker(self.meta, seed=config.seed, start_group=self.group_of(yaw, pitch),
                              start=config.keyframe)
         self.frames = 0
+        # Relighting: why it is off for this file (one line), else the gain tables' source.
+        self.light_reason = unavailable(self.meta)
+        self.relighter = Relighter(self.meta["lighting"]) if self.light_reason is None else None
+        self.light: Light | None = None
+        self.set_light(config.light)
+
+    def set_light(self, light: Light | None) -> bool:
+        """Relight to ``light`` (None: the captured light). False, and nothing changes, when the
+        file cannot be relit (``light_reason`` says why)."""
+        if self.relighter is None:
+            return light is None
+        self.light = light
+        self.renderer.set_light(None if light is None else self.relighter.table(light))
+        return True
 
     def set_mode(self, mode: str) -> None:
         self.mode = mode

@@ -96,6 +96,29 @@ class Renderer:
         self.w = np.zeros(4, np.float32)
         self.bg = np.asarray(config.background, np.float64)
         self.bg_tables = K.composite_tables(self.bg)
+        # The relight (format 1.2): a gain per normal code, or None to show the captured light.
+        # A held source buffer is relit with the table of its key's last element.
+        self.light_table: np.ndarray | None = None
+        self.light_id = 0
+        tiles = meta["tiles"]
+        self.normal_scale = int(tiles.get("normal_scale", 1))
+        if "normal" in tiles["kinds"]:
+            self.relight_buffers = K.relight_scratch((-(-h // self.normal_scale), -(-w // self.normal_scale)))
+
+    def set_light(self, table: np.ndarray | None) -> None:
+        """Relight with this gain table (float32 [65536], ``player.light.Relighter``), or show the
+        captured light (None). Only for a file with normal tiles."""
+        if table is not None and "normal" not in self.meta["tiles"]["kinds"]:
+            raise ValueError("this file has no normal tiles to relight with")
+        self.light_table = table
+        self.light_id += 1
+
+    def _relight(self, j: int, a, b, t8: int) -> None:
+        """Source buffer j (just blended from tiles a -> b at t8/256) times its normals' gain."""
+        if self.light_table is None or a.normal is None or b.normal is None:
+            return
+        K.relight(self.src_rgba[j], a.normal, b.normal, t8 / 256, self.light_table, self.normal_scale,
+                  self.write_spans, self.relight_buffers)
 
     def views_at(self, yaw: float, pitch: float) -> list[int]:
         idx, w = K.view_weights(self.yaws, self.pitches, yaw, pitch, sharpen=self.config.view_sharpen)
@@ -123,13 +146,14 @@ class Renderer:
                 continue
             v = int(self.idx[j])
             t8 = self._steps(k0, k1, phase)
-            key = (k0, k1 if t8 else k0, v, t8)
+            key = (k0, k1 if t8 else k0, v, t8, self.light_id)
             if self.held[j] == key:
                 continue
             a, b = self._tiles(v, k0, k1, t8)
             K.write_spans(self.dirty_spans[j], (a.spans, b.spans), self.write_spans)
             K.temporal_blend(a.rgba, b.rgba, a.depth, b.depth, t8 / 256, self.src_rgba[j], self.src_depth[j],
                              spans=self.write_spans)
+            self._relight(j, a, b, t8)
             self.held[j] = key
 
     def _gather_fade(self, stream0: tuple, stream1: tuple, t: float) -> None:
@@ -146,6 +170,8 @@ class Renderer:
             K.fade_blend((a0.rgba, b0.rgba, a0.depth, b0.depth, t0 / 256),
                          (a1.rgba, b1.rgba, a1.depth, b1.depth, t1 / 256), t, self.src_rgba[j],
                          self.src_depth[j], spans=self.write_spans)
+            # The normals of the stream that dominates the mix: one pass, not four tiles' gains.
+            self._relight(j, *((a0, b0, t0) if K.blend_steps(t) < 128 else (a1, b1, t1)))
             self.held[j] = None
 
     def render(self, yaw: float, pitch: float, zoom: float, streams) -> np.ndarray:

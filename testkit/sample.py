@@ -13,11 +13,12 @@ import numpy as np
 
 from formats import P4DWriter
 from formats.codecs import quantize_depth
-from formats.lighting import key_light, lobe, oct_encode
+from formats.lighting import lobe, oct_encode
 from formats.p4d import downscale_depth
 
 # The sample files' captured light (format 1.2): ambient 0.4 plus a key light of 0.8 from yaw 20,
 # pitch 20 (the lobe's SH at that direction, written out so a file states plain numbers).
+SAMPLE_KEY = (20.0, 20.0, 0.8, 0.0)  # yaw, pitch, amount, wrap
 SAMPLE_SH = tuple(round(float(x), 6) for x in np.eye(9)[0] * 0.4 / 0.282095
                   + 0.8 * lobe(np.array([0.321394, 0.342020, 0.883022])))
 
@@ -51,7 +52,7 @@ def sample_meta(n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), s
     extra = {}
     if "normal" in kinds:
         tiles["normal_scale"] = normal_scale
-        extra["lighting"] = {"sh": list(SAMPLE_SH), "key": list(key_light(SAMPLE_SH))}
+        extra["lighting"] = {"sh": list(SAMPLE_SH), "key": list(SAMPLE_KEY)}
     return {**extra,
         # The module's name before it moved to testkit/: sample files keep the bytes they always had.
         "generator": "formats.sample",

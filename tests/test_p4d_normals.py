@@ -94,7 +94,8 @@ def test_what_a_reader_rejects(tmp_path):
         "normal_scale must be one of": meta_case(lambda m: m["tiles"].update(normal_scale=3)),
         "lighting.sh must have 9 entries": meta_case(lambda m: m["lighting"].update(sh=[1.0] * 8)),
         "lighting.sh\\[0\\]": meta_case(lambda m: m["lighting"].update(sh=[0.0] + [1.0] * 8)),
-        "lighting.key must be": meta_case(lambda m: m["lighting"].update(key=[0.0, 95.0, 1.0])),
+        "lighting.key must be \\[yaw": meta_case(lambda m: m["lighting"].update(key=[0.0, 95.0, 1.0, 0.0])),
+        "lighting.key must have 4 entries": meta_case(lambda m: m["lighting"].update(key=[0.0, 5.0, 1.0])),
         "lighting is missing|lighting.sh is missing": meta_case(lambda m: m.pop("lighting")),
         # the stored normal tiles are 5x6 (scale 2); scale 1 says 10x12
         "normal tiles at meta.tiles.normal_scale 1": meta_case(lambda m: m["tiles"].update(normal_scale=1)),

@@ -1,0 +1,107 @@
+"""Frame step 2b (format 1.2): the quotient relight of a blended source tile, in its own pixels.
+
+Normals are head-frame vectors and the relight's gain SH_new(n) / SH_captured(n) depends on the
+normal only, so a source pixel relit before the warp is the pixel the warp would have relit after
+it: the normals follow the colour's warp exactly, at the cost of a pass over the source tiles'
+content (``Renderer`` keeps a relit tile as long as neither the blend nor the light changes).
+
+The gain per packed normal code comes from ``formats.lighting.relight_table`` (float32 [65536]);
+keyframes k and k+1 blended at t get (1 - t) gain(n_k) + t gain(n_k+1). Normal tiles stored at
+1/s are read at their samples (the depth rule: sample i at pixel i*s + s//2) and the gain is
+interpolated bilinearly between them, so it has no s x s blocks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .checks import require
+
+
+@njit(inline="always")
+def _apply(px, g):
+    """Premultiplied RGBA word px (uint32, R in the low byte) times gain g, each colour channel
+    clamped to the alpha (premultiplied colour never exceeds it)."""
+    a = np.float32((px >> 24) & 0xFF)
+    r = min(np.float32(px & 0xFF) * g + np.float32(0.5), a)
+    gg = min(np.float32((px >> 8) & 0xFF) * g + np.float32(0.5), a)
+    b = min(np.float32((px >> 16) & 0xFF) * g + np.float32(0.5), a)
+    return (px & np.uint32(0xFF000000)) | np.uint32(r) | (np.uint32(gg) << 8) | (np.uint32(b) << 16)
+
+
+@njit("void(u4[:,::1], u2[:,::1], u2[:,::1], f4, f4[::1], i8, i4[:,::1], f4[:,::1], i4[::1])",
+      cache=True, nogil=True)
+def _relight(px, na, nb, t, table, s, spans, grid, done):
+    h_out, w_out = px.shape
+    h, w = na.shape
+    s1 = np.float32(1.0) - t
+    if s == 1:
+        for y in range(h_out):
+            x0, x1 = max(spans[y, 0], 0), min(spans[y, 1], w_out)
+            row, ra, rb = px[y], na[y], nb[y]
+            for x in range(x0, x1):
+                p = row[x]
+                if p >> 24:
+                    row[x] = _apply(p, s1 * table[ra[x]] + t * table[rb[x]])
+        return
+    half = s // 2
+    inv = np.float32(1.0 / s)
+    done[:] = 0
+    for y in range(h_out):
+        x0, x1 = max(spans[y, 0], 0), min(spans[y, 1], w_out)
+        if x1 <= x0:
+            continue
+        fy = (y - half) * inv
+        i0 = min(max(int(np.floor(fy)), 0), h - 1)
+        i1 = min(i0 + 1, h - 1)
+        wy = min(max(fy - i0, np.float32(0.0)), np.float32(1.0))
+        for i in (i0, i1):  # the gains of a sample row, once per call
+            if not done[i]:
+                ga, gb, gr = na[i], nb[i], grid[i]
+                for j in range(w):
+                    gr[j] = s1 * table[ga[j]] + t * table[gb[j]]
+                done[i] = 1
+        g0, g1, row = grid[i0], grid[i1], px[y]
+        for x in range(x0, x1):
+            p = row[x]
+            if p >> 24:
+                fx = (x - half) * inv
+                j0 = min(max(int(np.floor(fx)), 0), w - 1)
+                j1 = min(j0 + 1, w - 1)
+                wx = min(max(fx - j0, np.float32(0.0)), np.float32(1.0))
+                top = g0[j0] + (g0[j1] - g0[j0]) * wx
+                bot = g1[j0] + (g1[j1] - g1[j0]) * wx
+                row[x] = _apply(p, top + (bot - top) * wy)
+
+
+def relight_scratch(normal_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The buffers ``relight`` needs for normal tiles of (h, w): gains float32 [h, w] and a row
+    flag int32 [h] (allocate once per renderer)."""
+    h, w = normal_shape
+    return np.zeros((h, w), np.float32), np.zeros(h, np.int32)
+
+
+def relight(rgba: np.ndarray, na: np.ndarray, nb: np.ndarray, t: float, table: np.ndarray, scale: int,
+            spans: np.ndarray, scratch: tuple[np.ndarray, np.ndarray]) -> None:
+    """rgba (uint8 [H, W, 4] premultiplied, in place) times the gain of its normals, colour
+    clamped to alpha, only inside ``spans`` (int32 [H, 2]: per row the columns [x0, x1)).
+
+    na, nb: packed normal codes (uint16 [ceil(H/s), ceil(W/s)], ``formats.lighting.pack_codes``)
+    of the two keyframes rgba blends at t in [0, 1]; table: float32 [65536] gain per code;
+    scale s: the normal tiles' scale (1, 2, 4, 8); scratch: ``relight_scratch(na.shape)``.
+    """
+    require(rgba.ndim == 3 and rgba.shape[2] == 4 and rgba.dtype == np.uint8 and rgba.flags.c_contiguous,
+            "rgba uint8 [H, W, 4] C-contiguous", (rgba.shape, rgba.dtype))
+    h, w = rgba.shape[:2]
+    require(scale in (1, 2, 4, 8), "scale 1, 2, 4 or 8", scale)
+    want = (-(-h // scale), -(-w // scale))
+    require(na.shape == nb.shape == want and na.dtype == nb.dtype == np.uint16,
+            f"normal codes uint16 {want}", (na.shape, nb.shape, na.dtype))
+    require(table.shape == (65536,) and table.dtype == np.float32, "table float32 [65536]", (table.shape, table.dtype))
+    require(spans.shape == (h, 2) and spans.dtype == np.int32, "spans int32 [H, 2]", (spans.shape, spans.dtype))
+    grid, done = scratch
+    require(grid.shape == want and grid.dtype == np.float32 and done.shape == (want[0],) and done.dtype == np.int32,
+            "scratch from relight_scratch(normal shape)", (grid.shape, done.shape))
+    _relight(rgba.view(np.uint32).reshape(h, w), np.ascontiguousarray(na), np.ascontiguousarray(nb),
+             np.float32(min(max(t, 0.0), 1.0)), table, int(scale), spans, grid, done)
