@@ -75,6 +75,33 @@ class Playback:
         self.renderer.set_light(None if light is None else self.relighter.table(light))
         return True
 
+    def drag_light(self, dx: float, dy: float, degrees_per_px: float = 0.5) -> bool:
+        """The window's light drag (shift + drag): right moves the light towards the subject's left
+        (yaw up), up moves it above (pitch up); the first drag starts from the captured key light.
+        False when the file cannot be relit."""
+        if self.relighter is None:
+            return False
+        start = self.light or self.relighter.captured()
+        return self.set_light(start.moved(dx * degrees_per_px, dy * degrees_per_px))
+
+    def toggle_light(self) -> bool:
+        """'l' in the window: the captured light <-> the last light set (or the captured key
+        turned 45 degrees, the first time). False when the file cannot be relit."""
+        if self.relighter is None:
+            return False
+        if self.light is not None:
+            self._last_light = self.light
+            return self.set_light(None)
+        return self.set_light(getattr(self, "_last_light", None) or self.relighter.captured().moved(45.0, 0.0))
+
+    def light_label(self) -> str:
+        """The light as the HUD shows it."""
+        if self.relighter is None:
+            return "light n/a (no normals)"
+        if self.light is None:
+            return "light captured"
+        return f"light yaw {self.light.yaw:+.0f} pitch {self.light.pitch:+.0f}"
+
     def set_mode(self, mode: str) -> None:
         self.mode = mode
         if mode == "capture":

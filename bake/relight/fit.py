@@ -140,39 +140,53 @@ def fit_light(samples, cfg: FitConfig = FitConfig()) -> tuple[np.ndarray, tuple[
     if len(y) < 9:
         raise ValueError(f"{len(y)} surface pixels are too few to fit the light")
     amb_basis = sh_basis(n)[:, AMBIENT]
-    # Robust weights from a general SH fit: they drop hair, brows, lips and highlights once.
-    _, w = _irls(sh_basis(n), y, w0, cfg)
-    rng = np.random.default_rng(0)
-    pick = rng.choice(len(y), size=min(len(y), 20000), replace=False, p=None)
-    sub_n, sub_y, sub_w = n[pick], y[pick], np.sqrt(w[pick])
+    pick = np.random.default_rng(0).choice(len(y), size=min(len(y), 20000), replace=False)
+    sub_n, sub_y = n[pick], y[pick]
 
-    def score(d: np.ndarray, wrap: float) -> float:
-        a = np.column_stack([amb_basis[pick], key_shading(sub_n, d, wrap)])
-        c, res, *_ = np.linalg.lstsq(a * sub_w[:, None], sub_y * sub_w, rcond=None)
-        if c[-1] < 0:
-            return np.inf
-        r = sub_y - a @ c
-        return float((sub_w ** 2 * r * r).sum())
+    def search(w: np.ndarray, start: np.ndarray | None, wraps) -> tuple[np.ndarray, float]:
+        """The key (direction, wrap) that explains the picked pixels best under weights w: a
+        sphere of directions (or around ``start``), then finer grids of yaw and pitch."""
+        sw = np.sqrt(w[pick])
+        amb = amb_basis[pick] * sw[:, None]
 
-    best = (np.inf, None, 0.0)
-    for d in _sphere(600):
-        for wrap in WRAPS:
-            e = score(d, wrap)
-            if e < best[0]:
-                best = (e, d, wrap)
-    _, d, wrap = best
-    if d is None:
-        raise ValueError("no key light explains the tiles (every candidate needs a negative amount)")
-    for step in (4.0, 1.0, 0.25):  # degrees: refine yaw and pitch on finer grids
-        yaw0, pitch0 = angles(d)
-        cands = [(yaw0 + i * step, min(max(pitch0 + j * step, -89.9), 89.9)) for i in range(-4, 5) for j in range(-4, 5)]
-        for yp in cands:
-            e = score(direction(*yp), wrap)
-            if e < best[0]:
-                best = (e, direction(*yp), wrap)
-        d = best[1]
-    a = np.column_stack([amb_basis, key_shading(n, d, wrap)])
-    c, _ = _irls(a, y, w0, cfg)
+        def score(d: np.ndarray, wrap: float) -> float:
+            k = key_shading(sub_n, d, wrap) * sw
+            a = np.column_stack([amb, k])
+            c = np.linalg.lstsq(a, sub_y * sw, rcond=None)[0]
+            if c[-1] < 0:
+                return np.inf
+            r = sub_y * sw - a @ c
+            return float(r @ r)
+
+        best = (np.inf, None, 0.0)
+        cands = _sphere(600) if start is None else [start]
+        for d in cands:
+            for wrap in wraps:
+                e = score(d, wrap)
+                if e < best[0]:
+                    best = (e, d, wrap)
+        if best[1] is None:
+            raise ValueError("no key light explains the tiles (every candidate needs a negative amount)")
+        for step in (4.0, 1.0, 0.25):  # degrees: refine yaw and pitch on finer grids
+            yaw0, pitch0 = angles(best[1])
+            for i in range(-4, 5):
+                for j in range(-4, 5):
+                    d = direction(yaw0 + i * step, min(max(pitch0 + j * step, -89.9), 89.9))
+                    for wrap in wraps:
+                        e = score(d, wrap)
+                        if e < best[0]:
+                            best = (e, d, wrap)
+        return best[1], best[2]
+
+    # Rounds: the key searched under the weights of the last round's robust fit of this very
+    # model (the first round: every pixel alike). Weights from a general SH fit would be wrong
+    # here: SH cannot hold a lobe's edge, so its robust weights drop the terminator, which is
+    # where the key's direction and wrap show.
+    w, d = w0, None
+    for round_ in range(ROUNDS):
+        d, wrap = search(w, d if round_ else None, WRAPS)
+        a = np.column_stack([amb_basis, key_shading(n, d, wrap)])
+        c, w = _irls(a, y, w0, cfg)
     amount = max(float(c[-1]), 0.0)
     sh = amount * lobe(d, wrap)
     sh[AMBIENT] += c[:-1]
@@ -184,6 +198,7 @@ def fit_light(samples, cfg: FitConfig = FitConfig()) -> tuple[np.ndarray, tuple[
 
 
 WRAPS = (0.0, 0.25, 0.5)
+ROUNDS = 3  # key searches, each under the robust weights the previous one gave
 AMBIENT = [0, 1]  # the SH terms of the fitted ambient: Y00 and Y1-1 (y)
 
 

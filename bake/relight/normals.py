@@ -73,9 +73,18 @@ def depth_normals(camera: Camera, depth: np.ndarray, sigma: float | None = None)
 
 def normal_codes(normals: np.ndarray, scale: int) -> np.ndarray:
     """Normals [H, W, 3] -> the stored normal tile uint8 [ceil(H/n), ceil(W/n), 3] (point samples
-    by the depth rule, octahedral codes, third channel 0). Empty pixels get the code of +z."""
-    n = downscale_depth(np.asarray(normals, np.float64), scale)
-    n = np.where((np.abs(n).sum(-1) > 0)[..., None], n, np.array([0.0, 0.0, 1.0]))
+    by the depth rule, octahedral codes, third channel 0).
+
+    Empty pixels near the surface take the surface's normals spread outwards (a masked blur of
+    a few samples), the rest +z: the player interpolates gains between samples, and a sample
+    just outside the silhouette with an unrelated normal would draw a halo along it."""
+    normals = np.asarray(normals, np.float64)
+    valid = np.abs(normals).sum(-1) > 0
+    spread = _masked_blur(normals, valid, 2.0 * scale)
+    normals = np.where(valid[..., None], normals, spread)
+    n = downscale_depth(normals, scale)
+    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    n = np.where(norm > 1e-6, n / np.maximum(norm, 1e-6), np.array([0.0, 0.0, 1.0]))
     code = oct_encode(n)
     return np.ascontiguousarray(np.dstack([code, np.zeros(code.shape[:2], np.uint8)]))
 
