@@ -22,13 +22,37 @@ void main() {
 
 // One source slot: keyframes k -> k+1 of its view mixed at t in 1/256 steps, as uint8
 // arithmetic (x (256 - t) + y t + 128) >> 8; depths mixed where both have a surface. With a
-// crossfade both streams are mixed so, then the two at uT.z.
+// crossfade both streams are mixed so, then the two at uT.z. With a light (format 1.2,
+// relight.py) the colour is then times the gain of its normals: per normal sample the table's
+// gain of each keyframe's code mixed at t (the dominant stream's in a crossfade), bilinear
+// between samples (sample i at pixel i * s + s / 2), rounded and clamped to alpha.
 export const BLEND_FS = `${HEAD}
 uniform sampler2DArray uTileC;
 uniform sampler2DArray uTileD;
+uniform sampler2DArray uTileN;  // normal codes (u, v) / 255 at 1/uNScale
+uniform sampler2D uLut;         // gain per code: texel (v, u)
+uniform bool uRelight;
+uniform int uNScale;
+uniform ivec2 uNSize;           // normal tile w, h
 uniform ivec4 uLayer;  // a0, b0, a1, b1
 uniform ivec3 uT;      // t0, t1, t (1/256)
 uniform bool uFade;
+float gainAt(ivec2 q, int la, int lb, float t) {
+  q = clamp(q, ivec2(0), uNSize - 1);
+  ivec2 ca = ivec2(texelFetch(uTileN, ivec3(q, la), 0).rg * 255.0 + 0.5);
+  ivec2 cb = ivec2(texelFetch(uTileN, ivec3(q, lb), 0).rg * 255.0 + 0.5);
+  return (1.0 - t) * texelFetch(uLut, ca.yx, 0).r + t * texelFetch(uLut, cb.yx, 0).r;
+}
+float gain(ivec2 p, int la, int lb, int t8) {
+  float t = float(t8) / 256.0, inv = 1.0 / float(uNScale);
+  vec2 f = (vec2(p) - float(uNScale / 2)) * inv;
+  ivec2 i0 = clamp(ivec2(floor(f)), ivec2(0), uNSize - 1);
+  ivec2 i1 = min(i0 + 1, uNSize - 1);
+  vec2 w = clamp(f - vec2(i0), 0.0, 1.0);
+  float top = mix(gainAt(i0, la, lb, t), gainAt(ivec2(i1.x, i0.y), la, lb, t), w.x);
+  float bot = mix(gainAt(ivec2(i0.x, i1.y), la, lb, t), gainAt(i1, la, lb, t), w.x);
+  return mix(top, bot, w.y);
+}
 layout(location = 0) out vec4 oC;
 layout(location = 1) out float oD;
 uvec4 texel(int layer, ivec2 p) { return uvec4(texelFetch(uTileC, ivec3(p, layer), 0) * 255.0 + 0.5); }
@@ -44,6 +68,11 @@ void main() {
     float d1 = mixD(depth(uLayer.z, p), depth(uLayer.w, p), uT.y);
     c = mixC(c, c1, uT.z);
     d = mixD(d, d1, uT.z);
+  }
+  if (uRelight && c.a > 0u) {
+    bool second = uFade && uT.z >= 128;
+    float g = second ? gain(p, uLayer.z, uLayer.w, uT.y) : gain(p, uLayer.x, uLayer.y, uT.x);
+    c.rgb = min(uvec3(vec3(c.rgb) * g + 0.5), uvec3(c.a));
   }
   oC = vec4(c) / 255.0;
   oD = d;
