@@ -119,16 +119,24 @@ def ambient(sh: np.ndarray, key) -> np.ndarray:
 
 
 def shading(n: np.ndarray, sh: np.ndarray, key, yaw: float | None = None, pitch: float | None = None,
-            strength: float = 1.0) -> np.ndarray:
+            strength: float | None = None) -> np.ndarray:
     """Light reaching unit normals [..., 3]: the ambient's SH plus the key lobe itself (not its
-    order-2 projection, which rings past the terminator), the key at (yaw, pitch) x strength
-    when given, else where the capture had it."""
-    ky, kp, amount, wrap = key
+    order-2 projection, which rings past the terminator), the key at (yaw, pitch) when given,
+    else where the capture had it, of ``key_amount(sh, key, strength)``."""
+    ky, kp, _, wrap = key
     d = direction(ky if yaw is None else yaw, kp if pitch is None else pitch)
-    return sh_basis(n) @ ambient(sh, key) + strength * amount * key_shading(n, d, wrap)
+    return sh_basis(n) @ ambient(sh, key) + key_amount(sh, key, strength) * key_shading(n, d, wrap)
 
 
-def relight_table(sh: np.ndarray, key, yaw: float, pitch: float, strength: float = 1.0) -> np.ndarray:
+def key_amount(sh: np.ndarray, key, strength: float | None = None) -> float:
+    """The key's amount for a relight of ``strength``: the captured key's own when None, else
+    strength x the captured mean light (sh[0] Y00). In units of the mean light, so that a capture
+    in flat light (a weak key) can still be given a key: strength 1 is a key as bright as all the
+    light the capture had on average."""
+    return float(key[2]) if strength is None else float(strength) * float(sh[0]) * 0.282095
+
+
+def relight_table(sh: np.ndarray, key, yaw: float, pitch: float, strength: float | None = None) -> np.ndarray:
     """float32 [65536]: the gain shading_new(n) / shading_captured(n) for every packed normal code
     (``pack_codes``), clamped to [0, GAIN_MAX]; captured shading is floored at FLOOR x its mean
     (sh[0] * Y00) so a side the capture left dark is not divided by noise."""

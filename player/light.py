@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from formats.errors import UsageError
-from formats.lighting import FLOOR, GAIN_MAX, ambient, direction, key_shading, oct_decode, sh_basis, shading
+from formats.lighting import (FLOOR, GAIN_MAX, ambient, direction, key_amount, key_shading, oct_decode, sh_basis,
+                              shading)
 
 
 @dataclass(frozen=True)
@@ -20,15 +21,17 @@ class Light:
     """degrees, > 0 towards the subject's left (as `bake render`'s yaw)"""
     pitch: float
     """degrees, > 0 above"""
-    strength: float = 1.0
-    """the key light's amount relative to the captured key (0 = ambient only)"""
+    strength: float | None = None
+    """the key's amount in units of the captured mean light (0 = the ambient only, 1 = a key as
+    bright as the capture's average light); None = the captured key's own amount"""
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.yaw) and math.isfinite(self.pitch) and math.isfinite(self.strength)):
+        if not (math.isfinite(self.yaw) and math.isfinite(self.pitch)
+                and (self.strength is None or math.isfinite(self.strength))):
             raise ValueError(f"light needs finite numbers, got {self}")
         if not -90 <= self.pitch <= 90:
             raise ValueError(f"light pitch must be in [-90, 90] degrees, got {self.pitch:g}")
-        if not 0 <= self.strength <= 4:
+        if self.strength is not None and not 0 <= self.strength <= 4:
             raise ValueError(f"light strength must be in [0, 4], got {self.strength:g}")
 
     def moved(self, dyaw: float, dpitch: float) -> "Light":
@@ -74,10 +77,10 @@ class Relighter:
         self.inv_cap = 1.0 / np.maximum(shading(self.normals, self.sh, self.key), floor)
 
     def table(self, light: Light) -> np.ndarray:
-        _, _, amount, wrap = self.key
-        new = self.ambient + light.strength * amount * key_shading(self.normals, direction(light.yaw, light.pitch), wrap)
+        amount = key_amount(self.sh, self.key, light.strength)
+        new = self.ambient + amount * key_shading(self.normals, direction(light.yaw, light.pitch), self.key[3])
         return np.clip(np.maximum(new, 0.0) * self.inv_cap, 0.0, GAIN_MAX).astype(np.float32)
 
     def captured(self) -> Light:
         """The captured key light as a Light (where a light drag starts)."""
-        return Light(self.key[0], min(max(self.key[1], -90.0), 90.0), 1.0)
+        return Light(self.key[0], min(max(self.key[1], -90.0), 90.0))

@@ -98,7 +98,12 @@ def test_gain_is_one_at_the_captured_light_and_follows_the_light():
     left = Relighter({"sh": list(SAMPLE_SH), "key": list(key)}).table(Light(80.0, 0.0))
     codes = pack_codes(oct_encode(np.array([[1.0, 0, 0.2], [-0.3, 0.3, 1.0]]) / [[1.0198], [1.0863]]))
     assert left[codes[0]] > 1.2 and left[codes[1]] < 0.8
-    # strength 0 leaves the ambient: every gain at most 1
+    # a strength is in units of the captured mean light (sh[0] Y00): the captured key's amount
+    # as a strength is the default; strength 0 leaves the ambient: every gain at most 1
+    rl = Relighter({"sh": list(SAMPLE_SH), "key": list(key)})
+    s = key[2] / (SAMPLE_SH[0] * 0.282095)
+    assert np.allclose(rl.table(Light(-30.0, 10.0, s)), rl.table(Light(-30.0, 10.0)), atol=1e-5)
+    assert rl.table(Light(-30.0, 10.0, 2 * s)).mean() > rl.table(Light(-30.0, 10.0)).mean()
     assert Relighter({"sh": list(SAMPLE_SH), "key": list(key)}).table(Light(0, 0, 0.0)).max() <= 1.0 + 1e-6
     # the projection of the wrapped lobe is its Funk-Hecke rule: lobe(d, 0) is Lambert's
     assert np.allclose(lobe(np.array([0, 0, 1.0]))[[0, 2, 6]], [math.pi * 0.282095, 2 * math.pi / 3 * 0.488603,
@@ -114,12 +119,12 @@ def test_light_directions_follow_bake_render():
 
 def test_parse_light():
     assert parse_light("off") is None
-    assert parse_light("30,-10") == Light(30.0, -10.0, 1.0)
+    assert parse_light("30,-10") == Light(30.0, -10.0, None)
     assert parse_light("30,-10,0.5") == Light(30.0, -10.0, 0.5)
     for bad in ("30", "a,b", "30,120", "1,2,3,4", "30,10,-1"):
         with pytest.raises(UsageError, match="--light"):
             parse_light(bad)
-    assert Light(170.0, 80.0).moved(20.0, 30.0) == Light(-170.0, 90.0, 1.0)
+    assert Light(170.0, 80.0, 0.5).moved(20.0, 30.0) == Light(-170.0, 90.0, 0.5)
 
 
 def test_synth_light_follows_the_convention():

@@ -42,6 +42,7 @@ export class Relighter {
   constructor(lighting) {
     const [yaw, pitch, amount, wrap] = lighting.key;
     this.key = { yaw, pitch, amount, wrap };
+    this.mean = lighting.sh[0] * Y00;  // the captured mean light: the unit of a strength
     const d = direction(yaw, pitch), bands = wrappedBands(wrap), band = [0, 1, 1, 1, 2, 2, 2, 2, 2];
     const yd = basis(d);
     const amb = lighting.sh.map((c, i) => c - amount * bands[band[i]] * yd[i]);  // the ambient: sh without the key
@@ -61,13 +62,15 @@ export class Relighter {
     }
   }
 
-  /** Float32Array [65536]: the gain per packed code for a key at (yaw, pitch) x strength. */
-  table(yaw, pitch, strength = 1) {
-    const d = direction(yaw, pitch), { amount, wrap } = this.key, out = new Float32Array(65536);
+  /** Float32Array [65536]: the gain per packed code for a key at (yaw, pitch) of ``strength``
+   * times the captured mean light (null: the captured key's own amount; formats/lighting.py key_amount). */
+  table(yaw, pitch, strength = null) {
+    const d = direction(yaw, pitch), { wrap } = this.key, out = new Float32Array(65536);
+    const amount = strength === null ? this.key.amount : strength * this.mean;
     const n = [0, 0, 0];
     for (let i = 0; i < 65536; i++) {
       n[0] = this.normals[3 * i]; n[1] = this.normals[3 * i + 1]; n[2] = this.normals[3 * i + 2];
-      const s = this.ambient[i] + strength * amount * keyShading(n, d, wrap);
+      const s = this.ambient[i] + amount * keyShading(n, d, wrap);
       out[i] = Math.min(Math.max(s, 0) * this.invCap[i], GAIN_MAX);
     }
     return out;

@@ -31,7 +31,7 @@ function params() {
     if (!(v.length === 2 || v.length === 3) || v.some((x) => !Number.isFinite(x)) || Math.abs(v[1]) > 90 || (v.length === 3 && !(v[2] >= 0 && v[2] <= 4))) {
       throw new Error(`URL parameter light=${q.get("light")} must be YAW,PITCH[,STRENGTH] in degrees (pitch in -90..90, strength 0..4) or off`);
     }
-    light = { yaw: v[0], pitch: v[1], strength: v[2] ?? 1 };
+    light = { yaw: v[0], pitch: v[1], strength: v[2] ?? null };
   }
   return { file: q.get("file"), k: number("k", 0, 65535, true), yaw, pitch, paused: q.get("paused") === "1",
            seed: number("seed", 0, Number.MAX_SAFE_INTEGER, true) ?? 0, size: number("size", 8, 4096, true),
@@ -96,15 +96,15 @@ async function boot() {
       saidNoLight = saidNoLight || Boolean(l);
       return false;
     }
-    light = l ? { yaw: l.yaw, pitch: Math.min(Math.max(l.pitch, -90), 90), strength: l.strength ?? 1 } : null;
+    light = l ? { yaw: l.yaw, pitch: Math.min(Math.max(l.pitch, -90), 90), strength: l.strength ?? null } : null;
     renderer.setLight(light ? relighter.table(light.yaw, light.pitch, light.strength) : null);
     return true;
   };
   setLight(p.light);
   api.light = () => (light ? { ...light } : null);
-  api.setLight = (yaw, pitch, strength = 1) => setLight(yaw === null ? null : { yaw, pitch, strength });
+  api.setLight = (yaw, pitch, strength = null) => setLight(yaw === null ? null : { yaw, pitch, strength });
   const idle = bindInput(canvas, pb, (dx, dy) => {
-    const base = light ?? (relighter ? { yaw: relighter.key.yaw, pitch: relighter.key.pitch, strength: 1 } : null);
+    const base = light ?? (relighter ? { yaw: relighter.key.yaw, pitch: relighter.key.pitch, strength: null } : null);
     setLight(base && { yaw: ((base.yaw + 0.5 * dx + 540) % 360) - 180, pitch: base.pitch + 0.5 * dy, strength: base.strength });
   });
   const viewsAt = (yaw, pitch) => {
