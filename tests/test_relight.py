@@ -46,7 +46,7 @@ def _sphere_samples(key, amb, albedo_seed=0, size=48):
     return out
 
 
-@pytest.mark.parametrize("key", [(23.0, 27.0, 0.7, 0.25), (-50.0, 5.0, 0.9, 0.0)])
+@pytest.mark.parametrize("key", [(23.0, 27.0, 0.7, 0.25), (-50.0, 5.0, 0.9, 0.25)])  # the fit holds skin's wrap
 def test_fit_recovers_a_known_light_on_a_lambertian_sphere(key):
     amb = (0.38 / 0.282095, 0.12 / 0.488603)  # a mean and a sky above
     sh, got = fit_light(_sphere_samples(key, amb), FitConfig())
