@@ -103,7 +103,8 @@ class Renderer:
         tiles = meta["tiles"]
         self.normal_scale = int(tiles.get("normal_scale", 1))
         if "normal" in tiles["kinds"]:
-            self.relight_buffers = K.relight_scratch((-(-h // self.normal_scale), -(-w // self.normal_scale)))
+            self.relight_buffers = K.relight_scratch((-(-h // self.normal_scale), -(-w // self.normal_scale)),
+                                                     self.normal_scale)
 
     def set_light(self, table: np.ndarray | None) -> None:
         """Relight with this gain table (float32 [65536], ``player.light.Relighter``), or show the

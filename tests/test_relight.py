@@ -78,7 +78,7 @@ def test_relight_kernel_matches_twin(scale):
     spans[3] = (w, 0)
     for t in (0.0, 0.3, 1.0):
         got = rgba.copy()
-        K.relight(got, na, nb, t, table, scale, spans, K.relight_scratch((hs, ws)))
+        K.relight(got, na, nb, t, table, scale, spans, K.relight_scratch((hs, ws), scale))
         ref = n_relight.relight(rgba, na, nb, t, table, scale, np.clip(spans, 0, w))
         # float32 in the kernel, float64 in the twin: a colour may round the other way at .5
         assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
@@ -86,7 +86,7 @@ def test_relight_kernel_matches_twin(scale):
         assert (got[..., :3] <= got[..., 3:]).all()  # never above alpha
         assert np.array_equal(got[3], rgba[3])  # an empty span is left alone
     with pytest.raises(ValueError, match="normal codes"):
-        K.relight(rgba, na[:-1], nb[:-1], 0.5, table, scale, spans, K.relight_scratch((hs, ws)))
+        K.relight(rgba, na[:-1], nb[:-1], 0.5, table, scale, spans, K.relight_scratch((hs, ws), scale))
 
 
 def test_gain_is_one_at_the_captured_light_and_follows_the_light():

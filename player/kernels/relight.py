@@ -21,18 +21,21 @@ from .checks import require
 
 @njit(inline="always")
 def _apply(px, g):
-    """Premultiplied RGBA word px (uint32, R in the low byte) times gain g, each colour channel
-    clamped to the alpha (premultiplied colour never exceeds it)."""
-    a = np.float32((px >> 24) & 0xFF)
-    r = min(np.float32(px & 0xFF) * g + np.float32(0.5), a)
-    gg = min(np.float32((px >> 8) & 0xFF) * g + np.float32(0.5), a)
-    b = min(np.float32((px >> 16) & 0xFF) * g + np.float32(0.5), a)
-    return (px & np.uint32(0xFF000000)) | np.uint32(r) | (np.uint32(gg) << 8) | (np.uint32(b) << 16)
+    """Premultiplied RGBA word px (uint32, R in the low byte) times gain g, in 8.8 fixed point:
+    (c * round(256 g) + 128) >> 8 per colour channel, clamped to the alpha (premultiplied colour
+    never exceeds it)."""
+    gi = np.uint32(g * np.float32(256.0) + np.float32(0.5))
+    a = (px >> 24) & np.uint32(0xFF)
+    half = np.uint32(128)
+    r = min(((px & np.uint32(0xFF)) * gi + half) >> 8, a)
+    gg = min((((px >> 8) & np.uint32(0xFF)) * gi + half) >> 8, a)
+    b = min((((px >> 16) & np.uint32(0xFF)) * gi + half) >> 8, a)
+    return (px & np.uint32(0xFF000000)) | r | (gg << 8) | (b << 16)
 
 
-@njit("void(u4[:,::1], u2[:,::1], u2[:,::1], f4, f4[::1], i8, i4[:,::1], f4[:,::1], i4[::1])",
-      cache=True, nogil=True)
-def _relight(px, na, nb, t, table, s, spans, grid, done):
+@njit("void(u4[:,::1], u2[:,::1], u2[:,::1], f4, f4[::1], i8, i4[:,::1], f4[:,::1], i4[::1], i4[::1], i4[::1], "
+      "f4[::1], f4[::1])", cache=True, nogil=True)
+def _relight(px, na, nb, t, table, s, spans, grid, done, c0, c1, cw, row_gain):
     h_out, w_out = px.shape
     h, w = na.shape
     s1 = np.float32(1.0) - t
@@ -62,24 +65,31 @@ def _relight(px, na, nb, t, table, s, spans, grid, done):
                 for j in range(w):
                     gr[j] = s1 * table[ga[j]] + t * table[gb[j]]
                 done[i] = 1
-        g0, g1, row = grid[i0], grid[i1], px[y]
+        # This row's gains at the sample columns (vertical lerp once), then per pixel the
+        # horizontal lerp from the column tables c0, c1, cw.
+        g0, g1 = grid[i0], grid[i1]
+        for j in range(c0[x0], c1[x1 - 1] + 1):
+            row_gain[j] = g0[j] + (g1[j] - g0[j]) * wy
+        row = px[y]
         for x in range(x0, x1):
             p = row[x]
             if p >> 24:
-                fx = (x - half) * inv
-                j0 = min(max(int(np.floor(fx)), 0), w - 1)
-                j1 = min(j0 + 1, w - 1)
-                wx = min(max(fx - j0, np.float32(0.0)), np.float32(1.0))
-                top = g0[j0] + (g0[j1] - g0[j0]) * wx
-                bot = g1[j0] + (g1[j1] - g1[j0]) * wx
-                row[x] = _apply(p, top + (bot - top) * wy)
+                a, b = row_gain[c0[x]], row_gain[c1[x]]
+                row[x] = _apply(p, a + (b - a) * cw[x])
 
 
-def relight_scratch(normal_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The buffers ``relight`` needs for normal tiles of (h, w): gains float32 [h, w] and a row
-    flag int32 [h] (allocate once per renderer)."""
+def relight_scratch(normal_shape: tuple[int, int], scale: int = 1) -> tuple:
+    """The buffers ``relight`` needs for normal tiles of (h, w) at ``scale`` (allocate once per
+    renderer): gains float32 [h, w], a row flag int32 [h], the column taps of each of the tile's
+    W = w * scale pixels (first and second sample int32 [W], weight float32 [W]) and one row of
+    gains float32 [w]."""
     h, w = normal_shape
-    return np.zeros((h, w), np.float32), np.zeros(h, np.int32)
+    width = w * scale
+    f = (np.arange(width, dtype=np.float64) - scale // 2) / scale
+    c0 = np.clip(np.floor(f), 0, w - 1).astype(np.int32)
+    c1 = np.minimum(c0 + 1, w - 1).astype(np.int32)
+    cw = np.clip(f - c0, 0.0, 1.0).astype(np.float32)
+    return np.zeros((h, w), np.float32), np.zeros(h, np.int32), c0, c1, cw, np.zeros(w, np.float32)
 
 
 def relight(rgba: np.ndarray, na: np.ndarray, nb: np.ndarray, t: float, table: np.ndarray, scale: int,
@@ -89,7 +99,8 @@ def relight(rgba: np.ndarray, na: np.ndarray, nb: np.ndarray, t: float, table: n
 
     na, nb: packed normal codes (uint16 [ceil(H/s), ceil(W/s)], ``formats.lighting.pack_codes``)
     of the two keyframes rgba blends at t in [0, 1]; table: float32 [65536] gain per code;
-    scale s: the normal tiles' scale (1, 2, 4, 8); scratch: ``relight_scratch(na.shape)``.
+    scale s: the normal tiles' scale (1, 2, 4, 8); scratch: ``relight_scratch(na.shape, s)``.
+    Colour is multiplied in 8.8 fixed point: (c * round(256 gain) + 128) >> 8.
     """
     require(rgba.ndim == 3 and rgba.shape[2] == 4 and rgba.dtype == np.uint8 and rgba.flags.c_contiguous,
             "rgba uint8 [H, W, 4] C-contiguous", (rgba.shape, rgba.dtype))
@@ -100,8 +111,8 @@ def relight(rgba: np.ndarray, na: np.ndarray, nb: np.ndarray, t: float, table: n
             f"normal codes uint16 {want}", (na.shape, nb.shape, na.dtype))
     require(table.shape == (65536,) and table.dtype == np.float32, "table float32 [65536]", (table.shape, table.dtype))
     require(spans.shape == (h, 2) and spans.dtype == np.int32, "spans int32 [H, 2]", (spans.shape, spans.dtype))
-    grid, done = scratch
-    require(grid.shape == want and grid.dtype == np.float32 and done.shape == (want[0],) and done.dtype == np.int32,
-            "scratch from relight_scratch(normal shape)", (grid.shape, done.shape))
+    grid, done, c0, c1, cw, row_gain = scratch
+    require(grid.shape == want and grid.dtype == np.float32 and done.shape == (want[0],) and c0.shape[0] >= w,
+            "scratch from relight_scratch(normal shape, scale)", (grid.shape, done.shape, c0.shape))
     _relight(rgba.view(np.uint32).reshape(h, w), np.ascontiguousarray(na), np.ascontiguousarray(nb),
-             np.float32(min(max(t, 0.0), 1.0)), table, int(scale), spans, grid, done)
+             np.float32(min(max(t, 0.0), 1.0)), table, int(scale), spans, grid, done, c0, c1, cw, row_gain)

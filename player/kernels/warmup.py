@@ -37,4 +37,4 @@ def warm_up() -> None:
     interleave_rgba(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8), spans)
     codes = np.zeros((4, 4), np.uint16)
     relight(np.zeros((8, 8, 4), np.uint8), codes, codes, 0.5, np.ones(65536, np.float32), 2, spans,
-            relight_scratch((4, 4)))
+            relight_scratch((4, 4), 2))

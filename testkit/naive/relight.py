@@ -8,8 +8,8 @@ import numpy as np
 def relight(rgba, na, nb, t, table, scale, spans):
     """rgba uint8 [H, W, 4] premultiplied times the gain of its normals (a new array): gains at
     the stored samples mixed at t, bilinear between samples (sample i at pixel i*s + s//2,
-    clamped at the edges), colour rounded and clamped to alpha, only where alpha > 0 inside
-    spans."""
+    clamped at the edges), colour times round(256 gain) in 8.8 fixed point, rounded and clamped
+    to alpha, only where alpha > 0 inside spans."""
     h_out, w_out = rgba.shape[:2]
     gains = (1.0 - t) * table[na].astype(np.float64) + t * table[nb].astype(np.float64)
     h, w = gains.shape
@@ -28,7 +28,8 @@ def relight(rgba, na, nb, t, table, scale, spans):
     g = top + (bot - top) * wy[:, None]
     out = rgba.copy()
     a = rgba[..., 3].astype(np.float64)
-    relit = np.minimum(np.floor(rgba[..., :3] * g[..., None] + 0.5), a[..., None]).astype(np.uint8)
+    gi = np.floor(g * 256 + 0.5).astype(np.int64)
+    relit = np.minimum((rgba[..., :3].astype(np.int64) * gi[..., None] + 128) >> 8, a[..., None]).astype(np.uint8)
     cols = np.arange(w_out)
     inside = (cols >= spans[:, :1]) & (cols < spans[:, 1:]) & (a > 0)
     out[..., :3] = np.where(inside[..., None], relit, rgba[..., :3])
