@@ -45,7 +45,7 @@ def truth(reader, k: int, yaw: float, pitch: float, size: int, light: tuple[floa
     rgb, a, _ = SyntheticField(head).render(Camera(intr, orbit_pose(yaw, pitch, g["radius"], g["center"])),
                                             np.asarray(reader.meta["keyframes"]["expressions"][k]))
     bg = np.asarray(RenderConfig().background)
-    return np.clip((rgb + (1 - a[..., None]) * bg) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return np.clip((rgb + (1 - a[..., None]) * bg) * 255 + 0.5, 0, 255).astype(np.uint8), a > 0.5
 
 
 def main(argv=None) -> int:
@@ -68,9 +68,14 @@ def main(argv=None) -> int:
         lights = [None if s.strip() == "captured" else Light(*(float(x) for x in s.split(",")))
                   for s in args.lights.split(";")]
         rows = [[frame(r, args.keyframe, args.yaw, args.pitch, args.size, light) for light in lights]]
+        scores = []
         if args.truth:
-            rows.append([truth(r, args.keyframe, args.yaw, args.pitch, args.size,
-                               None if light is None else (light.yaw, light.pitch)) for light in lights])
+            truths = [truth(r, args.keyframe, args.yaw, args.pitch, args.size,
+                            None if light is None else (light.yaw, light.pitch)) for light in lights]
+            rows.append([t for t, _ in truths])
+            for got, (want, mask) in zip(rows[0], truths):
+                mse = ((got.astype(np.float64) - want) ** 2)[mask].mean()
+                scores.append(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
     for row in rows:
         for img, light in zip(row, lights):
             label = (f"captured (key {key[0]:.0f},{key[1]:.0f})" if light is None
@@ -81,6 +86,9 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.output}: could not write the sheet")
     print(f"wrote {args.output}: keyframe {args.keyframe} at yaw {args.yaw:g}, pitch {args.pitch:g} under "
           f"{len(lights)} lights{' beside the truth' if args.truth else ''}")
+    if scores:
+        print("PSNR against the truth inside its alpha: " + ", ".join(
+            f"{lab} {db:.1f} dB" for lab, db in zip(args.lights.split(";"), scores)))
     return 0
 
 

@@ -1,10 +1,11 @@
-"""The capture's light as order-2 spherical harmonics, fitted over baked tiles: luminance =
-albedo x SH(n), robust to shadows, highlights and what the model does not hold (IRLS with Huber
-weights), the albedo alternated with a heavily smoothed estimate so a dark region (hair, brows)
-is not read as shadow.
+"""The capture's light fitted over baked tiles (format 1.2's ``lighting``): luminance = albedo x
+(an ambient + one key lobe), over the dominant material only (skin, picked by chromaticity, so
+one albedo holds), robust to shadows, highlights and what the model does not hold (IRLS, Huber
+then Tukey weights).
 
 Shapes: a sample is (lum float [H, W], normals float [H, W, 3] head frame, weight float [H, W]
-in [0, 1], 0 = not a surface pixel); sh float64 [9] in formats.lighting's order.
+in [0, 1], 0 = not a surface pixel[, chroma float [H, W, 3]]); sh float64 [9] in
+formats.lighting's order.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from formats.lighting import angles, direction, key_shading, lobe, oct_decode, sh_basis
@@ -24,7 +24,7 @@ LUMA = np.array([0.299, 0.587, 0.114])
 @dataclass(frozen=True)
 class FitConfig:
     iterations: int = 30
-    """IRLS rounds per albedo round (half Huber, half Tukey); on the synthetic head the key's
+    """IRLS rounds of each fit (half Huber, half Tukey); on the synthetic head the key's
     direction settles by ~30"""
     huber: float = 1.345
     """Huber threshold in robust standard deviations (1.4826 x median absolute residual): the
@@ -32,15 +32,13 @@ class FitConfig:
     tukey: float = 4.685
     """Tukey biweight cut-off for the later rounds: pixels this far off (hair, brows, lips,
     highlights, cast shadows) get no weight at all, where Huber would still let them pull"""
-    albedo_rounds: int = 0
-    """albedo re-estimates after the first fit (0 = one albedo for every pixel, the default: a
-    smoothed albedo soaks up the shading it should explain and the fit drifts; on the synthetic
-    head two rounds turned the key from yaw 23 to 133 degrees, while Tukey's weights already drop
-    the hair and brows)"""
-    albedo_sigma: float = 0.06
-    """albedo smoothing, in tile sizes: wide enough that it cannot absorb the shading itself"""
     min_alpha: float = 0.98
     """pixels less opaque than this (the silhouette's mixed pixels) are left out"""
+    chroma_tol: float = 0.04
+    """only the dominant material is fitted: pixels whose chromaticity r, g, b / (r + g + b) is
+    within this of the median over all samples (skin; hair, brows, lips, eyes, clothes left out).
+    One albedo is then nearly true; with every material the synthetic capture's bake fitted a
+    key twice too strong from 5 degrees too low (0 = no selection)"""
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -64,50 +62,16 @@ def _irls(a: np.ndarray, y: np.ndarray, w0: np.ndarray, cfg: FitConfig) -> tuple
     return c, w
 
 
-def fit_sh(samples, cfg: FitConfig = FitConfig()) -> np.ndarray:
-    """sh [9] with luminance ~ albedo x sh . Y(n) over all samples' pixels, scaled so that the mean
-    light sh[0] * Y00 is 1 (the albedo holds the scale; a quotient relight does not see it)."""
-    lums, basis, weights, shapes = [], [], [], []
-    for lum, n, wgt in samples:
-        keep = np.asarray(wgt) > 0
-        lums.append(np.asarray(lum, np.float64)[keep])
-        basis.append(sh_basis(np.asarray(n)[keep]))
-        weights.append(np.asarray(wgt, np.float64)[keep])
-        shapes.append(keep)
-    y, yb, w0 = np.concatenate(lums), np.concatenate(basis), np.concatenate(weights)
-    if len(y) < 9:
-        raise ValueError(f"{len(y)} surface pixels are too few to fit 9 light coefficients")
-    albedo = np.ones_like(y)
-    for round_ in range(cfg.albedo_rounds + 1):
-        c, _ = _irls(yb * albedo[:, None], y, w0, cfg)
-        if round_ == cfg.albedo_rounds:
-            break
-        shade = np.maximum(yb @ c, 1e-3 * max(c[0], 1e-9))
-        raw = y / shade
-        albedo = np.empty_like(y)
-        start = 0
-        for keep in shapes:  # smooth each tile's albedo in its own image plane
-            m = int(keep.sum())
-            img = np.zeros(keep.shape, np.float32)
-            img[keep] = raw[start:start + m]
-            sigma = cfg.albedo_sigma * max(keep.shape)
-            num = cv2.GaussianBlur(img, (0, 0), sigma)
-            den = cv2.GaussianBlur(keep.astype(np.float32), (0, 0), sigma)
-            albedo[start:start + m] = (num / np.maximum(den, 1e-6))[keep]
-            start += m
-        albedo = np.maximum(albedo, 1e-3)
-    if not c[0] > 0:
-        raise ValueError("the fitted light has no positive mean: the tiles do not look lit")
-    return c / (c[0] * 0.282095)
-
-
 def tile_sample(rgb: np.ndarray, alpha: np.ndarray, normals: np.ndarray, cfg: FitConfig = FitConfig()):
-    """One tile -> a fit sample: premultiplied colour un-premultiplied to luminance, the opaque
-    pixels with a normal as weight 1. rgb float [H, W, 3] in [0, 1], alpha float [H, W]."""
+    """One tile -> a fit sample (lum, normals, weight, chroma): premultiplied colour
+    un-premultiplied to luminance, the opaque pixels with a normal as weight 1, and the colour's
+    chromaticity [H, W, 3]. rgb float [H, W, 3] in [0, 1], alpha float [H, W]."""
     alpha = np.asarray(alpha, np.float64)
+    rgb = np.asarray(rgb, np.float64)
     keep = (alpha >= cfg.min_alpha) & (np.abs(normals).sum(-1) > 0)
     lum = luminance(rgb) / np.maximum(alpha, 1e-6)
-    return lum, normals, keep.astype(np.float64)
+    chroma = rgb / np.maximum(rgb.sum(-1, keepdims=True), 1e-6)
+    return lum, normals, keep.astype(np.float64), chroma
 
 
 def stored_sample(rgb: np.ndarray, alpha: np.ndarray, codes: np.ndarray, scale: int, cfg: FitConfig = FitConfig()):
@@ -118,8 +82,19 @@ def stored_sample(rgb: np.ndarray, alpha: np.ndarray, codes: np.ndarray, scale: 
     return tile_sample(rgb, alpha, oct_decode(np.asarray(codes)[..., :2]), cfg)
 
 
+def _dominant_material(samples, tol: float) -> list:
+    """Samples (lum, normals, weight, chroma [H, W, 3]) with the weight kept only where the
+    chromaticity is within ``tol`` (max over channels) of the median of all weighted pixels."""
+    chroma = np.concatenate([c[w > 0] for _, _, w, c in samples])
+    if not len(chroma) or tol <= 0:
+        return [s[:3] for s in samples]
+    med = np.median(chroma, axis=0)
+    return [(lum, n, w * (np.abs(c - med).max(-1) < tol)) for lum, n, w, c in samples]
+
+
 def fit_light(samples, cfg: FitConfig = FitConfig()) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """(sh [9], key (yaw, pitch, amount, wrap)): the capture's light as an ambient that is a mean
+    """(sh [9], key (yaw, pitch, amount, wrap)) from samples (lum, normals, weight[, chroma]; with
+    chroma, the dominant material's pixels only: ``FitConfig.chroma_tol``): the capture's light as an ambient that is a mean
     plus a vertical gradient (sky above, ground below: Y00 and Y1-1) and one key lobe k_w(n.d)
     (``formats.lighting``), luminance = albedo x that, with one albedo and robust weights. The
     key's direction is searched (a sphere of directions, then finer around the best; the wrap is
@@ -130,6 +105,8 @@ def fit_light(samples, cfg: FitConfig = FitConfig()) -> tuple[np.ndarray, tuple[
     a general order-2 fit put the key at pitch 36 (the sky's gradient read as key); an ambient
     of all of bands 0-1 trades its x and z gradients against the key's direction along a flat
     valley (yaw 42 fitted as well as 23); mean + vertical gradient found (24.4, 26.1, wrap 0.25)."""
+    if samples and len(samples[0]) == 4:  # chromaticity given: the dominant material only
+        samples = _dominant_material(samples, cfg.chroma_tol)
     ys, ns, ws = [], [], []
     for lum, n, wgt in samples:
         keep = np.asarray(wgt) > 0
@@ -183,10 +160,18 @@ def fit_light(samples, cfg: FitConfig = FitConfig()) -> tuple[np.ndarray, tuple[
     # here: SH cannot hold a lobe's edge, so its robust weights drop the terminator, which is
     # where the key's direction and wrap show.
     w, d = w0, None
+    best = (np.inf, None, None, None)
     for round_ in range(ROUNDS):
         d, wrap = search(w, d if round_ else None, WRAPS)
         a = np.column_stack([amb_basis, key_shading(n, d, wrap)])
         c, w = _irls(a, y, w0, cfg)
+        # Rounds can settle in different basins (a strong key from low with little ambient, or
+        # the true one): keep the round whose fit has the least median absolute residual, a
+        # score the weights of no single round decide (least median of squares).
+        score = float(np.median(np.abs(y - a @ c)[w0 > 0]))
+        if score < best[0]:
+            best = (score, d, wrap, c)
+    _, d, wrap, c = best
     amount = max(float(c[-1]), 0.0)
     sh = amount * lobe(d, wrap)
     sh[AMBIENT] += c[:-1]
@@ -202,7 +187,7 @@ def fit_light(samples, cfg: FitConfig = FitConfig()) -> tuple[np.ndarray, tuple[
 # the same colour through webp q80 (20.4, 14.3, wrap 0), at 1/4 (20.6, 15.1, wrap 0)). With the
 # wrap held at skin's 0.25 all of these agree within a degree (18.4, 20.8).
 WRAPS = (0.25,)
-ROUNDS = 3  # key searches, each under the robust weights the previous one gave
+ROUNDS = 4  # key searches, each under the robust weights the previous one gave
 AMBIENT = [0, 1]  # the SH terms of the fitted ambient: Y00 and Y1-1 (y)
 
 
