@@ -204,3 +204,30 @@ def test_the_window_light_drag_and_toggle(tmp_path):
     old = _playback(write_sample(tmp_path / "o.p4d", size=(24, 24)))
     assert not old.drag_light(5.0, 5.0) and not old.toggle_light() and old.light_label().startswith("light n/a")
     old.close()
+
+
+def test_bake_normals_makes_an_older_file_relightable(tmp_path, capsys):
+    from bake.cli.main import main as bake_main
+    from formats import P4DReader
+    from formats.camera import Camera, Intrinsics, orbit_pose, pixel_rays
+    from formats.p4d import upsample_depth_nearest
+    old = write_sample(tmp_path / "old.p4d", size=(40, 40), depth_scale=2, codecs={"color": "png", "alpha": "png",
+                                                                                     "depth": "png"})
+    out = tmp_path / "new.p4d"
+    assert bake_main(["normals", str(old), "-o", str(out), "--normal-scale", "2", "-q"]) == 0
+    with P4DReader(old) as a, P4DReader(out) as b:
+        assert b.version == (1, 2) and b.normal_scale == 2 and b.lighting is not None
+        g = b.meta["grid"]
+        for v in range(b.n_views):
+            for kind in a.kinds:  # every tile copied as it was
+                assert a.tile_encoded(1, v, kind) == b.tile_encoded(1, v, kind)
+            n = oct_decode(b.tile(1, v, "normal")[..., :2])
+            cam = Camera(Intrinsics.from_dict(g["intrinsics"]), orbit_pose(g["yaws"][v], 0.0, g["radius"]))
+            _, dirs = pixel_rays(cam)
+            inside = upsample_depth_nearest(a.tile(1, v, "depth"), 2, (40, 40))[1::2, 1::2] > 0
+            facing = -(n * dirs[1::2, 1::2]).sum(-1) / np.linalg.norm(dirs[1::2, 1::2], axis=-1)
+            assert (facing[inside] > 0.2).mean() > 0.95  # normals of the surface face the camera that sees it
+    capsys.readouterr()
+    assert bake_main(["normals", str(out), "-o", str(tmp_path / "again.p4d")]) == 2
+    err = capsys.readouterr().err
+    assert "already has normals" in err and err.count("\n") == 1 and not (tmp_path / "again.p4d").exists()

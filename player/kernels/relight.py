@@ -22,14 +22,22 @@ from .checks import require
 @njit(inline="always")
 def _apply(px, g):
     """Premultiplied RGBA word px (uint32, R in the low byte) times gain g, in 8.8 fixed point:
-    (c * round(256 g) + 128) >> 8 per colour channel, clamped to the alpha (premultiplied colour
-    never exceeds it)."""
+    (c * gi + 128) >> 8 per colour channel with gi = round(256 g), gi lowered so that the
+    largest channel stays within the alpha (premultiplied colour never exceeds it): a bright
+    pixel saturates as a whole, keeping its hue, instead of losing red first (skin turning
+    pale or green)."""
     gi = np.uint32(g * np.float32(256.0) + np.float32(0.5))
     a = (px >> 24) & np.uint32(0xFF)
+    r = px & np.uint32(0xFF)
+    gg = (px >> 8) & np.uint32(0xFF)
+    b = (px >> 16) & np.uint32(0xFF)
+    m = max(r, max(gg, b))
+    if m * gi > a << 8:
+        gi = (a << 8) // m
     half = np.uint32(128)
-    r = min(((px & np.uint32(0xFF)) * gi + half) >> 8, a)
-    gg = min((((px >> 8) & np.uint32(0xFF)) * gi + half) >> 8, a)
-    b = min((((px >> 16) & np.uint32(0xFF)) * gi + half) >> 8, a)
+    r = min((r * gi + half) >> 8, a)
+    gg = min((gg * gi + half) >> 8, a)
+    b = min((b * gi + half) >> 8, a)
     return (px & np.uint32(0xFF000000)) | r | (gg << 8) | (b << 16)
 
 
@@ -100,7 +108,8 @@ def relight(rgba: np.ndarray, na: np.ndarray, nb: np.ndarray, t: float, table: n
     na, nb: packed normal codes (uint16 [ceil(H/s), ceil(W/s)], ``formats.lighting.pack_codes``)
     of the two keyframes rgba blends at t in [0, 1]; table: float32 [65536] gain per code;
     scale s: the normal tiles' scale (1, 2, 4, 8); scratch: ``relight_scratch(na.shape, s)``.
-    Colour is multiplied in 8.8 fixed point: (c * round(256 gain) + 128) >> 8.
+    Colour is multiplied in 8.8 fixed point: (c * gi + 128) >> 8, gi = round(256 gain) lowered to
+    (256 alpha) // max(r, g, b) where it would push the largest channel past the alpha.
     """
     require(rgba.ndim == 3 and rgba.shape[2] == 4 and rgba.dtype == np.uint8 and rgba.flags.c_contiguous,
             "rgba uint8 [H, W, 4] C-contiguous", (rgba.shape, rgba.dtype))

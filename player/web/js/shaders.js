@@ -25,7 +25,8 @@ void main() {
 // crossfade both streams are mixed so, then the two at uT.z. With a light (format 1.2,
 // relight.py) the colour is then times the gain of its normals: per normal sample the table's
 // gain of each keyframe's code mixed at t (the dominant stream's in a crossfade), bilinear
-// between samples (sample i at pixel i * s + s / 2), rounded and clamped to alpha.
+// between samples (sample i at pixel i * s + s / 2), in 8.8 fixed point with the gain lowered so
+// the largest channel stays within alpha (relight.py ``_apply``).
 export const BLEND_FS = `${HEAD}
 uniform sampler2DArray uTileC;
 uniform sampler2DArray uTileD;
@@ -72,7 +73,9 @@ void main() {
   if (uRelight && c.a > 0u) {
     bool second = uFade && uT.z >= 128;
     float g = second ? gain(p, uLayer.z, uLayer.w, uT.y) : gain(p, uLayer.x, uLayer.y, uT.x);
-    c.rgb = min(uvec3(vec3(c.rgb) * g + 0.5), uvec3(c.a));
+    uint gi = uint(g * 256.0 + 0.5), m = max(c.r, max(c.g, c.b));
+    if (m * gi > (c.a << 8u)) gi = (c.a << 8u) / m;  // the largest channel stays within alpha: hue kept
+    c.rgb = min((c.rgb * gi + 128u) >> 8u, uvec3(c.a));
   }
   oC = vec4(c) / 255.0;
   oD = d;
