@@ -36,7 +36,8 @@ def _common(ap: argparse.ArgumentParser) -> None:
                          "frame (yaw > 0 towards the subject's left, pitch > 0 above, as `bake render`; it turns "
                          "with the head) of STRENGTH times the capture's mean light (0..4; default: as strong as "
                          "the captured key; 1 gives a flat-lit capture a clear key); 'off' = the captured light "
-                         "(default). In the window, shift + drag moves the light, l toggles it")
+                         "(default). A negative yaw needs '=': --light=-40,10. In the window, shift + drag moves the light, "
+                         "l toggles it")
     ap.add_argument("--threads", type=int, default=1,
                     help="numba threads for the kernels (default 1: the kernels fit one core's budget, and "
                          "on a busy machine more threads spin and lose)")

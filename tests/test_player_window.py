@@ -43,7 +43,7 @@ def test_window_draws_what_the_headless_render_draws(xvfb, tmp_path, light):
                        size=(64, 80), kinds=kinds)
     env = dict(os.environ, DISPLAY=xvfb)
     shot = tmp_path / "shot.png"
-    args = ["--mode", "fixed", "--yaw", "7", "--pitch", "3", "--seed", "1"] + (["--light", light] if light else [])
+    args = ["--mode", "fixed", "--yaw", "7", "--pitch", "3", "--seed", "1"] + ([f"--light={light}"] if light else [])
     code = "import sys; from player.cli import main; sys.exit(main())"
     r = subprocess.run([sys.executable, "-c", code, str(p4d), *args, "--paused", "--frames", "3",
                         "--screenshot", str(shot)], env=env, capture_output=True, text=True, timeout=120)

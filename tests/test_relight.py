@@ -231,3 +231,11 @@ def test_bake_normals_makes_an_older_file_relightable(tmp_path, capsys):
     assert bake_main(["normals", str(out), "-o", str(tmp_path / "again.p4d")]) == 2
     err = capsys.readouterr().err
     assert "already has normals" in err and err.count("\n") == 1 and not (tmp_path / "again.p4d").exists()
+
+
+def test_a_light_that_cannot_be_fitted_is_flat():
+    from bake.relight.fit import fit_tiles
+    blank = {"color": np.zeros((8, 8, 3), np.uint8), "alpha": np.zeros((8, 8), np.uint8),
+             "normal": np.full((2, 2, 3), 128, np.uint8)}
+    meta = fit_tiles(lambda k, v, kind: blank[kind], 2, 3, 4)
+    assert meta["key"][2] == 0.0 and meta["sh"][0] == pytest.approx(1 / 0.282095, rel=1e-5) and meta["sh"][1:] == [0] * 8

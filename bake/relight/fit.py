@@ -187,6 +187,7 @@ def fit_light(samples, cfg: FitConfig = FitConfig()) -> tuple[np.ndarray, tuple[
 # the same colour through webp q80 (20.4, 14.3, wrap 0), at 1/4 (20.6, 15.1, wrap 0)). With the
 # wrap held at skin's 0.25 all of these agree within a degree (18.4, 20.8).
 WRAPS = (0.25,)
+FLAT_SH = np.eye(9)[0] / 0.282095  # a mean light of 1, nothing else
 ROUNDS = 4  # key searches, each under the robust weights the previous one gave
 AMBIENT = [0, 1]  # the SH terms of the fitted ambient: Y00 and Y1-1 (y)
 
@@ -210,8 +211,12 @@ def fit_tiles(tile, n_keyframes: int, n_views: int, scale: int, max_keyframes: i
               cfg: FitConfig = FitConfig()) -> dict:
     """meta.lighting fitted over every view of up to ``max_keyframes`` evenly spaced keyframes;
     ``tile(k, v, kind)`` gives the stored colour, alpha and normal codes (a writer's read-back or
-    a reader)."""
+    a reader). Where nothing can be fitted the light is flat (ambient 1, no key): the file still
+    relights, a --light then adds a key of its strength."""
     ks = sorted({int(round(x)) for x in np.linspace(0, n_keyframes - 1, min(n_keyframes, max_keyframes))})
     samples = [stored_sample(tile(k, v, "color"), tile(k, v, "alpha"), tile(k, v, "normal"), scale, cfg)
                for k in ks for v in range(n_views)]
-    return lighting_meta(*fit_light(samples, cfg))
+    try:
+        return lighting_meta(*fit_light(samples, cfg))
+    except ValueError:  # too few surface pixels (a tiny bake) or no light to find: a flat light
+        return lighting_meta(FLAT_SH, (0.0, 0.0, 0.0, WRAPS[0]))
