@@ -18,8 +18,9 @@ The frame pipeline, per frame (H, W = tile size; Ho, Wo = output size):
    (``lattice``: node geometry and cell modes); such a cell's pixels interpolate the nodes'
    coordinates and weights in fixed point (``mesh``); the other pixels are projected one by one
    (``pixels``). The warped frame is premultiplied RGBA in 8 bits.
-2b. ``relight.relight`` (format 1.2, when a light is set): each blended source tile times the
-   quotient-relight gain of its normals, in its own pixels (the normals follow the warp exactly).
+2b. ``relight.relight`` (format 1.2, when a light is set): each decoded source tile times the
+   quotient-relight gain of its normals, in its own pixels (the normals follow the warp exactly),
+   once per tile and light (``Renderer`` keeps the relit tiles); step 2 then blends relit tiles.
 5. ``compositing.composite``: premultiplied colour over the background, rows flipped bottom-up
    for a GL texture, only inside the row spans of what the warp drew
    (``reprojection.warp_spans``) and of the last frame's. ``compositing.crossfade`` mixes two

@@ -2,8 +2,9 @@
 
 Normals are head-frame vectors and the relight's gain SH_new(n) / SH_captured(n) depends on the
 normal only, so a source pixel relit before the warp is the pixel the warp would have relit after
-it: the normals follow the colour's warp exactly, at the cost of a pass over the source tiles'
-content (``Renderer`` keeps a relit tile as long as neither the blend nor the light changes).
+it: the normals follow the colour's warp exactly. ``Renderer`` relights each decoded tile once
+per light (t = 0, na = nb) and blends the relit tiles; mixing two keyframes' gains at t is for a
+caller that relights a blend.
 
 The gain per packed normal code comes from ``formats.lighting.relight_table`` (float32 [65536]);
 keyframes k and k+1 blended at t get (1 - t) gain(n_k) + t gain(n_k+1). Normal tiles stored at
