@@ -239,3 +239,15 @@ def test_a_light_that_cannot_be_fitted_is_flat():
              "normal": np.full((2, 2, 3), 128, np.uint8)}
     meta = fit_tiles(lambda k, v, kind: blank[kind], 2, 3, 4)
     assert meta["key"][2] == 0.0 and meta["sh"][0] == pytest.approx(1 / 0.282095, rel=1e-5) and meta["sh"][1:] == [0] * 8
+
+
+def test_bake_synth_light_flag(tmp_path, capsys):
+    from bake.cli.main import main as bake_main
+    from bake.fields.base import load_checkpoint
+    out = tmp_path / "s"
+    assert bake_main(["synth", "-o", str(out), "--seconds", "0.4", "--fps", "5", "--size", "32", "--light=-40,10",
+                      "-q"]) == 0
+    light = np.asarray(load_checkpoint(out / "subject.ckpt")["config"]["light"])
+    assert np.allclose(light, direction(-40.0, 10.0), atol=1e-6)
+    assert bake_main(["synth", "-o", str(tmp_path / "t"), "--light", "north"]) == 2
+    assert "--light 'north'" in capsys.readouterr().err
