@@ -163,6 +163,8 @@ def file_info(r: P4DReader) -> dict:
                  "radius": m["grid"]["radius"], "depth": m["grid"]["depth"]},
         "codecs": dict(r.codecs), "quality": m["tiles"].get("quality", {}),
         "depth_scale": r.depth_scale, "depth_bits": r.depth_bits, "kinds": per_kind,
+        "normal_scale": r.normal_scale if "normal" in r.kinds else None,
+        "lighting": r.lighting,
         "fps": m["keyframes"]["fps"], "duration_s": K / m["keyframes"]["fps"],
         "keyframe_source": m["keyframes"]["source"],
         "graph": {"transitions": len(m["graph"]["transitions"]), "pose_groups": m["graph"]["groups"]["count"],
@@ -191,13 +193,18 @@ def cmd_info(args) -> int:
     for kind, k in info["kinds"].items():
         sh, sw = k["stored_shape"]
         note = f"  {sw}x{sh}" + (f" (depth_scale {info['depth_scale']}, {info['depth_bits']}-bit)"
-                                 if kind == "depth" else "")
+                                 if kind == "depth" else f" (normal_scale {info['normal_scale']})"
+                                 if kind == "normal" else "")
         print(f"  {kind:<9} {k['codec']:<9} {k['bytes'] / 2**20:9.2f} {k['bytes_per_tile'] / 1e3:8.2f} "
               f"{k['bits_per_pixel']:12.3f} {k['bits_per_stored_pixel']:14.3f}{note}")
     gr = info["graph"]
     print(f"  graph     {gr['transitions']} transitions, {gr['pose_groups']} pose groups "
           f"({', '.join(gr['group_labels'])}), p_back {gr['p_back']:g}, morph {gr['morph_seconds']:g} s")
     print(f"  preview   {'yes' if info['preview'] else 'no (falls back to a tile)'}")
+    light = info["lighting"]
+    print(f"  lighting  " + (f"captured key light at yaw {light['key'][0]:.1f}, pitch {light['key'][1]:.1f} deg, "
+                             f"amount {light['key'][2]:.3f} (relightable)" if light else
+                             "none (format 1.2 normals absent: the player cannot relight this file)"))
     return EXIT_OK
 
 

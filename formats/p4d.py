@@ -1,4 +1,4 @@
-"""The .p4d container v1.1: the spec in code. Constants, caps, the header table, the index record,
+"""The .p4d container v1.2: the spec in code. Constants, caps, the header table, the index record,
 the depth-scale rule and the metadata schema; ``formats.writer`` and ``formats.reader`` build on it.
 
 Layout (docs/p4d-format.md is the spec; all integers little-endian):
@@ -6,7 +6,8 @@ Layout (docs/p4d-format.md is the spec; all integers little-endian):
     preview chunk     PNG RGBA, premultiplied RGB + alpha (optional), aligned
     tile chunks       one per (keyframe, view, kind), in write order, each aligned to ``alignment``;
                       depth tiles may be stored at 1/depth_scale resolution (``depth_shape``) and,
-                      since v1.1, as 8-bit codes of the 16-bit depth (``depth_code``)
+                      since v1.1, as 8-bit codes of the 16-bit depth (``depth_code``); since v1.2
+                      normal tiles (octahedral codes, ``formats.lighting``) at 1/normal_scale
     index             n_keyframes * n_views * n_kinds records of 24 bytes (``INDEX_DTYPE``), canonical order
     metadata          msgpack map, keys sorted; ends exactly at end of file
 """
@@ -23,17 +24,23 @@ import msgpack
 import numpy as np
 
 MAGIC = b"\x89P4D\r\n\x1a\n"  # PNG-style: catches text-mode transfers and 7-bit truncation
-VERSION = (1, 1)  # the newest this code reads and writes; a writer marks a file 1.0 when it uses nothing of 1.1
+VERSION = (1, 2)  # the newest this code reads and writes; a writer marks a file with the oldest minor it fits
 HEADER_SIZE = 128
 ALIGNMENT = 64  # chunks start on a cache line; small tiles do not pay page-size padding
-KINDS = ("color", "alpha", "depth")  # wire ids 0, 1, 2; a file stores them in this order
-KIND_ID = {k: i for i, k in enumerate(KINDS)}
+KINDS = ("color", "alpha", "depth", "normal")  # a file stores them in this order
+# Wire ids (index record kind; kind_mask bit): 3 is the preview's (header only), so normal is 4.
+KIND_ID = {"color": 0, "alpha": 1, "depth": 2, "normal": 4}
+ID_KIND = {i: k for k, i in KIND_ID.items()}
 PREVIEW_KIND = 3
 KIND_CODECS = {"color": ("jpeg", "webp", "png", "raw+zstd"),
                "alpha": ("png", "raw+zstd", "webp"),
-               "depth": ("png", "raw+zstd", "webp")}  # webp (lossless): 8-bit depth only (v1.1)
-KIND_CHANNELS = {"color": 3, "alpha": 1, "depth": 1}
-KIND_DTYPE = {"color": np.dtype(np.uint8), "alpha": np.dtype(np.uint8), "depth": np.dtype(np.uint16)}
+               "depth": ("png", "raw+zstd", "webp"),  # webp (lossless): 8-bit depth only (v1.1)
+               "normal": ("webp", "png", "raw+zstd")}  # lossless only (v1.2)
+# A normal tile is RGB: two octahedral codes and a third channel that is 0 (webp and png have no
+# two-channel colour; a constant channel costs a lossless coder next to nothing).
+KIND_CHANNELS = {"color": 3, "alpha": 1, "depth": 1, "normal": 3}
+KIND_DTYPE = {"color": np.dtype(np.uint8), "alpha": np.dtype(np.uint8), "depth": np.dtype(np.uint16),
+              "normal": np.dtype(np.uint8)}
 
 # Caps: every size and count a file declares is checked against these before it is used.
 MAX_SIDE = 8192            # tile height/width
@@ -46,6 +53,8 @@ MAX_ALIGNMENT = 1 << 16
 DEPTH_SCALES = (1, 2, 4, 8)  # header stores log2: 0..3
 DEPTH_BITS = (16, 8)  # bits per stored depth sample; 8 is v1.1 (meta tiles.depth_bits)
 DEPTH_STEP8 = 258  # q units per 8-bit code: codes 1..255 span q 1..65533, the whole [near, far]
+NORMAL_SCALES = (1, 2, 4, 8)  # normal tiles at 1/s resolution (meta tiles.normal_scale, v1.2)
+N_SH = 9  # meta lighting.sh: order-2 real spherical harmonics of the captured light (v1.2)
 
 
 class P4DFormatError(ValueError):
@@ -75,10 +84,11 @@ def _layout(rows: Iterable[tuple[str, str, str]]) -> tuple[HeaderField, ...]:
 HEADER_FIELDS = _layout((
     ("magic", "8s", "`89 50 34 44 0D 0A 1A 0A` (`\\x89P4D\\r\\n\\x1a\\n`)"),
     ("major", "H", "version major = 1 (a reader rejects another major)"),
-    ("minor", "H", "version minor = 1 (0 for a file that uses nothing of 1.1; a reader opens both)"),
+    ("minor", "H", "version minor = 2 (the oldest minor whose features the file uses: 0, 1 or 2; a reader opens"
+     " all three)"),
     ("header_size", "I", "= 128"),
     ("alignment", "I", "alignment A: power of two, 8..65536 (writer: 64)"),
-    ("kind_mask", "I", "bit 0 color (required), bit 1 alpha, bit 2 depth; other bits 0"),
+    ("kind_mask", "I", "bit 0 color (required), bit 1 alpha, bit 2 depth, bit 4 normal (v1.2); other bits 0"),
     ("n_keyframes", "I", "K = keyframes (1..65536)"),
     ("n_views", "I", "V = views (1..65536)"),
     ("tile_h", "I", "tile height H (1..8192)"),
@@ -161,8 +171,22 @@ def kind_mask(kinds: Iterable[str]) -> int:
     return sum(1 << KIND_ID[k] for k in kinds)
 
 
+def kind_shape(kind: str, tile_shape: tuple[int, int], depth_scale: int = 1,
+               normal_scale: int = 1) -> tuple[int, int]:
+    """(h, w) of the stored tiles of ``kind``: depth and normal tiles at their scales, the rest at
+    the tile size."""
+    if kind == "depth":
+        return depth_shape(tile_shape, depth_scale)
+    if kind == "normal":
+        return depth_shape(tile_shape, normal_scale)
+    return tuple(tile_shape)
+
+
 def mask_kinds(mask: int) -> list[str]:
     return [k for k in KINDS if mask >> KIND_ID[k] & 1]
+
+
+KNOWN_KIND_BITS = kind_mask(KINDS)  # 0b10111: bit 3 (the preview's id) is never a tile kind
 
 
 def expected_raw_length(kind: str, h: int, w: int, depth_bits: int = 16) -> int:
@@ -296,6 +320,29 @@ def unpack_meta(data: bytes) -> dict:
     return obj
 
 
+def _validate_lighting(c: "_Check", meta: dict, kinds: list, minor: int | None) -> None:
+    """v1.2: normal tiles, tiles.normal_scale and lighting come together or not at all."""
+    has_normal = "normal" in kinds
+    ns = c.type(meta["tiles"]["normal_scale"], int, "tiles.normal_scale") if "normal_scale" in meta["tiles"] else None
+    if ns is not None and ns not in NORMAL_SCALES:
+        raise ValueError(f"meta.tiles.normal_scale must be one of {NORMAL_SCALES}, got {ns}")
+    if (ns is not None or "lighting" in meta) and not has_normal:
+        raise ValueError("meta.tiles.normal_scale / meta.lighting are set but the file has no normal tiles")
+    if not has_normal:
+        return
+    if minor is not None and minor < 2:
+        raise ValueError(f"normal tiles are format 1.2, the header says 1.{minor}")
+    if ns is None:
+        raise ValueError("meta.tiles.normal_scale is missing (a file with normal tiles must state it)")
+    sh = c.floats(c.get("lighting.sh", list), "lighting.sh", N_SH)
+    if not sh[0] > 0:
+        raise ValueError(f"meta.lighting.sh[0] (the mean light) must be > 0, got {sh[0]}")
+    key = c.floats(c.get("lighting.key", list), "lighting.key", 4)
+    if not (-180 <= key[0] <= 180 and -90 <= key[1] <= 90 and key[2] >= 0 and 0 <= key[3] <= 1):
+        raise ValueError(f"meta.lighting.key must be [yaw in -180..180, pitch in -90..90, amount >= 0, wrap in 0..1], "
+                         f"got {key}")
+
+
 class _Check:
     """Tiny schema checker: each failure names the dotted path of the offending field."""
 
@@ -344,10 +391,11 @@ class _Check:
 def validate_meta(meta: dict, n_keyframes: int | None = None, n_views: int | None = None,
                   tile_shape: tuple[int, int] | None = None,
                   depth_scale: int | None = None, minor: int | None = None) -> tuple[int, int, list[str]]:
-    """Check ``meta`` against the v1.1 schema; returns (n_keyframes, n_views, kinds). Raises ValueError.
+    """Check ``meta`` against the v1.2 schema; returns (n_keyframes, n_views, kinds). Raises ValueError.
 
     When the counts / tile shape / depth scale / minor version are given (the reader knows them
-    from the header) they must agree; a 1.0 file must not use what 1.1 added (tiles.depth_bits 8).
+    from the header) they must agree; a 1.0 file must not use what 1.1 added (tiles.depth_bits 8),
+    nor a 1.0 or 1.1 file what 1.2 added (normal tiles, tiles.normal_scale, lighting).
     """
     c = _Check(meta)
     c.get("generator", str)
@@ -376,8 +424,8 @@ def validate_meta(meta: dict, n_keyframes: int | None = None, n_views: int | Non
     kinds = c.get("tiles.kinds", list)
     if not kinds or "color" not in kinds or len(set(kinds)) != len(kinds) or \
             any(k not in KINDS for k in kinds) or kinds != sorted(kinds, key=KINDS.index):
-        raise ValueError(f"meta.tiles.kinds must list 'color' and optionally 'alpha', 'depth' in that "
-                         f"order, got {kinds!r:.80}")
+        raise ValueError(f"meta.tiles.kinds must list 'color' and optionally 'alpha', 'depth', 'normal' in "
+                         f"that order, got {kinds!r:.80}")
     cod = c.get("tiles.codecs", dict)
     for k in kinds:
         if cod.get(k) not in KIND_CODECS[k]:
@@ -400,6 +448,7 @@ def validate_meta(meta: dict, n_keyframes: int | None = None, n_views: int | Non
         raise ValueError(f"meta.tiles.depth_bits {bits} is format 1.1, the header says 1.{minor}")
     if bits == 16 and cod.get("depth") == "webp":
         raise ValueError("meta.tiles.codecs.depth is webp, which stores 8-bit depth only (tiles.depth_bits 8)")
+    _validate_lighting(c, meta, kinds, minor)
 
     if c.get("keyframes.fps", float) <= 0:
         raise ValueError("meta.keyframes.fps must be > 0")

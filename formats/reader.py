@@ -12,10 +12,10 @@ import threading
 import numpy as np
 
 from formats import codecs
-from formats.p4d import (HEADER_SIZE, INDEX_DTYPE, KIND_DTYPE, KIND_ID, MAGIC, MAX_ALIGNMENT, MAX_AXIS, MAX_CHUNK,
+from formats.p4d import (HEADER_SIZE, INDEX_DTYPE, KIND_DTYPE, KIND_ID, KNOWN_KIND_BITS, MAGIC, MAX_ALIGNMENT, MAX_AXIS, MAX_CHUNK,
                          MAX_META, MAX_PREVIEW_SIDE, MAX_SIDE, MAX_TILES, PREVIEW_KIND, VERSION, P4DFormatError,
                          align_up, at, crc32, depth_decode, depth_shape, expected_raw_length, header_crc,
-                         mask_kinds, unpack_header, unpack_meta, validate_meta)
+                         kind_shape, mask_kinds, unpack_header, unpack_meta, validate_meta)
 
 __all__ = ["P4DReader"]
 
@@ -79,8 +79,8 @@ class P4DReader:
         if not (8 <= align <= MAX_ALIGNMENT and align & (align - 1) == 0):
             raise self._err(f"{at('alignment')} = {align} is not a power of two in [8, {MAX_ALIGNMENT}]")
         kinds = mask_kinds(h.kind_mask)
-        if h.kind_mask & ~0b111 or "color" not in kinds:
-            raise self._err(f"{at('kind_mask')} = {h.kind_mask:#x} is invalid (needs color, bits 0-2 only)")
+        if h.kind_mask & ~KNOWN_KIND_BITS or "color" not in kinds:
+            raise self._err(f"{at('kind_mask')} = {h.kind_mask:#x} is invalid (needs color; bits 0-2 and 4 only)")
         K, V, th, tw = h.n_keyframes, h.n_views, h.tile_h, h.tile_w
         for name, value in (("n_keyframes", K), ("n_views", V)):
             if not 1 <= value <= MAX_AXIS:
@@ -120,6 +120,7 @@ class P4DReader:
         self.version = (h.major, h.minor)
         self.n_keyframes, self.n_views, self.tile_shape = K, V, (th, tw)
         self.depth_scale = 1 << h.depth_scale_log2
+        self.normal_scale = 1  # the metadata says (v1.2); _check_index leaves normal raw lengths to it
         self.file_size = size
         self._index_offset, self._meta_span, self._preview_size = ioff, (moff, mlen), (h.preview_h, h.preview_w)
         preview_fields = ("preview_offset", "preview_length", "preview_raw", "preview_crc", "preview_codec",
@@ -179,6 +180,15 @@ class P4DReader:
                 k, v = np.argwhere(cid != want)[0]
                 raise self._err(f"index record {(k * V + v) * len(kinds) + ki} (tile {k}, {v}, {kind}) has codec "
                                 f"{cid[k, v]}, meta.tiles.codecs.{kind} is {meta['tiles']['codecs'][kind]} ({want})")
+        if "normal" in kinds:
+            self.normal_scale = int(meta["tiles"]["normal_scale"])
+            ni = kinds.index("normal")
+            want = expected_raw_length("normal", *self.kind_shape("normal"))
+            raw = self.index["raw_length"][:, :, ni]
+            if (raw != want).any():
+                k, v = np.argwhere(raw != want)[0]
+                raise self._err(f"index record {(k * V + v) * len(kinds) + ni} raw length {raw[k, v]} != tile size "
+                                f"{want} (normal tiles at meta.tiles.normal_scale {self.normal_scale})")
         self.codecs = {k: meta["tiles"]["codecs"][k] for k in kinds}
 
     def _check_index(self, index: np.ndarray) -> None:
@@ -200,6 +210,8 @@ class P4DReader:
                             f"(1..{len(codecs.CODECS)})")
         raw_want = np.array([expected_raw_length(k, *self.kind_shape(k)) for k in kinds], np.int64)[pos % nk]
         raw = index["raw_length"].astype(np.int64)
+        if "normal" in kinds:  # its size follows meta.tiles.normal_scale, checked once the metadata is read
+            raw_want = np.where(pos % nk == kinds.index("normal"), raw, raw_want)
         if "depth" in kinds:  # 8-bit depth (v1.1) is half the 16-bit size; which one the metadata says
             depth_rec = pos % nk == kinds.index("depth")
             raw = np.where(depth_rec & (raw * 2 == raw_want), raw_want, raw)
@@ -266,8 +278,15 @@ class P4DReader:
         return depth_shape(self.tile_shape, self.depth_scale)
 
     def kind_shape(self, kind: str) -> tuple[int, int]:
-        """(h, w) of the stored tiles of ``kind``: depth_shape for depth, tile_shape otherwise."""
-        return self.depth_shape if kind == "depth" else self.tile_shape
+        """(h, w) of the stored tiles of ``kind``: depth_shape for depth, (ceil(H/n), ceil(W/n)) for
+        normals at normal_scale n, tile_shape otherwise."""
+        return kind_shape(kind, self.tile_shape, self.depth_scale, self.normal_scale)
+
+    @property
+    def lighting(self) -> dict | None:
+        """meta.lighting (v1.2: the captured light's ``sh`` [9] and ``key`` [yaw, pitch, amount]), or
+        None for a file without normal tiles."""
+        return self.meta.get("lighting") if "normal" in self.kinds else None
 
     def _record(self, keyframe: int, view: int, kind: str):
         if kind not in self.kinds:
@@ -295,7 +314,7 @@ class P4DReader:
     def tile_stored(self, keyframe: int, view: int, kind: str) -> np.ndarray:
         """The tile's samples as stored: as ``tile`` but 8-bit depth stays its uint8 codes."""
         codec, data = self.tile_encoded(keyframe, view, kind)
-        shape = self.kind_shape(kind) + ((3,) if kind == "color" else ())
+        shape = self.kind_shape(kind) + ((3,) if kind in ("color", "normal") else ())
         dtype = np.dtype(np.uint8) if kind == "depth" and self.depth_bits == 8 else KIND_DTYPE[kind]
         try:
             return codecs.decode(data, codec, shape, dtype)
@@ -365,4 +384,5 @@ class P4DReader:
 
     def __repr__(self) -> str:
         return (f"P4DReader({str(self.path)!r}, keyframes={self.n_keyframes}, views={self.n_views}, "
-                f"tile={self.tile_shape[1]}x{self.tile_shape[0]}, kinds={self.kinds}, depth_scale={self.depth_scale})")
+                f"tile={self.tile_shape[1]}x{self.tile_shape[0]}, kinds={self.kinds}, depth_scale={self.depth_scale}, "
+                f"normal_scale={self.normal_scale})")

@@ -13,10 +13,10 @@ import struct
 import numpy as np
 
 from formats import codecs
-from formats.p4d import (ALIGNMENT, DEPTH_BITS, DEPTH_SCALES, HEADER_SIZE, INDEX_DTYPE, KIND_CODECS, KIND_DTYPE,
-                         KIND_ID, KINDS, MAGIC, MAX_ALIGNMENT, MAX_AXIS, MAX_CHUNK, MAX_META, MAX_PREVIEW_SIDE,
-                         MAX_SIDE, MAX_TILES, PREVIEW_KIND, VERSION, P4DFormatError, align_up, crc32, depth_code,
-                         depth_shape, expected_raw_length, kind_mask, pack_header, pack_meta, unpack_meta,
+from formats.p4d import (ALIGNMENT, DEPTH_BITS, DEPTH_SCALES, HEADER_SIZE, ID_KIND, INDEX_DTYPE, KIND_CODECS,
+                         KIND_DTYPE, KIND_ID, KINDS, MAGIC, MAX_ALIGNMENT, MAX_AXIS, MAX_CHUNK, MAX_META,
+                         MAX_PREVIEW_SIDE, MAX_SIDE, MAX_TILES, PREVIEW_KIND, VERSION, P4DFormatError, align_up, crc32,
+                         depth_code, depth_shape, expected_raw_length, kind_mask, pack_header, pack_meta, unpack_meta,
                          validate_meta)
 
 __all__ = ["P4DWriter"]
@@ -40,8 +40,10 @@ class P4DWriter:
     ``depth_scale`` s in {1, 2, 4, 8}: depth tiles are stored as [ceil(H/s), ceil(W/s)] (see
     ``downscale_depth``); a resume must use the same s, and ``finish`` needs meta tiles.depth_scale = s.
     ``depth_bits`` 16 stores depth q as given; 8 (format 1.1) stores its 8-bit codes
-    (``formats.p4d.depth_code``); the same rules as for s. A file that uses nothing of 1.1 is
-    marked 1.0. Same tiles in the same order + same meta => same bytes.
+    (``formats.p4d.depth_code``); the same rules as for s. Normal tiles (v1.2) are uint8 [h, w, 3]
+    at the stored shape ``meta.tiles.normal_scale`` gives (checked by ``finish``). A file is marked
+    with the oldest minor version whose features it uses (1.0 when none of 1.1's or 1.2's). Same
+    tiles in the same order + same meta => same bytes.
     """
 
     def __init__(self, path, resume: bool = False, depth_scale: int = 1, alignment: int = ALIGNMENT,
@@ -61,6 +63,7 @@ class P4DWriter:
         self.depth_bits = int(depth_bits)
         # Stored depth shape seen before any colour/alpha tile fixed tile_shape; checked when one does.
         self._depth_seen: tuple[int, int] | None = None
+        self._normal_seen: tuple[int, int] | None = None  # stored normal shape, checked against meta by finish
         self._records: dict[tuple[int, int, str], tuple] = {}  # key -> (offset, length, raw, crc, codec)
         self._preview: tuple | None = None  # (offset, length, raw, crc, codec, h, w)
         self.tile_shape: tuple[int, int] | None = None
@@ -119,10 +122,10 @@ class P4DWriter:
                 if kind == PREVIEW_KIND:
                     self._preview = (off, length, raw, crc, codec, th, tw)
                 else:
-                    if kind >= len(KINDS):
+                    if kind not in ID_KIND:
                         break
-                    self._note_shape(KINDS[kind], th, tw)  # same rule as when the tile was added
-                    self._records[(kf, view, KINDS[kind])] = (off, length, raw, crc, codec)
+                    self._note_shape(ID_KIND[kind], th, tw)  # same rule as when the tile was added
+                    self._records[(kf, view, ID_KIND[kind])] = (off, length, raw, crc, codec)
                 self._end = off + length
                 good = pos + _JREC.size
         self._f = open(self.partial, "r+b")
@@ -180,6 +183,14 @@ class P4DWriter:
 
     def _check_shape(self, key: tuple[int, int, str], h: int, w: int) -> None:
         kind = key[2]
+        if kind == "normal":  # its scale is the metadata's; finish() checks the shape against it
+            if self._normal_seen is not None and (h, w) != self._normal_seen:
+                raise ValueError(f"normal tile {key} is {w}x{h}, earlier normal tiles are "
+                                 f"{self._normal_seen[1]}x{self._normal_seen[0]}")
+            if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+                raise ValueError(f"tile size {w}x{h} outside 1..{MAX_SIDE}")
+            self._note_shape(kind, h, w)
+            return
         want = self._expected_shape(kind)
         if want is not None and (h, w) != want:
             if kind == "depth" and self.tile_shape is not None:
@@ -200,7 +211,9 @@ class P4DWriter:
         self._note_shape(kind, h, w)
 
     def _note_shape(self, kind: str, h: int, w: int) -> None:
-        if kind == "depth":
+        if kind == "normal":
+            self._normal_seen = (h, w)
+        elif kind == "depth":
             self._depth_seen = (h, w)
         else:
             self.tile_shape = (h, w)
@@ -214,7 +227,8 @@ class P4DWriter:
                  quality: int | None = None) -> None:
         """Encode and append one tile: color uint8 [H,W,3] premultiplied RGB, alpha uint8 [H,W], depth
         uint16 q [ceil(H/s), ceil(W/s)] (s = depth_scale; see ``downscale_depth``; an 8-bit writer
-        stores its ``depth_code``). ``quality`` (1..100) applies to jpeg/webp colour and is ignored by
+        stores its ``depth_code``), normal uint8 [ceil(H/n), ceil(W/n), 3] (n = meta
+        tiles.normal_scale; octahedral codes u, v and 0: ``formats.lighting``). ``quality`` (1..100) applies to jpeg/webp colour and is ignored by
         lossless codecs."""
         if kind not in KIND_ID:
             raise ValueError(f"unknown tile kind {kind!r}; use one of {KINDS}")
@@ -229,16 +243,16 @@ class P4DWriter:
             raise ValueError(f"tile {key} was already added")
         array = np.asarray(array)
         want = KIND_DTYPE[kind]
-        if array.dtype != want or array.ndim != (3 if kind == "color" else 2) or \
-                (kind == "color" and array.shape[2] != 3):
-            shape = "[H,W,3]" if kind == "color" else "[H,W]"
+        rgb = kind in ("color", "normal")
+        if array.dtype != want or array.ndim != (3 if rgb else 2) or (rgb and array.shape[2] != 3):
+            shape = "[H,W,3]" if rgb else "[H,W]"
             raise ValueError(f"{kind} tile must be {want} {shape}, got {array.dtype} {array.shape}")
         h, w = array.shape[:2]
         self._check_shape(key, h, w)
         if codec not in codecs.LOSSY:
             quality = None  # quality is a lossy-codec setting; lossless codecs use fixed settings
-        if kind in ("alpha", "depth") and codec == "webp":
-            quality = codecs.WEBP_LOSSLESS  # alpha and depth codes must be exact
+        if kind in ("alpha", "depth", "normal") and codec == "webp":
+            quality = codecs.WEBP_LOSSLESS  # alpha, depth and normal codes must be exact
         if kind == "depth":
             array = depth_code(array, self.depth_bits)
         self._put(key, codecs.encode(array, codec, quality), codec, (h, w))
@@ -271,6 +285,26 @@ class P4DWriter:
         self._records[key] = self._append(data, kf, view, *shape, KIND_ID[kind], codec,
                                           expected_raw_length(kind, *shape, self.depth_bits))[:5]
 
+    def tile(self, keyframe: int, view: int, kind: str) -> np.ndarray:
+        """Read back and decode a tile already stored (as ``P4DReader.tile_stored`` would give it):
+        a bake fits what depends on the stored tiles (the captured light) before ``finish``, also
+        over tiles an earlier run stored before a resume."""
+        off, length, _, crc, codec = self._records[(int(keyframe), int(view), kind)]
+        self._f.flush()
+        with open(self.partial, "rb") as f:
+            f.seek(off)
+            data = f.read(length)
+        if crc32(data) != crc:
+            raise P4DFormatError(f"{self.partial}: tile {(keyframe, view, kind)} changed on disk (crc mismatch)")
+        if kind == "normal":
+            shape = self._normal_seen + (3,)
+        elif kind == "depth":
+            shape = self.depth_shape
+        else:
+            shape = self.tile_shape + ((3,) if kind == "color" else ())
+        dtype = np.uint8 if kind != "depth" or self.depth_bits == 8 else np.uint16
+        return codecs.decode(data, codecs.CODECS[codec - 1], shape, dtype)
+
     # -- finish
     def finish(self, meta: dict) -> pathlib.Path:
         """Write index + metadata + header, fsync, rename to ``path``, drop the journal."""
@@ -293,7 +327,14 @@ class P4DWriter:
         if "depth" in kinds and bits != self.depth_bits or "depth" not in kinds and self.depth_bits != 16:
             raise ValueError(f"meta.tiles.depth_bits is {bits} but the writer was opened with "
                              f"depth_bits={self.depth_bits}; set meta tiles.depth_bits to match")
-        minor = 1 if self.depth_bits != 16 else 0  # a file that uses nothing of 1.1 stays 1.0
+        if "normal" in kinds:
+            ns = meta["tiles"]["normal_scale"]
+            if self._normal_seen is not None and self._normal_seen != depth_shape(self.tile_shape, ns):
+                want = depth_shape(self.tile_shape, ns)
+                raise ValueError(f"normal tiles are {self._normal_seen[1]}x{self._normal_seen[0]}, but "
+                                 f"meta.tiles.normal_scale {ns} stores them as {want[1]}x{want[0]}")
+        # The oldest minor whose features the file uses: a 16-bit file without normals stays 1.0.
+        minor = 2 if "normal" in kinds else 1 if self.depth_bits != 16 else 0
         if K * V * len(kinds) > MAX_TILES:
             raise ValueError(f"{K}x{V}x{len(kinds)} tiles exceed the cap {MAX_TILES}")
         cod = meta["tiles"]["codecs"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from formats.codecs import dequantize_depth
+from formats.lighting import pack_codes
 from formats.p4d import P4DFormatError
 from player.kernels import interleave_rgba, upsample_depth
 
@@ -31,10 +32,11 @@ class Tile:
     rgba: np.ndarray  # uint8 [H, W, 4] premultiplied colour + alpha, C-contiguous
     depth: np.ndarray  # float32 [H, W] camera z-depth in metres, 0 = empty
     spans: np.ndarray  # int32 [H, 2]: per row the columns [x0, x1) outside which it is all 0 (empty: (W, 0))
+    normal: np.ndarray | None = None  # uint16 [ceil(H/n), ceil(W/n)] packed normal codes (format 1.2), or None
 
     @property
     def nbytes(self) -> int:
-        return self.rgba.nbytes + self.depth.nbytes + self.spans.nbytes
+        return self.rgba.nbytes + self.depth.nbytes + self.spans.nbytes + (0 if self.normal is None else self.normal.nbytes)
 
 
 def decode_tile(source, keyframe: int, view: int) -> Tile:
@@ -57,7 +59,8 @@ def decode_tile(source, keyframe: int, view: int) -> Tile:
     # The lossless alpha draws the silhouette the coarse depth cannot (``upsample_depth``).
     depth = upsample_depth(small, s, h, w, spans=spans, alpha=alpha if has_alpha and s > 1 else None)
     rgba, spans = interleave_rgba(color, alpha, spans)
-    return Tile(rgba, depth, spans)
+    normal = pack_codes(source.tile(keyframe, view, "normal")) if "normal" in kinds else None
+    return Tile(rgba, depth, spans, normal)
 
 
 class TileCache:

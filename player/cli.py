@@ -31,6 +31,13 @@ def _common(ap: argparse.ArgumentParser) -> None:
                     help="G >= 1 favours the nearest baked view: fewer views to warp per frame (faster), "
                          "at some cost between views (G = 2: -1.9 dB at cell quarter points with jpeg tiles and "
                          "full-resolution depth, bench/interp_quality.py); default 1, plain bilinear view weights")
+    ap.add_argument("--light", metavar="YAW,PITCH[,STRENGTH]", default=None,
+                    help="relight the portrait (format 1.2 files): a key light at YAW, PITCH degrees in the head "
+                         "frame (yaw > 0 towards the subject's left, pitch > 0 above, as `bake render`; it turns "
+                         "with the head) of STRENGTH times the capture's mean light (0..4; default: as strong as "
+                         "the captured key; 1 gives a flat-lit capture a clear key); 'off' = the captured light "
+                         "(default). A negative yaw needs '=': --light=-40,10. In the window, shift + drag moves the light, "
+                         "l toggles it")
     ap.add_argument("--threads", type=int, default=1,
                     help="numba threads for the kernels (default 1: the kernels fit one core's budget, and "
                          "on a busy machine more threads spin and lose)")
@@ -41,8 +48,8 @@ def play_parser() -> argparse.ArgumentParser:
         prog=PROG, description="Play a .p4d 4D portrait: a window, or a headless export with --export. "
         "Run `player bench FILE.p4d` for frame-time figures, `player web FILE.p4d -o SITE/` for a web page "
         "that plays it.",
-        epilog="window keys: drag orbit, wheel zoom, arrows nudge, space pause, m mode, h HUD, "
-               "s screenshot, f fullscreen, q/esc quit")
+        epilog="window keys: drag orbit, shift + drag move the light (format 1.2 files), l light on/off, "
+               "wheel zoom, arrows nudge, space pause, m mode, h HUD, s screenshot, f fullscreen, q/esc quit")
     _common(ap)
     ap.add_argument("--mode", choices=["free", "capture", "orbit", "fixed"], default=None,
                     help="viewpoint: free (drag; auto-orbit when idle), capture (replays the captured head "
@@ -79,7 +86,8 @@ def play_parser() -> argparse.ArgumentParser:
 def bench_parser() -> argparse.ArgumentParser:
     ap = OneLineParser(
         prog=f"{PROG} bench", description="Frame-time figures: plays FILE.p4d headless with a slow orbit at "
-        "60 Hz and prints p50/p99 frame time (decode of missed tiles included), fps and cache hit rate.")
+        "60 Hz and prints p50/p99 frame time (decode of missed tiles included), fps and cache hit rate. With "
+        "--light, the relit playback and the plain one frame by frame side by side, and the relight's cost.")
     _common(ap)
     ap.add_argument("--seconds", type=float, default=10.0, help="simulated playback time (default 10)")
     ap.add_argument("--mode", choices=["capture", "orbit", "fixed"], default="orbit", help="viewpoint (default orbit)")
@@ -128,6 +136,7 @@ def _open(path: str):
 
 
 def _playback(reader, args, mode: str, size: int | None = None):
+    from player.light import parse_light
     from player.playback import PlayConfig, Playback
     from player.render import RenderConfig
     if args.size is not None and not 8 <= args.size <= 4096:
@@ -138,31 +147,44 @@ def _playback(reader, args, mode: str, size: int | None = None):
     n = reader.n_keyframes
     if keyframe is not None and not 0 <= keyframe < n:
         raise UsageError(f"--keyframe must be between 0 and {n - 1} (the file has {n} keyframes), got {keyframe}")
+    light = parse_light(args.light) if args.light else None
     cfg = PlayConfig(mode=mode, seed=args.seed, yaw=getattr(args, "yaw", 0.0), pitch=getattr(args, "pitch", 0.0),
                      keyframe=keyframe, render=RenderConfig(size=size or args.size, view_sharpen=args.view_sharpen))
-    return Playback(reader, cfg, on_damaged=damage_reporter(args.file))
+    pb = Playback(reader, cfg, on_damaged=damage_reporter(args.file))
+    if light is not None and not pb.set_light(light):
+        print(f"{PROG}: --light is unavailable: {pb.light_reason}", file=sys.stderr)
+    return pb
 
 
 def bench(args) -> dict:
+    """Frame times of one playback; with --light, of the relit playback and of the plain one side by
+    side (each frame of one followed by the same frame of the other, same walk and views), so the
+    relight's cost is read off one run on one machine state."""
     from player import kernels
     n_threads = _threads(args.threads)
     reader = _open(args.file)
     kernels.warm_up()
     pb = _playback(reader, args, args.mode)
+    pbs = [pb]
+    if pb.light is not None:
+        plain_args = argparse.Namespace(**{**vars(args), "light": None})
+        pbs.append(_playback(reader, plain_args, args.mode))
     try:
         # Warm-up: first frame (JIT cache load, first decodes) is not playback.
-        pb.render()
-        pb.cache.idle()
-        base = pb.cache.stats()
+        for p in pbs:
+            p.render()
+            p.cache.idle()
+        bases = [p.cache.stats() for p in pbs]
         dt = 1.0 / 60.0
         n = max(1, int(round(args.seconds * 60)))
-        wall, cpu = np.empty(n), np.empty(n)
+        wall, cpu = np.empty((len(pbs), n)), np.empty((len(pbs), n))
         next_tick = time.perf_counter()
         for i in range(n):
-            t0, c0 = time.perf_counter(), time.thread_time()
-            pb.step(dt)
-            pb.render()
-            wall[i], cpu[i] = time.perf_counter() - t0, time.thread_time() - c0
+            for j, p in enumerate(pbs):
+                t0, c0 = time.perf_counter(), time.thread_time()
+                p.step(dt)
+                p.render()
+                wall[j, i], cpu[j, i] = time.perf_counter() - t0, time.thread_time() - c0
             if not args.no_pace:
                 next_tick += dt
                 pause = next_tick - time.perf_counter()
@@ -170,19 +192,30 @@ def bench(args) -> dict:
                     time.sleep(pause)
                 else:
                     next_tick = time.perf_counter()
-        st = pb.cache.stats()
-        looked = (st["hits"] - base["hits"]) + (st["misses"] - base["misses"]) + (st["waits"] - base["waits"])
+
+        def figures(j: int) -> dict:
+            st, base = pbs[j].cache.stats(), bases[j]
+            looked = (st["hits"] - base["hits"]) + (st["misses"] - base["misses"]) + (st["waits"] - base["waits"])
+            return {"p50_ms": float(np.percentile(wall[j], 50) * 1e3), "p99_ms": float(np.percentile(wall[j], 99) * 1e3),
+                    "fps": float(1.0 / wall[j].mean()),
+                    "cpu_p50_ms": float(np.percentile(cpu[j], 50) * 1e3),
+                    "cpu_p99_ms": float(np.percentile(cpu[j], 99) * 1e3),
+                    "hit_rate": (st["hits"] - base["hits"]) / looked if looked else 1.0,
+                    "misses": st["misses"] - base["misses"], "waits": st["waits"] - base["waits"],
+                    "jumps": pbs[j].walker.jumps}
+
         h, w = pb.renderer.out_shape
-        return {"file": str(args.file), "size": [w, h], "tile": list(reader.tile_shape), "threads": n_threads,
-                "frames": n, "mode": args.mode, "paced": not args.no_pace, "view_sharpen": args.view_sharpen,
-                "p50_ms": float(np.percentile(wall, 50) * 1e3), "p99_ms": float(np.percentile(wall, 99) * 1e3),
-                "fps": float(1.0 / wall.mean()),
-                "cpu_p50_ms": float(np.percentile(cpu, 50) * 1e3), "cpu_p99_ms": float(np.percentile(cpu, 99) * 1e3),
-                "hit_rate": (st["hits"] - base["hits"]) / looked if looked else 1.0,
-                "misses": st["misses"] - base["misses"], "waits": st["waits"] - base["waits"],
-                "jumps": pb.walker.jumps}
+        res = {"file": str(args.file), "size": [w, h], "tile": list(reader.tile_shape), "threads": n_threads,
+               "frames": n, "mode": args.mode, "paced": not args.no_pace, "view_sharpen": args.view_sharpen,
+               "light": None if pb.light is None else [pb.light.yaw, pb.light.pitch, pb.light.strength],
+               **figures(0)}
+        if len(pbs) > 1:
+            res["plain"] = figures(1)
+            res["relight_p50_ms"] = res["p50_ms"] - res["plain"]["p50_ms"]
+        return res
     finally:
-        pb.close()
+        for p in pbs:
+            p.close()
         reader.close()
 
 
@@ -205,6 +238,11 @@ def main(argv=None) -> int:
                       f"cpu p50 {res['cpu_p50_ms']:.2f} ms  p99 {res['cpu_p99_ms']:.2f} ms")
                 print(f"cache hit rate {res['hit_rate']:.1%} ({res['misses']} misses, {res['waits']} waits)  "
                       f"jumps {res['jumps']}")
+                if "plain" in res:
+                    pl = res["plain"]
+                    print(f"relit to yaw {res['light'][0]:g}, pitch {res['light'][1]:g}; the same frames plain: "
+                          f"p50 {pl['p50_ms']:.2f} ms  p99 {pl['p99_ms']:.2f} ms; relight +{res['relight_p50_ms']:.2f} ms "
+                          f"p50")
             return 0
         args = play_parser().parse_args(argv)
         return play(args)

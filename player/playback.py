@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from player.cache import TileCache
+from player.light import Light, Relighter, unavailable
 from player.motion import CaptureReplay, Fixed, Orbit
 from player.render import RenderConfig, Renderer
 from player.walker import Walker
@@ -30,6 +31,8 @@ class PlayConfig:
     """memory bound of the decoded-tile cache"""
     prefetch: bool = True
     render: RenderConfig = RenderConfig()
+    light: Light | None = None
+    """relight to this key light (format 1.2 files only); None = the captured light"""
 
 
 def nearest_group(centers: np.ndarray, yaw: float, pitch: float) -> int:
@@ -57,6 +60,47 @@ class Playback:
         self.walker = Walker(self.meta, seed=config.seed, start_group=self.group_of(yaw, pitch),
                              start=config.keyframe)
         self.frames = 0
+        # Relighting: why it is off for this file (one line), else the gain tables' source.
+        self.light_reason = unavailable(self.meta)
+        self.relighter = Relighter(self.meta["lighting"]) if self.light_reason is None else None
+        self.light: Light | None = None
+        self.set_light(config.light)
+
+    def set_light(self, light: Light | None) -> bool:
+        """Relight to ``light`` (None: the captured light). False, and nothing changes, when the
+        file cannot be relit (``light_reason`` says why)."""
+        if self.relighter is None:
+            return light is None
+        self.light = light
+        self.renderer.set_light(None if light is None else self.relighter.table(light))
+        return True
+
+    def drag_light(self, dx: float, dy: float, degrees_per_px: float = 0.5) -> bool:
+        """The window's light drag (shift + drag): right moves the light towards the subject's left
+        (yaw up), up moves it above (pitch up); the first drag starts from the captured key light.
+        False when the file cannot be relit."""
+        if self.relighter is None:
+            return False
+        start = self.light or self.relighter.captured()
+        return self.set_light(start.moved(dx * degrees_per_px, dy * degrees_per_px))
+
+    def toggle_light(self) -> bool:
+        """'l' in the window: the captured light <-> the last light set (or the captured key
+        turned 45 degrees, the first time). False when the file cannot be relit."""
+        if self.relighter is None:
+            return False
+        if self.light is not None:
+            self._last_light = self.light
+            return self.set_light(None)
+        return self.set_light(getattr(self, "_last_light", None) or self.relighter.captured().moved(45.0, 0.0))
+
+    def light_label(self) -> str:
+        """The light as the HUD shows it."""
+        if self.relighter is None:
+            return "light n/a (no normals)"
+        if self.light is None:
+            return "light captured"
+        return f"light yaw {self.light.yaw:+.0f} pitch {self.light.pitch:+.0f}"
 
     def set_mode(self, mode: str) -> None:
         self.mode = mode

@@ -27,7 +27,8 @@ from formats.errors import EXIT_OK, OneLineParser, UsageError, check_input_file
 
 WEB = Path(__file__).resolve().parent / "web"
 MAX_SINGLE_FILE = 32 << 20  # a portrait inside one .html: base64 makes it 4/3 larger, and mail caps ~25-50 MB
-BROWSER_CODECS = {"color": ("jpeg", "webp", "png"), "alpha": ("png", "webp"), "depth": ("png", "webp")}
+BROWSER_CODECS = {"color": ("jpeg", "webp", "png"), "alpha": ("png", "webp"), "depth": ("png", "webp"),
+                  "normal": ("webp", "png")}
 
 
 @dataclass(frozen=True)

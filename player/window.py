@@ -3,8 +3,8 @@
 pyglet.window is imported only inside ``run`` so that ``import player.window`` works without a
 display (tests/test_rooms.py imports every module headless).
 
-Keys: drag = orbit, wheel = zoom, arrows = nudge, space = pause, m = mode, h = HUD,
-s = screenshot, f = fullscreen, q / esc = quit.
+Keys: drag = orbit, shift + drag = move the light (format 1.2 files), l = light on/off, wheel =
+zoom, arrows = nudge, space = pause, m = mode, h = HUD, s = screenshot, f = fullscreen, q / esc = quit.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ def run(pb: Playback, title: str = "Portrait4D", frames: int | None = None,
                                          batch=self.batch)
             self.hud.visible = hud
             self.last_drag = -1e9
+            self.said_light = False  # the light control's one-line reason, said once
             self.drawn = 0
             self.fps = 0.0
             self.jumps = 0
@@ -110,7 +111,7 @@ def run(pb: Playback, title: str = "Portrait4D", frames: int | None = None,
                 yaw, pitch = pb.view()
                 self.hud.text = (f"{self.fps:5.1f} fps  keyframe {k}/{pb.walker.n - 1}  jumps {self.jumps}  "
                                  f"{pb.mode}{' (paused)' if pb.paused else ''}  yaw {yaw:+.1f} pitch {pitch:+.1f}  "
-                                 f"hit {pb.cache.stats()['hit_rate']:.0%}")
+                                 f"hit {pb.cache.stats()['hit_rate']:.0%}  {pb.light_label()}")
 
         def on_draw(self):
             self.clear()
@@ -143,6 +144,11 @@ def run(pb: Playback, title: str = "Portrait4D", frames: int | None = None,
             print(f"player: screenshot {path}")
 
         def on_mouse_drag(self, x, y, dx, dy, buttons, modifiers):
+            if modifiers & pyglet.window.key.MOD_SHIFT:
+                if not pb.drag_light(dx, dy) and not self.said_light:
+                    print(f"player: the light control is unavailable: {pb.light_reason}")
+                    self.said_light = True
+                return
             yaw, pitch = pb.view()
             pb.manual = (yaw - 0.3 * dx, float(np.clip(pitch - 0.3 * dy, -89, 89)))
             self.last_drag = time.monotonic()
@@ -161,6 +167,10 @@ def run(pb: Playback, title: str = "Portrait4D", frames: int | None = None,
                 pb.set_mode(MODE_CYCLE[self.mode_i])
             elif symbol == key.H:
                 self.hud.visible = not self.hud.visible
+            elif symbol == key.L:
+                if not pb.toggle_light() and not self.said_light:
+                    print(f"player: the light control is unavailable: {pb.light_reason}")
+                    self.said_light = True
             elif symbol == key.S:
                 self.save_screenshot(_free_name("player-shot", ".png"))
             elif symbol == key.F:

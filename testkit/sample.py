@@ -1,6 +1,6 @@
 """Small valid .p4d files from synthetic tiles, for tests and benches (no bake needed).
 
-``sample_meta`` builds metadata that satisfies the v1.0 schema (a chain graph with a loop back);
+``sample_meta`` builds metadata that satisfies the v1.2 schema (a chain graph with a loop back);
 ``portrait_tile`` draws a shaded textured ellipse "face" whose look follows yaw/pitch/keyframe;
 ``write_sample`` puts them together.
 """
@@ -13,20 +13,28 @@ import numpy as np
 
 from formats import P4DWriter
 from formats.codecs import quantize_depth
+from formats.lighting import lobe, oct_encode
 from formats.p4d import downscale_depth
+
+# The sample files' captured light (format 1.2): ambient 0.4 plus a key light of 0.8 from yaw 20,
+# pitch 20 (the lobe's SH at that direction, written out so a file states plain numbers).
+SAMPLE_KEY = (20.0, 20.0, 0.8, 0.0)  # yaw, pitch, amount, wrap
+SAMPLE_SH = tuple(round(float(x), 6) for x in np.eye(9)[0] * 0.4 / 0.282095
+                  + 0.8 * lobe(np.array([0.321394, 0.342020, 0.883022])))
 
 
 def sample_meta(n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), size: tuple[int, int] = (16, 16),
                 kinds=("color", "alpha", "depth"), codecs: dict | None = None, quality: int | None = None,
                 near: float = 0.3, far: float = 1.0, n_groups: int = 2, depth_scale: int = 1,
-                depth_bits: int = 16) -> dict:
+                depth_bits: int = 16, normal_scale: int = 1) -> dict:
     """Metadata for a grid of ``len(yaws) * len(pitches)`` views of (H, W) = ``size`` tiles.
 
     ``tiles.depth_scale`` is written only when it is not 1 and ``tiles.depth_bits`` only when it is
-    not 16, so full-resolution 16-bit files keep their bytes."""
+    not 16, so full-resolution 16-bit files keep their bytes. With a "normal" kind (format 1.2)
+    ``tiles.normal_scale`` and ``lighting`` (SAMPLE_SH, its key light) are set too."""
     h, w = size
     K = n_keyframes
-    codecs = dict(codecs or {"color": "jpeg", "alpha": "png", "depth": "png"})
+    codecs = dict(codecs or {"color": "jpeg", "alpha": "png", "depth": "png", "normal": "webp"})
     codecs = {k: codecs[k] for k in kinds}
     G = max(1, min(n_groups, K))
     group = [k * G // K for k in range(K)]
@@ -41,7 +49,11 @@ def sample_meta(n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), s
         tiles["depth_scale"] = depth_scale
     if depth_bits != 16:
         tiles["depth_bits"] = depth_bits
-    return {
+    extra = {}
+    if "normal" in kinds:
+        tiles["normal_scale"] = normal_scale
+        extra["lighting"] = {"sh": list(SAMPLE_SH), "key": list(SAMPLE_KEY)}
+    return {**extra,
         # The module's name before it moved to testkit/: sample files keep the bytes they always had.
         "generator": "formats.sample",
         "source": {"kind": "synthetic", "checkpoint_sha256": "0" * 64},
@@ -94,14 +106,27 @@ def portrait_tile(h: int, w: int, yaw: float = 0.0, pitch: float = 0.0, t: float
     return rgb.round().astype(np.uint8), (alpha * 255).round().astype(np.uint8), depth
 
 
+def portrait_normals(depth: np.ndarray, normal_scale: int = 1) -> np.ndarray:
+    """Normal tile codes uint8 [ceil(H/n), ceil(W/n), 3] of ``portrait_tile``'s ellipsoid (from its
+    depth: a bulge towards the camera), stored at 1/``normal_scale`` by point sampling."""
+    h, w = depth.shape
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    u, v = (x - w / 2) / (0.32 * w), (y - h / 2) / (0.42 * h)
+    n = np.stack([u, -v, np.sqrt(np.clip(1.0 - u * u - v * v, 0.0, 1.0)) + 0.2], -1)
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    code = oct_encode(downscale_depth(n, normal_scale))
+    return np.ascontiguousarray(np.dstack([code, np.zeros(code.shape[:2], np.uint8)]))
+
+
 def write_sample(path, n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), size=(16, 16),
                  kinds=("color", "alpha", "depth"), codecs: dict | None = None, quality: int | None = None,
-                 preview: bool = True, depth_scale: int = 1, depth_bits: int = 16, **meta_kw) -> pathlib.Path:
+                 preview: bool = True, depth_scale: int = 1, depth_bits: int = 16, normal_scale: int = 1,
+                 **meta_kw) -> pathlib.Path:
     """Write a complete small .p4d of synthetic portrait tiles; returns its path.
 
     Depth is rendered at full resolution and stored at 1/``depth_scale`` by ``downscale_depth``."""
     meta = sample_meta(n_keyframes, yaws, pitches, size, kinds, codecs, quality, depth_scale=depth_scale,
-                       depth_bits=depth_bits, **meta_kw)
+                       depth_bits=depth_bits, normal_scale=normal_scale, **meta_kw)
     cod = meta["tiles"]["codecs"]
     near, far = meta["grid"]["depth"]["near"], meta["grid"]["depth"]["far"]
     with P4DWriter(path, depth_scale=depth_scale, depth_bits=depth_bits) as w:
@@ -113,7 +138,10 @@ def write_sample(path, n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0
                 for yi, yaw in enumerate(yaws):
                     v = pi * len(yaws) + yi
                     rgb, alpha, depth = portrait_tile(*size, yaw, pitch, t=k, seed=k * 1000 + v)
-                    tiles = {"color": rgb, "alpha": alpha, "depth": quantize_depth(downscale_depth(depth, depth_scale), near, far)}
+                    tiles = {"color": rgb, "alpha": alpha,
+                             "depth": quantize_depth(downscale_depth(depth, depth_scale), near, far)}
+                    if "normal" in kinds:
+                        tiles["normal"] = portrait_normals(depth, normal_scale)
                     for kind in kinds:
                         w.add_tile(k, v, kind, tiles[kind], cod[kind], quality if kind == "color" else None)
         return w.finish(meta)

@@ -7,14 +7,15 @@ from testkit.fuzz import fuzz
 from testkit.sample import write_sample
 
 ALL_RAW = {"color": "raw+zstd", "alpha": "raw+zstd", "depth": "raw+zstd"}
+KINDS4 = ("color", "alpha", "depth", "normal")
 
 
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory):
     d = tmp_path_factory.mktemp("seeds")
     # Tiny tiles keep a case well under a millisecond; together the seeds cover every codec,
-    # a file with and without preview, 1-3 kinds, a 2-D view grid, depth_scale 1, 2 and 8 and
-    # 8-bit and 16-bit depth.
+    # a file with and without preview, 1-4 kinds, a 2-D view grid, depth_scale 1, 2 and 8,
+    # 8-bit and 16-bit depth, and normal tiles (format 1.2).
     return [
         write_sample(d / "a.p4d", n_keyframes=2, yaws=(0.0, 10.0), size=(8, 8)).read_bytes(),
         write_sample(d / "b.p4d", n_keyframes=2, yaws=(0.0,), pitches=(0.0, 5.0), size=(8, 12), codecs=ALL_RAW,
@@ -32,6 +33,11 @@ def seeds(tmp_path_factory):
                      codecs={"color": "jpeg", "alpha": "png", "depth": "webp"}).read_bytes(),
         write_sample(d / "h.p4d", n_keyframes=2, yaws=(0.0,), size=(8, 12), codecs=ALL_RAW, depth_scale=2,
                      depth_bits=8).read_bytes(),
+        # normal tiles and the captured light (format 1.2): webp at 1/2 (non-divisible), raw at 1/1
+        write_sample(d / "i.p4d", n_keyframes=2, yaws=(0.0, 10.0), size=(9, 8), kinds=KINDS4,
+                     normal_scale=2).read_bytes(),
+        write_sample(d / "j.p4d", n_keyframes=2, yaws=(0.0,), size=(8, 8), kinds=KINDS4,
+                     codecs={**ALL_RAW, "normal": "raw+zstd"}, preview=False).read_bytes(),
     ]
 
 

@@ -36,12 +36,14 @@ def xvfb():
     proc.wait(timeout=10)
 
 
-def test_window_draws_what_the_headless_render_draws(xvfb, tmp_path):
+@pytest.mark.parametrize("light", [None, "-50,10"], ids=["captured", "relit"])
+def test_window_draws_what_the_headless_render_draws(xvfb, tmp_path, light):
+    kinds = ("color", "alpha", "depth") + (("normal",) if light else ())
     p4d = write_sample(tmp_path / "s.p4d", n_keyframes=3, yaws=(-20.0, 0.0, 20.0), pitches=(-10.0, 10.0),
-                       size=(64, 80))
+                       size=(64, 80), kinds=kinds)
     env = dict(os.environ, DISPLAY=xvfb)
     shot = tmp_path / "shot.png"
-    args = ["--mode", "fixed", "--yaw", "7", "--pitch", "3", "--seed", "1"]
+    args = ["--mode", "fixed", "--yaw", "7", "--pitch", "3", "--seed", "1"] + ([f"--light={light}"] if light else [])
     code = "import sys; from player.cli import main; sys.exit(main())"
     r = subprocess.run([sys.executable, "-c", code, str(p4d), *args, "--paused", "--frames", "3",
                         "--screenshot", str(shot)], env=env, capture_output=True, text=True, timeout=120)

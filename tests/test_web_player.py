@@ -20,6 +20,7 @@ import pytest
 from formats import P4DReader
 from player import site
 from player.playback import PlayConfig, Playback
+from player.light import Light
 from player.render import RenderConfig
 from testkit.sphere_p4d import write_sphere
 from testkit.static_servers import serve
@@ -47,6 +48,7 @@ def site_dir(tmp_path_factory):
     write_sphere(out / "eight_png.p4d", size=SIZE, n_keyframes=4, depth_scale=4, depth_bits=8,
                  codecs={"color": "jpeg", "alpha": "png", "depth": "png"})
     write_sphere(out / "walk.p4d", size=24, n_keyframes=12)
+    write_sphere(out / "relit.p4d", size=SIZE, n_keyframes=4, normal_scale=2)  # format 1.2
     data = bytearray(src.read_bytes())
     (out / "truncated.p4d").write_bytes(data[:-100])
     with P4DReader(src) as r:
@@ -96,10 +98,10 @@ def canvas_rgb(page) -> np.ndarray:
     return cv2.imdecode(png, cv2.IMREAD_COLOR)[..., ::-1]
 
 
-def python_still(path, k, yaw, pitch, size) -> np.ndarray:
+def python_still(path, k, yaw, pitch, size, light=None) -> np.ndarray:
     with P4DReader(path) as reader:
         pb = Playback(reader, PlayConfig(mode="fixed", yaw=yaw, pitch=pitch, keyframe=k, prefetch=False,
-                                         render=RenderConfig(size=size)))
+                                         render=RenderConfig(size=size), light=light))
         try:
             return np.ascontiguousarray(pb.render()[::-1, :, :3])
         finally:
@@ -278,3 +280,28 @@ def test_with_ranges_only_the_tiles_a_view_needs_are_fetched(browser, site_dir):
         assert 0 < srv.range_bytes - (64 << 10) < 0.3 * size, (srv.range_bytes, size)
     finally:
         srv.shutdown()
+
+
+def test_a_relit_portrait_matches_the_python_player(browser, servers, site_dir):
+    """?light= relights as `player --light` does (format 1.2); window.p4d.setLight moves it; a file
+    without normals plays in its light and says why once."""
+    for k, yaw, pitch, light in ((0, 0.0, -8.0, (-40.0, 10.0)), (2, 5.0, 2.0, (70.0, -20.0))):
+        page = open_page(browser, f"{servers['range']}?file=relit.p4d&k={k}&yaw={yaw}&pitch={pitch}&paused=1"
+                                  f"&size={OUT}&light={light[0]},{light[1]}")
+        got = canvas_rgb(page)
+        assert page.evaluate("window.p4d.light()") == {"yaw": light[0], "pitch": light[1], "strength": None}
+        want = python_still(site_dir / "relit.p4d", k, yaw, pitch, OUT, Light(*light))
+        plain = python_still(site_dir / "relit.p4d", k, yaw, pitch, OUT)
+        db, db_plain = psnr_foreground(got, want), psnr_foreground(plain, want)
+        print(f"relit k={k} yaw={yaw} pitch={pitch} light={light}: {db:.1f} dB (the unrelit frame: {db_plain:.1f} dB)")
+        assert db >= 38.0 and db_plain < db - 10, (db, db_plain)
+        # the light moved on the page: the next frame is the Python player's at that light
+        assert page.evaluate("window.p4d.setLight(10, 30)") is True
+        page.wait_for_timeout(300)
+        db2 = psnr_foreground(canvas_rgb(page), python_still(site_dir / "relit.p4d", k, yaw, pitch, OUT, Light(10.0, 30.0)))
+        assert db2 >= 38.0, db2
+        page.close()
+    page = open_page(browser, f"{servers['range']}?file=sphere.p4d&k=0&yaw=0&pitch=-8&paused=1&light=30,0")
+    assert "no normals" in page.evaluate("document.getElementById('p4d-notice').textContent")
+    assert page.evaluate("window.p4d.light()") is None
+    page.close()

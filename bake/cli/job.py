@@ -17,7 +17,7 @@ from bake.cli.options import build, default
 from bake.data.load import load_dataset
 from bake.fields.base import file_digest
 from bake.fields.registry import load_field_and_dataset_hint
-from bake.job.config import COLOR_CODECS, DEPTH_BITS, DEPTH_SCALES, BakeConfig
+from bake.job.config import COLOR_CODECS, DEPTH_BITS, DEPTH_SCALES, NORMAL_SCALES, BakeConfig
 from bake.job.graph import GraphConfig
 from bake.job.run import partial_paths, run_bake
 from bake.job.views import parse_range, parse_views
@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bits per stored depth sample (default %(default)s: 2.4 mm steps over the 0.6 m depth "
                         "range, RMS error 0.7 mm, a quarter of 16-bit's bytes; 16: 0.01 mm steps, for "
                         "players of format 1.0)")
+    g.add_argument("--normal-scale", type=int, default=default(BakeConfig, "normal_scale"), choices=NORMAL_SCALES,
+                   help="store surface normals at 1/N resolution, with the capture's light fitted over the tiles, "
+                        "so the player can relight (format 1.2; default %(default)s); 0: no normals")
     k = p.add_argument_group("keyframes and graph")
     k.add_argument("--fps", type=float, default=default(BakeConfig, "fps"), help="keyframe rate (default %(default)s)")
     k.add_argument("--transitions", type=int, default=default(GraphConfig, "transitions"),
@@ -104,6 +107,7 @@ def config_from_args(a: argparse.Namespace) -> BakeConfig:
         raise UsageError(str(exc)) from None
     return build(BakeConfig, views=views, yaw_range=yaw_range, pitch_range=pitch_range, size=a.size,
                  fps=a.fps, codec=a.codec, quality=a.quality, depth_scale=a.depth_scale, depth_bits=a.depth_bits,
+                 normal_scale=a.normal_scale,
                  graph=build(GraphConfig, transitions=a.transitions, p_back=a.p_back),
                  groups=a.groups, morph_seconds=a.morph_seconds, seed=a.seed)
 

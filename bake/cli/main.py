@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "eval": "PSNR / SSIM / L1 of a checkpoint on its held-out frames",
     "render": "render one image of a checkpoint at an expression and view",
     "eval-portrait": "a baked portrait, as the player draws it, against its video (replay, held-out, sharpness)",
+    "normals": "add normals and the fitted light to a .p4d baked without them (relightable, format 1.2)",
 }
 
 USAGE = """usage: bake CKPT -o OUT.p4d [options]     (bake a portrait; `bake CKPT --help` for options)

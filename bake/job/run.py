@@ -24,6 +24,8 @@ from bake.job.config import BakeConfig, auto_quality
 from bake.job.graph import build_graph, forced_targets, pose_groups
 from bake.job.keyframes import Keyframes, make_keyframes
 from bake.job.views import ViewGrid, captured_range, grid_axis
+from bake.relight.fit import fit_tiles
+from bake.relight.normals import normal_codes, surface_normals
 from bake.track.expression_map import map_expressions
 from formats import P4DWriter
 from formats.atomic import atomic_path, check_writable_dir
@@ -35,7 +37,13 @@ from formats.progress import Progress
 
 GENERATOR = "portrait4d 0.1.0 bake"
 KINDS = ("color", "alpha", "depth")
-LOSSLESS_CODEC = {"alpha": "webp", "depth": "webp"}  # webp lossless: ~1/3 the bytes of png on alpha
+NORMAL_KINDS = KINDS + ("normal",)
+LOSSLESS_CODEC = {"alpha": "webp", "depth": "webp", "normal": "webp"}  # webp lossless: ~1/3 the bytes of png on alpha
+
+
+def bake_kinds(cfg: BakeConfig) -> tuple[str, ...]:
+    """The tile kinds a bake with ``cfg`` writes: normals too unless normal_scale is 0."""
+    return NORMAL_KINDS if cfg.normal_scale else KINDS
 
 
 def depth_codec(depth_bits: int) -> str:
@@ -121,9 +129,11 @@ def build_metadata(field: Field, cfg: BakeConfig, grid: ViewGrid, kf: Keyframes,
         "grid": {"yaws": list(grid.yaws), "pitches": list(grid.pitches), "radius": grid.radius,
                  "center": list(grid.center), "intrinsics": grid.intrinsics.to_dict(),
                  "depth": {"near": near, "far": far}},
-        "tiles": {"kinds": list(KINDS),
+        "tiles": {"kinds": list(bake_kinds(cfg)),
                   "codecs": {"color": cfg.codec, "alpha": LOSSLESS_CODEC["alpha"],
-                             "depth": depth_codec(cfg.depth_bits)},
+                             "depth": depth_codec(cfg.depth_bits),
+                             **({"normal": LOSSLESS_CODEC["normal"]} if cfg.normal_scale else {})},
+                  **({"normal_scale": cfg.normal_scale} if cfg.normal_scale else {}),
                   "quality": {"color": cfg.quality}, "color": "srgb-premultiplied",
                   "depth_scale": cfg.depth_scale, **({"depth_bits": 8} if cfg.depth_bits == 8 else {})},
         "keyframes": {"fps": cfg.fps, "times": r6(kf.times), "expressions": kf.expressions.astype(np.float64).tolist(),  # exactly what was rendered
@@ -184,9 +194,10 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
     meta = build_metadata(field, cfg, grid, kf, source_digest, quiet, anchor)
     n_tiles = len(kf.times) * grid.n_views
     s = cfg.depth_scale
+    kinds = bake_kinds(cfg)
     with P4DWriter(out, resume=resume, depth_scale=s, depth_bits=cfg.depth_bits) as writer:
         done = set(writer.done)
-        n_done = sum(all((k, v, kind) in done for kind in KINDS)
+        n_done = sum(all((k, v, kind) in done for kind in kinds)
                      for k in range(len(kf.times)) for v in range(grid.n_views)) if done else 0
         if not done:
             yaw0, pitch0 = grid.view(grid.nearest_view(0.0, 0.0))
@@ -199,7 +210,7 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
         with Progress(n_tiles, f"bake {out.name}", initial=n_done, disable=quiet) as bar:
             for k, expr in enumerate(kf.expressions):
                 for v in range(grid.n_views):
-                    missing = [kind for kind in KINDS if (k, v, kind) not in done]
+                    missing = [kind for kind in kinds if (k, v, kind) not in done]
                     if not missing:
                         continue
                     yaw, pitch = grid.view(v)
@@ -211,12 +222,17 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
                              "alpha": (to_u8(alpha), LOSSLESS_CODEC["alpha"], None),
                              "depth": (quantize_depth(downscale_depth(depth, s), near, far),
                                        depth_codec(cfg.depth_bits), None)}
+                    if "normal" in missing:
+                        normals = surface_normals(field, cam, expr, depth, exact=anchor is None)
+                        tiles["normal"] = (normal_codes(normals, cfg.normal_scale), LOSSLESS_CODEC["normal"], None)
                     for kind in missing:  # a kill can land between the kinds of one view
                         writer.add_tile(k, v, kind, *tiles[kind])
                     bar.update(1)
                     rendered += 1
                     if on_tile is not None:
                         on_tile(rendered)
+        if cfg.normal_scale:  # over the stored tiles, so a resumed bake fits what the file holds
+            meta["lighting"] = fit_tiles(writer.tile, len(kf.times), grid.n_views, cfg.normal_scale)
         path = writer.finish(meta)
     sidecar.unlink(missing_ok=True)
     return path

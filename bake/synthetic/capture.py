@@ -23,6 +23,7 @@ from bake.synthetic.head import EXPRESSION_NAMES, HeadConfig
 from bake.synthetic.motion import MotionConfig, capture_motion
 from formats.atomic import check_writable_dir
 from formats.camera import Camera, Intrinsics
+from formats.lighting import direction
 from formats.errors import UsageError
 from formats.progress import Progress
 
@@ -40,6 +41,17 @@ class SynthConfig:
     fov_deg: float = 40.0
     """phone field of view across the image: the head fills ~2/3 of the frame height"""
     jpeg_quality: int = 92
+    light: tuple[float, float] | None = None
+    """key light as (yaw, pitch) in degrees in the head frame, the sign conventions of `bake
+    render` (yaw > 0 towards the subject's left, pitch > 0 above); None = HeadConfig's default
+    (yaw 23.1, pitch 26.8). The same subject under another light: the truth a relit portrait
+    is compared with"""
+
+    def head(self) -> HeadConfig:
+        """The head this capture renders: HeadConfig with ``light`` as its key-light direction."""
+        if self.light is None:
+            return HeadConfig()
+        return HeadConfig(light=tuple(round(float(x), 9) for x in direction(*self.light)))
 
     def __post_init__(self) -> None:
         if not isinstance(self.motion, MotionConfig):
@@ -50,6 +62,11 @@ class SynthConfig:
             raise ValueError(f"fov_deg must be in [10, 120] degrees, got {self.fov_deg:g}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+        if self.light is not None:
+            if len(self.light) != 2 or not all(np.isfinite(self.light)):
+                raise ValueError(f"light must be (yaw, pitch) in degrees, got {self.light!r}")
+            if not -90 <= self.light[1] <= 90:
+                raise ValueError(f"light pitch must be in [-90, 90] degrees, got {self.light[1]:g}")
 
 
 class SynthError(UsageError, ValueError):
@@ -122,7 +139,8 @@ def write_capture(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), *, o
     times, c2h, expr = capture_motion(m)
     n = len(times)
     intr = Intrinsics.from_fov(cfg.fov_deg, size, size)
-    field = SyntheticField(HeadConfig())
+    head = cfg.head()
+    field = SyntheticField(head)
     bg_big = background(size, m.seed)
     shake = np.random.default_rng(m.seed + 31).uniform(0, 1, 4)
 
@@ -170,7 +188,7 @@ def write_capture(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), *, o
                           list(EXPRESSION_NAMES), split)
         save_checkpoint({
             "kind": "synthetic",
-            "config": {**HeadConfig().to_dict(), "seed": int(m.seed), "fps": float(m.fps),
+            "config": {**head.to_dict(), "seed": int(m.seed), "fps": float(m.fps),
                        "seconds": float(m.seconds), "fov_deg": float(cfg.fov_deg)},
             "capture": capture.to_dict(),
             "expression_range": {"min": torch.as_tensor(expr.min(axis=0)),

@@ -18,6 +18,9 @@ The frame pipeline, per frame (H, W = tile size; Ho, Wo = output size):
    (``lattice``: node geometry and cell modes); such a cell's pixels interpolate the nodes'
    coordinates and weights in fixed point (``mesh``); the other pixels are projected one by one
    (``pixels``). The warped frame is premultiplied RGBA in 8 bits.
+2b. ``relight.relight`` (format 1.2, when a light is set): each decoded source tile times the
+   quotient-relight gain of its normals, in its own pixels (the normals follow the warp exactly),
+   once per tile and light (``Renderer`` keeps the relit tiles); step 2 then blends relit tiles.
 5. ``compositing.composite``: premultiplied colour over the background, rows flipped bottom-up
    for a GL texture, only inside the row spans of what the warp drew
    (``reprojection.warp_spans``) and of the last frame's. ``compositing.crossfade`` mixes two
@@ -46,6 +49,7 @@ from .cameras import camera_arrays
 from .compositing import composite, composite_tables, crossfade
 from .decode import interleave_rgba, upsample_depth
 from .lattice import MODE_EMPTY, MODE_MESH, MODE_MESH_RAMP, MODE_PIXEL
+from .relight import relight, relight_scratch
 from .reprojection import WarpScratch, warp, warp_scratch, warp_spans, warp_split
 from .splat import splat_depth, splat_rows
 from .views import view_weights
@@ -54,4 +58,5 @@ from .warmup import warm_up
 __all__ = ["view_weights", "blend_steps", "temporal_blend", "fade_blend", "write_spans", "splat_depth",
            "splat_rows", "warp", "warp_scratch", "warp_split", "warp_spans", "WarpScratch", "crossfade",
            "composite", "composite_tables", "camera_arrays", "upsample_depth", "interleave_rgba", "warm_up",
+           "relight", "relight_scratch",
            "MODE_PIXEL", "MODE_EMPTY", "MODE_MESH", "MODE_MESH_RAMP"]

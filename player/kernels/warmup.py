@@ -7,6 +7,7 @@ import numpy as np
 from .blend import fade_blend, temporal_blend
 from .compositing import composite, crossfade
 from .decode import interleave_rgba, upsample_depth
+from .relight import relight, relight_scratch
 from .reprojection import warp
 from .splat import splat_depth
 from .views import view_weights
@@ -34,3 +35,6 @@ def warm_up() -> None:
     spans = np.empty((8, 2), np.int32)
     upsample_depth(np.ones((2, 2), np.float32), 4, 8, 8, spans=spans)
     interleave_rgba(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8), spans)
+    codes = np.zeros((4, 4), np.uint16)
+    relight(np.zeros((8, 8, 4), np.uint8), codes, codes, 0.5, np.ones(65536, np.float32), 2, spans,
+            relight_scratch((4, 4), 2))

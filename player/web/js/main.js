@@ -7,6 +7,7 @@ import { P4DReader } from "./reader.js";
 import { Renderer } from "./renderer.js";
 import { TileStore } from "./tiles.js";
 import { Playback } from "./playback.js";
+import { Relighter } from "./lighting.js";
 import { bindInput, hidePreview, layout, setState, showError, showNotice, showPreview, showProgress } from "./ui.js";
 
 const DT = 1 / 60;  // the clock steps the walk in fixed ticks, so its draws do not depend on the frame rate
@@ -24,9 +25,17 @@ function params() {
     return x;
   };
   const yaw = number("yaw", -180, 180, false), pitch = number("pitch", -89, 89, false);
+  let light = null;  // light=YAW,PITCH[,STRENGTH] or off, as `player --light`
+  if (q.has("light") && q.get("light") !== "off") {
+    const v = q.get("light").split(",").map(Number);
+    if (!(v.length === 2 || v.length === 3) || v.some((x) => !Number.isFinite(x)) || Math.abs(v[1]) > 90 || (v.length === 3 && !(v[2] >= 0 && v[2] <= 4))) {
+      throw new Error(`URL parameter light=${q.get("light")} must be YAW,PITCH[,STRENGTH] in degrees (pitch in -90..90, strength 0..4) or off`);
+    }
+    light = { yaw: v[0], pitch: v[1], strength: v[2] ?? null };
+  }
   return { file: q.get("file"), k: number("k", 0, 65535, true), yaw, pitch, paused: q.get("paused") === "1",
            seed: number("seed", 0, Number.MAX_SAFE_INTEGER, true) ?? 0, size: number("size", 8, 4096, true),
-           mode: q.get("mode") ?? (yaw !== null || pitch !== null ? "fixed" : "free"), sync: q.get("sync") === "1" };
+           mode: q.get("mode") ?? (yaw !== null || pitch !== null ? "fixed" : "free"), sync: q.get("sync") === "1", light };
 }
 
 function embedded() {
@@ -77,7 +86,27 @@ async function boot() {
     return { yaw, pitch, zoom: pb.zoom, mode: pb.mode, paused: pb.paused, time: pb.walker.time, k: pb.walker.main.k,
              streams: pb.walker.streams(), tiles_decoded: store.decoded, source: source.mode };
   };
-  const idle = bindInput(canvas, pb);
+  // The light (format 1.2): a file without normals plays in its captured light, and says so once.
+  const relighter = meta.tiles.kinds.includes("normal") ? new Relighter(meta.lighting) : null;
+  const noLight = "This portrait has no normals (format 1.2), so it plays in its captured light.";
+  let light = null, saidNoLight = false;
+  const setLight = (l) => {
+    if (!relighter) {
+      if (l && !saidNoLight) showNotice(noLight);
+      saidNoLight = saidNoLight || Boolean(l);
+      return false;
+    }
+    light = l ? { yaw: l.yaw, pitch: Math.min(Math.max(l.pitch, -90), 90), strength: l.strength ?? null } : null;
+    renderer.setLight(light ? relighter.table(light.yaw, light.pitch, light.strength) : null);
+    return true;
+  };
+  setLight(p.light);
+  api.light = () => (light ? { ...light } : null);
+  api.setLight = (yaw, pitch, strength = null) => setLight(yaw === null ? null : { yaw, pitch, strength });
+  const idle = bindInput(canvas, pb, (dx, dy) => {
+    const base = light ?? (relighter ? { yaw: relighter.key.yaw, pitch: relighter.key.pitch, strength: null } : null);
+    setLight(base && { yaw: ((base.yaw + 0.5 * dx + 540) % 360) - 180, pitch: base.pitch + 0.5 * dy, strength: base.strength });
+  });
   const viewsAt = (yaw, pitch) => {
     const { idx, w } = renderer.views(yaw, pitch);
     return [...new Set(idx.filter((_, j) => w[j] > 0))];

@@ -45,10 +45,15 @@ export class P4DReader {
       throw new Error(`metadata invalid: ${e.message}`);
     }
     const depthBits = meta.tiles.depth_bits ?? 16;
+    L.normalScale = meta.tiles.normal_scale ?? 1;
     recs.forEach((r, i) => {
       const kind = L.kinds[i % L.kinds.length];
       if (CODECS[r.codec - 1] !== meta.tiles.codecs[kind]) {
         throw new Error(`index record ${i} has codec ${r.codec}, meta.tiles.codecs.${kind} is ${meta.tiles.codecs[kind]}`);
+      }
+      if (kind === "normal") {
+        const [kh, kw] = kindShape(L, "normal");
+        if (r.raw !== kh * kw * 3) throw new Error(`index record ${i} raw length ${r.raw} != tile size ${kh * kw * 3} (normal tiles at meta.tiles.normal_scale ${L.normalScale})`);
       }
       if (kind === "depth") {
         const [kh, kw] = kindShape(L, "depth");

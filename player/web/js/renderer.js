@@ -78,6 +78,17 @@ export class Renderer {
     this.layers = Math.min(layers, gl.getParameter(gl.MAX_ARRAY_TEXTURE_LAYERS));
     this.tileC = texArray(gl, gl.RGBA8, this.W, this.H, this.layers);
     this.tileD = texArray(gl, gl.R32F, this.W, this.H, this.layers);
+    // Relighting (format 1.2): each tile's normal codes, the gain table, the light's version
+    // (a held slot was relit with the table it names).
+    const kinds = meta.tiles.kinds;
+    this.ns = meta.tiles.normal_scale ?? 1;
+    this.nw = Math.ceil(this.W / this.ns);
+    this.nh = Math.ceil(this.H / this.ns);
+    this.tileN = texArray(gl, gl.RG8, kinds.includes("normal") ? this.nw : 1, kinds.includes("normal") ? this.nh : 1,
+      kinds.includes("normal") ? this.layers : 1);
+    this.lut = tex2d(gl, gl.R32F, 256, 256, gl.NEAREST);
+    this.relight = false;
+    this.lightId = 0;
     this.srcC = texArray(gl, gl.RGBA8, this.W, this.H, 4);
     this.srcD = texArray(gl, gl.R32F, this.W, this.H, 4);
     this.slotFb = [0, 1, 2, 3].map((i) => {
@@ -118,7 +129,24 @@ export class Renderer {
     gl.texSubImage3D(gl.TEXTURE_2D_ARRAY, 0, 0, 0, layer, this.W, this.H, 1, gl.RGBA, gl.UNSIGNED_BYTE, tile.rgba);
     gl.bindTexture(gl.TEXTURE_2D_ARRAY, this.tileD);
     gl.texSubImage3D(gl.TEXTURE_2D_ARRAY, 0, 0, 0, layer, this.W, this.H, 1, gl.RED, gl.FLOAT, tile.depth);
+    if (tile.normal) {
+      gl.bindTexture(gl.TEXTURE_2D_ARRAY, this.tileN);
+      gl.texSubImage3D(gl.TEXTURE_2D_ARRAY, 0, 0, 0, layer, this.nw, this.nh, 1, gl.RG, gl.UNSIGNED_BYTE, tile.normal);
+    }
     for (let i = 0; i < 4; i++) if (this.held[i] && this.held[i].layers.includes(layer)) this.held[i] = null;
+  }
+
+  /** Relight with this gain table (Float32Array [65536], lighting.js ``Relighter``), or show the
+   * captured light (null). */
+  setLight(table) {
+    const gl = this.gl;
+    this.relight = Boolean(table);
+    this.lightId += 1;
+    if (table) {
+      gl.pixelStorei(gl.UNPACK_ALIGNMENT, 4);
+      gl.bindTexture(gl.TEXTURE_2D, this.lut);
+      gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, 256, 256, gl.RED, gl.FLOAT, table);
+    }
   }
 
   /** The views (and weights) a frame at (yaw, pitch) draws. */
@@ -151,14 +179,18 @@ export class Renderer {
     // 1. Each weighted view's tiles blended in time (and across a jump) into its slot.
     gl.useProgram(this.blend.p);
     gl.viewport(0, 0, this.W, this.H);
-    this._bind(this.blend, [["uTileC", this.tileC], ["uTileD", this.tileD]]);
+    this._bind(this.blend, [["uTileC", this.tileC], ["uTileD", this.tileD], ["uTileN", this.tileN],
+      ["uLut", this.lut, gl.TEXTURE_2D]]);
+    gl.uniform1i(this.blend.u.uRelight, this.relight ? 1 : 0);
+    gl.uniform1i(this.blend.u.uNScale, this.ns);
+    gl.uniform2i(this.blend.u.uNSize, this.nw, this.nh);
     for (let j = 0; j < 4; j++) {
       if (!(w[j] > 0)) continue;
       const v = idx[j];
       const [s0, s1] = fade ? streams : [streams[0], streams[0]];
       const t0 = steps(s0[0], s0[1], s0[2]), t1 = steps(s1[0], s1[1], s1[2]);
       const layers = [layerOf(s0[0], v), layerOf(t0 ? s0[1] : s0[0], v), layerOf(s1[0], v), layerOf(t1 ? s1[1] : s1[0], v)];
-      const key = `${layers}|${t0}|${t1}|${fade ? blendSteps(streams[1][3]) : -1}`;
+      const key = `${layers}|${t0}|${t1}|${fade ? blendSteps(streams[1][3]) : -1}|${this.relight ? this.lightId : 0}`;
       if (this.held[j] && this.held[j].key === key) continue;
       gl.bindFramebuffer(gl.FRAMEBUFFER, this.slotFb[j]);
       gl.uniform4i(this.blend.u.uLayer, ...layers);

@@ -72,6 +72,7 @@ export function validateMeta(meta, layout) {
   if (bits !== 16 && !kinds.includes("depth")) throw new Error(`meta.tiles.depth_bits is ${bits} but the file has no depth tiles`);
   if (bits !== 16 && layout.minor < 1) throw new Error(`meta.tiles.depth_bits ${bits} is format 1.1, the header says 1.${layout.minor}`);
   if (bits === 16 && codecs.depth === "webp") throw new Error("meta.tiles.codecs.depth is webp, which stores 8-bit depth only (tiles.depth_bits 8)");
+  validateLighting(meta, kinds, layout);
   if (!(num(get(meta, "keyframes.fps"), "keyframes.fps") > 0)) throw new Error("meta.keyframes.fps must be > 0");
   const K = nums(get(meta, "keyframes.times"), "keyframes.times").length;
   if (K !== layout.K) throw new Error(`meta has ${K} keyframes but the header says ${layout.K}`);
@@ -97,4 +98,21 @@ export function validateMeta(meta, layout) {
   const ps = num(get(meta, "graph.pose_switch_prob"), "graph.pose_switch_prob");
   if (!(ps >= 0 && ps <= 1)) throw new Error("meta.graph.pose_switch_prob must be in [0, 1]");
   return meta;
+}
+
+/** v1.2: normal tiles, tiles.normal_scale and lighting come together or not at all (formats/p4d.py). */
+function validateLighting(meta, kinds, layout) {
+  const has = kinds.includes("normal");
+  const ns = "normal_scale" in meta.tiles ? int(meta.tiles.normal_scale, "tiles.normal_scale") : null;
+  if (ns !== null && ![1, 2, 4, 8].includes(ns)) throw new Error(`meta.tiles.normal_scale must be one of 1, 2, 4, 8, got ${ns}`);
+  if ((ns !== null || "lighting" in meta) && !has) throw new Error("meta.tiles.normal_scale / meta.lighting are set but the file has no normal tiles");
+  if (!has) return;
+  if (layout.minor < 2) throw new Error(`normal tiles are format 1.2, the header says 1.${layout.minor}`);
+  if (ns === null) throw new Error("meta.tiles.normal_scale is missing (a file with normal tiles must state it)");
+  const sh = nums(get(meta, "lighting.sh"), "lighting.sh", 9);
+  if (!(sh[0] > 0)) throw new Error(`meta.lighting.sh[0] (the mean light) must be > 0, got ${sh[0]}`);
+  const key = nums(get(meta, "lighting.key"), "lighting.key", 4);
+  if (!(key[0] >= -180 && key[0] <= 180 && key[1] >= -90 && key[1] <= 90 && key[2] >= 0 && key[3] >= 0 && key[3] <= 1)) {
+    throw new Error("meta.lighting.key must be [yaw in -180..180, pitch in -90..90, amount >= 0, wrap in 0..1]");
+  }
 }

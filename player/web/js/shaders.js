@@ -22,16 +22,47 @@ void main() {
 
 // One source slot: keyframes k -> k+1 of its view mixed at t in 1/256 steps, as uint8
 // arithmetic (x (256 - t) + y t + 128) >> 8; depths mixed where both have a surface. With a
-// crossfade both streams are mixed so, then the two at uT.z.
+// crossfade both streams are mixed so, then the two at uT.z. With a light (format 1.2) each tile's
+// colour is relit before the mix, as player/render.py blends relit tiles: times the gain of its
+// normals (the table's gain per normal sample, bilinear between samples, sample i at pixel
+// i * s + s / 2), in 8.8 fixed point with the gain lowered so the largest channel stays within
+// alpha (player/kernels/relight.py ``_apply``).
 export const BLEND_FS = `${HEAD}
 uniform sampler2DArray uTileC;
 uniform sampler2DArray uTileD;
+uniform sampler2DArray uTileN;  // normal codes (u, v) / 255 at 1/uNScale
+uniform sampler2D uLut;         // gain per code: texel (v, u)
+uniform bool uRelight;
+uniform int uNScale;
+uniform ivec2 uNSize;           // normal tile w, h
 uniform ivec4 uLayer;  // a0, b0, a1, b1
 uniform ivec3 uT;      // t0, t1, t (1/256)
 uniform bool uFade;
+float gainAt(ivec2 q, int layer) {
+  q = clamp(q, ivec2(0), uNSize - 1);
+  ivec2 code = ivec2(texelFetch(uTileN, ivec3(q, layer), 0).rg * 255.0 + 0.5);
+  return texelFetch(uLut, code.yx, 0).r;
+}
+float gain(ivec2 p, int layer) {
+  float inv = 1.0 / float(uNScale);
+  vec2 f = (vec2(p) - float(uNScale / 2)) * inv;
+  ivec2 i0 = clamp(ivec2(floor(f)), ivec2(0), uNSize - 1);
+  ivec2 i1 = min(i0 + 1, uNSize - 1);
+  vec2 w = clamp(f - vec2(i0), 0.0, 1.0);
+  float top = mix(gainAt(i0, layer), gainAt(ivec2(i1.x, i0.y), layer), w.x);
+  float bot = mix(gainAt(ivec2(i0.x, i1.y), layer), gainAt(i1, layer), w.x);
+  return mix(top, bot, w.y);
+}
 layout(location = 0) out vec4 oC;
 layout(location = 1) out float oD;
-uvec4 texel(int layer, ivec2 p) { return uvec4(texelFetch(uTileC, ivec3(p, layer), 0) * 255.0 + 0.5); }
+uvec4 texel(int layer, ivec2 p) {
+  uvec4 c = uvec4(texelFetch(uTileC, ivec3(p, layer), 0) * 255.0 + 0.5);
+  if (!uRelight) return c;
+  uint gi = uint(gain(p, layer) * 256.0 + 0.5), m = max(c.r, max(c.g, c.b));
+  if (m * gi > (c.a << 8u)) gi = (c.a << 8u) / m;  // the largest channel stays within alpha: hue kept
+  c.rgb = min((c.rgb * gi + 128u) >> 8u, uvec3(c.a));
+  return c;
+}
 float depth(int layer, ivec2 p) { return texelFetch(uTileD, ivec3(p, layer), 0).r; }
 uvec4 mixC(uvec4 x, uvec4 y, int t) { return (x * uint(256 - t) + y * uint(t) + 128u) >> 8u; }
 float mixD(float a, float b, int t) { float tf = float(t) / 256.0; return (a > 0.0 && b > 0.0) ? a + (b - a) * tf : a + b; }

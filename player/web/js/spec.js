@@ -5,12 +5,16 @@
 export const MAGIC = [0x89, 0x50, 0x34, 0x44, 0x0d, 0x0a, 0x1a, 0x0a];
 export const MAJOR = 1;
 export const HEADER_SIZE = 128;
-export const KINDS = ["color", "alpha", "depth"];
+export const KINDS = ["color", "alpha", "depth", "normal"];
+// Wire ids (index record kind; kind_mask bit): 3 is the preview's, so normal (v1.2) is 4.
+export const KIND_ID = { color: 0, alpha: 1, depth: 2, normal: 4 };
+const KNOWN_KIND_BITS = 0b10111;
 export const CODECS = ["raw+zstd", "png", "jpeg", "webp"];  // wire ids 1..4
 export const KIND_CODECS = { color: ["jpeg", "webp", "png", "raw+zstd"], alpha: ["png", "raw+zstd", "webp"],
-                             depth: ["png", "raw+zstd", "webp"] };  // webp: 8-bit depth only (v1.1)
+                             depth: ["png", "raw+zstd", "webp"],  // webp: 8-bit depth only (v1.1)
+                             normal: ["webp", "png", "raw+zstd"] };  // v1.2, lossless
 export const DEPTH_STEP8 = 258;  // q units per 8-bit depth code (v1.1): q = 1 + (n - 1) * 258
-const KIND_BYTES = { color: 3, alpha: 1, depth: 2 };  // channels x bytes per sample
+const KIND_BYTES = { color: 3, alpha: 1, depth: 2, normal: 3 };  // channels x bytes per sample
 const MAX_SIDE = 8192, MAX_PREVIEW_SIDE = 2048, MAX_AXIS = 1 << 16, MAX_TILES = 1 << 21;
 const MAX_CHUNK = 1 << 28, MAX_META = 16 << 20, MAX_ALIGNMENT = 1 << 16;
 export const RECORD = 24;
@@ -53,8 +57,8 @@ export function checkHeader(bytes, size, crc32) {
   if (h.header_size !== HEADER_SIZE) throw new Error(`${at("header_size")} = ${h.header_size}, expected ${HEADER_SIZE}`);
   const a = h.alignment;
   if (!(a >= 8 && a <= MAX_ALIGNMENT && (a & (a - 1)) === 0)) throw new Error(`${at("alignment")} = ${a} is not a power of two in [8, ${MAX_ALIGNMENT}]`);
-  const kinds = KINDS.filter((_, i) => (h.kind_mask >> i) & 1);
-  if (h.kind_mask & ~0b111 || !kinds.includes("color")) throw new Error(`${at("kind_mask")} = ${h.kind_mask} is invalid (needs color, bits 0-2 only)`);
+  const kinds = KINDS.filter((k) => (h.kind_mask >> KIND_ID[k]) & 1);
+  if (h.kind_mask & ~KNOWN_KIND_BITS || !kinds.includes("color")) throw new Error(`${at("kind_mask")} = ${h.kind_mask} is invalid (needs color; bits 0-2 and 4 only)`);
   for (const name of ["n_keyframes", "n_views"]) {
     if (!(h[name] >= 1 && h[name] <= MAX_AXIS)) throw new Error(`${at(name)} = ${h[name]} is outside 1..${MAX_AXIS}`);
   }
@@ -92,9 +96,10 @@ export function checkHeader(bytes, size, crc32) {
            indexCrc: h.index_crc, metaCrc: h.meta_crc, preview, minor: h.minor };
 }
 
-/** (h, w) of the stored tiles of a kind: depth at 1/depthScale, rounded up. */
+/** (h, w) of the stored tiles of a kind: depth at 1/depthScale, normals at 1/normalScale (the
+ * metadata's, v1.2), rounded up. */
 export function kindShape(layout, kind) {
-  const s = kind === "depth" ? layout.depthScale : 1;
+  const s = kind === "depth" ? layout.depthScale : kind === "normal" ? (layout.normalScale ?? 1) : 1;
   return [Math.ceil(layout.H / s), Math.ceil(layout.W / s)];
 }
 
@@ -110,13 +115,14 @@ export function checkIndex(bytes, layout, size) {
     const r = { offset: Number(v.getBigUint64(o, true)), length: v.getUint32(o + 8, true), raw: v.getUint32(o + 12, true),
                 crc: v.getUint32(o + 16, true), codec: v.getUint8(o + 20), kind: v.getUint8(o + 21), reserved: v.getUint16(o + 22, true) };
     const kind = layout.kinds[i % nk];
-    if (r.kind !== KINDS.indexOf(kind)) throw new Error(`index record ${i} has kind ${r.kind}, canonical order expects ${KINDS.indexOf(kind)} (${kind})`);
+    if (r.kind !== KIND_ID[kind]) throw new Error(`index record ${i} has kind ${r.kind}, canonical order expects ${KIND_ID[kind]} (${kind})`);
     if (r.reserved) throw new Error(`index record ${i} has non-zero reserved bytes`);
     if (r.codec < 1 || r.codec > CODECS.length) throw new Error(`index record ${i} has unknown codec id ${r.codec}`);
     const [kh, kw] = kindShape(layout, kind);
     // 8-bit depth (v1.1) is half the 16-bit size; the metadata says which (reader.js checks it)
     const eight = kind === "depth" && r.raw * 2 === kh * kw * KIND_BYTES[kind];
-    if (r.raw !== kh * kw * KIND_BYTES[kind] && !eight) throw new Error(`index record ${i} raw length ${r.raw} != tile size ${kh * kw * KIND_BYTES[kind]}`);
+    // normal tiles' size follows meta.tiles.normal_scale (v1.2): reader.js checks it with the metadata
+    if (kind !== "normal" && r.raw !== kh * kw * KIND_BYTES[kind] && !eight) throw new Error(`index record ${i} raw length ${r.raw} != tile size ${kh * kw * KIND_BYTES[kind]}`);
     if (r.length < 1 || r.length > MAX_CHUNK) throw new Error(`index record ${i} length ${r.length} is outside 1..${MAX_CHUNK}`);
     if (r.offset > size) throw new Error(`index record ${i} offset ${r.offset} is past the end of the file`);
     recs.push(r);

@@ -37,9 +37,9 @@ async function decodeKind(kind, codec, data, h, w, depthBits = 16) {
     for (let i = 0; i < n.length; i++) q[i] = n[i] ? 1 + (n[i] - 1) * DEPTH_STEP8 : 0;
     return q;
   }
-  if (codec === "png") return decodePng(data, { width: w, height: h, bits: 8, colorType: kind === "color" ? 2 : 0 });
+  if (codec === "png") return decodePng(data, { width: w, height: h, bits: 8, colorType: kind === "color" || kind === "normal" ? 2 : 0 });
   const px = await bitmapPixels(codec, data, h, w);
-  const ch = kind === "color" ? 3 : 1;
+  const ch = kind === "color" || kind === "normal" ? 3 : 1;
   const out = new Uint8Array(h * w * ch);
   for (let i = 0, n = h * w; i < n; i++) for (let c = 0; c < ch; c++) out[i * ch + c] = px[i * 4 + c];
   return out;
@@ -110,7 +110,8 @@ export function upsampleDepth(small, s, h, w, disc = 0.05, alpha = null) {
   return out;
 }
 
-/** One tile's chunks -> {rgba: Uint8Array [H*W*4], depth: Float32Array [H*W]}. */
+/** One tile's chunks -> {rgba: Uint8Array [H*W*4], depth: Float32Array [H*W], normal: Uint8Array
+ * [hn*wn*2] normal codes (v1.2) or null}. */
 export async function decodeTile(chunks, meta, layout) {
   const { H, W, depthScale: s } = layout;
   const n = H * W;
@@ -136,7 +137,17 @@ export async function decodeTile(chunks, meta, layout) {
   } else {
     depth = new Float32Array(n).fill(meta.grid.radius);  // no depth baked: a plane through the orbit centre
   }
-  return { rgba, depth };
+  let normal = null;
+  if (chunks.normal) {  // v1.2: the codes (u, v) of each normal sample; the third channel is 0
+    const ns = layout.normalScale ?? 1, [hn, wn] = [Math.ceil(H / ns), Math.ceil(W / ns)];
+    const px = await decodeKind("normal", chunks.normal.codec, chunks.normal.data, hn, wn);
+    normal = new Uint8Array(hn * wn * 2);
+    for (let i = 0; i < hn * wn; i++) {
+      normal[2 * i] = px[3 * i];
+      normal[2 * i + 1] = px[3 * i + 1];
+    }
+  }
+  return { rgba, depth, normal };
 }
 
 /** Decoded tiles in ``layers`` texture layers: upload(layer, tile) puts one there. */

@@ -1,6 +1,7 @@
 // The page around the canvas: the preview shown at once, the download's progress bar, the
 // error and damaged-tile messages, and input (drag / touch to orbit, pinch / wheel to zoom,
-// tap / space to pause, f or the button for fullscreen, arrows to nudge, m to change mode).
+// tap / space to pause, f or the button for fullscreen, arrows to nudge, m to change mode,
+// shift + drag to move the light of a relightable portrait).
 
 const IDLE_SECONDS = 3;  // free mode: the auto-orbit resumes this long after the last drag (player/window.py)
 const MODE_CYCLE = ["free", "capture", "fixed"];
@@ -57,8 +58,8 @@ function toggleFullscreen() {
   else if (stage.requestFullscreen) stage.requestFullscreen().catch(() => {});
 }
 
-/** Wires input to a Playback. */
-export function bindInput(canvas, pb) {
+/** Wires input to a Playback; onLight(dx, dy) gets shift + drags (pixels, right and up > 0). */
+export function bindInput(canvas, pb, onLight = () => {}) {
   const pointers = new Map();
   let lastDrag = -Infinity, pinch = null, down = null;
   const nudge = (dy, dp) => {
@@ -84,6 +85,11 @@ export function bindInput(canvas, pb) {
       return;
     }
     const dx = e.clientX - prev[0], dy = e.clientY - prev[1];
+    if (e.shiftKey) {  // the light, not the view (player/window.py: shift + drag)
+      if (down) down.moved = true;
+      onLight(dx, -dy);
+      return;
+    }
     if (down && Math.hypot(e.clientX - down.x, e.clientY - down.y) > 6) down.moved = true;
     if (down && down.moved) nudge(-0.3 * dx, 0.3 * dy);
   });
