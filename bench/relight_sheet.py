@@ -19,19 +19,9 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 from formats import P4DReader  # noqa: E402
 from player.light import Light  # noqa: E402
-from player.playback import PlayConfig, Playback  # noqa: E402
-from player.render import RenderConfig  # noqa: E402
+from player.playback import still  # noqa: E402
 
 DEFAULT_LIGHTS = "captured;60,10;-60,10;0,60;0,-40"
-
-
-def frame(reader, k: int, yaw: float, pitch: float, size: int, light: Light | None) -> np.ndarray:
-    pb = Playback(reader, PlayConfig(mode="fixed", yaw=yaw, pitch=pitch, keyframe=k, prefetch=False,
-                                     render=RenderConfig(size=size), light=light))
-    try:
-        return np.ascontiguousarray(pb.render()[::-1, :, :3])
-    finally:
-        pb.close()
 
 
 def truth(reader, k: int, yaw: float, pitch: float, size: int, light: tuple[float, float] | None) -> np.ndarray:
@@ -67,7 +57,7 @@ def main(argv=None) -> int:
         key = r.lighting["key"]
         lights = [None if s.strip() == "captured" else Light(*(float(x) for x in s.split(",")))
                   for s in args.lights.split(";")]
-        rows = [[frame(r, args.keyframe, args.yaw, args.pitch, args.size, light) for light in lights]]
+        rows = [[still(r, args.keyframe, args.yaw, args.pitch, args.size, light) for light in lights]]
         scores = []
         if args.truth:
             truths = [truth(r, args.keyframe, args.yaw, args.pitch, args.size,

@@ -469,9 +469,7 @@ def cmd_repack(args) -> int:
                             bar.update(1)
                 w.finish(new_meta)
             except BaseException:
-                w.close()
-                w.partial.unlink(missing_ok=True)
-                w.journal_path.unlink(missing_ok=True)
+                w.discard()
                 raise
     for n in notes:
         print(f"note: {n}", file=sys.stderr)

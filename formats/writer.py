@@ -393,6 +393,13 @@ class P4DWriter:
             self._f.close()
             self._j.close()
 
+    def discard(self) -> None:
+        """Close and delete the partial file and its journal: for a copy that is cheap to redo
+        (a repack, ``bake normals``), which keeps nothing to resume from."""
+        self.close()
+        self.partial.unlink(missing_ok=True)
+        self.journal_path.unlink(missing_ok=True)
+
     def __enter__(self) -> "P4DWriter":
         return self
 

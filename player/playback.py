@@ -153,6 +153,18 @@ class Playback:
         self.cache.close()
 
 
+def still(reader, keyframe: int, yaw: float, pitch: float, size: int | None = None,
+          light: Light | None = None) -> np.ndarray:
+    """uint8 RGB [H, W, 3], rows top-down: keyframe ``keyframe`` drawn at (yaw, pitch) as the
+    fixed mode draws it (size None: the tiles' size), under ``light`` (None: the captured one)."""
+    pb = Playback(reader, PlayConfig(mode="fixed", yaw=yaw, pitch=pitch, keyframe=keyframe, prefetch=False,
+                                     render=RenderConfig(size=size), light=light))
+    try:
+        return np.ascontiguousarray(pb.render()[::-1, :, :3])
+    finally:
+        pb.close()
+
+
 def _peek(motion, dt: float) -> tuple[float, float]:
     """The view ``dt`` seconds ahead without disturbing the motion (or its random draws)."""
     if isinstance(motion, Orbit):

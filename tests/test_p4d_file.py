@@ -187,6 +187,14 @@ def test_nothing_appears_at_path_until_finish_and_errors_keep_the_partial(tmp_pa
     assert (tmp_path / "x.p4d.partial").exists() and (tmp_path / "x.p4d.partial.journal").exists()
 
 
+def test_discard_leaves_nothing(tmp_path):
+    path = tmp_path / "x.p4d"
+    w = P4DWriter(path)
+    w.add_tile(0, 0, "color", np.zeros((4, 4, 3), np.uint8), "png")
+    w.discard()
+    assert sorted(tmp_path.iterdir()) == []
+
+
 def test_finish_refuses_incomplete_or_inconsistent_input(tmp_path):
     meta = tiny_meta()
     with P4DWriter(tmp_path / "x.p4d") as w:

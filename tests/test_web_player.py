@@ -19,7 +19,7 @@ import pytest
 
 from formats import P4DReader
 from player import site
-from player.playback import PlayConfig, Playback
+from player.playback import PlayConfig, Playback, still
 from player.light import Light
 from player.render import RenderConfig
 from testkit.sphere_p4d import write_sphere
@@ -100,12 +100,7 @@ def canvas_rgb(page) -> np.ndarray:
 
 def python_still(path, k, yaw, pitch, size, light=None) -> np.ndarray:
     with P4DReader(path) as reader:
-        pb = Playback(reader, PlayConfig(mode="fixed", yaw=yaw, pitch=pitch, keyframe=k, prefetch=False,
-                                         render=RenderConfig(size=size), light=light))
-        try:
-            return np.ascontiguousarray(pb.render()[::-1, :, :3])
-        finally:
-            pb.close()
+        return still(reader, k, yaw, pitch, size, light)
 
 
 def psnr_foreground(a: np.ndarray, b: np.ndarray) -> float:

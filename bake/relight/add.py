@@ -59,8 +59,6 @@ def add_normals(src: str | Path, out: str | Path, normal_scale: int = 2, quiet: 
                 meta["lighting"] = fit_tiles(wr.tile, r.n_keyframes, r.n_views, normal_scale)
                 wr.finish(meta)
             except BaseException:
-                wr.close()
-                wr.partial.unlink(missing_ok=True)
-                wr.journal_path.unlink(missing_ok=True)
+                wr.discard()
                 raise
     return out
