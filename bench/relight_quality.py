@@ -10,12 +10,15 @@ viewpoint. PSNR inside the truth's alpha (> 1/2), mean over views and lights.
 
     python bench/relight_quality.py [--size 256] [--views 5x3] [--normal-scale 2] [--sheet PNG] [--json]
 
-Keys of --json: relit_psnr, unrelit_psnr (masked means over all six lights), per_light rows,
+Keys of --json: relit_psnr, unrelit_psnr (masked means over all six lights), relit_worst1pct (the
+PSNR of the worst 1 % of pixels inside the mask less its 2-px outline, where seams show), per_light rows,
 normal_bytes_per_tile, color_bytes_per_tile, captured_key (the fitted key light) and true_key.
 Targets: relit >= 30 dB and >= 5 dB above unrelit.
 
 Figures (2-core VM, 256² tiles, 5x3 views, webp q80, ~45 s a run): the default run gives
-relit 31.75 dB, unrelit 18.98 dB, the fitted key yaw 23.5, pitch 26.8 (true 23.1, 26.8). By
+relit 32.72 dB (worst 1 % 18.29), unrelit 18.98 dB; before the gains were guided by the colour and
+the normals blurred by n/4 before sampling, relit 31.75 (worst 1 % 16.34); full-resolution normals
+33.72 (19.29). Earlier runs: relit 31.75 dB, unrelit 18.98 dB, the fitted key yaw 23.5, pitch 26.8 (true 23.1, 26.8). By
 --normal-scale, relit / unrelit PSNR and normal bytes per tile (colour 4.0 KB), measured before
 the fit kept to the skin (its key then 0.1 to 0.5 degrees off): 1: 33.7 / 19.0 dB, 19.2 KB;
 2: 33.1 / 19.0 dB, 8.1 KB; 4 (the bake's default): 31.7 / 19.0 dB, 3.5 KB; 8: 29.7 / 19.0 dB,
@@ -38,7 +41,7 @@ import numpy as np
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]  # testkit/ and bench/ are not installed
 sys.path.insert(0, str(REPO_ROOT))
-from bench.interp_quality import RADIUS, FOV, expression, psnr, synth_meta, to_u8  # noqa: E402
+from bench.interp_quality import RADIUS, FOV, expression, psnr, synth_meta, to_u8, worst_psnr  # noqa: E402
 from bake.job.config import BakeConfig, auto_quality  # noqa: E402
 from bake.relight.fit import fit_tiles  # noqa: E402
 from bake.relight.normals import normal_codes, sdf_normals  # noqa: E402
@@ -102,6 +105,7 @@ def viewpoints(yaws, pitches) -> list[tuple[float, float]]:
 
 
 def measure(path, lights, views, sheet: list | None = None) -> list[dict]:
+    import cv2
     from bake.synthetic import SyntheticField
     from bake.synthetic.head import HeadConfig
     from player.cache import TileCache
@@ -118,7 +122,7 @@ def measure(path, lights, views, sheet: list | None = None) -> list[dict]:
     for ly, lp in lights:
         truth_field = SyntheticField(HeadConfig(light=tuple(direction(ly, lp))))
         relit.set_light(relighter.table(Light(ly, lp)))
-        got_r, got_u = [], []
+        got_r, got_u, worst_r = [], [], []
         for vi, (y, p) in enumerate(views):
             cam = Camera(intr, orbit_pose(y, p, RADIUS))
             rgb, a, _ = truth_field.render(cam, expression(0))
@@ -127,10 +131,15 @@ def measure(path, lights, views, sheet: list | None = None) -> list[dict]:
             img_u = plain.render(y, p, 1.0, [(0, 0, 0.0, 1.0)])[::-1, :, :3].copy()
             got_r.append(psnr(img_r, truth, mask))
             got_u.append(psnr(img_u, truth, mask))
+            # Seams (a crease's gain misplaced) are a few per cent of the pixels: the worst 1 %
+            # inside the mask less its 2-px outline, which the colour's own edge error owns.
+            inner = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            worst_r.append(worst_psnr(img_r[inner], truth[inner]))
             if sheet is not None and vi == 0:
                 sheet.append((ly, lp, truth, img_r, img_u))
         rows.append({"light": [round(ly, 2), round(lp, 2)], "relit_psnr": float(np.mean(got_r)),
-                     "unrelit_psnr": float(np.mean(got_u)), "relit_psnr_min": float(np.min(got_r))})
+                     "unrelit_psnr": float(np.mean(got_u)), "relit_psnr_min": float(np.min(got_r)),
+                     "relit_worst1pct": float(np.mean(worst_r))})
     cache.close()
     r.close()
     return rows
@@ -180,6 +189,7 @@ def main(argv=None) -> int:
         rows = measure(path, lights, viewpoints(yaws, pitches), sheet)
     res = {"relit_psnr": float(np.mean([x["relit_psnr"] for x in rows])),
            "unrelit_psnr": float(np.mean([x["unrelit_psnr"] for x in rows])),
+           "relit_worst1pct": float(np.mean([x["relit_worst1pct"] for x in rows])),
            "per_light": rows, "size": args.size, "views": args.views, "normal_scale": args.normal_scale,
            "normal_bytes_per_tile": nbytes["normal"], "color_bytes_per_tile": nbytes["color"],
            "captured_key": key, "true_key": [round(x, 2) for x in true_key],
@@ -192,8 +202,8 @@ def main(argv=None) -> int:
         return 0
     for x in rows:
         print(f"light yaw {x['light'][0]:7.2f} pitch {x['light'][1]:6.2f}: relit {x['relit_psnr']:6.2f} dB "
-              f"(min {x['relit_psnr_min']:6.2f})  unrelit {x['unrelit_psnr']:6.2f} dB")
-    print(f"mean: relit {res['relit_psnr']:.2f} dB, unrelit {res['unrelit_psnr']:.2f} dB; normals "
+              f"(min {x['relit_psnr_min']:6.2f}, worst 1 % {x['relit_worst1pct']:6.2f})  unrelit {x['unrelit_psnr']:6.2f} dB")
+    print(f"mean: relit {res['relit_psnr']:.2f} dB (worst 1 % {res['relit_worst1pct']:.2f}), unrelit {res['unrelit_psnr']:.2f} dB; normals "
           f"{res['normal_bytes_per_tile'] / 1e3:.2f} KB/tile at 1/{args.normal_scale} (colour "
           f"{res['color_bytes_per_tile'] / 1e3:.2f} KB); captured key {key} (true {res['true_key']})")
     ok = res["relit_psnr"] >= 30 and res["relit_psnr"] - res["unrelit_psnr"] >= 5

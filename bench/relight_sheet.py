@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from formats import P4DReader  # noqa: E402
 from player.light import Light  # noqa: E402
 from player.playback import still  # noqa: E402
+from player.render import RenderConfig  # noqa: E402
 
 DEFAULT_LIGHTS = "captured;60,10;-60,10;0,60;0,-40"
 

@@ -3,6 +3,8 @@ twin, the gain rule, the light's sign conventions (player and `bake synth --ligh
 without normals playing with the light control off."""
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,7 +86,7 @@ def test_relight_kernel_matches_twin(scale):
     for t in (0.0, 0.3, 1.0):
         got = rgba.copy()
         K.relight(got, na, nb, t, table, scale, spans, K.relight_scratch((hs, ws), scale))
-        ref = n_relight.relight(rgba, na, nb, t, table, scale, np.clip(spans, 0, w))
+        ref = n_relight.relight(rgba, na, nb, t, table, scale, np.clip(spans, 0, w), K.GUIDE_SIGMA)
         # float32 in the kernel, float64 in the twin: a colour may round the other way at .5
         assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
         assert (got.astype(int) != ref.astype(int)).mean() < 0.01
@@ -92,6 +94,50 @@ def test_relight_kernel_matches_twin(scale):
         assert np.array_equal(got[3], rgba[3])  # an empty span is left alone
     with pytest.raises(ValueError, match="normal codes"):
         K.relight(rgba, na[:-1], nb[:-1], 0.5, table, scale, spans, K.relight_scratch((hs, ws), scale))
+
+
+@pytest.mark.parametrize("sigma", [8.0, 1e9])
+def test_relight_kernel_honours_the_guide_scale(sigma):
+    rng = np.random.default_rng(7)
+    h, w, s = 24, 28, 4
+    rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    rgba[..., :3] = np.minimum(rgba[..., :3], rgba[..., 3:])
+    na = rng.integers(0, 65536, (h // s, w // s)).astype(np.uint16)
+    table = rng.uniform(0, 4, 65536).astype(np.float32)
+    spans = np.tile(np.array([0, w], np.int32), (h, 1))
+    got = rgba.copy()
+    K.relight(got, na, na, 0.0, table, s, spans, K.relight_scratch(na.shape, s), sigma=sigma)
+    ref = n_relight.relight(rgba, na, na, 0.0, table, s, spans, sigma)
+    assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_gain_stays_on_its_side_of_a_colour_edge():
+    """Skin and hair meet on a diagonal, each with its own normal: the gain of normals stored at
+    1/4 must not smear across the edge, as bilinear gains between samples would (the seams
+    along the jaw and hairline of a relit head). The reference relights with full-resolution
+    normals."""
+    h, w, s = 64, 64, 4
+    yy, xx = np.mgrid[:h, :w]
+    hair = xx + 0.6 * yy < 40.3
+    rgba = np.empty((h, w, 4), np.uint8)
+    rgba[...] = (200, 150, 120, 255)
+    rgba[hair] = (60, 40, 30, 255)
+    codes = np.where(hair, 2000, 1000).astype(np.uint16)
+    table = np.ones(65536, np.float32)
+    table[1000], table[2000] = 1.2, 0.4
+    spans = np.tile(np.array([0, w], np.int32), (h, 1))
+    ref = rgba.copy()
+    K.relight(ref, codes, codes, 0.0, table, 1, spans, K.relight_scratch(codes.shape, 1))
+    stored = np.ascontiguousarray(codes[s // 2::s, s // 2::s])
+    err = {}
+    for name, sigma in (("guided", K.GUIDE_SIGMA), ("bilinear", 1e9)):
+        got = rgba.copy()
+        K.relight(got, stored, stored, 0.0, table, s, spans, K.relight_scratch(stored.shape, s), sigma=sigma)
+        err[name] = np.abs(got[..., :3].astype(int) - ref[..., :3].astype(int)).max(-1)
+    edge = np.abs(xx + 0.6 * yy - 40.3) < 4
+    assert err["bilinear"][edge].mean() > 10  # the smear the guide must remove is there
+    assert err["guided"][edge].mean() < 0.1 * err["bilinear"][edge].mean()
+    assert err["guided"].max() <= 8
 
 
 def test_gain_is_one_at_the_captured_light_and_follows_the_light():
@@ -251,3 +297,10 @@ def test_bake_synth_light_flag(tmp_path, capsys):
     assert np.allclose(light, direction(-40.0, 10.0), atol=1e-6)
     assert bake_main(["synth", "-o", str(tmp_path / "t"), "--light", "north"]) == 2
     assert "--light 'north'" in capsys.readouterr().err
+
+
+def test_the_browser_guides_its_gains_as_the_kernel_does():
+    """The web player's blend shader upsamples gains with the same guide scale as the kernel."""
+    js = (Path(__file__).resolve().parents[1] / "player" / "web" / "js" / "lighting.js").read_text()
+    m = re.search(r"export const GUIDE_SIGMA = ([0-9.]+);", js)
+    assert m and float(m.group(1)) == K.GUIDE_SIGMA

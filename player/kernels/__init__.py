@@ -49,7 +49,7 @@ from .cameras import camera_arrays
 from .compositing import composite, composite_tables, crossfade
 from .decode import interleave_rgba, upsample_depth
 from .lattice import MODE_EMPTY, MODE_MESH, MODE_MESH_RAMP, MODE_PIXEL
-from .relight import relight, relight_scratch
+from .relight import GUIDE_SIGMA, relight, relight_scratch
 from .reprojection import WarpScratch, warp, warp_scratch, warp_spans, warp_split
 from .splat import splat_depth, splat_rows
 from .views import view_weights
@@ -58,5 +58,5 @@ from .warmup import warm_up
 __all__ = ["view_weights", "blend_steps", "temporal_blend", "fade_blend", "write_spans", "splat_depth",
            "splat_rows", "warp", "warp_scratch", "warp_split", "warp_spans", "WarpScratch", "crossfade",
            "composite", "composite_tables", "camera_arrays", "upsample_depth", "interleave_rgba", "warm_up",
-           "relight", "relight_scratch",
+           "relight", "relight_scratch", "GUIDE_SIGMA",
            "MODE_PIXEL", "MODE_EMPTY", "MODE_MESH", "MODE_MESH_RAMP"]

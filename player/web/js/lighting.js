@@ -3,6 +3,9 @@
 // moved over the light the capture had, clamped. The shader reads it per source pixel.
 
 export const GAIN_MAX = 4, FLOOR = 0.1;
+// The guide's colour scale in 8-bit levels when gains are upsampled between normal samples
+// (player/kernels/relight.py GUIDE_SIGMA).
+export const GUIDE_SIGMA = 48;
 const Y00 = 0.282095;
 
 /** Octahedral codes (u, v) -> unit normal [x, y, z] (docs/p4d-format.md, "Normals and lighting"). */

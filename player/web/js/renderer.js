@@ -4,6 +4,7 @@
 // TileStore hands out.
 
 import { orbitPose, relative, viewWeights } from "./cameras.js";
+import { GUIDE_SIGMA } from "./lighting.js";
 import { BLEND_FS, CRACK_FS, FULLSCREEN_VS, SPLAT_FS, SPLAT_VS, WARP_FS } from "./shaders.js";
 
 const ZTOL = 0.02, DISC = 0.05, REFINE = 2;
@@ -184,6 +185,7 @@ export class Renderer {
     gl.uniform1i(this.blend.u.uRelight, this.relight ? 1 : 0);
     gl.uniform1i(this.blend.u.uNScale, this.ns);
     gl.uniform2i(this.blend.u.uNSize, this.nw, this.nh);
+    gl.uniform1f(this.blend.u.uGuide, 1 / (GUIDE_SIGMA * GUIDE_SIGMA));
     for (let j = 0; j < 4; j++) {
       if (!(w[j] > 0)) continue;
       const v = idx[j];

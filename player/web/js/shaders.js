@@ -24,8 +24,8 @@ void main() {
 // arithmetic (x (256 - t) + y t + 128) >> 8; depths mixed where both have a surface. With a
 // crossfade both streams are mixed so, then the two at uT.z. With a light (format 1.2) each tile's
 // colour is relit before the mix, as player/render.py blends relit tiles: times the gain of its
-// normals (the table's gain per normal sample, bilinear between samples, sample i at pixel
-// i * s + s / 2), in 8.8 fixed point with the gain lowered so the largest channel stays within
+// normals (the table's gain per normal sample, sample i at pixel i * s + s / 2, joint-bilateral
+// between samples: bilinear weights times each sample pixel's likeness to this one), in 8.8 fixed point with the gain lowered so the largest channel stays within
 // alpha (player/kernels/relight.py ``_apply``).
 export const BLEND_FS = `${HEAD}
 uniform sampler2DArray uTileC;
@@ -43,22 +43,37 @@ float gainAt(ivec2 q, int layer) {
   ivec2 code = ivec2(texelFetch(uTileN, ivec3(q, layer), 0).rg * 255.0 + 0.5);
   return texelFetch(uLut, code.yx, 0).r;
 }
-float gain(ivec2 p, int layer) {
+uniform float uGuide;           // 1 / sigma^2 of the guide (player/kernels/relight.py GUIDE_SIGMA)
+// How much pixel c looks like the pixel of normal sample q (relight.py _likeness).
+float likeness(uvec4 c, ivec2 q, int layer) {
+  ivec2 g = min(q * uNScale + uNScale / 2, textureSize(uTileC, 0).xy - 1);
+  vec4 d = vec4(c) - floor(texelFetch(uTileC, ivec3(g, layer), 0) * 255.0 + 0.5);
+  float r = 1.0 / (1.0 + dot(d, d) * uGuide);
+  return r * r + 1e-3;
+}
+float gain(ivec2 p, int layer, uvec4 c) {
+  if (uNScale == 1) return gainAt(p, layer);
   float inv = 1.0 / float(uNScale);
   vec2 f = (vec2(p) - float(uNScale / 2)) * inv;
   ivec2 i0 = clamp(ivec2(floor(f)), ivec2(0), uNSize - 1);
   ivec2 i1 = min(i0 + 1, uNSize - 1);
   vec2 w = clamp(f - vec2(i0), 0.0, 1.0);
-  float top = mix(gainAt(i0, layer), gainAt(ivec2(i1.x, i0.y), layer), w.x);
-  float bot = mix(gainAt(ivec2(i0.x, i1.y), layer), gainAt(i1, layer), w.x);
-  return mix(top, bot, w.y);
+  ivec2 i01 = ivec2(i1.x, i0.y), i10 = ivec2(i0.x, i1.y);
+  // Joint bilateral upsampling, as relight.py: bilinear weights times the likeness of each
+  // sample's own pixel, so a gain stays on its side of a colour edge.
+  float w00 = (1.0 - w.x) * (1.0 - w.y) * likeness(c, i0, layer);
+  float w01 = w.x * (1.0 - w.y) * likeness(c, i01, layer);
+  float w10 = (1.0 - w.x) * w.y * likeness(c, i10, layer);
+  float w11 = w.x * w.y * likeness(c, i1, layer);
+  return (w00 * gainAt(i0, layer) + w01 * gainAt(i01, layer) + w10 * gainAt(i10, layer) + w11 * gainAt(i1, layer))
+         / (w00 + w01 + w10 + w11);
 }
 layout(location = 0) out vec4 oC;
 layout(location = 1) out float oD;
 uvec4 texel(int layer, ivec2 p) {
   uvec4 c = uvec4(texelFetch(uTileC, ivec3(p, layer), 0) * 255.0 + 0.5);
   if (!uRelight) return c;
-  uint gi = uint(gain(p, layer) * 256.0 + 0.5), m = max(c.r, max(c.g, c.b));
+  uint gi = uint(gain(p, layer, c) * 256.0 + 0.5), m = max(c.r, max(c.g, c.b));
   if (m * gi > (c.a << 8u)) gi = (c.a << 8u) / m;  // the largest channel stays within alpha: hue kept
   c.rgb = min((c.rgb * gi + 128u) >> 8u, uvec3(c.a));
   return c;
