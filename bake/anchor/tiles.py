@@ -24,6 +24,7 @@ from bake.anchor.blend import (AnchorConfig, angle_weight, compose, core_weight,
 from bake.anchor.kernels import footprint, reproject
 from bake.fields.base import Capture
 from bake.job.keyframes import keyframe_frames
+from bake.job.surface import solid_depth
 from formats.camera import Camera, pixel_rays, view_angles
 
 
@@ -139,9 +140,9 @@ class CaptureAnchor:
         """Dataset frame i as a source, its proxy depth (``field`` at the frame's camera and
         ``expression``) rendered once per bake; the last 32 frames' images are kept."""
         if i not in self._depths:  # the graph's frontal renders ask first, the tiles again later
-            self._depths[i] = np.asarray(field.render(Camera(self.dataset.intrinsics,
-                                                             np.linalg.inv(self.dataset.frames[i].pose)),
-                                                      expression)[2], np.float32)
+            _, alpha, depth = field.render(Camera(self.dataset.intrinsics, np.linalg.inv(self.dataset.frames[i].pose)),
+                                           expression)
+            self._depths[i] = solid_depth(depth, alpha)
         if i not in self._sources:
             if len(self._sources) >= 32:
                 self._sources.pop(next(iter(self._sources)))

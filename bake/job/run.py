@@ -23,6 +23,7 @@ from bake.fields.base import Field
 from bake.job.config import BakeConfig, auto_quality
 from bake.job.graph import build_graph, forced_targets, pose_groups
 from bake.job.keyframes import Keyframes, make_keyframes
+from bake.job.surface import solid_depth
 from bake.job.views import ViewGrid, captured_range, grid_axis
 from bake.relight.fit import fit_tiles
 from bake.relight.normals import normal_codes, surface_normals
@@ -203,6 +204,7 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
             yaw0, pitch0 = grid.view(grid.nearest_view(0.0, 0.0))
             cam0 = Camera(grid.intrinsics, orbit_pose(yaw0, pitch0, grid.radius, grid.center))
             rgb, alpha, depth0 = field.render(cam0, kf.expressions[0])
+            depth0 = solid_depth(depth0, alpha)
             if anchor is not None:  # the preview shows what the tiles will
                 rgb, alpha, _ = anchor.tile(field, 0, kf.expressions[0], cam0, rgb, alpha, depth0)
             writer.set_preview(to_u8(rgb), to_u8(alpha))
@@ -216,6 +218,7 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
                     yaw, pitch = grid.view(v)
                     cam = Camera(grid.intrinsics, orbit_pose(yaw, pitch, grid.radius, grid.center))
                     rgb, alpha, depth = field.render(cam, expr)
+                    depth = solid_depth(depth, alpha)
                     if anchor is not None:
                         rgb, alpha, depth = anchor.tile(field, k, expr, cam, rgb, alpha, depth)
                     tiles = {"color": (to_u8(rgb), cfg.codec, cfg.quality),
