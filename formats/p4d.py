@@ -242,33 +242,42 @@ def depth_decode(n: np.ndarray, depth_bits: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- chains (v1.3)
 
-def predict_residual(kind: str, x: np.ndarray, prev: np.ndarray) -> np.ndarray:
-    """What a predicted tile stores: colour (lossy) x - prev + 128 clipped to 0..255; every other
-    kind (lossless) x - prev modulo 2^bits of its samples. ``prev`` is the previous keyframe's tile
-    as a reader decodes it (closed loop: a lossy coder's error does not pile up along a chain).
+LOSSY_CODECS = ("jpeg", "webp")  # for colour; alpha, depth and normal webp are lossless
 
-    >>> predict_residual("color", np.array([[[0, 100, 255]]], np.uint8), np.array([[[200, 90, 0]]], np.uint8)).tolist()
-    [[[0, 138, 255]]]
-    >>> predict_residual("alpha", np.array([[3, 250]], np.uint8), np.array([[5, 0]], np.uint8)).tolist()
-    [[254, 250]]
+
+def residual_lossy(kind: str, codec: str) -> bool:
+    """Whether predicted tiles of ``kind`` in ``codec`` take the lossy rule (clamped difference
+    around 128; a modular one would turn a small coding error at 0 or 255 into a 255-level one)."""
+    return kind == "color" and codec in LOSSY_CODECS
+
+
+def predict_residual(x: np.ndarray, prev: np.ndarray, lossy: bool) -> np.ndarray:
+    """What a predicted tile stores: lossy (colour in jpeg/webp) x - prev + 128 clipped to 0..255;
+    lossless x - prev modulo 2^bits of its samples. ``prev`` is the previous keyframe's tile as a
+    reader decodes it (closed loop: a lossy coder's error does not pile up along a chain).
+
+    >>> predict_residual(np.array([0, 100, 255], np.uint8), np.array([200, 90, 0], np.uint8), True).tolist()
+    [0, 138, 255]
+    >>> predict_residual(np.array([3, 250], np.uint8), np.array([5, 0], np.uint8), False).tolist()
+    [254, 250]
     """
     x, prev = np.asarray(x), np.asarray(prev)
     if x.shape != prev.shape or x.dtype != prev.dtype:
-        raise ValueError(f"a {kind} tile {x.dtype}{x.shape} cannot be predicted from {prev.dtype}{prev.shape}")
-    if kind == "color":
+        raise ValueError(f"a tile {x.dtype}{x.shape} cannot be predicted from {prev.dtype}{prev.shape}")
+    if lossy:
         return np.clip(x.astype(np.int16) - prev + 128, 0, 255).astype(np.uint8)
     return np.subtract(x, prev, dtype=x.dtype)  # unsigned: wraps modulo 2^bits
 
 
-def apply_residual(kind: str, prev: np.ndarray, residual: np.ndarray) -> np.ndarray:
-    """The tile a predicted record stands for: colour prev + residual - 128 clipped to 0..255; every
-    other kind prev + residual modulo 2^bits (exact: inverts ``predict_residual``).
+def apply_residual(prev: np.ndarray, residual: np.ndarray, lossy: bool) -> np.ndarray:
+    """The tile a predicted record stands for: lossy prev + residual - 128 clipped to 0..255;
+    lossless prev + residual modulo 2^bits (exact: inverts ``predict_residual``).
 
-    >>> apply_residual("color", np.array([[[200, 90, 0]]], np.uint8), np.array([[[0, 138, 255]]], np.uint8)).tolist()
-    [[[72, 100, 127]]]
+    >>> apply_residual(np.array([200, 90, 0], np.uint8), np.array([0, 138, 255], np.uint8), True).tolist()
+    [72, 100, 127]
     """
     prev, residual = np.asarray(prev), np.asarray(residual)
-    if kind == "color":
+    if lossy:
         return np.clip(prev.astype(np.int16) + residual - 128, 0, 255).astype(np.uint8)
     return np.add(prev, residual, dtype=prev.dtype)
 

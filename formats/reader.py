@@ -16,7 +16,7 @@ from formats.p4d import (FLAG_PREDICTED, HEADER_SIZE, INDEX_DTYPE, KIND_DTYPE, K
                          MAX_ALIGNMENT, MAX_AXIS, MAX_CHUNK, MAX_META, MAX_PREVIEW_SIDE, MAX_SIDE, MAX_TILES,
                          PREVIEW_KIND, VERSION, P4DFormatError, align_up, apply_residual, at, crc32, depth_decode,
                          depth_shape, expected_raw_length, header_crc, kind_shape, mask_kinds, unpack_header,
-                         unpack_meta, validate_meta)
+                         residual_lossy, unpack_meta, validate_meta)
 
 __all__ = ["P4DReader"]
 
@@ -347,6 +347,7 @@ class P4DReader:
             return self.tile_coded(keyframe, view, kind)
         self._record(keyframe, view, kind)
         ki = self.kinds.index(kind)
+        lossy = residual_lossy(kind, self.codecs[kind])
         with self._lock:
             memo = dict(self._memo.get((view, kind), ()))
         k, base = keyframe, None
@@ -359,7 +360,7 @@ class P4DReader:
                 break
             k -= 1
         for j in range(k + 1, keyframe + 1):
-            base = apply_residual(kind, base, self.tile_coded(j, view, kind))
+            base = apply_residual(base, self.tile_coded(j, view, kind), lossy)
         if base.flags.writeable:
             base.setflags(write=False)  # shared with the memo: callers get a copy
         with self._lock:

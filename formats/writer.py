@@ -17,7 +17,7 @@ from formats.p4d import (ALIGNMENT, DEPTH_BITS, DEPTH_SCALES, FLAG_PREDICTED, HE
                          KIND_CODECS, KIND_DTYPE, KIND_ID, KINDS, MAGIC, MAX_ALIGNMENT, MAX_AXIS, MAX_CHAIN, MAX_CHUNK,
                          MAX_META, MAX_PREVIEW_SIDE, MAX_SIDE, MAX_TILES, PREVIEW_KIND, VERSION, P4DFormatError,
                          align_up, apply_residual, crc32, depth_code, depth_shape, expected_raw_length, kind_mask,
-                         pack_header, pack_meta, predict_residual, unpack_meta, validate_meta)
+                         pack_header, pack_meta, predict_residual, residual_lossy, unpack_meta, validate_meta)
 
 __all__ = ["P4DWriter"]
 
@@ -275,13 +275,14 @@ class P4DWriter:
         if kind == "depth":
             array = depth_code(array, self.depth_bits)
         prev = self._reference(keyframe, view, kind)
-        coded = array if prev is None else predict_residual(kind, array, prev)
+        lossy = residual_lossy(kind, codec)
+        coded = array if prev is None else predict_residual(array, prev, lossy)
         data = codecs.encode(coded, codec, quality)
         self._put(key, data, codec, (h, w), FLAG_PREDICTED if prev is not None else 0)
         if self.chain > 1:  # what a reader will decode: the next tile of the chain is predicted from it
             if codec in codecs.LOSSY:
                 coded = codecs.decode(data, codec, coded.shape, coded.dtype)
-                array = coded if prev is None else apply_residual(kind, prev, coded)
+                array = coded if prev is None else apply_residual(prev, coded, lossy)
             self._recon[(view, kind)] = (keyframe, array)
 
     def _reference(self, keyframe: int, view: int, kind: str) -> np.ndarray | None:
@@ -333,8 +334,9 @@ class P4DWriter:
         keyframe, view = int(keyframe), int(view)
         off, length, _, crc, codec, flags = self._records[(keyframe, view, kind)]
         if flags & FLAG_PREDICTED:  # walk back: the chain bound keeps this short
-            return apply_residual(kind, self.tile(keyframe - 1, view, kind), self._coded(off, length, crc, codec,
-                                                                                         keyframe, view, kind))
+            residual = self._coded(off, length, crc, codec, keyframe, view, kind)
+            return apply_residual(self.tile(keyframe - 1, view, kind), residual,
+                                  residual_lossy(kind, codecs.CODECS[codec - 1]))
         return self._coded(off, length, crc, codec, keyframe, view, kind)
 
     def _coded(self, off: int, length: int, crc: int, codec: int, keyframe: int, view: int, kind: str) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 from formats import P4DFormatError, P4DReader, P4DWriter
 from formats.cli import main as p4d
 from formats.compare import tile_psnr
-from formats.p4d import FLAG_PREDICTED, apply_residual, pack_meta, predict_residual, unpack_meta
+from formats.p4d import FLAG_PREDICTED, apply_residual, pack_meta, predict_residual, residual_lossy, unpack_meta
 from testkit.fuzz import forge, header_get, header_set
 from testkit.sample import portrait_tile, sample_meta, write_sample
 from tests.test_p4d_hostile import index_of, rejected, with_index, with_meta
@@ -31,13 +31,15 @@ def test_residuals_invert_exactly_for_lossless_kinds():
     rng = np.random.default_rng(0)
     for dtype in (np.uint8, np.uint16):
         x, prev = (rng.integers(0, np.iinfo(dtype).max + 1, (5, 7), dtype=dtype) for _ in range(2))
-        r = predict_residual("depth", x, prev)
+        r = predict_residual(x, prev, False)
         assert r.dtype == dtype
-        np.testing.assert_array_equal(apply_residual("depth", prev, r), x)
-    # colour: exact while |x - prev| <= 127, clipped beyond (the next tile of the chain corrects it)
+        np.testing.assert_array_equal(apply_residual(prev, r, False), x)
+    # lossy colour: exact while |x - prev| <= 127, clipped beyond (the next tile of the chain corrects it)
     x = np.array([[[10, 200, 255]]], np.uint8)
     prev = np.array([[[20, 100, 0]]], np.uint8)
-    np.testing.assert_array_equal(apply_residual("color", prev, predict_residual("color", x, prev)), [[[10, 200, 127]]])
+    np.testing.assert_array_equal(apply_residual(prev, predict_residual(x, prev, True), True), [[[10, 200, 127]]])
+    assert residual_lossy("color", "webp") and residual_lossy("color", "jpeg")
+    assert not residual_lossy("color", "png") and not residual_lossy("alpha", "webp")
 
 
 def test_version_flags_and_the_chain_bound(pair):
@@ -64,6 +66,23 @@ def test_round_trip_per_kind(pair):
                 rgb, alpha, _ = portrait_tile(32, 32, *sample_view(v), t=k, seed=k * 1000 + v)
                 assert tile_psnr(b.tile(k, v, "color"), rgb, alpha > 0) > tile_psnr(a.tile(k, v, "color"), rgb,
                                                                                   alpha > 0) - 3.0
+
+
+def test_lossless_colour_chains_are_exact(tmp_path):
+    # random tiles: most differences lie beyond +-127, wrap, and come back exactly
+    meta = sample_meta(5, size=(8, 8), kinds=("color",), codecs={"color": "png"}, chain=3)
+    rng = np.random.default_rng(2)
+    tiles = rng.integers(0, 256, (5, 3, 8, 8, 3), dtype=np.uint8)
+    with P4DWriter(tmp_path / "c.p4d", chain=3) as w:
+        for k in range(5):
+            for v in range(3):
+                w.add_tile(k, v, "color", tiles[k, v], "png")
+        w.finish(meta)
+    with P4DReader(tmp_path / "c.p4d") as r:
+        assert r.predicted(2, 0, "color") and not r.predicted(3, 0, "color")
+        for k in range(5):
+            for v in range(3):
+                np.testing.assert_array_equal(r.tile(k, v, "color"), tiles[k, v])
 
 
 def sample_view(v):

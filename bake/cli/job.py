@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--normal-scale", type=int, default=default(BakeConfig, "normal_scale"), choices=NORMAL_SCALES,
                    help="store surface normals at 1/N resolution, with the capture's light fitted over the tiles, "
                         "so the player can relight (format 1.2; default %(default)s); 0: no normals")
+    g.add_argument("--chain", type=int, default=default(BakeConfig, "chain"),
+                   help="chains of N tiles (format 1.3; default %(default)s): a view's keyframe k with k %% N != 0 "
+                        "stores only its difference to keyframe k-1, so a player decodes at most N tiles to "
+                        "reach any keyframe; 1: every tile whole, for players of format 1.2")
     k = p.add_argument_group("keyframes and graph")
     k.add_argument("--fps", type=float, default=default(BakeConfig, "fps"), help="keyframe rate (default %(default)s)")
     k.add_argument("--transitions", type=int, default=default(GraphConfig, "transitions"),
@@ -107,7 +111,7 @@ def config_from_args(a: argparse.Namespace) -> BakeConfig:
         raise UsageError(str(exc)) from None
     return build(BakeConfig, views=views, yaw_range=yaw_range, pitch_range=pitch_range, size=a.size,
                  fps=a.fps, codec=a.codec, quality=a.quality, depth_scale=a.depth_scale, depth_bits=a.depth_bits,
-                 normal_scale=a.normal_scale,
+                 normal_scale=a.normal_scale, chain=a.chain,
                  graph=build(GraphConfig, transitions=a.transitions, p_back=a.p_back),
                  groups=a.groups, morph_seconds=a.morph_seconds, seed=a.seed)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from bake.job.graph import GraphConfig
 from bake.job.views import check_range, check_views
+from formats.p4d import MAX_CHAIN  # the longest chain a file may declare
 
 COLOR_CODECS = ("jpeg", "webp", "png", "raw+zstd")
 DEPTH_SCALES = (1, 2, 4, 8)  # the .p4d stores depth at 1/s resolution for these s only
@@ -41,6 +42,10 @@ class BakeConfig:
     256², relit PSNR against the truth / KB of normals per tile (colour: 4.0): 1/1 33.7 dB / 19.2,
     1/2 33.1 / 8.1, 1/4 31.7 / 3.5, 1/8 29.7 / 1.4 (unrelit 19.0): 1/4 meets the 30 dB target
     at less than the colour's bytes, and a learned bake's depth is stored at 1/4 anyway"""
+    chain: int = 8
+    """chains of tiles (format 1.3): each view's keyframe k with k % chain != 0 stores its difference
+    to keyframe k - 1 as the player decodes it, so a decode needs at most ``chain`` chunks; 1 = every
+    tile whole (a file of format 1.2 or older)"""
     graph: GraphConfig = field(default_factory=GraphConfig)
     groups: int = 3
     """pose groups (k-means k)"""
@@ -72,6 +77,8 @@ class BakeConfig:
             raise ValueError(f"depth_bits must be one of {DEPTH_BITS}, got {self.depth_bits!r}")
         if isinstance(self.normal_scale, bool) or self.normal_scale not in NORMAL_SCALES:
             raise ValueError(f"normal_scale must be one of {NORMAL_SCALES}, got {self.normal_scale!r}")
+        if isinstance(self.chain, bool) or not isinstance(self.chain, int) or not 1 <= self.chain <= MAX_CHAIN:
+            raise ValueError(f"chain must be 1 (no chains) or 2..{MAX_CHAIN}, got {self.chain!r}")
         if not isinstance(self.graph, GraphConfig):
             raise ValueError(f"graph must be a GraphConfig, got {type(self.graph).__name__}")
         if self.groups < 1:

@@ -135,7 +135,8 @@ def build_metadata(field: Field, cfg: BakeConfig, grid: ViewGrid, kf: Keyframes,
                              **({"normal": LOSSLESS_CODEC["normal"]} if cfg.normal_scale else {})},
                   **({"normal_scale": cfg.normal_scale} if cfg.normal_scale else {}),
                   "quality": {"color": cfg.quality}, "color": "srgb-premultiplied",
-                  "depth_scale": cfg.depth_scale, **({"depth_bits": 8} if cfg.depth_bits == 8 else {})},
+                  "depth_scale": cfg.depth_scale, **({"depth_bits": 8} if cfg.depth_bits == 8 else {}),
+                  **({"chain": cfg.chain} if cfg.chain > 1 else {})},
         "keyframes": {"fps": cfg.fps, "times": r6(kf.times), "expressions": kf.expressions.astype(np.float64).tolist(),  # exactly what was rendered
                       "expression_names": list(field.capture.expression_names),
                       "capture_view": r6(kf.capture_view), "pose_group": groups.labels.tolist(),
@@ -195,7 +196,7 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
     n_tiles = len(kf.times) * grid.n_views
     s = cfg.depth_scale
     kinds = bake_kinds(cfg)
-    with P4DWriter(out, resume=resume, depth_scale=s, depth_bits=cfg.depth_bits) as writer:
+    with P4DWriter(out, resume=resume, depth_scale=s, depth_bits=cfg.depth_bits, chain=cfg.chain) as writer:
         done = set(writer.done)
         n_done = sum(all((k, v, kind) in done for kind in kinds)
                      for k in range(len(kf.times)) for v in range(grid.n_views)) if done else 0
