@@ -461,6 +461,15 @@ def cmd_repack(args) -> int:
         reencode = {k: cod[k] != r.codecs[k] or (k == "color" and args.quality is not None)
                     or (k == "depth" and bits != r.depth_bits) or not same_chains for k in r.kinds}
         colour_q = args.quality if args.quality is not None else quality.get("color")
+        if args.residual_quality is not None and not 1 <= args.residual_quality <= 100:
+            raise UsageError(f"--residual-quality {args.residual_quality} is outside 1..100")
+        residual_q = args.residual_quality if args.residual_quality is not None else \
+            colour_q if args.quality is not None else quality.get("color_predicted", colour_q)
+        if residual_q is not None and chain > 1 and cod["color"] in codecs.LOSSY:
+            new_meta["tiles"]["quality"]["color_predicted"] = residual_q
+            reencode["color"] = reencode["color"] or args.residual_quality is not None
+        else:
+            new_meta["tiles"]["quality"].pop("color_predicted", None)
         views = [(pi * ny + yi, npj * len(keep_y) + nyj) for npj, pi in enumerate(keep_p)
                  for nyj, yi in enumerate(keep_y)]
         total = len(keep_k) * len(views)
@@ -478,7 +487,8 @@ def cmd_repack(args) -> int:
                             for kind in r.kinds:
                                 if reencode[kind]:
                                     q = colour_q if kind == "color" else None
-                                    w.add_tile(nk, nv, kind, r.tile(k, v, kind), cod[kind], q)
+                                    w.add_tile(nk, nv, kind, r.tile(k, v, kind), cod[kind], q,
+                                               residual_q if kind == "color" else None)
                                 else:
                                     codec, data = r.tile_encoded(k, v, kind)
                                     w.add_encoded(nk, nv, kind, data, codec, r.kind_shape(kind),
@@ -655,6 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="output .p4d")
     s.add_argument("--codec", choices=KIND_CODECS["color"], help="colour codec")
     s.add_argument("--quality", type=int, help="colour quality 1..100 (jpeg/webp; ignored by lossless codecs)")
+    s.add_argument("--residual-quality", type=int,
+                   help="colour quality 1..100 of predicted tiles (with --chain; default: --quality when given, "
+                        "else the file's)")
     s.add_argument("--alpha-codec", choices=KIND_CODECS["alpha"], help="alpha codec")
     s.add_argument("--depth-codec", choices=KIND_CODECS["depth"], help="depth codec (webp: lossless, 8-bit depth only)")
     s.add_argument("--depth-bits", type=int, choices=(8, 16),

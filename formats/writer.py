@@ -243,12 +243,13 @@ class P4DWriter:
         return None if self.tile_shape is None else depth_shape(self.tile_shape, self.depth_scale)
 
     def add_tile(self, keyframe: int, view: int, kind: str, array: np.ndarray, codec: str,
-                 quality: int | None = None) -> None:
+                 quality: int | None = None, residual_quality: int | None = None) -> None:
         """Encode and append one tile: color uint8 [H,W,3] premultiplied RGB, alpha uint8 [H,W], depth
         uint16 q [ceil(H/s), ceil(W/s)] (s = depth_scale; see ``downscale_depth``; an 8-bit writer
         stores its ``depth_code``), normal uint8 [ceil(H/n), ceil(W/n), 3] (n = meta
         tiles.normal_scale; octahedral codes u, v and 0: ``formats.lighting``). ``quality`` (1..100) applies to jpeg/webp colour and is ignored by
-        lossless codecs."""
+        lossless codecs; ``residual_quality`` (chains) replaces it for a predicted tile: a difference
+        around 128 is mostly flat, so a lower setting costs little PSNR where it saves most bytes."""
         if kind not in KIND_ID:
             raise ValueError(f"unknown tile kind {kind!r}; use one of {KINDS}")
         if codec not in KIND_CODECS[kind]:
@@ -277,6 +278,8 @@ class P4DWriter:
         prev = self._reference(keyframe, view, kind)
         lossy = residual_lossy(kind, codec)
         coded = array if prev is None else predict_residual(array, prev, lossy)
+        if prev is not None and residual_quality is not None and quality is not None and codec in codecs.LOSSY:
+            quality = residual_quality
         data = codecs.encode(coded, codec, quality)
         self._put(key, data, codec, (h, w), FLAG_PREDICTED if prev is not None else 0)
         if self.chain > 1:  # what a reader will decode: the next tile of the chain is predicted from it
