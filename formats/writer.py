@@ -50,8 +50,9 @@ class P4DWriter:
 
     ``chain`` N >= 2 (format 1.3) predicts each tile ``add_tile`` gets at a keyframe k with
     k % N != 0 from the tile of k - 1 (same view and kind) as a reader will decode it (closed
-    loop), once that tile is stored; ``finish`` then needs meta tiles.chain = N. Tiles at
-    k % N == 0, and tiles whose predecessor is not stored yet, are intra. 1 (default): no chains.
+    loop), once that tile is stored, unless the tile coded whole is no larger; ``finish`` then
+    needs meta tiles.chain = N. Tiles at k % N == 0, and tiles whose predecessor is not stored
+    yet, are intra. 1 (default): no chains.
     """
 
     def __init__(self, path, resume: bool = False, depth_scale: int = 1, alignment: int = ALIGNMENT,
@@ -276,16 +277,22 @@ class P4DWriter:
         if kind == "depth":
             array = depth_code(array, self.depth_bits)
         prev = self._reference(keyframe, view, kind)
-        lossy = residual_lossy(kind, codec)
-        coded = array if prev is None else predict_residual(array, prev, lossy)
-        if prev is not None and residual_quality is not None and quality is not None and codec in codecs.LOSSY:
-            quality = residual_quality
-        data = codecs.encode(coded, codec, quality)
+        data = codecs.encode(array, codec, quality)
+        if prev is not None:
+            # A matte or a face that changes much between keyframes can cost more as a difference
+            # than whole; then the tile stays intra (allowed anywhere; the chains after it start here).
+            lossy = residual_lossy(kind, codec)
+            rq = residual_quality if residual_quality is not None and quality is not None and lossy else quality
+            diff = codecs.encode(predict_residual(array, prev, lossy), codec, rq)
+            if len(diff) >= len(data):
+                prev = None
+            else:
+                data = diff
         self._put(key, data, codec, (h, w), FLAG_PREDICTED if prev is not None else 0)
         if self.chain > 1:  # what a reader will decode: the next tile of the chain is predicted from it
-            if codec in codecs.LOSSY:
-                coded = codecs.decode(data, codec, coded.shape, coded.dtype)
-                array = coded if prev is None else apply_residual(prev, coded, lossy)
+            if residual_lossy(kind, codec):  # lossy colour; alpha, depth and normal webp are lossless
+                coded = codecs.decode(data, codec, array.shape, array.dtype)
+                array = coded if prev is None else apply_residual(prev, coded, True)
             self._recon[(view, kind)] = (keyframe, array)
 
     def _reference(self, keyframe: int, view: int, kind: str) -> np.ndarray | None:

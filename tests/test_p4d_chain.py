@@ -69,10 +69,12 @@ def test_round_trip_per_kind(pair):
 
 
 def test_lossless_colour_chains_are_exact(tmp_path):
-    # random tiles: most differences lie beyond +-127, wrap, and come back exactly
+    # each keyframe adds 200 to a random picture: every difference lies beyond +-127 and wraps
+    # (cheap as a difference, so the writer predicts), and comes back exactly
     meta = sample_meta(5, size=(8, 8), kinds=("color",), codecs={"color": "png"}, chain=3)
     rng = np.random.default_rng(2)
-    tiles = rng.integers(0, 256, (5, 3, 8, 8, 3), dtype=np.uint8)
+    base = rng.integers(0, 256, (3, 8, 8, 3))
+    tiles = ((base[None] + 200 * np.arange(5)[:, None, None, None, None]) % 256).astype(np.uint8)
     with P4DWriter(tmp_path / "c.p4d", chain=3) as w:
         for k in range(5):
             for v in range(3):
@@ -83,6 +85,24 @@ def test_lossless_colour_chains_are_exact(tmp_path):
         for k in range(5):
             for v in range(3):
                 np.testing.assert_array_equal(r.tile(k, v, "color"), tiles[k, v])
+
+
+def test_a_tile_that_costs_more_as_a_difference_stays_intra(tmp_path):
+    # a new random picture each keyframe: its difference is noise too and no smaller than the tile
+    meta = sample_meta(4, size=(16, 16), kinds=("color", "alpha"), codecs={"color": "png", "alpha": "png"}, chain=4)
+    rng = np.random.default_rng(3)
+    with P4DWriter(tmp_path / "n.p4d", chain=4) as w:
+        for k in range(4):
+            for v in range(3):
+                w.add_tile(k, v, "color", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), "png")
+                # a picture shifted by 10 a keyframe: a flat, cheap difference
+                w.add_tile(k, v, "alpha", ((np.arange(256) * 37 % 199 + 10 * k) % 256).astype(np.uint8).reshape(16, 16),
+                           "png")
+        w.finish(meta)
+    with P4DReader(tmp_path / "n.p4d") as r:
+        assert not any(r.predicted(k, v, "color") for k in range(4) for v in range(3))
+        assert all(r.predicted(k, v, "alpha") for k in range(1, 4) for v in range(3))
+        np.testing.assert_array_equal(r.tile(3, 1, "alpha").ravel(), (np.arange(256) * 37 % 199 + 30) % 256)
 
 
 def sample_view(v):
