@@ -73,7 +73,7 @@ class P4DWriter:
         self.depth_scale = int(depth_scale)
         self.depth_bits = int(depth_bits)
         self.chain = int(chain)
-        # (view, kind) -> (keyframe, its tile as a reader decodes it, stored samples): the closed loop's reference
+        # (view, kind) -> (keyframe, its stored samples as a reader decodes them): the closed loop's reference
         self._recon: dict[tuple[int, str], tuple[int, np.ndarray]] = {}
         # Stored depth shape seen before any colour/alpha tile fixed tile_shape; checked when one does.
         self._depth_seen: tuple[int, int] | None = None
