@@ -34,6 +34,15 @@ _JHEAD_V2 = struct.Struct("<II")
 _JREC = struct.Struct("<IIIIBBHQIIII")  # keyframe, view, h, w, kind, codec, flags, offset, length, raw, crc, crc
 
 
+# A lossy predicted tile may carry up to this much more squared error than the tile coded whole
+# (3 dB): chains trade a little PSNR for bytes, but never a clipped difference's 5 dB.
+PREDICTED_ERROR_RATIO = 2.0
+
+
+def _sq_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.square(a.astype(np.float32) - b).sum())
+
+
 class P4DWriter:
     """Stream tiles into ``{path}.partial`` (+ ``.journal``); ``finish(meta)`` renames it to ``path``.
 
@@ -277,23 +286,27 @@ class P4DWriter:
         if kind == "depth":
             array = depth_code(array, self.depth_bits)
         prev = self._reference(keyframe, view, kind)
+        lossy = residual_lossy(kind, codec)  # lossy colour; alpha, depth and normal webp are lossless
         data = codecs.encode(array, codec, quality)
+        recon = codecs.decode(data, codec, array.shape, array.dtype) if lossy and self.chain > 1 else array
         if prev is not None:
             # A matte or a face that changes much between keyframes can cost more as a difference
-            # than whole; then the tile stays intra (allowed anywhere; the chains after it start here).
-            lossy = residual_lossy(kind, codec)
+            # than whole, and a lossy difference beyond +-127 clips (a blink: up to 5 dB below the
+            # tile coded whole); then the tile stays intra (allowed anywhere; the chain goes on from it).
             rq = residual_quality if residual_quality is not None and quality is not None and lossy else quality
             diff = codecs.encode(predict_residual(array, prev, lossy), codec, rq)
-            if len(diff) >= len(data):
-                prev = None
+            if len(diff) < len(data):
+                pred = apply_residual(prev, codecs.decode(diff, codec, array.shape, array.dtype), True) if lossy \
+                    else array
+                if not lossy or _sq_error(pred, array) <= PREDICTED_ERROR_RATIO * _sq_error(recon, array):
+                    data, recon = diff, pred
+                else:
+                    prev = None
             else:
-                data = diff
+                prev = None
         self._put(key, data, codec, (h, w), FLAG_PREDICTED if prev is not None else 0)
         if self.chain > 1:  # what a reader will decode: the next tile of the chain is predicted from it
-            if residual_lossy(kind, codec):  # lossy colour; alpha, depth and normal webp are lossless
-                coded = codecs.decode(data, codec, array.shape, array.dtype)
-                array = coded if prev is None else apply_residual(prev, coded, True)
-            self._recon[(view, kind)] = (keyframe, array)
+            self._recon[(view, kind)] = (keyframe, recon)
 
     def _reference(self, keyframe: int, view: int, kind: str) -> np.ndarray | None:
         """The decoded tile a new tile at ``keyframe`` is predicted from, or None for an intra tile

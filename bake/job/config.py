@@ -45,10 +45,12 @@ class BakeConfig:
     256², relit PSNR against the truth / KB of normals per tile (colour: 4.0): 1/1 33.7 dB / 19.2,
     1/2 33.1 / 8.1, 1/4 31.7 / 3.5, 1/8 29.7 / 1.4 (unrelit 19.0): 1/4 meets the 30 dB target
     at less than the colour's bytes, and a learned bake's depth is stored at 1/4 anyway"""
-    chain: int = 8
+    chain: int = 10
     """chains of tiles (format 1.3): each view's keyframe k with k % chain != 0 stores its difference
     to keyframe k - 1 as the player decodes it, so a decode needs at most ``chain`` chunks; 1 = every
-    tile whole (a file of format 1.2 or older)"""
+    tile whole (a file of format 1.2 or older). 20 s of the synthetic head at the defaults
+    (bench/chain_bench.py, p4d compare against the lossless bake): 1: 40.6 MB (colour webp q80,
+    35.8 dB mean, 35.0 dB worst tile); 8: 15.1 MB; 10: 13.9 MB (colour 92/85, 38.7 dB, 36.2 dB)"""
     graph: GraphConfig = field(default_factory=GraphConfig)
     groups: int = 3
     """pose groups (k-means k)"""
@@ -102,10 +104,10 @@ def auto_quality(size: int, chain: int = 1, predicted: bool = False) -> int:
     of 39.3 dB at 256², but 36.9 dB at 128²; q90 gives 39.2 dB at 128²).
 
     Chains (``chain`` > 1) spend the bytes they save on quality: intra tiles at 92 and the
-    predicted ones (``predicted``) at 85 from 192 px (on the 20 s synthetic head at 256², against
-    the lossless bake inside the alpha: 38.9 dB mean, 37.5 dB worst tile, 6.2 MB of colour,
-    against q80 whole tiles' 35.8 / 35.1 dB in 15.5 MB; 90/80: 38.1 / 36.5 dB, too near the 38 dB
-    target), 90 for both below (the whole tiles' setting)."""
+    predicted ones (``predicted``) at 85 from 192 px (the 20 s synthetic head at 256², chains of
+    10, against the lossless bake inside the alpha: 38.7 dB mean, 36.2 dB worst tile, 6.2 MB of
+    colour, against q80 whole tiles' 35.8 / 35.0 dB in 15.5 MB; 91/84 in chains of 8: 38.5 /
+    35.3 dB), 90 for both below (the whole tiles' setting)."""
     if chain > 1 and size >= 192:
         return 85 if predicted else 92
     return 80 if size >= 192 else 90
