@@ -256,3 +256,22 @@ def test_chain_metadata_is_checked(tmp_path, chained_bytes):
         assert what in rejected(tmp_path, with_meta(chained_bytes, pack_meta(bad)))
     no_chain = {**meta, "tiles": {k: v for k, v in meta["tiles"].items() if k != "chain"}}
     assert "starts a chain (no meta.tiles.chain)" in rejected(tmp_path, with_meta(chained_bytes, pack_meta(no_chain)))
+
+
+def test_a_lossy_difference_that_clips_stays_intra(tmp_path):
+    # keyframe 1 is keyframe 0 brightened by 150: its difference clips at +127 everywhere (a flat,
+    # cheap image), so predicted it would lose far more than 3 dB: the writer codes it whole
+    rng = np.random.default_rng(4)
+    texture = rng.integers(0, 100, (32, 32, 3)).astype(np.uint8)
+    texture = np.repeat(np.repeat(texture[::4, ::4], 4, 0), 4, 1)
+    tiles = [texture, texture + 150, texture + 152]
+    meta = sample_meta(3, size=(32, 32), kinds=("color",), codecs={"color": "webp"}, quality=90, chain=3)
+    with P4DWriter(tmp_path / "b.p4d", chain=3) as w:
+        for k, t in enumerate(tiles):
+            for v in range(3):
+                w.add_tile(k, v, "color", t, "webp", 90)
+        w.finish(meta)
+    with P4DReader(tmp_path / "b.p4d") as r:
+        assert not r.predicted(1, 0, "color") and r.predicted(2, 0, "color")  # 2: a small step, predicted
+        for k, t in enumerate(tiles):
+            assert tile_psnr(r.tile(k, 0, "color"), t, np.ones((32, 32), bool)) > 25  # clipped: ~21 dB
