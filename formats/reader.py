@@ -34,9 +34,11 @@ class P4DReader:
     """
 
     # Decoded tiles kept per (view, kind) of a chained file: one per stream a player advances in a
-    # view at once (main, fading, two jump targets ahead). At 256² with normals ~0.3 MB a (keyframe,
-    # view), so 4 x the ~8 views a player touches is ~10 MB (~40 MB at 512²).
-    CHAIN_MEMO = 4
+    # view at once (main, fading, the jump targets it decodes ahead). At 256² with normals ~0.3 MB
+    # a (keyframe, view), so 8 x the ~8 views a player touches is ~20 MB (~80 MB at 512²). 8
+    # rather than 4: bench/chain_bench.py on the 20 s synthetic head, chunks decoded per frame as
+    # played 8.4 -> 7.0 (the file coded whole: 4.8).
+    CHAIN_MEMO = 8
 
     def __init__(self, path):
         self.path = pathlib.Path(path)

@@ -10,7 +10,7 @@ import { decodePng } from "./png.js";
 import { DEPTH_STEP8, kindShape } from "./spec.js";
 
 const LOSSY = ["jpeg", "webp"];  // colour in these takes the clamped difference rule (docs/p4d-format.md "Chains")
-export const CHAIN_MEMO = 4;  // decoded keyframes kept per view of a chained file (P4DReader.CHAIN_MEMO)
+export const CHAIN_MEMO = 8;  // decoded keyframes kept per view of a chained file (P4DReader.CHAIN_MEMO)
 
 const JPEG = [0xff, 0xd8, 0xff];
 
