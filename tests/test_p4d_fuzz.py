@@ -40,7 +40,8 @@ def seeds(tmp_path_factory):
                      codecs={**ALL_RAW, "normal": "raw+zstd"}, preview=False).read_bytes(),
         # chained tiles (format 1.3): lossy webp colour over 8-bit webp depth, and lossless raw chains
         write_sample(d / "k.p4d", n_keyframes=3, yaws=(0.0, 10.0), size=(8, 8), kinds=KINDS4, depth_bits=8,
-                     codecs={"color": "webp", "alpha": "webp", "depth": "webp", "normal": "webp"}, chain=2).read_bytes(),
+                     codecs={"color": "webp", "alpha": "webp", "depth": "webp", "normal": "webp"},
+                     chain=2).read_bytes(),
         write_sample(d / "l.p4d", n_keyframes=3, yaws=(0.0,), size=(8, 8), codecs=ALL_RAW, chain=3,
                      preview=False).read_bytes(),
     ]

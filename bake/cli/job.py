@@ -115,7 +115,8 @@ def config_from_args(a: argparse.Namespace) -> BakeConfig:
         raise UsageError(str(exc)) from None
     return build(BakeConfig, views=views, yaw_range=yaw_range, pitch_range=pitch_range, size=a.size,
                  fps=a.fps, codec=a.codec, quality=a.quality,
-                 residual_quality=a.residual_quality if a.residual_quality is not None else a.quality, depth_scale=a.depth_scale, depth_bits=a.depth_bits,
+                 residual_quality=a.residual_quality if a.residual_quality is not None else a.quality,
+                 depth_scale=a.depth_scale, depth_bits=a.depth_bits,
                  normal_scale=a.normal_scale, chain=a.chain,
                  graph=build(GraphConfig, transitions=a.transitions, p_back=a.p_back),
                  groups=a.groups, morph_seconds=a.morph_seconds, seed=a.seed)
