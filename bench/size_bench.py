@@ -46,6 +46,7 @@ def file_bytes(path: str) -> dict:
         out["total"] = r.file_size
         out["codecs"] = dict(r.codecs)
         out["depth_scale"] = r.depth_scale
+        out["chain"] = r.chain
     return out
 
 
@@ -117,8 +118,8 @@ def main() -> None:
     for p in [args.lossless, *args.others]:
         fb = file_bytes(p)
         print(f"{Path(p).name}: total {mb(fb['total'])}  " + "  ".join(
-            f"{k} {mb(fb[k])} ({fb['codecs'].get(k, '')})" for k in ("color", "alpha", "depth") if k in fb)
-            + f"  index+meta+header+preview {mb(fb['other'])}  depth_scale {fb['depth_scale']}")
+            f"{k} {mb(fb[k])} ({fb['codecs'].get(k, '')})" for k in ("color", "alpha", "depth", "normal") if k in fb)
+            + f"  index+meta+header+preview {mb(fb['other'])}  depth_scale {fb['depth_scale']}  chain {fb['chain']}")
 
     r = P4DReader(args.lossless)
     K, V = r.n_keyframes, r.n_views

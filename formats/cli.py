@@ -6,7 +6,7 @@
     p4d extract FILE --all -o DIR/ [--depth [--upsample]]
     p4d contact-sheet FILE -o sheet.png [--keyframe K | --view I|YAW,PITCH]
     p4d quilt FILE -o NAME.png [--keyframe K] [--pitch DEG] [--cols C --rows R]
-    p4d repack FILE -o OUT.p4d [--codec C] [--quality Q] [--views SEL] [--keyframes SEL] ...
+    p4d repack FILE -o OUT.p4d [--codec C] [--quality Q] [--chain N] [--views SEL] [--keyframes SEL] ...
     p4d graph FILE -o graph.dot|graph.json|graph.png
     p4d compare A.p4d B.p4d [--json]
 
@@ -34,7 +34,7 @@ from formats import codecs
 from formats.atomic import atomic_path, check_writable_dir
 from formats.errors import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, OneLineParser, UsageError,
                             check_input_file)
-from formats.p4d import KIND_CODECS, P4DFormatError, upsample_depth_nearest
+from formats.p4d import FLAG_PREDICTED, KIND_CODECS, MAX_CHAIN, P4DFormatError, upsample_depth_nearest
 from formats.progress import Progress
 from formats.reader import P4DReader
 from formats.writer import P4DWriter
@@ -151,6 +151,7 @@ def file_info(r: P4DReader) -> dict:
         # bits_per_stored_pixel: per sample actually stored (differs for depth at depth_scale > 1).
         per_kind[kind] = {"codec": r.codecs[kind], "bytes": nbytes, "bytes_per_tile": nbytes / n_tiles,
                           "stored_shape": [sh, sw],
+                          "predicted": int((r.index["flags"][:, :, ki] & FLAG_PREDICTED).astype(bool).sum()),
                           "bits_per_pixel": 8.0 * nbytes / (n_tiles * h * w),
                           "bits_per_stored_pixel": 8.0 * nbytes / (n_tiles * sh * sw)}
     K = r.n_keyframes
@@ -163,7 +164,7 @@ def file_info(r: P4DReader) -> dict:
                  "radius": m["grid"]["radius"], "depth": m["grid"]["depth"]},
         "codecs": dict(r.codecs), "quality": m["tiles"].get("quality", {}),
         "depth_scale": r.depth_scale, "depth_bits": r.depth_bits, "kinds": per_kind,
-        "normal_scale": r.normal_scale if "normal" in r.kinds else None,
+        "normal_scale": r.normal_scale if "normal" in r.kinds else None, "chain": r.chain,
         "lighting": r.lighting,
         "fps": m["keyframes"]["fps"], "duration_s": K / m["keyframes"]["fps"],
         "keyframe_source": m["keyframes"]["source"],
@@ -182,6 +183,7 @@ def cmd_info(args) -> int:
         print(json.dumps(info, indent=2))
         return EXIT_OK
     g = info["grid"]
+    n_tiles = info["views"] * info["keyframes"]
     span = lambda a: f"{len(a)} ({a[0]:g}..{a[-1]:g} deg)" if len(a) > 1 else f"1 ({a[0]:g} deg)"
     print(f"{info['file']}: .p4d {info['version']}, {info['bytes'] / 2**20:.2f} MiB, by {info['generator']}")
     print(f"  grid      {g['width']}x{g['height']} tiles, yaws {span(g['yaws'])}, pitches {span(g['pitches'])} "
@@ -198,6 +200,10 @@ def cmd_info(args) -> int:
         print(f"  {kind:<9} {k['codec']:<9} {k['bytes'] / 2**20:9.2f} {k['bytes_per_tile'] / 1e3:8.2f} "
               f"{k['bits_per_pixel']:12.3f} {k['bits_per_stored_pixel']:14.3f}{note}")
     gr = info["graph"]
+    n_pred = sum(k["predicted"] for k in info["kinds"].values())
+    print(f"  chains    " + (f"of {info['chain']} tiles (format 1.3): {n_pred} of {len(info['kinds']) * n_tiles} "
+                             f"tiles predicted from the keyframe before" if info["chain"] > 1 else
+                             "none (every tile whole)"))
     print(f"  graph     {gr['transitions']} transitions, {gr['pose_groups']} pose groups "
           f"({', '.join(gr['group_labels'])}), p_back {gr['p_back']:g}, morph {gr['morph_seconds']:g} s")
     print(f"  preview   {'yes' if info['preview'] else 'no (falls back to a tile)'}")
@@ -439,12 +445,31 @@ def cmd_repack(args) -> int:
             raise UsageError("this file has no depth tiles (--depth-bits)")
         if cod.get("depth") == "webp" and bits != 8:
             raise UsageError("depth tiles can be webp only at 8 bits; add --depth-bits 8 or use --depth-codec png")
+        chain = r.chain if args.chain is None else args.chain
+        if not 1 <= chain <= MAX_CHAIN:
+            raise UsageError(f"--chain {chain} is outside 1..{MAX_CHAIN} (1: no chains)")
         new_meta, notes = subset_meta(m, keep_k, keep_y, keep_p, cod, quality)
         new_meta["tiles"].pop("depth_bits", None)
         if bits != 16:
             new_meta["tiles"]["depth_bits"] = bits
+        new_meta["tiles"].pop("chain", None)
+        if chain > 1:
+            new_meta["tiles"]["chain"] = chain
+        # A predicted chunk is a difference to its keyframe's predecessor: it copies as is only into
+        # the same chains over the same keyframes; otherwise every tile is decoded and coded anew.
+        same_chains = chain == r.chain and (chain == 1 or keep_k == list(range(r.n_keyframes)))
         reencode = {k: cod[k] != r.codecs[k] or (k == "color" and args.quality is not None)
-                    or (k == "depth" and bits != r.depth_bits) for k in r.kinds}
+                    or (k == "depth" and bits != r.depth_bits) or not same_chains for k in r.kinds}
+        colour_q = args.quality if args.quality is not None else quality.get("color")
+        if args.residual_quality is not None and not 1 <= args.residual_quality <= 100:
+            raise UsageError(f"--residual-quality {args.residual_quality} is outside 1..100")
+        residual_q = args.residual_quality if args.residual_quality is not None else \
+            colour_q if args.quality is not None else quality.get("color_predicted", colour_q)
+        if residual_q is not None and chain > 1 and cod["color"] in codecs.LOSSY:
+            new_meta["tiles"]["quality"]["color_predicted"] = residual_q
+            reencode["color"] = reencode["color"] or args.residual_quality is not None
+        else:
+            new_meta["tiles"]["quality"].pop("color_predicted", None)
         views = [(pi * ny + yi, npj * len(keep_y) + nyj) for npj, pi in enumerate(keep_p)
                  for nyj, yi in enumerate(keep_y)]
         total = len(keep_k) * len(views)
@@ -452,7 +477,7 @@ def cmd_repack(args) -> int:
         # The writer's partial and journal sit beside the temp name; a failed repack removes all
         # three (unlike a bake, a repack is cheap to redo, so it keeps nothing to resume from).
         with atomic_path(out) as tmp:
-            w = P4DWriter(tmp, depth_scale=r.depth_scale, depth_bits=bits)  # depth keeps its scale
+            w = P4DWriter(tmp, depth_scale=r.depth_scale, depth_bits=bits, chain=chain)  # depth keeps its scale
             try:
                 if r.has_preview:
                     w.set_preview(*r.preview())
@@ -461,11 +486,13 @@ def cmd_repack(args) -> int:
                         for v, nv in views:
                             for kind in r.kinds:
                                 if reencode[kind]:
-                                    q = args.quality if kind == "color" else None
-                                    w.add_tile(nk, nv, kind, r.tile(k, v, kind), cod[kind], q)
+                                    q = colour_q if kind == "color" else None
+                                    w.add_tile(nk, nv, kind, r.tile(k, v, kind), cod[kind], q,
+                                               residual_q if kind == "color" else None)
                                 else:
                                     codec, data = r.tile_encoded(k, v, kind)
-                                    w.add_encoded(nk, nv, kind, data, codec, r.kind_shape(kind))
+                                    w.add_encoded(nk, nv, kind, data, codec, r.kind_shape(kind),
+                                                  predicted=r.predicted(k, v, kind))
                             bar.update(1)
                 w.finish(new_meta)
             except BaseException:
@@ -638,6 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="output .p4d")
     s.add_argument("--codec", choices=KIND_CODECS["color"], help="colour codec")
     s.add_argument("--quality", type=int, help="colour quality 1..100 (jpeg/webp; ignored by lossless codecs)")
+    s.add_argument("--residual-quality", type=int,
+                   help="colour quality 1..100 of predicted tiles (with --chain; default: --quality when given, "
+                        "else the file's)")
     s.add_argument("--alpha-codec", choices=KIND_CODECS["alpha"], help="alpha codec")
     s.add_argument("--depth-codec", choices=KIND_CODECS["depth"], help="depth codec (webp: lossless, 8-bit depth only)")
     s.add_argument("--depth-bits", type=int, choices=(8, 16),
@@ -647,6 +677,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--yaws", help="yaw indices SEL")
     s.add_argument("--pitches", help="pitch indices SEL")
     s.add_argument("--keyframes", help="keyframe indices SEL")
+    s.add_argument("--chain", type=int,
+                   help="chains of N tiles (format 1.3): each view's keyframe k with k %% N != 0 stores its "
+                        "difference to keyframe k-1, so a decode needs at most N chunks; 1: every tile whole "
+                        "(default: keep the file's). Changing it re-encodes every tile (lossy colour loses a "
+                        "little at each re-encoding: convert from a lossless file where there is one)")
     s.set_defaults(func=cmd_repack)
 
     s = sub.add_parser("compare", help="A's tiles against B's on the same grid and keyframes: colour PSNR, "

@@ -1,4 +1,4 @@
-"""The .p4d container v1.2: the spec in code. Constants, caps, the header table, the index record,
+"""The .p4d container v1.3: the spec in code. Constants, caps, the header table, the index record,
 the depth-scale rule and the metadata schema; ``formats.writer`` and ``formats.reader`` build on it.
 
 Layout (docs/p4d-format.md is the spec; all integers little-endian):
@@ -7,7 +7,10 @@ Layout (docs/p4d-format.md is the spec; all integers little-endian):
     tile chunks       one per (keyframe, view, kind), in write order, each aligned to ``alignment``;
                       depth tiles may be stored at 1/depth_scale resolution (``depth_shape``) and,
                       since v1.1, as 8-bit codes of the 16-bit depth (``depth_code``); since v1.2
-                      normal tiles (octahedral codes, ``formats.lighting``) at 1/normal_scale
+                      normal tiles (octahedral codes, ``formats.lighting``) at 1/normal_scale; since
+                      v1.3 a tile may be predicted: a difference to the previous keyframe's tile of
+                      its view and kind (``predict_residual`` / ``apply_residual``), in chains of at
+                      most ``tiles.chain`` tiles
     index             n_keyframes * n_views * n_kinds records of 24 bytes (``INDEX_DTYPE``), canonical order
     metadata          msgpack map, keys sorted; ends exactly at end of file
 """
@@ -24,7 +27,7 @@ import msgpack
 import numpy as np
 
 MAGIC = b"\x89P4D\r\n\x1a\n"  # PNG-style: catches text-mode transfers and 7-bit truncation
-VERSION = (1, 2)  # the newest this code reads and writes; a writer marks a file with the oldest minor it fits
+VERSION = (1, 3)  # the newest this code reads and writes; a writer marks a file with the oldest minor it fits
 HEADER_SIZE = 128
 ALIGNMENT = 64  # chunks start on a cache line; small tiles do not pay page-size padding
 KINDS = ("color", "alpha", "depth", "normal")  # a file stores them in this order
@@ -55,6 +58,11 @@ DEPTH_BITS = (16, 8)  # bits per stored depth sample; 8 is v1.1 (meta tiles.dept
 DEPTH_STEP8 = 258  # q units per 8-bit code: codes 1..255 span q 1..65533, the whole [near, far]
 NORMAL_SCALES = (1, 2, 4, 8)  # normal tiles at 1/s resolution (meta tiles.normal_scale, v1.2)
 N_SH = 9  # meta lighting.sh: order-2 real spherical harmonics of the captured light (v1.2)
+# v1.3 chains: index record flag bit 0 = predicted from keyframe k - 1 (same view and kind);
+# meta tiles.chain = N: keyframes k with k % N == 0 are never predicted, so decoding any tile
+# takes at most N chunks. The cap keeps a hostile file from asking for long walks.
+FLAG_PREDICTED = 1
+MAX_CHAIN = 64
 
 
 class P4DFormatError(ValueError):
@@ -84,8 +92,8 @@ def _layout(rows: Iterable[tuple[str, str, str]]) -> tuple[HeaderField, ...]:
 HEADER_FIELDS = _layout((
     ("magic", "8s", "`89 50 34 44 0D 0A 1A 0A` (`\\x89P4D\\r\\n\\x1a\\n`)"),
     ("major", "H", "version major = 1 (a reader rejects another major)"),
-    ("minor", "H", "version minor = 2 (the oldest minor whose features the file uses: 0, 1 or 2; a reader opens"
-     " all three)"),
+    ("minor", "H", "version minor = 3 (the oldest minor whose features the file uses: 0, 1, 2 or 3; a reader"
+     " opens all four)"),
     ("header_size", "I", "= 128"),
     ("alignment", "I", "alignment A: power of two, 8..65536 (writer: 64)"),
     ("kind_mask", "I", "bit 0 color (required), bit 1 alpha, bit 2 depth, bit 4 normal (v1.2); other bits 0"),
@@ -126,7 +134,7 @@ if HEADER_STRUCT.size != HEADER_SIZE or _CRC_SPAN != HEADER_SIZE - 4:
                       f"the format needs {HEADER_SIZE} with the crc last")
 
 INDEX_DTYPE = np.dtype([("offset", "<u8"), ("length", "<u4"), ("raw_length", "<u4"), ("crc", "<u4"),
-                        ("codec", "u1"), ("kind", "u1"), ("reserved", "<u2")])
+                        ("codec", "u1"), ("kind", "u1"), ("flags", "<u2")])  # flags: reserved = 0 before v1.3
 if INDEX_DTYPE.itemsize != 24:
     raise ImportError(f"INDEX_DTYPE is {INDEX_DTYPE.itemsize} bytes, the format needs 24")
 
@@ -230,6 +238,53 @@ def depth_decode(n: np.ndarray, depth_bits: int) -> np.ndarray:
     if _bits(depth_bits) == 16:
         return n
     return np.where(n > 0, 1 + (n.astype(np.int64) - 1) * DEPTH_STEP8, 0).astype(np.uint16)
+
+
+# ----------------------------------------------------------------------------- chains (v1.3)
+
+LOSSY_CODECS = ("jpeg", "webp")  # for colour; alpha, depth and normal webp are lossless
+
+
+def residual_lossy(kind: str, codec: str) -> bool:
+    """Whether predicted tiles of ``kind`` in ``codec`` take the lossy rule (clamped difference
+    around 128; a modular one would turn a small coding error at 0 or 255 into a 255-level one)."""
+    return kind == "color" and codec in LOSSY_CODECS
+
+
+def predict_residual(x: np.ndarray, prev: np.ndarray, lossy: bool) -> np.ndarray:
+    """What a predicted tile stores: lossy (colour in jpeg/webp) x - prev + 128 clipped to 0..255;
+    lossless x - prev modulo 2^bits of its samples. ``prev`` is the previous keyframe's tile as a
+    reader decodes it (closed loop: a lossy coder's error does not pile up along a chain).
+
+    >>> predict_residual(np.array([0, 100, 255], np.uint8), np.array([200, 90, 0], np.uint8), True).tolist()
+    [0, 138, 255]
+    >>> predict_residual(np.array([3, 250], np.uint8), np.array([5, 0], np.uint8), False).tolist()
+    [254, 250]
+    """
+    x, prev = np.asarray(x), np.asarray(prev)
+    if x.shape != prev.shape or x.dtype != prev.dtype:
+        raise ValueError(f"a tile {x.dtype}{x.shape} cannot be predicted from {prev.dtype}{prev.shape}")
+    if lossy:
+        return np.clip(x.astype(np.int16) - prev + 128, 0, 255).astype(np.uint8)
+    return np.subtract(x, prev, dtype=x.dtype)  # unsigned: wraps modulo 2^bits
+
+
+def apply_residual(prev: np.ndarray, residual: np.ndarray, lossy: bool) -> np.ndarray:
+    """The tile a predicted record stands for: lossy prev + residual - 128 clipped to 0..255;
+    lossless prev + residual modulo 2^bits (exact: inverts ``predict_residual``).
+
+    >>> apply_residual(np.array([200, 90, 0], np.uint8), np.array([0, 138, 255], np.uint8), True).tolist()
+    [72, 100, 127]
+    """
+    prev, residual = np.asarray(prev), np.asarray(residual)
+    if lossy:
+        return np.clip(prev.astype(np.int16) + residual - 128, 0, 255).astype(np.uint8)
+    return np.add(prev, residual, dtype=prev.dtype)
+
+
+def chain_start(keyframe: int, chain: int) -> int:
+    """The first keyframe of the chain holding ``keyframe``: no tile of it is predicted."""
+    return keyframe - keyframe % chain
 
 
 # ---------------------------------------------------------------------------------- depth scale
@@ -391,11 +446,12 @@ class _Check:
 def validate_meta(meta: dict, n_keyframes: int | None = None, n_views: int | None = None,
                   tile_shape: tuple[int, int] | None = None,
                   depth_scale: int | None = None, minor: int | None = None) -> tuple[int, int, list[str]]:
-    """Check ``meta`` against the v1.2 schema; returns (n_keyframes, n_views, kinds). Raises ValueError.
+    """Check ``meta`` against the v1.3 schema; returns (n_keyframes, n_views, kinds). Raises ValueError.
 
     When the counts / tile shape / depth scale / minor version are given (the reader knows them
     from the header) they must agree; a 1.0 file must not use what 1.1 added (tiles.depth_bits 8),
-    nor a 1.0 or 1.1 file what 1.2 added (normal tiles, tiles.normal_scale, lighting).
+    nor a 1.0 or 1.1 file what 1.2 added (normal tiles, tiles.normal_scale, lighting), nor an
+    older file what 1.3 added (tiles.chain).
     """
     c = _Check(meta)
     c.get("generator", str)
@@ -449,6 +505,12 @@ def validate_meta(meta: dict, n_keyframes: int | None = None, n_views: int | Non
     if bits == 16 and cod.get("depth") == "webp":
         raise ValueError("meta.tiles.codecs.depth is webp, which stores 8-bit depth only (tiles.depth_bits 8)")
     _validate_lighting(c, meta, kinds, minor)
+    if "chain" in meta["tiles"]:
+        ch = c.type(meta["tiles"]["chain"], int, "tiles.chain")
+        if not 2 <= ch <= MAX_CHAIN:
+            raise ValueError(f"meta.tiles.chain must be in 2..{MAX_CHAIN}, got {ch}")
+        if minor is not None and minor < 3:
+            raise ValueError(f"meta.tiles.chain is format 1.3, the header says 1.{minor}")
 
     if c.get("keyframes.fps", float) <= 0:
         raise ValueError("meta.keyframes.fps must be > 0")

@@ -12,10 +12,11 @@ import threading
 import numpy as np
 
 from formats import codecs
-from formats.p4d import (HEADER_SIZE, INDEX_DTYPE, KIND_DTYPE, KIND_ID, KNOWN_KIND_BITS, MAGIC, MAX_ALIGNMENT, MAX_AXIS, MAX_CHUNK,
-                         MAX_META, MAX_PREVIEW_SIDE, MAX_SIDE, MAX_TILES, PREVIEW_KIND, VERSION, P4DFormatError,
-                         align_up, at, crc32, depth_decode, depth_shape, expected_raw_length, header_crc,
-                         kind_shape, mask_kinds, unpack_header, unpack_meta, validate_meta)
+from formats.p4d import (FLAG_PREDICTED, HEADER_SIZE, INDEX_DTYPE, KIND_DTYPE, KIND_ID, KNOWN_KIND_BITS, MAGIC,
+                         MAX_ALIGNMENT, MAX_AXIS, MAX_CHUNK, MAX_META, MAX_PREVIEW_SIDE, MAX_SIDE, MAX_TILES,
+                         PREVIEW_KIND, VERSION, P4DFormatError, align_up, apply_residual, at, crc32, depth_decode,
+                         depth_shape, expected_raw_length, header_crc, kind_shape, mask_kinds, unpack_header,
+                         residual_lossy, unpack_meta, validate_meta)
 
 __all__ = ["P4DReader"]
 
@@ -25,11 +26,25 @@ class P4DReader:
 
     Thread-safe: reads use os.pread on a shared descriptor (no shared file position).
     Everything a file declares is checked before use; any problem raises P4DFormatError.
+
+    Chained files (v1.3): ``tile`` walks back to the chain's intra tile (at most ``chain`` chunks)
+    and keeps the ``CHAIN_MEMO`` most recently used decoded tiles of each (view, kind), so playing
+    a view forward decodes one chunk per keyframe, also while a player's streams (the main one, a
+    fading one, jump targets decoded ahead) interleave; ``decodes`` counts the chunks decoded.
     """
+
+    # Decoded tiles kept per (view, kind) of a chained file: one per stream a player advances in a
+    # view at once (main, fading, the jump targets it decodes ahead). At 256² with normals ~0.3 MB
+    # a (keyframe, view), so 8 x the ~8 views a player touches is ~20 MB (~80 MB at 512²). 8
+    # rather than 4: bench/chain_bench.py on the 20 s synthetic head, chunks decoded per frame as
+    # played 8.4 -> 7.0 (the file coded whole: 4.8).
+    CHAIN_MEMO = 8
 
     def __init__(self, path):
         self.path = pathlib.Path(path)
         self.bytes_read = 0  # how much of the file this reader has read (for the O(metadata) claim)
+        self.decodes = 0  # chunks decoded (a chained tile costs the chunks back to its chain's start)
+        self._memo: dict[tuple[int, str], tuple] = {}  # (view, kind) -> ((keyframe, tile), ...) newest last
         self._lock = threading.Lock()
         try:
             self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
@@ -190,6 +205,17 @@ class P4DReader:
                 raise self._err(f"index record {(k * V + v) * len(kinds) + ni} raw length {raw[k, v]} != tile size "
                                 f"{want} (normal tiles at meta.tiles.normal_scale {self.normal_scale})")
         self.codecs = {k: meta["tiles"]["codecs"][k] for k in kinds}
+        self.chain = int(meta["tiles"].get("chain", 1))
+        self._predicted = (self.index["flags"] & FLAG_PREDICTED).astype(bool)  # [K, V, kinds]
+        if self._predicted.any():
+            # The spec's bound: keyframes k % chain == 0 start a chain, so a walk back is <= chain chunks.
+            starts = np.arange(K) % self.chain == 0
+            bad = np.argwhere(self._predicted & starts[:, None, None])
+            if bad.size:
+                k, v, ki = (int(x) for x in bad[0])
+                what = f"meta.tiles.chain = {self.chain}" if "chain" in meta["tiles"] else "no meta.tiles.chain"
+                raise self._err(f"index record {(k * V + v) * len(kinds) + ki} (tile {k}, {v}, {kinds[ki]}) is "
+                                f"predicted, but keyframe {k} starts a chain ({what}): its tiles must be intra")
 
     def _check_index(self, index: np.ndarray) -> None:
         """Chunks (preview first) must be non-empty, aligned, contiguous, non-overlapping, in bounds."""
@@ -201,9 +227,13 @@ class P4DReader:
         if bad.size:
             raise self._err(f"index record {bad[0]} has kind {index['kind'][bad[0]]}, canonical order expects "
                             f"{kind_ids[bad[0] % nk]} ({kinds[bad[0] % nk]})")
-        bad = np.flatnonzero(index["reserved"] != 0)
+        flags = index["flags"]
+        allowed = FLAG_PREDICTED if self.version[1] >= 3 else 0  # flag bits are v1.3; reserved = 0 before
+        bad = np.flatnonzero(flags & ~np.uint16(allowed))
         if bad.size:
-            raise self._err(f"index record {bad[0]} has non-zero reserved bytes ({index['reserved'][bad[0]]})")
+            why = "flag bits other than bit 0 (predicted)" if allowed else \
+                f"flags are format 1.3, the header says 1.{self.version[1]}"
+            raise self._err(f"index record {bad[0]} has non-zero reserved bytes ({flags[bad[0]]}: {why})")
         bad = np.flatnonzero((index["codec"] < 1) | (index["codec"] > len(codecs.CODECS)))
         if bad.size:
             raise self._err(f"index record {bad[0]} has unknown codec id {index['codec'][bad[0]]} "
@@ -311,9 +341,45 @@ class P4DReader:
         stored = self.tile_stored(keyframe, view, kind)
         return depth_decode(stored, self.depth_bits) if kind == "depth" else stored
 
+    def predicted(self, keyframe: int, view: int, kind: str) -> bool:
+        """Whether the tile's chunk holds a difference to keyframe - 1 of its view and kind (v1.3)."""
+        self._record(keyframe, view, kind)
+        return bool(self._predicted[keyframe, view, self.kinds.index(kind)])
+
     def tile_stored(self, keyframe: int, view: int, kind: str) -> np.ndarray:
-        """The tile's samples as stored: as ``tile`` but 8-bit depth stays its uint8 codes."""
+        """The tile's samples as stored: as ``tile`` but 8-bit depth stays its uint8 codes. A
+        predicted tile (v1.3) comes back whole: the chain applied from its intra tile on."""
+        if self.chain == 1:
+            return self.tile_coded(keyframe, view, kind)
+        self._record(keyframe, view, kind)
+        ki = self.kinds.index(kind)
+        lossy = residual_lossy(kind, self.codecs[kind])
+        with self._lock:
+            memo = dict(self._memo.get((view, kind), ()))
+        k, base = keyframe, None
+        while True:  # bounded: the index check keeps predicted tiles off chain starts
+            if k in memo:
+                base = memo[k]
+                break
+            if not self._predicted[k, view, ki]:
+                base = self.tile_coded(k, view, kind)
+                break
+            k -= 1
+        for j in range(k + 1, keyframe + 1):
+            base = apply_residual(base, self.tile_coded(j, view, kind), lossy)
+        if base.flags.writeable:
+            base.setflags(write=False)  # shared with the memo: callers get a copy
+        with self._lock:  # least recently used first; a hit moves to the end
+            kept = [e for e in self._memo.get((view, kind), ()) if e[0] != keyframe]
+            self._memo[(view, kind)] = tuple(kept[len(kept) - self.CHAIN_MEMO + 1:] + [(keyframe, base)])
+        return base.copy()
+
+    def tile_coded(self, keyframe: int, view: int, kind: str) -> np.ndarray:
+        """The image the tile's chunk holds, decoded: the tile, or for a predicted tile (v1.3) its
+        difference to keyframe - 1 (``formats.p4d.apply_residual``)."""
         codec, data = self.tile_encoded(keyframe, view, kind)
+        with self._lock:
+            self.decodes += 1
         shape = self.kind_shape(kind) + ((3,) if kind in ("color", "normal") else ())
         dtype = np.dtype(np.uint8) if kind == "depth" and self.depth_bits == 8 else KIND_DTYPE[kind]
         try:

@@ -13,22 +13,34 @@ import struct
 import numpy as np
 
 from formats import codecs
-from formats.p4d import (ALIGNMENT, DEPTH_BITS, DEPTH_SCALES, HEADER_SIZE, ID_KIND, INDEX_DTYPE, KIND_CODECS,
-                         KIND_DTYPE, KIND_ID, KINDS, MAGIC, MAX_ALIGNMENT, MAX_AXIS, MAX_CHUNK, MAX_META,
-                         MAX_PREVIEW_SIDE, MAX_SIDE, MAX_TILES, PREVIEW_KIND, VERSION, P4DFormatError, align_up, crc32,
-                         depth_code, depth_shape, expected_raw_length, kind_mask, pack_header, pack_meta, unpack_meta,
-                         validate_meta)
+from formats.p4d import (ALIGNMENT, DEPTH_BITS, DEPTH_SCALES, FLAG_PREDICTED, HEADER_SIZE, ID_KIND, INDEX_DTYPE,
+                         KIND_CODECS, KIND_DTYPE, KIND_ID, KINDS, MAGIC, MAX_ALIGNMENT, MAX_AXIS, MAX_CHAIN, MAX_CHUNK,
+                         MAX_META, MAX_PREVIEW_SIDE, MAX_SIDE, MAX_TILES, PREVIEW_KIND, VERSION, P4DFormatError,
+                         align_up, apply_residual, crc32, depth_code, depth_shape, expected_raw_length, kind_mask,
+                         pack_header, pack_meta, predict_residual, residual_lossy, unpack_meta, validate_meta)
 
 __all__ = ["P4DWriter"]
 
 # Journal: header, then one fixed record per complete chunk (last field = crc of the record).
-# v2 adds depth_scale after the alignment, v3 depth_bits after it (a v1 journal is refused, never
-# misread; a v2 journal resumes as 16-bit depth, all it could hold).
-_JOURNAL_MAGIC = b"P4DJOURNAL3\n"
+# v2 adds depth_scale after the alignment, v3 depth_bits after it, v4 the chain length after that
+# and a record's flags (the u16 that was 0) (a v1 journal is refused, never misread; a v2 journal
+# resumes as 16-bit depth, a v2 or v3 one as chain 1: all they could hold).
+_JOURNAL_MAGIC = b"P4DJOURNAL4\n"
+_JOURNAL_MAGIC_V3 = b"P4DJOURNAL3\n"
 _JOURNAL_MAGIC_V2 = b"P4DJOURNAL2\n"
-_JHEAD = struct.Struct("<III")  # alignment, depth_scale, depth_bits
+_JHEAD = struct.Struct("<IIII")  # alignment, depth_scale, depth_bits, chain
+_JHEAD_V3 = struct.Struct("<III")
 _JHEAD_V2 = struct.Struct("<II")
-_JREC = struct.Struct("<IIIIBBHQIIII")
+_JREC = struct.Struct("<IIIIBBHQIIII")  # keyframe, view, h, w, kind, codec, flags, offset, length, raw, crc, crc
+
+
+# A lossy predicted tile may carry up to this much more squared error than the tile coded whole
+# (3 dB): chains trade a little PSNR for bytes, but never a clipped difference's 5 dB.
+PREDICTED_ERROR_RATIO = 2.0
+
+
+def _sq_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.square(a.astype(np.float32) - b).sum())
 
 
 class P4DWriter:
@@ -44,14 +56,22 @@ class P4DWriter:
     at the stored shape ``meta.tiles.normal_scale`` gives (checked by ``finish``). A file is marked
     with the oldest minor version whose features it uses (1.0 when none of 1.1's or 1.2's). Same
     tiles in the same order + same meta => same bytes.
+
+    ``chain`` N >= 2 (format 1.3) predicts each tile ``add_tile`` gets at a keyframe k with
+    k % N != 0 from the tile of k - 1 (same view and kind) as a reader will decode it (closed
+    loop), once that tile is stored, unless the tile coded whole is no larger; ``finish`` then
+    needs meta tiles.chain = N. Tiles at k % N == 0, and tiles whose predecessor is not stored
+    yet, are intra. 1 (default): no chains.
     """
 
     def __init__(self, path, resume: bool = False, depth_scale: int = 1, alignment: int = ALIGNMENT,
-                 depth_bits: int = 16):
+                 depth_bits: int = 16, chain: int = 1):
         if isinstance(depth_scale, bool) or depth_scale not in DEPTH_SCALES:
             raise ValueError(f"depth_scale must be one of {DEPTH_SCALES}, got {depth_scale!r}")
         if isinstance(depth_bits, bool) or depth_bits not in DEPTH_BITS:
             raise ValueError(f"depth_bits must be one of {DEPTH_BITS}, got {depth_bits!r}")
+        if isinstance(chain, bool) or not isinstance(chain, (int, np.integer)) or not 1 <= chain <= MAX_CHAIN:
+            raise ValueError(f"chain must be 1 (no chains) or 2..{MAX_CHAIN}, got {chain!r}")
         if isinstance(alignment, bool) or not isinstance(alignment, (int, np.integer)) or \
                 not (8 <= alignment <= MAX_ALIGNMENT and alignment & (alignment - 1) == 0):
             raise ValueError(f"alignment must be a power of two in [8, {MAX_ALIGNMENT}], got {alignment!r}")
@@ -61,10 +81,13 @@ class P4DWriter:
         self.alignment = int(alignment)
         self.depth_scale = int(depth_scale)
         self.depth_bits = int(depth_bits)
+        self.chain = int(chain)
+        # (view, kind) -> (keyframe, its stored samples as a reader decodes them): the closed loop's reference
+        self._recon: dict[tuple[int, str], tuple[int, np.ndarray]] = {}
         # Stored depth shape seen before any colour/alpha tile fixed tile_shape; checked when one does.
         self._depth_seen: tuple[int, int] | None = None
         self._normal_seen: tuple[int, int] | None = None  # stored normal shape, checked against meta by finish
-        self._records: dict[tuple[int, int, str], tuple] = {}  # key -> (offset, length, raw, crc, codec)
+        self._records: dict[tuple[int, int, str], tuple] = {}  # key -> (offset, length, raw, crc, codec, flags)
         self._preview: tuple | None = None  # (offset, length, raw, crc, codec, h, w)
         self.tile_shape: tuple[int, int] | None = None
         self._closed = False
@@ -81,19 +104,24 @@ class P4DWriter:
         self._f.flush()
         self._end = HEADER_SIZE
         self._j = open(self.journal_path, "wb")
-        self._j.write(_JOURNAL_MAGIC + _JHEAD.pack(self.alignment, self.depth_scale, self.depth_bits))
+        self._j.write(_JOURNAL_MAGIC + _JHEAD.pack(self.alignment, self.depth_scale, self.depth_bits, self.chain))
         self._j.flush()
 
     def _resume(self) -> None:
         jdata = self.journal_path.read_bytes()
         magic = jdata[:len(_JOURNAL_MAGIC)]
-        jhead = {_JOURNAL_MAGIC: _JHEAD, _JOURNAL_MAGIC_V2: _JHEAD_V2}.get(magic)
+        jhead = {_JOURNAL_MAGIC: _JHEAD, _JOURNAL_MAGIC_V3: _JHEAD_V3, _JOURNAL_MAGIC_V2: _JHEAD_V2}.get(magic)
         head = len(_JOURNAL_MAGIC) + (jhead.size if jhead else 0)
         if jhead is None or len(jdata) < head:
             raise P4DFormatError(f"{self.journal_path}: not a p4d journal (or an older journal version); "
                                  f"delete it and the .partial to start over")
         alignment, depth_scale, *rest = jhead.unpack(jdata[len(_JOURNAL_MAGIC):head])
         depth_bits = rest[0] if rest else 16
+        chain = rest[1] if len(rest) > 1 else 1
+        if chain != self.chain:
+            raise P4DFormatError(f"{self.journal_path}: the partial stores chains of {chain}, this writer "
+                                 f"{self.chain}; resume with chain={chain} or delete the .partial and its "
+                                 f"journal to start over")
         if depth_bits != self.depth_bits:
             raise P4DFormatError(f"{self.journal_path}: the partial stores {depth_bits}-bit depth, this writer "
                                  f"{self.depth_bits}-bit; resume with depth_bits={depth_bits} or delete the "
@@ -113,7 +141,7 @@ class P4DWriter:
                 fields = _JREC.unpack(rec)
                 if crc32(rec[:-4]) != fields[-1]:
                     break  # torn journal write: everything from here is redone
-                kf, view, th, tw, kind, codec, _, off, length, raw, crc, _ = fields
+                kf, view, th, tw, kind, codec, flags, off, length, raw, crc, _ = fields
                 if off != align_up(self._end, self.alignment) or off + length > size or not 0 < length <= MAX_CHUNK:
                     break
                 f.seek(off)
@@ -125,7 +153,7 @@ class P4DWriter:
                     if kind not in ID_KIND:
                         break
                     self._note_shape(ID_KIND[kind], th, tw)  # same rule as when the tile was added
-                    self._records[(kf, view, ID_KIND[kind])] = (off, length, raw, crc, codec)
+                    self._records[(kf, view, ID_KIND[kind])] = (off, length, raw, crc, codec, flags)
                 self._end = off + length
                 good = pos + _JREC.size
         self._f = open(self.partial, "r+b")
@@ -141,7 +169,8 @@ class P4DWriter:
         return set(self._records)
 
     # -- chunks
-    def _append(self, data: bytes, kf: int, view: int, th: int, tw: int, kind: int, codec: str, raw: int) -> tuple:
+    def _append(self, data: bytes, kf: int, view: int, th: int, tw: int, kind: int, codec: str, raw: int,
+                flags: int = 0) -> tuple:
         if self._closed:
             raise ValueError("writer is closed")
         if len(data) > MAX_CHUNK:
@@ -152,10 +181,10 @@ class P4DWriter:
         self._f.write(data)
         self._f.flush()  # data reaches the OS before the journal says it exists
         self._end = off + len(data)
-        rec = _JREC.pack(kf, view, th, tw, kind, codecs.CODEC_ID[codec], 0, off, len(data), raw, crc, 0)
+        rec = _JREC.pack(kf, view, th, tw, kind, codecs.CODEC_ID[codec], flags, off, len(data), raw, crc, 0)
         self._j.write(rec[:-4] + struct.pack("<I", crc32(rec[:-4])))
         self._j.flush()
-        return off, len(data), raw, crc, codecs.CODEC_ID[codec]
+        return off, len(data), raw, crc, codecs.CODEC_ID[codec], flags
 
     def set_preview(self, rgb: np.ndarray, alpha: np.ndarray) -> None:
         """rgb uint8 [H,W,3] premultiplied, alpha uint8 [H,W]; stored as one PNG RGBA right after the header."""
@@ -224,12 +253,13 @@ class P4DWriter:
         return None if self.tile_shape is None else depth_shape(self.tile_shape, self.depth_scale)
 
     def add_tile(self, keyframe: int, view: int, kind: str, array: np.ndarray, codec: str,
-                 quality: int | None = None) -> None:
+                 quality: int | None = None, residual_quality: int | None = None) -> None:
         """Encode and append one tile: color uint8 [H,W,3] premultiplied RGB, alpha uint8 [H,W], depth
         uint16 q [ceil(H/s), ceil(W/s)] (s = depth_scale; see ``downscale_depth``; an 8-bit writer
         stores its ``depth_code``), normal uint8 [ceil(H/n), ceil(W/n), 3] (n = meta
         tiles.normal_scale; octahedral codes u, v and 0: ``formats.lighting``). ``quality`` (1..100) applies to jpeg/webp colour and is ignored by
-        lossless codecs."""
+        lossless codecs; ``residual_quality`` (chains) replaces it for a predicted tile: a difference
+        around 128 is mostly flat, so a lower setting costs little PSNR where it saves most bytes."""
         if kind not in KIND_ID:
             raise ValueError(f"unknown tile kind {kind!r}; use one of {KINDS}")
         if codec not in KIND_CODECS[kind]:
@@ -255,7 +285,36 @@ class P4DWriter:
             quality = codecs.WEBP_LOSSLESS  # alpha, depth and normal codes must be exact
         if kind == "depth":
             array = depth_code(array, self.depth_bits)
-        self._put(key, codecs.encode(array, codec, quality), codec, (h, w))
+        prev = self._reference(keyframe, view, kind)
+        lossy = residual_lossy(kind, codec)  # lossy colour; alpha, depth and normal webp are lossless
+        data = codecs.encode(array, codec, quality)
+        recon = codecs.decode(data, codec, array.shape, array.dtype) if lossy and self.chain > 1 else array
+        if prev is not None:
+            # A matte or a face that changes much between keyframes can cost more as a difference
+            # than whole, and a lossy difference beyond +-127 clips (a blink: up to 5 dB below the
+            # tile coded whole); then the tile stays intra (allowed anywhere; the chain goes on from it).
+            rq = residual_quality if residual_quality is not None and quality is not None and lossy else quality
+            diff = codecs.encode(predict_residual(array, prev, lossy), codec, rq)
+            if len(diff) < len(data):
+                pred = apply_residual(prev, codecs.decode(diff, codec, array.shape, array.dtype), True) if lossy \
+                    else array
+                if not lossy or _sq_error(pred, array) <= PREDICTED_ERROR_RATIO * _sq_error(recon, array):
+                    data, recon = diff, pred
+                else:
+                    prev = None
+            else:
+                prev = None
+        self._put(key, data, codec, (h, w), FLAG_PREDICTED if prev is not None else 0)
+        if self.chain > 1:  # what a reader will decode: the next tile of the chain is predicted from it
+            self._recon[(view, kind)] = (keyframe, recon)
+
+    def _reference(self, keyframe: int, view: int, kind: str) -> np.ndarray | None:
+        """The decoded tile a new tile at ``keyframe`` is predicted from, or None for an intra tile
+        (a chain start, no chains, or keyframe - 1 not stored yet)."""
+        if self.chain == 1 or keyframe % self.chain == 0 or (keyframe - 1, view, kind) not in self._records:
+            return None
+        k, tile = self._recon.get((view, kind), (None, None))
+        return tile if k == keyframe - 1 else self.tile(keyframe - 1, view, kind)  # e.g. after a resume
 
     def _check_depth_codec(self, kind: str, codec: str) -> None:
         if kind == "depth" and codec == "webp" and self.depth_bits != 8:
@@ -263,11 +322,16 @@ class P4DWriter:
                              "depth_bits=8 or use png")
 
     def add_encoded(self, keyframe: int, view: int, kind: str, data: bytes, codec: str,
-                    tile_shape: tuple[int, int]) -> None:
+                    tile_shape: tuple[int, int], predicted: bool = False) -> None:
         """Append an already encoded tile as is (repack without re-encoding). ``tile_shape`` is the
         (h, w) of the encoded array: the tile size for colour/alpha, the stored (scaled) depth shape
         for depth (``P4DReader.depth_shape``). ``data`` is not checked here: readers check it, so only
-        pass bytes that came from an array of that shape (depth: of this writer's depth_bits)."""
+        pass bytes that came from an array of that shape (depth: of this writer's depth_bits).
+        ``predicted``: the bytes are a difference to keyframe - 1 (v1.3), as a chained file with this
+        writer's ``chain`` stores them."""
+        if predicted and (self.chain == 1 or int(keyframe) % self.chain == 0):
+            raise ValueError(f"tile {(keyframe, view, kind)} cannot be predicted: keyframe {keyframe} starts a "
+                             f"chain (chain {self.chain})")
         if kind not in KIND_ID or codec not in KIND_CODECS[kind]:
             raise ValueError(f"kind {kind!r} with codec {codec!r} is not allowed")
         self._check_depth_codec(kind, codec)
@@ -276,20 +340,29 @@ class P4DWriter:
             raise ValueError(f"tile {key} was already added")
         h, w = (int(x) for x in tile_shape)
         self._check_shape(key, h, w)
-        self._put(key, bytes(data), codec, (h, w))
+        self._put(key, bytes(data), codec, (h, w), FLAG_PREDICTED if predicted else 0)
+        self._recon.pop((key[1], kind), None)  # not decoded here: ``tile`` reads it back when needed
 
-    def _put(self, key: tuple[int, int, str], data: bytes, codec: str, shape: tuple[int, int]) -> None:
+    def _put(self, key: tuple[int, int, str], data: bytes, codec: str, shape: tuple[int, int], flags: int = 0) -> None:
         kf, view, kind = key
         if not (0 <= kf < MAX_AXIS and 0 <= view < MAX_AXIS):
             raise ValueError(f"keyframe {kf} / view {view} outside [0, {MAX_AXIS})")
         self._records[key] = self._append(data, kf, view, *shape, KIND_ID[kind], codec,
-                                          expected_raw_length(kind, *shape, self.depth_bits))[:5]
+                                          expected_raw_length(kind, *shape, self.depth_bits), flags)
 
     def tile(self, keyframe: int, view: int, kind: str) -> np.ndarray:
         """Read back and decode a tile already stored (as ``P4DReader.tile_stored`` would give it):
         a bake fits what depends on the stored tiles (the captured light) before ``finish``, also
         over tiles an earlier run stored before a resume."""
-        off, length, _, crc, codec = self._records[(int(keyframe), int(view), kind)]
+        keyframe, view = int(keyframe), int(view)
+        off, length, _, crc, codec, flags = self._records[(keyframe, view, kind)]
+        if flags & FLAG_PREDICTED:  # walk back: the chain bound keeps this short
+            residual = self._coded(off, length, crc, codec, keyframe, view, kind)
+            return apply_residual(self.tile(keyframe - 1, view, kind), residual,
+                                  residual_lossy(kind, codecs.CODECS[codec - 1]))
+        return self._coded(off, length, crc, codec, keyframe, view, kind)
+
+    def _coded(self, off: int, length: int, crc: int, codec: int, keyframe: int, view: int, kind: str) -> np.ndarray:
         self._f.flush()
         with open(self.partial, "rb") as f:
             f.seek(off)
@@ -333,8 +406,12 @@ class P4DWriter:
                 want = depth_shape(self.tile_shape, ns)
                 raise ValueError(f"normal tiles are {self._normal_seen[1]}x{self._normal_seen[0]}, but "
                                  f"meta.tiles.normal_scale {ns} stores them as {want[1]}x{want[0]}")
-        # The oldest minor whose features the file uses: a 16-bit file without normals stays 1.0.
-        minor = 2 if "normal" in kinds else 1 if self.depth_bits != 16 else 0
+        chain = meta["tiles"].get("chain", 1)
+        if chain != self.chain:
+            raise ValueError(f"meta.tiles.chain is {meta['tiles'].get('chain')} but the writer was opened with "
+                             f"chain={self.chain}; set meta tiles.chain to match (absent for 1)")
+        # The oldest minor whose features the file uses: a 16-bit file without normals or chains stays 1.0.
+        minor = 3 if self.chain > 1 else 2 if "normal" in kinds else 1 if self.depth_bits != 16 else 0
         if K * V * len(kinds) > MAX_TILES:
             raise ValueError(f"{K}x{V}x{len(kinds)} tiles exceed the cap {MAX_TILES}")
         cod = meta["tiles"]["codecs"]
@@ -350,7 +427,7 @@ class P4DWriter:
                     if codecs.CODECS[rec[4] - 1] != cod[kind]:
                         raise ValueError(f"tile {(k, v, kind)} uses {codecs.CODECS[rec[4] - 1]} but "
                                          f"meta.tiles.codecs.{kind} says {cod[kind]}")
-                    index[(k * V + v) * len(kinds) + ki] = (*rec[:4], rec[4], KIND_ID[kind], 0)
+                    index[(k * V + v) * len(kinds) + ki] = (*rec[:4], rec[4], KIND_ID[kind], rec[5])
         if missing:
             raise ValueError(f"{len(missing)} tiles missing for the grid in meta, e.g. {missing[:3]}")
         extra = len(self._records) - len(index)

@@ -5,6 +5,13 @@ A "tile source" is anything with ``meta`` (the .p4d metadata dict) and
 Decoding releases the GIL inside opencv/zstd and the depth upsampling kernel, so the prefetch
 thread runs beside the frame loop.
 
+Chained files (format 1.3): a tile of keyframe k is its chain's intra tile plus the differences up
+to k. ``P4DReader`` walks the chain and keeps each (view, kind)'s most recently used decoded tiles
+(``P4DReader.CHAIN_MEMO``, one per stream), and ``Playback.prefetch`` asks for each stream's
+keyframes in playing order (``Walker.upcoming``), so the worker decodes one chunk per kind for a
+stream's next keyframe and at most ``tiles.chain`` for a jump target it meets cold
+(bench/chain_bench.py measures both against the same portrait coded whole).
+
 A damaged tile (its chunk fails the reader's checks: ``P4DFormatError``) does not stop playback:
 the cache stands in the nearest keyframe of the same view that decodes (same camera, so the warp
 stays right; only the expression is a keyframe or two off), or an empty tile when none does, and

@@ -118,7 +118,9 @@ def write_portrait(reader, out: Path) -> bool:
         return False
     meta = json.loads(json.dumps(reader.meta))
     meta["tiles"]["codecs"] = want
-    w = P4DWriter(out, depth_scale=reader.depth_scale, depth_bits=reader.depth_bits)
+    # Chained files (format 1.3) stay chained: re-coded kinds are predicted anew (losslessly, the
+    # same samples), copied chunks keep their flag.
+    w = P4DWriter(out, depth_scale=reader.depth_scale, depth_bits=reader.depth_bits, chain=reader.chain)
     try:
         if reader.has_preview:
             w.set_preview(*reader.preview())
@@ -129,7 +131,8 @@ def write_portrait(reader, out: Path) -> bool:
                         w.add_tile(k, v, kind, reader.tile(k, v, kind), want[kind])
                     else:
                         codec, data = reader.tile_encoded(k, v, kind)
-                        w.add_encoded(k, v, kind, data, codec, reader.kind_shape(kind))
+                        w.add_encoded(k, v, kind, data, codec, reader.kind_shape(kind),
+                                      predicted=reader.predicted(k, v, kind))
         w.finish(meta)
     except BaseException:
         w.close()

@@ -1,6 +1,6 @@
 """Small valid .p4d files from synthetic tiles, for tests and benches (no bake needed).
 
-``sample_meta`` builds metadata that satisfies the v1.2 schema (a chain graph with a loop back);
+``sample_meta`` builds metadata that satisfies the v1.3 schema (a chain graph with a loop back);
 ``portrait_tile`` draws a shaded textured ellipse "face" whose look follows yaw/pitch/keyframe;
 ``write_sample`` puts them together.
 """
@@ -26,12 +26,13 @@ SAMPLE_SH = tuple(round(float(x), 6) for x in np.eye(9)[0] * 0.4 / 0.282095
 def sample_meta(n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), size: tuple[int, int] = (16, 16),
                 kinds=("color", "alpha", "depth"), codecs: dict | None = None, quality: int | None = None,
                 near: float = 0.3, far: float = 1.0, n_groups: int = 2, depth_scale: int = 1,
-                depth_bits: int = 16, normal_scale: int = 1) -> dict:
+                depth_bits: int = 16, normal_scale: int = 1, chain: int = 1) -> dict:
     """Metadata for a grid of ``len(yaws) * len(pitches)`` views of (H, W) = ``size`` tiles.
 
     ``tiles.depth_scale`` is written only when it is not 1 and ``tiles.depth_bits`` only when it is
     not 16, so full-resolution 16-bit files keep their bytes. With a "normal" kind (format 1.2)
-    ``tiles.normal_scale`` and ``lighting`` (SAMPLE_SH, its key light) are set too."""
+    ``tiles.normal_scale`` and ``lighting`` (SAMPLE_SH, its key light) are set too; ``tiles.chain``
+    (format 1.3) only when ``chain`` is not 1."""
     h, w = size
     K = n_keyframes
     codecs = dict(codecs or {"color": "jpeg", "alpha": "png", "depth": "png", "normal": "webp"})
@@ -49,6 +50,8 @@ def sample_meta(n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), s
         tiles["depth_scale"] = depth_scale
     if depth_bits != 16:
         tiles["depth_bits"] = depth_bits
+    if chain != 1:
+        tiles["chain"] = chain
     extra = {}
     if "normal" in kinds:
         tiles["normal_scale"] = normal_scale
@@ -121,15 +124,16 @@ def portrait_normals(depth: np.ndarray, normal_scale: int = 1) -> np.ndarray:
 def write_sample(path, n_keyframes: int = 3, yaws=(-20.0, 0.0, 20.0), pitches=(0.0,), size=(16, 16),
                  kinds=("color", "alpha", "depth"), codecs: dict | None = None, quality: int | None = None,
                  preview: bool = True, depth_scale: int = 1, depth_bits: int = 16, normal_scale: int = 1,
-                 **meta_kw) -> pathlib.Path:
+                 chain: int = 1, **meta_kw) -> pathlib.Path:
     """Write a complete small .p4d of synthetic portrait tiles; returns its path.
 
-    Depth is rendered at full resolution and stored at 1/``depth_scale`` by ``downscale_depth``."""
+    Depth is rendered at full resolution and stored at 1/``depth_scale`` by ``downscale_depth``;
+    ``chain`` N > 1 writes chained tiles (format 1.3)."""
     meta = sample_meta(n_keyframes, yaws, pitches, size, kinds, codecs, quality, depth_scale=depth_scale,
-                       depth_bits=depth_bits, normal_scale=normal_scale, **meta_kw)
+                       depth_bits=depth_bits, normal_scale=normal_scale, chain=chain, **meta_kw)
     cod = meta["tiles"]["codecs"]
     near, far = meta["grid"]["depth"]["near"], meta["grid"]["depth"]["far"]
-    with P4DWriter(path, depth_scale=depth_scale, depth_bits=depth_bits) as w:
+    with P4DWriter(path, depth_scale=depth_scale, depth_bits=depth_bits, chain=chain) as w:
         if preview:
             rgb, alpha, _ = portrait_tile(*size, seed=99)
             w.set_preview(rgb, alpha)

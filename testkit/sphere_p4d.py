@@ -61,18 +61,18 @@ def trace(yaw: float, pitch: float, intr: Intrinsics, k: int = 0, normals: bool 
 def write_sphere(path, size: int = 64, yaws=(-12.0, 0.0, 12.0), pitches=(-8.0, 8.0), n_keyframes: int = 4,
                  codecs: dict | None = None, quality: int | None = 92, depth_scale: int = 1,
                  fps: float = 12.5, preview: bool = True, depth_bits: int = 16,
-                 normal_scale: int = 0) -> pathlib.Path:
+                 normal_scale: int = 0, chain: int = 1) -> pathlib.Path:
     """Write the sphere portrait to ``path`` (colour, alpha and depth tiles; default codecs jpeg,
     png, png). The graph is ``sample_meta``'s (a chain with a loop back and a skip) and three
     pose groups across the yaws. ``normal_scale`` n > 0: a relightable file (format 1.2), the
     colour shaded by a key light (``SPHERE_KEY``) over an ambient, exact normal tiles at 1/n and
-    that light as ``lighting``. Returns the path."""
+    that light as ``lighting``. ``chain`` N > 1: chained tiles (format 1.3). Returns the path."""
     codecs = dict(codecs or {"color": "jpeg", "alpha": "png", "depth": "png"})
     kinds = ("color", "alpha", "depth") + (("normal",) if normal_scale else ())
     codecs.setdefault("normal", "webp")
     meta = sample_meta(n_keyframes, yaws, pitches, (size, size), kinds=kinds, codecs=codecs, quality=quality,
                        near=NEAR, far=FAR, n_groups=3, depth_scale=depth_scale, depth_bits=depth_bits,
-                       normal_scale=normal_scale or 1)
+                       normal_scale=normal_scale or 1, chain=chain)
     if normal_scale:
         meta["lighting"] = {"sh": (SPHERE_AMBIENT + 0.55 * lobe(direction(*SPHERE_KEY[:2]))).round(6).tolist(),
                             "key": list(SPHERE_KEY)}
@@ -84,7 +84,7 @@ def write_sphere(path, size: int = 64, yaws=(-12.0, 0.0, 12.0), pitches=(-8.0, 8
     g = meta["graph"]["groups"]["count"]
     span = (yaws[-1] - yaws[0]) / 2
     meta["graph"]["groups"]["centers"] = [[yaws[0] + span * (2 * i + 1) / g, 0.0] for i in range(g)]
-    with P4DWriter(path, depth_scale=depth_scale, depth_bits=depth_bits) as w:
+    with P4DWriter(path, depth_scale=depth_scale, depth_bits=depth_bits, chain=chain) as w:
         if preview:
             rgb, alpha, _ = portrait_tile(size, size, seed=99)
             w.set_preview(rgb, alpha)

@@ -281,7 +281,9 @@ def test_bake_config_checks_itself_when_built_in_python():
     for kwargs, message in [({"size": 8}, "size"), ({"views": (0, 3)}, "view counts"),
                             ({"codec": "gif"}, "codec"), ({"depth_scale": 3}, "depth_scale"),
                             ({"yaw_range": (30.0, -30.0)}, "yaw range"), ({"fps": 0.0}, "fps"),
-                            ({"quality": 101}, "quality"), ({"groups": 0}, "groups")]:
+                            ({"quality": 101}, "quality"), ({"groups": 0}, "groups"),
+                            ({"chain": 0}, "chain must be 1"), ({"chain": 65}, "chain must be 1"),
+                            ({"residual_quality": 0}, "residual_quality")]:
         with pytest.raises(ValueError, match=message):
             BakeConfig(**kwargs)
     with pytest.raises(ValueError, match="p_back"):

@@ -15,7 +15,7 @@ def seeds(tmp_path_factory):
     d = tmp_path_factory.mktemp("seeds")
     # Tiny tiles keep a case well under a millisecond; together the seeds cover every codec,
     # a file with and without preview, 1-4 kinds, a 2-D view grid, depth_scale 1, 2 and 8,
-    # 8-bit and 16-bit depth, and normal tiles (format 1.2).
+    # 8-bit and 16-bit depth, normal tiles (format 1.2) and chained tiles (format 1.3).
     return [
         write_sample(d / "a.p4d", n_keyframes=2, yaws=(0.0, 10.0), size=(8, 8)).read_bytes(),
         write_sample(d / "b.p4d", n_keyframes=2, yaws=(0.0,), pitches=(0.0, 5.0), size=(8, 12), codecs=ALL_RAW,
@@ -38,6 +38,12 @@ def seeds(tmp_path_factory):
                      normal_scale=2).read_bytes(),
         write_sample(d / "j.p4d", n_keyframes=2, yaws=(0.0,), size=(8, 8), kinds=KINDS4,
                      codecs={**ALL_RAW, "normal": "raw+zstd"}, preview=False).read_bytes(),
+        # chained tiles (format 1.3): lossy webp colour over 8-bit webp depth, and lossless raw chains
+        write_sample(d / "k.p4d", n_keyframes=3, yaws=(0.0, 10.0), size=(8, 8), kinds=KINDS4, depth_bits=8,
+                     codecs={"color": "webp", "alpha": "webp", "depth": "webp", "normal": "webp"},
+                     chain=2).read_bytes(),
+        write_sample(d / "l.p4d", n_keyframes=3, yaws=(0.0,), size=(8, 8), codecs=ALL_RAW, chain=3,
+                     preview=False).read_bytes(),
     ]
 
 

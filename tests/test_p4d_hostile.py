@@ -227,7 +227,7 @@ def test_bad_index_records(tmp_path, good, case, what):
     elif case == "raw_length":
         idx["raw_length"][1] = 1 << 30
     elif case == "reserved":
-        idx["reserved"][5] = 1
+        idx["flags"][5] = 1  # the predicted flag (v1.3) in a 1.0 file
     msg = rejected(tmp_path, with_index(good, idx))
     assert msg.startswith("h.p4d: ")
     assert re.search(what, msg), msg

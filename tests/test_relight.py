@@ -279,6 +279,23 @@ def test_bake_normals_makes_an_older_file_relightable(tmp_path, capsys):
     assert "already has normals" in err and err.count("\n") == 1 and not (tmp_path / "again.p4d").exists()
 
 
+def test_bake_normals_keeps_a_chained_files_chains(tmp_path):
+    from bake.cli.main import main as bake_main
+    from formats import P4DReader
+    old = write_sample(tmp_path / "old.p4d", n_keyframes=5, size=(40, 40), depth_scale=2, chain=3, quality=90,
+                       codecs={"color": "webp", "alpha": "png", "depth": "png"})
+    out = tmp_path / "new.p4d"
+    assert bake_main(["normals", str(old), "-o", str(out), "--normal-scale", "2", "-q"]) == 0
+    with P4DReader(old) as a, P4DReader(out) as b:
+        assert b.version == (1, 3) and b.chain == 3 and b.predicted(4, 1, "normal")
+        for k in range(5):
+            for v in range(b.n_views):
+                for kind in a.kinds:  # copied as they were, predicted ones too
+                    assert a.tile_encoded(k, v, kind) == b.tile_encoded(k, v, kind)
+                    assert a.predicted(k, v, kind) == b.predicted(k, v, kind)
+                    assert np.array_equal(a.tile(k, v, kind), b.tile(k, v, kind))
+
+
 def test_a_light_that_cannot_be_fitted_is_flat():
     from bake.relight.fit import fit_tiles
     blank = {"color": np.zeros((8, 8, 3), np.uint8), "alpha": np.zeros((8, 8), np.uint8),

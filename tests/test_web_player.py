@@ -22,6 +22,7 @@ from player import site
 from player.playback import PlayConfig, Playback, still
 from player.light import Light
 from player.render import RenderConfig
+from testkit.fuzz import forge
 from testkit.sphere_p4d import write_sphere
 from testkit.static_servers import serve
 
@@ -49,6 +50,16 @@ def site_dir(tmp_path_factory):
                  codecs={"color": "jpeg", "alpha": "png", "depth": "png"})
     write_sphere(out / "walk.p4d", size=24, n_keyframes=12)
     write_sphere(out / "relit.p4d", size=SIZE, n_keyframes=4, normal_scale=2)  # format 1.2
+    write_sphere(out / "chained.p4d", size=SIZE, n_keyframes=4, depth_scale=4, depth_bits=8, normal_scale=4,
+                 chain=3, codecs={"color": "webp", "alpha": "webp", "depth": "webp"})  # format 1.3, the bake's coding
+    write_sphere(out / "chained_png.p4d", size=SIZE, n_keyframes=4, chain=2,  # lossless chains, 16-bit depth
+                 codecs={"color": "png", "alpha": "png", "depth": "png"})
+    data3 = bytearray((out / "chained.p4d").read_bytes())
+    with P4DReader(out / "chained.p4d") as r:
+        ioff3, rec3 = int(r._index_offset), (3 * r.n_views + 1) * len(r.kinds) + 1  # keyframe 3 (a chain start), alpha
+        assert r.predicted(2, 1, "alpha") and not r.predicted(3, 1, "alpha")
+    data3[ioff3 + rec3 * 24 + 22] = 1  # predicted where the chain starts: a hostile file
+    (out / "badchain.p4d").write_bytes(forge(data3))
     data = bytearray(src.read_bytes())
     (out / "truncated.p4d").write_bytes(data[:-100])
     with P4DReader(src) as r:
@@ -111,7 +122,8 @@ def psnr_foreground(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
 
 
-@pytest.mark.parametrize("name", ["sphere.p4d", "quarter.p4d", "eight.p4d", "eight_png.p4d"])
+@pytest.mark.parametrize("name", ["sphere.p4d", "quarter.p4d", "eight.p4d", "eight_png.p4d", "chained.p4d",
+                                  "chained_png.p4d"])
 @pytest.mark.parametrize("states, floor", [(GRID_STATES, 40.0), (BETWEEN_STATES, 33.0)], ids=["grid", "between"])
 def test_fixed_states_match_the_python_player(browser, servers, site_dir, states, floor, name):
     for k, yaw, pitch in states:
@@ -150,7 +162,9 @@ def test_same_seed_same_keyframes_as_the_python_walk(browser, servers, site_dir)
 
 @pytest.mark.parametrize("name, needle", [("truncated.p4d", "truncated"), ("badheader.p4d", "header crc mismatch"),
                                           ("badindex.p4d", "index crc mismatch"),
-                                          ("badmeta.p4d", "metadata crc mismatch"), ("nothere.p4d", "HTTP 404")])
+                                          ("badmeta.p4d", "metadata crc mismatch"), ("nothere.p4d", "HTTP 404"),
+                                          ("badchain.p4d", "index record 77 (tile 3, 1, alpha) is predicted, but "
+                                                           "keyframe 3 starts a chain (meta.tiles.chain = 3)")])
 @pytest.mark.parametrize("server", ["plain", "range"])
 def test_a_bad_file_ends_in_an_error_on_the_page(browser, servers, name, needle, server):
     page = open_page(browser, f"{servers[server]}?file={name}", until="error")
@@ -300,3 +314,44 @@ def test_a_relit_portrait_matches_the_python_player(browser, servers, site_dir):
     assert "no normals" in page.evaluate("document.getElementById('p4d-notice').textContent")
     assert page.evaluate("window.p4d.light()") is None
     page.close()
+
+
+@pytest.mark.parametrize("name", ["chained.p4d", "chained_png.p4d"])
+def test_a_chained_file_decodes_to_the_python_readers_samples(browser, servers, site_dir, name):
+    """Format 1.3: the page's TileStore walks each chain as formats/reader.py does, at random
+    keyframes (a walk back to the chain's start) and forward; lossless kinds give the same samples,
+    colour the same within the browser's and opencv's webp decoders."""
+    order = [(2, 4), (1, 4), (3, 0), (2, 0), (0, 5), (1, 5), (2, 5), (3, 5)]
+    page = open_page(browser, f"{servers['range']}?file={name}&paused=1")
+    got = page.evaluate("""async ([name, order]) => {
+        const { P4DReader } = await import('./p4d/reader.js');
+        const { HttpSource } = await import('./p4d/source.js');
+        const { TileStore } = await import('./p4d/tiles.js');
+        const r = await (await new P4DReader(await new HttpSource(name).open()).openHeader()).openIndex();
+        const store = new TileStore(r, 4, () => {});
+        const out = [];
+        for (const [k, v] of order) {
+            const before = store.chunks;
+            const s = await store._chained(k, v);
+            const o = { k, v, chunks: store.chunks - before };
+            for (const kind of r.layout.kinds) o[kind] = Array.from(s[kind]);
+            out.push(o);
+        }
+        return out;
+    }""", [name, order])
+    page.close()
+    with P4DReader(site_dir / name) as r:
+        kinds, chain = r.kinds, r.chain
+        for o in got:
+            k, v = o["k"], o["v"]
+            for kind in kinds:
+                want = r.tile_stored(k, v, kind).ravel()
+                have = np.asarray(o[kind], want.dtype)
+                if kind == "color" and r.codecs["color"] == "webp":
+                    assert np.abs(have.astype(int) - want).mean() < 1.0, (name, k, v)
+                else:
+                    np.testing.assert_array_equal(have, want, err_msg=f"{name} {k} {v} {kind}")
+            assert o["chunks"] <= chain * len(kinds)
+    # played forward a keyframe at a time, one chunk per kind; a jump walks back to its chain's start
+    keyframes = [3, 2, 1, 3, 1, 1, 1, 1] if name == "chained.p4d" else [1, 2, 2, 1, 1, 1, 1, 1]
+    assert [o["chunks"] for o in got] == [n * len(kinds) for n in keyframes]

@@ -62,6 +62,22 @@ def test_raw_zstd_portrait_gets_a_lossless_png_copy(tmp_path):
         assert b.meta["graph"] == a.meta["graph"] and b.meta["grid"] == a.meta["grid"]
 
 
+def test_a_chained_raw_zstd_portrait_stays_chained_in_its_png_copy(tmp_path):
+    src = write_sphere(tmp_path / "raw.p4d", size=24, n_keyframes=5, chain=3, quality=85,
+                       codecs={"color": "webp", "alpha": "raw+zstd", "depth": "raw+zstd"})
+    out, recoded = site.build(site.SiteConfig(src, tmp_path / "site", quiet=True))
+    assert recoded
+    with P4DReader(src) as a, P4DReader(out / "raw.p4d") as b:
+        assert b.codecs == {"color": "webp", "alpha": "png", "depth": "png"} and b.chain == 3
+        np.testing.assert_array_equal(b.index["flags"], a.index["flags"])  # re-coded kinds are predicted anew
+        assert b.predicted(1, 0, "alpha") and b.predicted(4, 2, "depth") and not b.predicted(3, 0, "depth")
+        for k in range(a.n_keyframes):
+            for v in range(a.n_views):
+                assert b.tile_encoded(k, v, "color") == a.tile_encoded(k, v, "color")  # copied as is
+                for kind in a.kinds:
+                    assert np.array_equal(a.tile(k, v, kind), b.tile(k, v, kind)), (k, v, kind)
+
+
 def test_single_file_bundles_every_module_and_the_portrait(sphere, tmp_path):
     out = tmp_path / "one.html"
     r = run_cli("web", sphere, "-o", out, "--single-file")

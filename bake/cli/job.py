@@ -51,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="colour codec (default %(default)s); alpha and depth are always lossless")
     g.add_argument("--quality", type=int, default=default(BakeConfig, "quality"),
                    help="colour quality 1-100 for jpeg/webp (default: 80 for tiles of 192 px and more, "
-                        "90 below, which keeps tiles >= 38 dB from the render)")
+                        "90 below, which keeps tiles >= 38 dB from the render; with --chain: 92 from 192 px)")
+    g.add_argument("--residual-quality", type=int, default=default(BakeConfig, "residual_quality"),
+                   help="colour quality 1-100 of a chain's predicted tiles, their differences to the keyframe "
+                        "before (default: 85 for tiles of 192 px and more, 90 below; with --quality given, "
+                        "that quality)")
     g.add_argument("--depth-scale", type=int, default=default(BakeConfig, "depth_scale"), choices=DEPTH_SCALES,
                    help="store depth at 1/N resolution (default %(default)s; full resolution costs ~10x "
                         "the colour tile, and the player warps with coarse depth)")
@@ -62,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--normal-scale", type=int, default=default(BakeConfig, "normal_scale"), choices=NORMAL_SCALES,
                    help="store surface normals at 1/N resolution, with the capture's light fitted over the tiles, "
                         "so the player can relight (format 1.2; default %(default)s); 0: no normals")
+    g.add_argument("--chain", type=int, default=default(BakeConfig, "chain"),
+                   help="chains of N tiles (format 1.3; default %(default)s): a view's keyframe k with k %% N != 0 "
+                        "stores only its difference to keyframe k-1, so a player decodes at most N tiles to "
+                        "reach any keyframe; 1: every tile whole, for players of format 1.2")
     k = p.add_argument_group("keyframes and graph")
     k.add_argument("--fps", type=float, default=default(BakeConfig, "fps"), help="keyframe rate (default %(default)s)")
     k.add_argument("--transitions", type=int, default=default(GraphConfig, "transitions"),
@@ -106,8 +114,10 @@ def config_from_args(a: argparse.Namespace) -> BakeConfig:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return build(BakeConfig, views=views, yaw_range=yaw_range, pitch_range=pitch_range, size=a.size,
-                 fps=a.fps, codec=a.codec, quality=a.quality, depth_scale=a.depth_scale, depth_bits=a.depth_bits,
-                 normal_scale=a.normal_scale,
+                 fps=a.fps, codec=a.codec, quality=a.quality,
+                 residual_quality=a.residual_quality if a.residual_quality is not None else a.quality,
+                 depth_scale=a.depth_scale, depth_bits=a.depth_bits,
+                 normal_scale=a.normal_scale, chain=a.chain,
                  graph=build(GraphConfig, transitions=a.transitions, p_back=a.p_back),
                  groups=a.groups, morph_seconds=a.morph_seconds, seed=a.seed)
 

@@ -31,7 +31,7 @@ from bake.track.expression_map import map_expressions
 from formats import P4DWriter
 from formats.atomic import atomic_path, check_writable_dir
 from formats.camera import Camera, orbit_pose
-from formats.codecs import quantize_depth
+from formats.codecs import LOSSY, quantize_depth
 from formats.errors import UsageError
 from formats.p4d import downscale_depth
 from formats.progress import Progress
@@ -135,8 +135,11 @@ def build_metadata(field: Field, cfg: BakeConfig, grid: ViewGrid, kf: Keyframes,
                              "depth": depth_codec(cfg.depth_bits),
                              **({"normal": LOSSLESS_CODEC["normal"]} if cfg.normal_scale else {})},
                   **({"normal_scale": cfg.normal_scale} if cfg.normal_scale else {}),
-                  "quality": {"color": cfg.quality}, "color": "srgb-premultiplied",
-                  "depth_scale": cfg.depth_scale, **({"depth_bits": 8} if cfg.depth_bits == 8 else {})},
+                  "quality": {"color": cfg.quality, **({"color_predicted": cfg.residual_quality}
+                                                       if cfg.chain > 1 and cfg.codec in LOSSY else {})},
+                  "color": "srgb-premultiplied",
+                  "depth_scale": cfg.depth_scale, **({"depth_bits": 8} if cfg.depth_bits == 8 else {}),
+                  **({"chain": cfg.chain} if cfg.chain > 1 else {})},
         "keyframes": {"fps": cfg.fps, "times": r6(kf.times), "expressions": kf.expressions.astype(np.float64).tolist(),  # exactly what was rendered
                       "expression_names": list(field.capture.expression_names),
                       "capture_view": r6(kf.capture_view), "pose_group": groups.labels.tolist(),
@@ -170,7 +173,9 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
     out = Path(out)
     check_writable_dir(out)  # before anything is rendered or written: one clear line, nothing left
     if cfg.quality is None:
-        cfg = replace(cfg, quality=auto_quality(cfg.size))
+        cfg = replace(cfg, quality=auto_quality(cfg.size, cfg.chain))
+    if cfg.residual_quality is None and cfg.chain > 1:
+        cfg = replace(cfg, residual_quality=auto_quality(cfg.size, cfg.chain, predicted=True))
     kf = keyframes_for(field, cfg, drive)
     if len(kf.times) < 2:
         raise BakeError(f"the sequence gives {len(kf.times)} keyframe(s) at {cfg.fps} fps; need at least 2")
@@ -196,7 +201,7 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
     n_tiles = len(kf.times) * grid.n_views
     s = cfg.depth_scale
     kinds = bake_kinds(cfg)
-    with P4DWriter(out, resume=resume, depth_scale=s, depth_bits=cfg.depth_bits) as writer:
+    with P4DWriter(out, resume=resume, depth_scale=s, depth_bits=cfg.depth_bits, chain=cfg.chain) as writer:
         done = set(writer.done)
         n_done = sum(all((k, v, kind) in done for kind in kinds)
                      for k in range(len(kf.times)) for v in range(grid.n_views)) if done else 0
@@ -229,7 +234,8 @@ def run_bake(field: Field, cfg: BakeConfig, out: str | os.PathLike, *, source_di
                         normals = surface_normals(field, cam, expr, depth, exact=anchor is None)
                         tiles["normal"] = (normal_codes(normals, cfg.normal_scale), LOSSLESS_CODEC["normal"], None)
                     for kind in missing:  # a kill can land between the kinds of one view
-                        writer.add_tile(k, v, kind, *tiles[kind])
+                        writer.add_tile(k, v, kind, *tiles[kind],
+                                        residual_quality=cfg.residual_quality if kind == "color" else None)
                     bar.update(1)
                     rendered += 1
                     if on_tile is not None:

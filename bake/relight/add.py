@@ -40,7 +40,7 @@ def add_normals(src: str | Path, out: str | Path, normal_scale: int = 2, quiet: 
         # Smooth over at least a depth sample: nearest-upsampled depth steps at its block edges.
         sigma = max(max(h, w) / 128, float(r.depth_scale))
         with atomic_path(out) as tmp:
-            wr = P4DWriter(tmp, depth_scale=r.depth_scale, depth_bits=r.depth_bits)
+            wr = P4DWriter(tmp, depth_scale=r.depth_scale, depth_bits=r.depth_bits, chain=r.chain)  # chains stay
             try:
                 if r.has_preview:
                     wr.set_preview(*r.preview())
@@ -49,7 +49,8 @@ def add_normals(src: str | Path, out: str | Path, normal_scale: int = 2, quiet: 
                         for v in range(r.n_views):
                             for kind in r.kinds:
                                 codec, data = r.tile_encoded(k, v, kind)
-                                wr.add_encoded(k, v, kind, data, codec, r.kind_shape(kind))
+                                wr.add_encoded(k, v, kind, data, codec, r.kind_shape(kind),
+                                               predicted=r.predicted(k, v, kind))
                             q = upsample_depth_nearest(r.tile(k, v, "depth"), r.depth_scale, (h, w))
                             cam = Camera(intr, orbit_pose(g["yaws"][v % ny], g["pitches"][v // ny], g["radius"],
                                                           g["center"]))

@@ -5,7 +5,7 @@
 import { crc32 } from "./crc32.js";
 import { unpackMeta } from "./msgpack.js";
 import { decodePng } from "./png.js";
-import { CODECS, HEADER_SIZE, checkHeader, checkIndex, kindShape } from "./spec.js";
+import { CODECS, FLAG_PREDICTED, HEADER_SIZE, checkHeader, checkIndex, kindShape } from "./spec.js";
 import { validateMeta } from "./schema.js";
 
 export class P4DReader {
@@ -61,6 +61,17 @@ export class P4DReader {
         if (r.raw !== want) throw new Error(`index record ${i} raw length ${r.raw} != tile size ${want} (${depthBits}-bit depth, meta.tiles.depth_bits)`);
       }
     });
+    // v1.3: keyframes k % chain == 0 start a chain, so a decode walks back at most chain chunks
+    const chain = meta.tiles.chain ?? 1;
+    recs.forEach((r, i) => {
+      const k = Math.floor(i / (L.kinds.length * L.V));
+      if (r.flags & FLAG_PREDICTED && k % chain === 0) {
+        const v = Math.floor(i / L.kinds.length) % L.V, kind = L.kinds[i % L.kinds.length];
+        const what = "chain" in meta.tiles ? `meta.tiles.chain = ${chain}` : "no meta.tiles.chain";
+        throw new Error(`index record ${i} (tile ${k}, ${v}, ${kind}) is predicted, but keyframe ${k} starts a chain (${what}): its tiles must be intra`);
+      }
+    });
+    L.chain = chain;
     L.depthBits = depthBits;
     this.records = recs;
     this.meta = meta;
@@ -78,7 +89,8 @@ export class P4DReader {
     return { rgba, w: p.w, h: p.h };
   }
 
-  /** {kind: {codec, data}} of tile (k, v), every chunk's crc checked. Its kinds' chunks are
+  /** {kind: {codec, data, predicted}} of tile (k, v), every chunk's crc checked (predicted, v1.3:
+   * the chunk holds the difference to keyframe k - 1). Its kinds' chunks are
    * read in one request where they lie together (the writer puts them side by side). */
   async tileChunks(k, v) {
     const L = this.layout;
@@ -94,7 +106,7 @@ export class P4DReader {
       const r = recs[j], kind = L.kinds[j];
       const data = span ? span.subarray(r.offset - lo, r.offset - lo + r.length) : await this.source.read(r.offset, r.length);
       if (crc32(data) !== r.crc) throw new Error(`crc mismatch in tile (keyframe ${k}, view ${v}, ${kind}) at offset ${r.offset}`);
-      out[kind] = { codec: CODECS[r.codec - 1], data };
+      out[kind] = { codec: CODECS[r.codec - 1], data, predicted: (r.flags & FLAG_PREDICTED) !== 0 };
     }
     return out;
   }

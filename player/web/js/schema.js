@@ -1,7 +1,7 @@
 // The .p4d metadata schema (formats/p4d.py validate_meta): every field the player reads is
 // checked, with the dotted path of the first one that is missing or wrong.
 
-import { KINDS, KIND_CODECS } from "./spec.js";
+import { KINDS, KIND_CODECS, MAX_CHAIN } from "./spec.js";
 
 function get(meta, path) {
   let node = meta;
@@ -72,6 +72,11 @@ export function validateMeta(meta, layout) {
   if (bits !== 16 && !kinds.includes("depth")) throw new Error(`meta.tiles.depth_bits is ${bits} but the file has no depth tiles`);
   if (bits !== 16 && layout.minor < 1) throw new Error(`meta.tiles.depth_bits ${bits} is format 1.1, the header says 1.${layout.minor}`);
   if (bits === 16 && codecs.depth === "webp") throw new Error("meta.tiles.codecs.depth is webp, which stores 8-bit depth only (tiles.depth_bits 8)");
+  if ("chain" in meta.tiles) {  // v1.3: chained tiles
+    const ch = int(meta.tiles.chain, "tiles.chain");
+    if (!(ch >= 2 && ch <= MAX_CHAIN)) throw new Error(`meta.tiles.chain must be in 2..${MAX_CHAIN}, got ${ch}`);
+    if (layout.minor < 3) throw new Error(`meta.tiles.chain is format 1.3, the header says 1.${layout.minor}`);
+  }
   validateLighting(meta, kinds, layout);
   if (!(num(get(meta, "keyframes.fps"), "keyframes.fps") > 0)) throw new Error("meta.keyframes.fps must be > 0");
   const K = nums(get(meta, "keyframes.times"), "keyframes.times").length;

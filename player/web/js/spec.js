@@ -13,6 +13,8 @@ export const CODECS = ["raw+zstd", "png", "jpeg", "webp"];  // wire ids 1..4
 export const KIND_CODECS = { color: ["jpeg", "webp", "png", "raw+zstd"], alpha: ["png", "raw+zstd", "webp"],
                              depth: ["png", "raw+zstd", "webp"],  // webp: 8-bit depth only (v1.1)
                              normal: ["webp", "png", "raw+zstd"] };  // v1.2, lossless
+export const FLAG_PREDICTED = 1;  // index record flags bit 0 (v1.3): a difference to keyframe k - 1
+export const MAX_CHAIN = 64;  // meta.tiles.chain cap: a decode walks back at most that many chunks
 export const DEPTH_STEP8 = 258;  // q units per 8-bit depth code (v1.1): q = 1 + (n - 1) * 258
 const KIND_BYTES = { color: 3, alpha: 1, depth: 2, normal: 3 };  // channels x bytes per sample
 const MAX_SIDE = 8192, MAX_PREVIEW_SIDE = 2048, MAX_AXIS = 1 << 16, MAX_TILES = 1 << 21;
@@ -103,7 +105,7 @@ export function kindShape(layout, kind) {
   return [Math.ceil(layout.H / s), Math.ceil(layout.W / s)];
 }
 
-/** The index bytes -> records [{offset, length, raw, crc, codec, kind}] in canonical order,
+/** The index bytes -> records [{offset, length, raw, crc, codec, kind, flags}] in canonical order,
  * checked as formats/reader.py ``_check_index`` does (kinds in order, known codecs, raw lengths,
  * chunks non-empty, aligned, contiguous, in bounds, the preview first, the index right after). */
 export function checkIndex(bytes, layout, size) {
@@ -113,10 +115,14 @@ export function checkIndex(bytes, layout, size) {
   for (let i = 0; i < bytes.length / RECORD; i++) {
     const o = i * RECORD;
     const r = { offset: Number(v.getBigUint64(o, true)), length: v.getUint32(o + 8, true), raw: v.getUint32(o + 12, true),
-                crc: v.getUint32(o + 16, true), codec: v.getUint8(o + 20), kind: v.getUint8(o + 21), reserved: v.getUint16(o + 22, true) };
+                crc: v.getUint32(o + 16, true), codec: v.getUint8(o + 20), kind: v.getUint8(o + 21), flags: v.getUint16(o + 22, true) };
     const kind = layout.kinds[i % nk];
     if (r.kind !== KIND_ID[kind]) throw new Error(`index record ${i} has kind ${r.kind}, canonical order expects ${KIND_ID[kind]} (${kind})`);
-    if (r.reserved) throw new Error(`index record ${i} has non-zero reserved bytes`);
+    const allowed = layout.minor >= 3 ? FLAG_PREDICTED : 0;  // flag bits are v1.3; reserved = 0 before
+    if (r.flags & ~allowed) {
+      const why = allowed ? "flag bits other than bit 0 (predicted)" : `flags are format 1.3, the header says 1.${layout.minor}`;
+      throw new Error(`index record ${i} has non-zero reserved bytes (${r.flags}: ${why})`);
+    }
     if (r.codec < 1 || r.codec > CODECS.length) throw new Error(`index record ${i} has unknown codec id ${r.codec}`);
     const [kh, kw] = kindShape(layout, kind);
     // 8-bit depth (v1.1) is half the 16-bit size; the metadata says which (reader.js checks it)

@@ -3,9 +3,14 @@
 // metres (float32) at the tile's size. ``TileStore`` keeps a bounded set of them in the
 // renderer's texture layers (least recently used goes first) and decodes ahead of need; a
 // damaged tile is stood in by the nearest keyframe of its view that decodes, named once.
+// Chained files (v1.3) are decoded as formats/reader.py does: from the nearest keyframe of the
+// chain this view has decoded lately (or the chain's intra start) forward, difference by difference.
 
 import { decodePng } from "./png.js";
-import { DEPTH_STEP8 } from "./spec.js";
+import { DEPTH_STEP8, kindShape } from "./spec.js";
+
+const LOSSY = ["jpeg", "webp"];  // colour in these takes the clamped difference rule (docs/p4d-format.md "Chains")
+export const CHAIN_MEMO = 8;  // decoded keyframes kept per view of a chained file (P4DReader.CHAIN_MEMO)
 
 const JPEG = [0xff, 0xd8, 0xff];
 
@@ -27,15 +32,14 @@ async function bitmapPixels(codec, data, h, w) {
   }
 }
 
-async function decodeKind(kind, codec, data, h, w, depthBits = 16) {
+/** The samples one chunk holds, as stored: colour and normal RGB bytes, alpha bytes, depth 16-bit
+ * q or (v1.1) 8-bit codes; for a predicted chunk (v1.3) the difference to keyframe k - 1. */
+async function decodeStored(kind, codec, data, h, w, depthBits = 16) {
   if (codec === "raw+zstd") throw new Error("raw+zstd tiles are not read by browsers; write the site with `player web`, which re-codes them as png");
   if (kind === "depth" && depthBits === 16) return decodePng(data, { width: w, height: h, bits: 16, colorType: 0 });
-  if (kind === "depth") {  // 8-bit codes (v1.1): n -> q = 1 + (n - 1) * 258, 0 = empty
-    const n = codec === "png" ? await decodePng(data, { width: w, height: h, bits: 8, colorType: 0 })
-      : await decodeKind("alpha", codec, data, h, w);
-    const q = new Uint16Array(n.length);
-    for (let i = 0; i < n.length; i++) q[i] = n[i] ? 1 + (n[i] - 1) * DEPTH_STEP8 : 0;
-    return q;
+  if (kind === "depth") {
+    return codec === "png" ? decodePng(data, { width: w, height: h, bits: 8, colorType: 0 })
+      : decodeStored("alpha", codec, data, h, w);
   }
   if (codec === "png") return decodePng(data, { width: w, height: h, bits: 8, colorType: kind === "color" || kind === "normal" ? 2 : 0 });
   const px = await bitmapPixels(codec, data, h, w);
@@ -110,13 +114,39 @@ export function upsampleDepth(small, s, h, w, disc = 0.05, alpha = null) {
   return out;
 }
 
+/** One (keyframe, view)'s chunks -> {kind: its stored samples} (``decodeStored``). */
+export async function decodeSamples(chunks, layout) {
+  const out = {};
+  for (const kind of Object.keys(chunks)) {
+    const [h, w] = kindShape(layout, kind);
+    out[kind] = await decodeStored(kind, chunks[kind].codec, chunks[kind].data, h, w, layout.depthBits ?? 16);
+  }
+  return out;
+}
+
+/** A predicted tile's samples from the previous keyframe's ``prev`` and its chunk's difference
+ * ``r`` (formats/p4d.py apply_residual): lossy colour clamp(prev + r - 128, 0, 255), every other
+ * coding prev + r modulo 2^bits (a typed array's store wraps). */
+export function applyResidual(prev, r, lossy) {
+  const out = new prev.constructor(prev.length);
+  if (lossy) for (let i = 0; i < prev.length; i++) out[i] = Math.min(Math.max(prev[i] + r[i] - 128, 0), 255);
+  else for (let i = 0; i < prev.length; i++) out[i] = prev[i] + r[i];
+  return out;
+}
+
 /** One tile's chunks -> {rgba: Uint8Array [H*W*4], depth: Float32Array [H*W], normal: Uint8Array
- * [hn*wn*2] normal codes (v1.2) or null}. */
+ * [hn*wn*2] normal codes (v1.2) or null}; the chunks of an intra tile (chained files: ``packTile``
+ * of the samples ``TileStore`` walked to). */
 export async function decodeTile(chunks, meta, layout) {
+  return packTile(await decodeSamples(chunks, layout), meta, layout);
+}
+
+/** Stored samples of one (keyframe, view) -> the tile as ``decodeTile`` gives it. */
+export function packTile(samples, meta, layout) {
   const { H, W, depthScale: s } = layout;
   const n = H * W;
-  const color = await decodeKind("color", chunks.color.codec, chunks.color.data, H, W);
-  const alpha = chunks.alpha ? await decodeKind("alpha", chunks.alpha.codec, chunks.alpha.data, H, W) : null;
+  const color = samples.color;
+  const alpha = samples.alpha ?? null;
   const rgba = new Uint8Array(n * 4);
   for (let i = 0; i < n; i++) {
     const a = alpha ? alpha[i] : 255;
@@ -126,9 +156,13 @@ export async function decodeTile(chunks, meta, layout) {
     rgba[4 * i + 3] = a;
   }
   let depth;
-  if (chunks.depth) {
+  if (samples.depth) {
     const [hs, ws] = [Math.ceil(H / s), Math.ceil(W / s)];
-    const q = await decodeKind("depth", chunks.depth.codec, chunks.depth.data, hs, ws, layout.depthBits ?? 16);
+    let q = samples.depth;
+    if ((layout.depthBits ?? 16) === 8) {  // 8-bit codes (v1.1): n -> q = 1 + (n - 1) * 258, 0 = empty
+      q = new Uint16Array(samples.depth.length);
+      for (let i = 0; i < q.length; i++) q[i] = samples.depth[i] ? 1 + (samples.depth[i] - 1) * DEPTH_STEP8 : 0;
+    }
     const { near, far } = meta.grid.depth;
     const step = (far - near) / 65534;
     const small = new Float32Array(hs * ws);
@@ -138,9 +172,9 @@ export async function decodeTile(chunks, meta, layout) {
     depth = new Float32Array(n).fill(meta.grid.radius);  // no depth baked: a plane through the orbit centre
   }
   let normal = null;
-  if (chunks.normal) {  // v1.2: the codes (u, v) of each normal sample; the third channel is 0
+  if (samples.normal) {  // v1.2: the codes (u, v) of each normal sample; the third channel is 0
     const ns = layout.normalScale ?? 1, [hn, wn] = [Math.ceil(H / ns), Math.ceil(W / ns)];
-    const px = await decodeKind("normal", chunks.normal.codec, chunks.normal.data, hn, wn);
+    const px = samples.normal;
     normal = new Uint8Array(hn * wn * 2);
     for (let i = 0; i < hn * wn; i++) {
       normal[2 * i] = px[3 * i];
@@ -164,6 +198,8 @@ export class TileStore {
     this.busy = 0;
     this.pinned = new Set();
     this.decoded = 0;
+    this.chunks = 0;  // chunks decoded (a chained tile costs those back to its chain's start)
+    this.memo = new Map();  // chained files: view -> [{k, samples}], least recently used first
   }
 
   layer(k, v) {
@@ -228,8 +264,41 @@ export class TileStore {
   }
 
   async _decode(k, v) {
+    const L = this.reader.layout;
+    if ((L.chain ?? 1) > 1) return packTile(await this._chained(k, v), this.reader.meta, L);
     const chunks = await this.reader.tileChunks(k, v);
-    return decodeTile(chunks, this.reader.meta, this.reader.layout);
+    this.chunks += L.kinds.length;
+    return decodeTile(chunks, this.reader.meta, L);
+  }
+
+  /** Stored samples of (k, v) in a chained file: from the nearest keyframe of its chain this
+   * view keeps decoded (the CHAIN_MEMO most recently used) or the chain's intra start, forward;
+   * at most meta.tiles.chain keyframes' chunks. */
+  async _chained(k, v) {
+    const L = this.reader.layout, nk = L.kinds.length;
+    const memo = this.memo.get(v) ?? [];
+    const predicted = (j) => L.kinds.some((_, i) => this.reader.records[(j * L.V + v) * nk + i].flags & 1);
+    let j = k, base = null;
+    for (;;) {  // ends at the chain's start at the latest: the reader refuses predicted tiles there
+      const hit = memo.find((e) => e.k === j);
+      if (hit) { base = hit.samples; break; }
+      if (!predicted(j)) break;
+      j--;
+    }
+    for (let i = base ? j + 1 : j; i <= k; i++) {
+      const chunks = await this.reader.tileChunks(i, v);
+      const coded = await decodeSamples(chunks, L);
+      this.chunks += nk;
+      const next = {};
+      for (const kind of L.kinds) {
+        const c = chunks[kind];
+        next[kind] = c.predicted ? applyResidual(base[kind], coded[kind], kind === "color" && LOSSY.includes(c.codec)) : coded[kind];
+      }
+      base = next;
+    }
+    const kept = (this.memo.get(v) ?? []).filter((e) => e.k !== k);
+    this.memo.set(v, [...kept.slice(Math.max(kept.length - CHAIN_MEMO + 1, 0)), { k, samples: base }]);
+    return base;
   }
 
   async _load(k, v) {
