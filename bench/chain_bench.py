@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from formats import P4DReader  # noqa: E402
 from player import kernels  # noqa: E402
 from player.cache import decode_tile  # noqa: E402
+from player.pacing import FrameClock  # noqa: E402
 from player.playback import PlayConfig, Playback  # noqa: E402
 from player.render import RenderConfig  # noqa: E402
 
@@ -42,19 +43,14 @@ def side_by_side(paths: list[str], size: int, seconds: float, seed: int, prefetc
         d0 = [r.decodes for r in readers]
         n = int(round(seconds * 60))
         wall, cpu = np.empty((len(pbs), n)), np.empty((len(pbs), n))
-        tick = time.perf_counter()
+        clock = FrameClock(60.0)
         for i in range(n):
             for j, p in enumerate(pbs):
                 t0, c0 = time.perf_counter(), time.thread_time()
                 p.step(1 / 60)
                 p.render()
                 wall[j, i], cpu[j, i] = time.perf_counter() - t0, time.thread_time() - c0
-            tick += 1 / 60
-            pause = tick - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
-            else:
-                tick = time.perf_counter()
+            clock.wait()
         return [{"file": Path(path).name, "p50_ms": float(np.percentile(wall[j], 50) * 1e3),
                  "p99_ms": float(np.percentile(wall[j], 99) * 1e3),
                  "cpu_p50_ms": float(np.percentile(cpu[j], 50) * 1e3),

@@ -31,6 +31,7 @@ def run(path: str, seconds: float, sharpen: float, paced: bool = False) -> dict:
 
     from formats import P4DReader
     from player import kernels as K
+    from player.pacing import FrameClock
     from player.playback import PlayConfig, Playback
     from player.render import RenderConfig
     numba.set_num_threads(1)
@@ -58,7 +59,7 @@ def run(path: str, seconds: float, sharpen: float, paced: bool = False) -> dict:
                 setattr(K, name, timed(name))
             n = max(1, int(round(seconds * 60)))
             cpu, sources = np.empty(n), np.empty(n, np.int64)
-            tick = time.perf_counter()
+            clock = FrameClock(60.0)
             for i in range(n):
                 c = time.thread_time()
                 pb.step(1 / 60)
@@ -67,12 +68,7 @@ def run(path: str, seconds: float, sharpen: float, paced: bool = False) -> dict:
                 sources[i] = int((pb.renderer.w > 0).sum())
                 pb.cache.idle()
                 if paced:
-                    tick += 1 / 60
-                    pause = tick - time.perf_counter()
-                    if pause > 0:
-                        time.sleep(pause)
-                    else:
-                        tick = time.perf_counter()
+                    clock.wait()
         finally:
             for name, f in originals.items():
                 setattr(K, name, f)

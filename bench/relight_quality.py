@@ -18,9 +18,9 @@ Targets: relit >= 30 dB and >= 5 dB above unrelit.
 Figures (2-core VM, 256² tiles, 5x3 views, webp q80, ~45 s a run): the default run gives
 relit 32.72 dB (worst 1 % 18.29), unrelit 18.98 dB; before the gains were guided by the colour and
 the normals blurred by n/4 before sampling, relit 31.75 (worst 1 % 16.34); full-resolution normals
-33.72 (19.29). Earlier runs: relit 31.75 dB, unrelit 18.98 dB, the fitted key yaw 23.5, pitch 26.8 (true 23.1, 26.8). By
---normal-scale, relit / unrelit PSNR and normal bytes per tile (colour 4.0 KB), measured before
-the fit kept to the skin (its key then 0.1 to 0.5 degrees off): 1: 33.7 / 19.0 dB, 19.2 KB;
+33.72 (19.29); the fitted key yaw 23.5, pitch 26.8 (true 23.1, 26.8). By --normal-scale, relit /
+unrelit PSNR and normal bytes per tile (colour 4.0 KB), measured with bilinear gains, before the
+fit kept to the skin (its key then 0.1 to 0.5 degrees off): 1: 33.7 / 19.0 dB, 19.2 KB;
 2: 33.1 / 19.0 dB, 8.1 KB; 4 (the bake's default): 31.7 / 19.0 dB, 3.5 KB; 8: 29.7 / 19.0 dB,
 1.4 KB. The true light in place of the fitted one (128², 1/2) relit to 32.1 dB against 32.0
 fitted: what is left is the head's ambient occlusion and the key's factor on it, which a

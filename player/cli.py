@@ -161,6 +161,7 @@ def bench(args) -> dict:
     side (each frame of one followed by the same frame of the other, same walk and views), so the
     relight's cost is read off one run on one machine state."""
     from player import kernels
+    from player.pacing import FrameClock
     n_threads = _threads(args.threads)
     reader = _open(args.file)
     kernels.warm_up()
@@ -178,7 +179,7 @@ def bench(args) -> dict:
         dt = 1.0 / 60.0
         n = max(1, int(round(args.seconds * 60)))
         wall, cpu = np.empty((len(pbs), n)), np.empty((len(pbs), n))
-        next_tick = time.perf_counter()
+        clock = FrameClock(1.0 / dt)
         for i in range(n):
             for j, p in enumerate(pbs):
                 t0, c0 = time.perf_counter(), time.thread_time()
@@ -186,12 +187,7 @@ def bench(args) -> dict:
                 p.render()
                 wall[j, i], cpu[j, i] = time.perf_counter() - t0, time.thread_time() - c0
             if not args.no_pace:
-                next_tick += dt
-                pause = next_tick - time.perf_counter()
-                if pause > 0:
-                    time.sleep(pause)
-                else:
-                    next_tick = time.perf_counter()
+                clock.wait()
 
         def figures(j: int) -> dict:
             st, base = pbs[j].cache.stats(), bases[j]
